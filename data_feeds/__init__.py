@@ -1,0 +1,1 @@
+"""volsuite data_feeds package."""

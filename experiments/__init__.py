@@ -1,0 +1,1 @@
+"""volsuite experiments package."""
