@@ -1,1 +1,44 @@
-"""volsuite data_feeds package."""
+"""Where market data comes from, how it is checked, and how it enters backtrader and vectorbt.
+
+Public API
+----------
+load_ohlc
+    Validated daily OHLC from ``builtin:``, ``yfinance:`` or CSV/parquet sources.
+align_to_index
+    Secondary series (VIX) onto the underlying's trading days, at most one day forward-filled.
+ohlc_feed
+    backtrader feed of a daily frame with extra lines.
+vix_proxy_market_table
+    The 0DTE ATM straddle market table proxied from VIX.
+OptionContract, OptionQuote
+    Core option types.
+"""
+
+from data_feeds.align import AlignReport, align_to_index
+from data_feeds.bt_feeds import ohlc_feed
+from data_feeds.calendar import TZ, session_minutes
+from data_feeds.contracts import OptionContract, OptionQuote
+from data_feeds.errors import DataSourceError, DataValidationError, VolsuiteError
+from data_feeds.market import MARKET_COLUMNS, atm_strike, vix_proxy_market_table
+from data_feeds.ohlc import LoadReport, fingerprint, load_ohlc, load_yfinance, validate_ohlc
+
+__all__ = [
+    "MARKET_COLUMNS",
+    "TZ",
+    "AlignReport",
+    "DataSourceError",
+    "DataValidationError",
+    "LoadReport",
+    "OptionContract",
+    "OptionQuote",
+    "VolsuiteError",
+    "align_to_index",
+    "atm_strike",
+    "fingerprint",
+    "load_ohlc",
+    "load_yfinance",
+    "ohlc_feed",
+    "session_minutes",
+    "validate_ohlc",
+    "vix_proxy_market_table",
+]

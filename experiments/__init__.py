@@ -1,1 +1,9 @@
-"""volsuite experiments package."""
+"""Experiment configs and the runner: walk-forward Optuna, MLflow tracking, tearsheets, CLI.
+
+This is the only layer that knows all the others. Public API: :func:`load_config`,
+:func:`run_experiment`, :func:`make_folds`.
+"""
+
+from experiments.config import ConfigError, ExperimentConfig, load_config
+
+__all__ = ["ConfigError", "ExperimentConfig", "load_config"]

@@ -1,1 +1,53 @@
-"""volsuite strategies package."""
+"""backtrader strategies, one module per family, found by name through a registry.
+
+Plugins are registered in :data:`STRATEGIES`; a user's own plugin registers through the
+``volsuite.strategies`` entry-point group (``name = "package.module:PluginClass"``) without editing
+the runner. See ``README.md`` ("Adding a strategy").
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
+from strategies.zero_dte_straddle import ZeroDteStraddle
+
+STRATEGIES: dict[str, type[StrategyPlugin]] = {
+    ZeroDteStraddle.name: ZeroDteStraddle,
+}
+
+
+def get_strategy(name: str) -> type[StrategyPlugin]:
+    """The plugin class registered as ``name`` (built-in or entry point).
+
+    Raises
+    ------
+    KeyError
+        No plugin has that name; the message lists the known ones.
+    """
+    if name in STRATEGIES:
+        return STRATEGIES[name]
+    for ep in entry_points(group="volsuite.strategies"):
+        if ep.name == name:
+            return ep.load()
+    known = sorted(set(STRATEGIES) | {ep.name for ep in entry_points(group="volsuite.strategies")})
+    raise KeyError(f"unknown strategy {name!r}; registered: {known}")
+
+
+def list_strategies() -> dict[str, str]:
+    """Name -> one-line description of every registered strategy."""
+    out = {name: cls.description for name, cls in STRATEGIES.items()}
+    for ep in entry_points(group="volsuite.strategies"):
+        out.setdefault(ep.name, f"(entry point {ep.value})")
+    return out
+
+
+__all__ = [
+    "STRATEGIES",
+    "BacktestResult",
+    "StrategyParams",
+    "StrategyPlugin",
+    "get_strategy",
+    "list_strategies",
+    "run_cerebro",
+]

@@ -14,7 +14,9 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 def shared_data() -> Path:
     """Path to ``../shared/data``; skips the test with a reason when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real market data not found at {SHARED_DATA} (a fresh clone has no ../shared/data)")
+        pytest.skip(
+            f"real market data not found at {SHARED_DATA} (a fresh clone has no ../shared/data)"
+        )
     return SHARED_DATA
 
 
