@@ -1,1 +1,55 @@
-"""volsuite indicators package."""
+"""Volatility indicators for volsuite: one numba implementation, three faces.
+
+Every signal input is a numba kernel (``*_nb``) exposed three ways:
+
+* a Python API on an OHLC ``DataFrame`` (lowercase ``open``/``high``/``low``/``close``
+  columns) returning an aligned ``Series``;
+* a vectorbt ``IndicatorFactory`` indicator computing a whole parameter grid in one
+  ``run`` call;
+* a ``backtrader.Indicator`` for event-driven use (``once()`` for runonce mode, ``next()``
+  for live/next mode), backed by the same kernel.
+
+Contents
+--------
+realized_vol, daily_variance, ESTIMATORS, RealizedVol, RealizedVolIndicator
+    Close-to-close, Parkinson (1980), Garman-Klass (1980), Rogers-Satchell (1991) and
+    Yang-Zhang (2000) realized volatility, decimal, annualized with 252 days. The value at
+    bar ``t`` uses bars up to ``t`` only.
+har_forecast, har_forecast_from_rv, har_fit, HarForecast, HarForecastIndicator
+    HAR-RV one-day-ahead forecast (Corsi 2009); the value at ``t`` is the forecast of
+    ``rv_t`` from bars up to ``t-1``.
+
+See ``docs/indicators.md`` for formulas, alignment and references.
+"""
+
+from indicators.har import (
+    HarFit,
+    HarForecast,
+    HarForecastIndicator,
+    har_fit,
+    har_forecast,
+    har_forecast_from_rv,
+)
+from indicators.realized_vol import (
+    ESTIMATORS,
+    TRADING_DAYS,
+    RealizedVol,
+    RealizedVolIndicator,
+    daily_variance,
+    realized_vol,
+)
+
+__all__ = [
+    "ESTIMATORS",
+    "TRADING_DAYS",
+    "HarFit",
+    "HarForecast",
+    "HarForecastIndicator",
+    "RealizedVol",
+    "RealizedVolIndicator",
+    "daily_variance",
+    "har_fit",
+    "har_forecast",
+    "har_forecast_from_rv",
+    "realized_vol",
+]
