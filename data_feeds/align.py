@@ -23,7 +23,9 @@ class AlignReport:
     filled : list[str]
         Target days filled with the previous day's value (at most ``max_fill`` in a row).
     missing : list[str]
-        Target days left NaN (gap longer than ``max_fill``, or before the series starts).
+        Target days inside the series' span left NaN (gap longer than ``max_fill``).
+    outside : int
+        Target days before the series' first or after its last value (left NaN).
     extra : int
         Series rows on days not in the target index (dropped from the aligned series).
     """
@@ -33,6 +35,7 @@ class AlignReport:
     matched: int = 0
     filled: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    outside: int = 0
     extra: int = 0
 
     def summary(self) -> str:
@@ -43,7 +46,10 @@ class AlignReport:
         )
         if self.filled:
             text += f" [{', '.join(self.filled[:5])}{', ...' if len(self.filled) > 5 else ''}]"
-        text += f", {len(self.missing)} left missing, {self.extra} rows off the calendar dropped"
+        text += (
+            f", {len(self.missing)} gap days left missing, {self.outside} days outside the "
+            f"series' span, {self.extra} rows off the calendar dropped"
+        )
         return text
 
 
@@ -91,10 +97,15 @@ def align_to_index(
     # if the run of missing target days so far is <= max_fill.
     last = series.reindex(index, method="ffill")
     values = direct.to_numpy(dtype=float).copy()
+    valid = series.dropna().index
+    first, last_day = (valid[0], valid[-1]) if len(valid) else (None, None)
     run = 0
     for i in range(len(index)):
         if have[i]:
             run = 0
+            continue
+        if first is None or index[i] < first or index[i] > last_day:
+            report.outside += 1
             continue
         run += 1
         day = index[i].strftime("%Y-%m-%d")

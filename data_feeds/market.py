@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from data_feeds.calendar import MINUTES_PER_YEAR, session_minutes
-from pricing.black_scholes import bs_price
+from pricing import bs_price
 
 MARKET_COLUMNS = (
     "spot",

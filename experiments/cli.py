@@ -99,10 +99,17 @@ def run(
     table.add_row("max drawdown", f"{m['max_drawdown']:.2%}")
     table.add_row("hit rate", f"{m.get('hit_rate', 0.0):.1%}")
     table.add_row("trades", f"{int(m.get('trades', 0))}")
-    table.add_row("tearsheet", str(outcome.run_dir / "tearsheet.html"))
-    table.add_row("results", str(outcome.run_dir))
-    table.add_row("MLflow run", outcome.mlflow_run_id or "(not logged)")
     console.print(table)
+    # paths in full (a table cell would truncate them on a narrow terminal)
+    console.print(
+        f"tearsheet  {outcome.run_dir / 'tearsheet.html'}", highlight=False, soft_wrap=True
+    )
+    console.print(f"results    {outcome.run_dir}", highlight=False, soft_wrap=True)
+    console.print(
+        f"MLflow run {outcome.mlflow_run_id or '(not logged: --no-mlflow)'}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("list")

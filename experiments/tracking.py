@@ -91,9 +91,10 @@ def log_run(
     str
         The parent MLflow run id.
     """
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
     import mlflow
+
+    for name in ("alembic", "mlflow"):  # after the import: mlflow sets its own levels on import
+        logging.getLogger(name).setLevel(logging.WARNING)
 
     mlflow.set_tracking_uri(tracking_uri)
     client = mlflow.MlflowClient()

@@ -1,1 +1,66 @@
-"""volsuite pricing package."""
+"""Option pricing for volsuite: Black-Scholes-Merton kernels and QuantLib references.
+
+* :mod:`pricing.black_scholes` -- numba-compiled Black-Scholes-Merton prices, Greeks and
+  implied volatility (Jäckel's "Let's be rational" scheme) in the normalised Black form,
+  accurate down to one-minute (0DTE) expiries. NumPy-facing functions broadcast their
+  inputs; the ``*_nb`` kernels can be called from other nopython code.
+* :mod:`pricing.quantlib_engines` -- QuantLib 1.44 wrappers used as the independent
+  reference (analytic and Crank-Nicolson engines, ``blackFormula`` and its implied
+  standard deviation).
+
+Conventions: ``tte`` in years ACT/365 (one minute = 1/525600), continuous ``rate`` and
+``div_yield`` as decimals, ``vol`` decimal annualised, ``right`` ``'C'``/``'P'``. See
+``docs/pricing.md``.
+"""
+
+from pricing.black_scholes import (
+    CALL,
+    IV_ABOVE_UPPER_BOUND,
+    IV_BAD_INPUT,
+    IV_BELOW_INTRINSIC,
+    IV_NO_CONVERGENCE,
+    IV_OK,
+    IV_STATUS_DESCRIPTIONS,
+    PUT,
+    Greeks,
+    IVResult,
+    IVStatus,
+    bs_greeks,
+    bs_price,
+    implied_vol,
+    implied_vol_status,
+    parse_right,
+    straddle_price,
+)
+from pricing.quantlib_engines import (
+    ql_black_price,
+    ql_bs_greeks,
+    ql_bs_price,
+    ql_implied_vol,
+    whole_days,
+)
+
+__all__ = [
+    "CALL",
+    "IV_ABOVE_UPPER_BOUND",
+    "IV_BAD_INPUT",
+    "IV_BELOW_INTRINSIC",
+    "IV_NO_CONVERGENCE",
+    "IV_OK",
+    "IV_STATUS_DESCRIPTIONS",
+    "PUT",
+    "Greeks",
+    "IVResult",
+    "IVStatus",
+    "bs_greeks",
+    "bs_price",
+    "implied_vol",
+    "implied_vol_status",
+    "parse_right",
+    "ql_black_price",
+    "ql_bs_greeks",
+    "ql_bs_price",
+    "ql_implied_vol",
+    "straddle_price",
+    "whole_days",
+]

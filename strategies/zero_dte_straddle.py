@@ -41,7 +41,7 @@ from data_feeds import (
 )
 from data_feeds.ohlc import fingerprint
 from indicators import RealizedVol, har_forecast
-from pricing.black_scholes import straddle_price
+from pricing import straddle_price
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
 
 Estimator = Literal["close_to_close", "parkinson", "garman_klass", "rogers_satchell", "yang_zhang"]

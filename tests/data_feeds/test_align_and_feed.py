@@ -32,7 +32,9 @@ def test_real_vix_on_sp500_calendar(sp500: pd.DataFrame) -> None:
     vix = load_ohlc("builtin:vix")
     aligned, report = align_to_index(vix["close"], sp500.index, max_fill=1, name="vix")
     inside = sp500.index[sp500.index >= vix.index[0]]
-    assert report.matched + len(report.filled) + len(report.missing) == len(sp500)
+    total = report.matched + len(report.filled) + len(report.missing) + report.outside
+    assert total == len(sp500)
+    assert report.outside == int((sp500.index < vix.index[0]).sum())
     # every session of 2014-2018 has a VIX print: nothing filled after VIX starts
     assert not [d for d in report.filled if d >= "2014-01-03"]
     assert aligned.loc[inside].notna().all()
