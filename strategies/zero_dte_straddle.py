@@ -33,6 +33,7 @@ from pydantic import Field, model_validator
 
 from brokers import OptionsBroker
 from data_feeds import (
+    MARKET_COLUMNS,
     OptionContract,
     OptionQuote,
     align_to_index,
@@ -54,18 +55,8 @@ QUADRANTS = {
 }
 """Quadrant labels keyed by (model IV > market IV, model straddle > market straddle)."""
 
-MARKET_LINES = (
-    "strike",
-    "tte",
-    "call_bid",
-    "call_ask",
-    "put_bid",
-    "put_ask",
-    "straddle_bid",
-    "straddle_ask",
-    "straddle_mid",
-    "market_iv",
-)
+MARKET_LINES = tuple(c for c in MARKET_COLUMNS if c != "spot")
+"""Market-table columns fed to the strategy as lines (the spot is the bar's ``open``)."""
 
 
 class ZeroDteStraddleParams(StrategyParams):

@@ -54,7 +54,8 @@ def test_run_writes_results_and_mlflow_and_is_deterministic(tmp_path: Path) -> N
     runner = CliRunner()
     out1 = runner.invoke(app, ["run", str(config)])
     assert out1.exit_code == 0, out1.output
-    out2 = runner.invoke(app, ["run", str(config), "--no-mlflow"])
+    storage = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    out2 = runner.invoke(app, ["run", str(config), "--no-mlflow", "--storage", storage])
     assert out2.exit_code == 0, out2.output
     runs = sorted((results / "small").iterdir())
     assert len(runs) == 2
@@ -77,6 +78,14 @@ def test_run_writes_results_and_mlflow_and_is_deterministic(tmp_path: Path) -> N
     html = (runs[0] / "tearsheet.html").read_text()
     assert "vix_proxy" in html
     assert "Sharpe" in out1.output and "vix_proxy" in out1.output
+
+    import optuna
+
+    # studies of run 1 in the default storage under results/, of run 2 where --storage said
+    default = optuna.get_all_study_names(f"sqlite:///{results / 'optuna.db'}")
+    elsewhere = optuna.get_all_study_names(storage)
+    assert len(default) == 2 and len(elsewhere) == 2
+    assert all(n.endswith(("fold0", "fold1")) for n in default + elsewhere)
 
     import mlflow
 
