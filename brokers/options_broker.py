@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import backtrader as bt
 import pandas as pd
@@ -311,5 +311,9 @@ class OptionsBroker(bt.brokers.BackBroker):
 
 
 def _contract_cols(contract: OptionContract) -> dict:
-    d = asdict(contract)
-    return {k: d[k] for k in ("root", "expiration", "strike", "right")}
+    return {
+        "root": contract.root,
+        "expiration": contract.expiration,
+        "strike": contract.strike,
+        "right": contract.right,
+    }

@@ -9,6 +9,7 @@ import warnings
 from functools import lru_cache
 
 import exchange_calendars as xcals
+import numpy as np
 import pandas as pd
 
 TZ = "America/New_York"
@@ -105,11 +106,8 @@ def session_minutes(dates: pd.DatetimeIndex) -> pd.Series:
     if not (ok | ~inside).all():
         bad = naive[~(ok | ~inside)][0].strftime("%Y-%m-%d")
         raise ValueError(f"{bad} is not an NYSE session")
-    minutes = []
-    for day, known in zip(naive, inside, strict=True):
-        if known:
-            span = cal.session_close(day) - cal.session_open(day)
-            minutes.append(span.total_seconds() / 60.0)
-        else:  # before the calendar's range: assume a regular 09:30-16:00 session
-            minutes.append(390.0)
+    # before the calendar's range: assume a regular 09:30-16:00 session (390 minutes)
+    minutes = np.full(len(naive), 390.0)
+    sched = cal.schedule.loc[naive[inside], ["open", "close"]]
+    minutes[inside] = (sched["close"] - sched["open"]).dt.total_seconds().to_numpy() / 60.0
     return pd.Series(minutes, index=dates, dtype=float)

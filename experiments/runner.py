@@ -151,6 +151,7 @@ def run_experiment(
         storage=storage_url,
         study_prefix=f"{config.experiment.name}-{run_id}",
         on_trial=on_trial,
+        folds=folds,
     )
     metrics = summary(wf.oos_returns, wf.daily_log)
     market_source = str(wf.info.get("market_source", "n/a"))

@@ -9,7 +9,7 @@ anything after it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,6 +138,7 @@ def run_walkforward(
     storage: str | None,
     study_prefix: str,
     on_trial: Callable[[int, int], None] | None = None,
+    folds: Sequence[Fold] | None = None,
 ) -> WalkForwardResult:
     """Run the walk-forward loop.
 
@@ -162,6 +163,8 @@ def run_walkforward(
         Study names are ``{study_prefix}-fold{k}``.
     on_trial : callable, optional
         Called ``(fold_index, trial_number)`` after each trial (progress bars).
+    folds : sequence of Fold, optional
+        Folds already cut by the caller (default: :func:`make_folds` on the plugin's days).
 
     Returns
     -------
@@ -169,7 +172,7 @@ def run_walkforward(
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     objective_fn = OBJECTIVES[opt.objective]
-    folds = make_folds(plugin.trading_days(), wf)
+    folds = list(folds) if folds is not None else make_folds(plugin.trading_days(), wf)
     results: list[FoldResult] = []
     for fold in folds:
 
@@ -180,6 +183,8 @@ def run_walkforward(
             except ValidationError as exc:  # an invalid combination of values: skip the trial
                 raise optuna.TrialPruned(str(exc.errors()[0]["msg"])) from None
             res = plugin.backtest(params, fold.train_start, fold.train_end, cash=cash)
+            # kept on the trial so the best one's in-sample run need not be repeated
+            trial.set_user_attr("in_sample", summary(res.returns, res.daily_log))
             return objective_fn(res.returns)
 
         sampler = (
@@ -200,10 +205,13 @@ def run_walkforward(
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if complete:
             best_params, best_value = dict(study.best_params), float(study.best_value)
+            in_sample = dict(study.best_trial.user_attrs["in_sample"])
+            params = plugin.Params(**{**fixed, **best_params})
         else:  # every trial pruned: fall back to the fixed params and defaults
             best_params, best_value = {}, float("nan")
-        params = plugin.Params(**{**fixed, **best_params})
-        ins = plugin.backtest(params, fold.train_start, fold.train_end, cash=cash)
+            params = plugin.Params(**fixed)
+            ins = plugin.backtest(params, fold.train_start, fold.train_end, cash=cash)
+            in_sample = summary(ins.returns, ins.daily_log)
         oos = plugin.backtest(params, fold.test_start, fold.test_end, cash=cash)
         results.append(
             FoldResult(
@@ -212,7 +220,7 @@ def run_walkforward(
                 best_value=best_value,
                 n_trials=len(study.trials),
                 n_pruned=len(study.trials) - len(complete),
-                in_sample=summary(ins.returns, ins.daily_log),
+                in_sample=in_sample,
                 out_of_sample=oos,
                 oos_metrics=summary(oos.returns, oos.daily_log),
                 study_name=name,

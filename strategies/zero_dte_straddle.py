@@ -42,7 +42,7 @@ from data_feeds import (
 )
 from data_feeds.ohlc import fingerprint
 from indicators import RealizedVol, har_forecast
-from pricing import straddle_price
+from pricing.black_scholes import straddle_price_nb
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
 
 Estimator = Literal["close_to_close", "parkinson", "garman_klass", "rogers_satchell", "yang_zhang"]
@@ -163,7 +163,7 @@ class ZeroDteStraddleStrategy(bt.Strategy):
         spot, strike = d.open[0], d.strike[0]
         model_iv = math.sqrt(forecast_vol**2 / 252.0 / tte)
         model_straddle = float(
-            straddle_price(spot, strike, tte, self.p.rate, self.p.div_yield, model_iv)
+            straddle_price_nb(spot, strike, tte, self.p.rate, self.p.div_yield, model_iv)
         )
         market_straddle = d.straddle_mid[0]
         iv_edge = market_iv / model_iv - 1.0
