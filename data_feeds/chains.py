@@ -91,6 +91,32 @@ def settlement_time(expiration: dt.date, settlement: str) -> pd.Timestamp:
     return pd.Timestamp.combine(day.date(), dt.time(16, 0)).tz_localize(TZ)
 
 
+@dataclass(frozen=True)
+class Combo:
+    """A multi-leg option position per one combo unit, with its tradable quote.
+
+    Parameters
+    ----------
+    name : str
+        ``straddle``, ``strangle``, ``vertical``, ``iron_condor``, ``calendar`` or ``custom``.
+    legs : tuple of (OptionContract, int)
+        Contracts and signed ratios per combo unit (> 0 long, < 0 short), e.g. a long straddle
+        ``((call, 1), (put, 1))``.
+    bid, ask : float
+        Combo quote per unit as a trader would cross the legs: ``bid`` (what selling one combo
+        receives) ``= sum_{q>0} q * bid_i - sum_{q<0} |q| * ask_i``; ``ask`` (what buying one combo
+        pays) ``= sum_{q>0} q * ask_i - sum_{q<0} |q| * bid_i``. Negative values are credits.
+    mid : float
+        ``sum q * mid_i``.
+    """
+
+    name: str
+    legs: tuple[tuple[OptionContract, int], ...]
+    bid: float
+    ask: float
+    mid: float
+
+
 @dataclass
 class ChainSnapshot:
     """All quotes of one underlying's option chain at ``quote_time``.
@@ -250,6 +276,99 @@ class ChainSnapshot:
         i = self._key_index().get(key)
         return float("nan") if i is None else float(self.quotes["mid"].iat[i])
 
+    # -- queries (implemented in the chain-queries work; signatures are the contract) -------------
+    def expiries(self, root: str | None = None) -> list[dt.date]:
+        """Expiration dates quoted (for ``root`` or all roots), ascending."""
+        raise NotImplementedError
+
+    def nearest_expiry(self, target_dte: float, root: str | None = None) -> dt.date:
+        """Expiration whose calendar ``dte`` from the quote date is nearest ``target_dte`` (ties
+        go to the earlier one).
+
+        Raises
+        ------
+        ValueError
+            No expiry quoted for ``root``.
+        """
+        raise NotImplementedError
+
+    def forward(self, expiration: dt.date, root: str) -> float:
+        """Forward price implied by put-call parity at the strike where ``|C_mid - P_mid|`` is
+        smallest among strikes with both legs two-sided: ``F = K + exp(r * tte) * (C - P)``.
+
+        Raises
+        ------
+        ValueError
+            No strike with a two-sided call and put for that expiry.
+        """
+        raise NotImplementedError
+
+    def atm_strike(self, expiration: dt.date, root: str) -> float:
+        """Listed strike nearest the forward (ties go to the lower strike)."""
+        raise NotImplementedError
+
+    def with_implied_vols(
+        self, expiration: dt.date | None = None, root: str | None = None
+    ) -> pd.DataFrame:
+        """Quotes (optionally of one expiry/root) plus ``forward``, ``tte``, ``log_moneyness``,
+        ``implied_vol`` (from the mid, decimal, ACT/365), ``delta``, ``gamma``, ``vega``,
+        ``theta`` (Black-76 on the forward; NaN where the mid is outside no-arbitrage bounds)."""
+        raise NotImplementedError
+
+    def strike_by_delta(self, expiration: dt.date, root: str, right: str, delta: float) -> float:
+        """Listed strike whose model delta is nearest ``delta`` (calls > 0, puts < 0)."""
+        raise NotImplementedError
+
+    def combo(self, name: str, legs: list[tuple[OptionContract, int]]) -> Combo:
+        """Quote an arbitrary combo of quoted legs (see :class:`Combo` for the crossing rule)."""
+        raise NotImplementedError
+
+    def straddle(self, expiration: dt.date, root: str, strike: float | None = None) -> Combo:
+        """Long straddle (call + put, same strike; ATM by default)."""
+        raise NotImplementedError
+
+    def strangle(
+        self,
+        expiration: dt.date,
+        root: str,
+        call_strike: float | None = None,
+        put_strike: float | None = None,
+        delta: float = 0.25,
+    ) -> Combo:
+        """Long strangle (OTM call + OTM put; strikes by |delta| when not given)."""
+        raise NotImplementedError
+
+    def vertical(
+        self, expiration: dt.date, root: str, right: str, long_strike: float, short_strike: float
+    ) -> Combo:
+        """Vertical spread: long ``long_strike``, short ``short_strike``, same right and expiry."""
+        raise NotImplementedError
+
+    def iron_condor(
+        self,
+        expiration: dt.date,
+        root: str,
+        put_long: float,
+        put_short: float,
+        call_short: float,
+        call_long: float,
+    ) -> Combo:
+        """Short iron condor: long ``put_long`` put, short ``put_short`` put, short ``call_short``
+        call, long ``call_long`` call (``put_long < put_short <= call_short < call_long``)."""
+        raise NotImplementedError
+
+    def calendar(
+        self,
+        near_expiration: dt.date,
+        far_expiration: dt.date,
+        strike: float,
+        right: str,
+        near_root: str,
+        far_root: str | None = None,
+    ) -> Combo:
+        """Long calendar: short the near expiry, long the far expiry, same strike and right."""
+        raise NotImplementedError
+
 
 def empty_quotes() -> pd.DataFrame:
     """An empty quotes table with the :data:`QUOTE_COLUMNS` and their dtypes."""
@@ -265,4 +384,4 @@ def empty_quotes() -> pd.DataFrame:
     )
 
 
-__all__ = ["QUOTE_COLUMNS", "ChainSnapshot", "empty_quotes", "settlement_time"]
+__all__ = ["QUOTE_COLUMNS", "ChainSnapshot", "Combo", "empty_quotes", "settlement_time"]
