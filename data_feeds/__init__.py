@@ -8,8 +8,8 @@ align_to_index
     Secondary series (VIX) onto the underlying's trading days, at most one day forward-filled.
 ohlc_feed
     backtrader feed of a daily frame with extra lines.
-vix_proxy_market_table
-    The 0DTE ATM straddle market table proxied from VIX.
+vix_proxy_market_table, chain_market_table
+    The ATM straddle market table: proxied from VIX, or from real chain snapshots.
 OptionContract, OptionQuote
     Core option types.
 """
@@ -19,7 +19,12 @@ from data_feeds.bt_feeds import ohlc_feed
 from data_feeds.calendar import TZ, session_minutes
 from data_feeds.contracts import OptionContract, OptionQuote
 from data_feeds.errors import DataSourceError, DataValidationError, VolsuiteError
-from data_feeds.market import MARKET_COLUMNS, atm_strike, vix_proxy_market_table
+from data_feeds.market import (
+    MARKET_COLUMNS,
+    atm_strike,
+    chain_market_table,
+    vix_proxy_market_table,
+)
 from data_feeds.ohlc import LoadReport, fingerprint, load_ohlc, load_yfinance, validate_ohlc
 
 __all__ = [
@@ -34,6 +39,7 @@ __all__ = [
     "VolsuiteError",
     "align_to_index",
     "atm_strike",
+    "chain_market_table",
     "fingerprint",
     "load_ohlc",
     "load_yfinance",

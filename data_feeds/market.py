@@ -12,13 +12,22 @@ years from 09:30 ET to the session close; ``market_iv`` decimal, annualized on t
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Literal
+
 import numpy as np
 import pandas as pd
 
 from data_feeds.calendar import MINUTES_PER_YEAR, session_minutes
+from data_feeds.contracts import OptionContract
 from pricing import bs_price
 
+if TYPE_CHECKING:
+    from data_feeds.chain_feed import SnapshotSource
+
 MARKET_COLUMNS = (
+    "trade_minute",
+    "expiration_ordinal",
+    "horizon_sessions",
     "spot",
     "strike",
     "tte",
@@ -30,7 +39,19 @@ MARKET_COLUMNS = (
     "straddle_ask",
     "straddle_mid",
     "market_iv",
+    "held_call_mid",
+    "held_put_mid",
 )
+"""Columns of a market table, all floats so that they can be backtrader lines.
+
+``trade_minute`` is the ET wall-clock minute of the quotes (570 = 09:30); ``expiration_ordinal`` the
+straddle's expiration as ``datetime.date.toordinal()``; ``horizon_sessions`` the sessions of
+variance the straddle bears until settlement (1.0 for an open-to-close 0DTE; the remaining fraction
+of today plus each later session to expiry for a snapshot taken during the day);
+``held_call_mid``/``held_put_mid`` the mids, in today's quotes, of the straddle legs listed on the
+previous row when they are still alive today (NaN otherwise): the marks of a position carried
+overnight.
+"""
 
 
 def atm_strike(spot: np.ndarray | float, increment: float = 5.0) -> np.ndarray:
@@ -152,7 +173,139 @@ def vix_proxy_market_table(
         index=idx,
     )
     table["straddle_mid"] = 0.5 * (table["straddle_bid"] + table["straddle_ask"])
-    table.loc[~ok, [c for c in MARKET_COLUMNS if c not in ("spot", "strike", "tte")]] = np.nan
+    table["trade_minute"] = 570.0
+    table["expiration_ordinal"] = [float(d.toordinal()) for d in idx.date]
+    table["horizon_sessions"] = 1.0
+    table["held_call_mid"] = np.nan
+    table["held_put_mid"] = np.nan
+    priced = [c for c in MARKET_COLUMNS if c.startswith(("call_", "put_", "straddle_", "market_"))]
+    table.loc[~ok, priced] = np.nan
     table["vix_prev"] = vix_prev
     table["source"] = "vix_proxy"
     return table[[*MARKET_COLUMNS, "vix_prev", "source"]]
+
+
+def chain_market_table(
+    source: SnapshotSource,
+    underlying: pd.DataFrame,
+    *,
+    symbol: str = "SPX",
+    root: str = "SPXW",
+    expiry: Literal["0dte", "next"] = "0dte",
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+    rate: float = 0.0,
+) -> pd.DataFrame:
+    """Market table of the ATM straddle from real chain snapshots, one row per NYSE session.
+
+    For each quote date of ``symbol`` in ``source`` (the latest snapshot of the date), the ATM
+    straddle of ``root`` expiring either on the quote date (``expiry="0dte"``) or on the first
+    listed expiration after it (``expiry="next"``: one to three calendar days for 2019 SPXW,
+    which listed Monday/Wednesday/Friday expiries) as it could be traded at the snapshot time:
+    leg bids and asks, straddle bid/ask/mid, ``market_iv`` (:meth:`ChainSnapshot.atm_iv`),
+    ``tte`` to the PM settlement at the session close (ACT/365, to the minute) and the
+    settlement value.
+
+    Parameters
+    ----------
+    source : SnapshotSource
+        Where snapshots come from (:class:`data_feeds.chain_store.ChainStore`).
+    underlying : pandas.DataFrame
+        Daily OHLC of the index (tz-aware session index): the rows of the table and the settlement
+        values (``close`` of the expiration date = SPXW PM settlement).
+    symbol, root : str
+        Underlying symbol in the store and option root traded (PM-settled ``SPXW``).
+    expiry : {"0dte", "next"}
+        Which straddle (see above).
+    start, end : pandas.Timestamp, optional
+        Quote-date bounds.
+    rate : float
+        Continuous rate (decimal) for forwards and implied vols.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed like ``underlying``; columns :data:`MARKET_COLUMNS` (prices in index points,
+        ``spot`` = the index at the snapshot) plus ``quote_time``, ``expiration``, ``dte``
+        (calendar days), ``settlement_price`` (NaN when the expiration is past the data) and
+        ``source`` (``chain:<root>:<expiry>``). Sessions without a snapshot, or without the
+        wanted expiry or a two-sided ATM straddle, have NaN prices (the strategy stands aside)
+        and a ``status`` saying why.
+
+    Notes
+    -----
+    The 2019 vendor snapshots are taken late in the session (stored at 15:45 ET, an assumption
+    recorded at ingest): the 0DTE straddle covers only the last minutes of the day, the next-expiry
+    straddle covers those minutes, the overnight gap and the following session(s).
+    """
+    from data_feeds.chains import settlement_time
+
+    idx = underlying.index
+    table = pd.DataFrame(np.nan, index=idx, columns=list(MARKET_COLUMNS), dtype=float)
+    table["quote_time"] = pd.NaT
+    table["expiration"] = pd.NaT
+    table["dte"] = np.nan
+    table["settlement_price"] = np.nan
+    table["status"] = "no_snapshot"
+    closes = pd.Series(underlying["close"].to_numpy(float), index=idx.date)
+    session_dates = list(idx.date)
+    position = {d: i for i, d in enumerate(session_dates)}
+    held: tuple[OptionContract, OptionContract] | None = None
+    for day in source.quote_dates(symbol, roots=[root]):
+        if day not in position or (start is not None and day < start.date()):
+            continue
+        if end is not None and day > end.date():
+            continue
+        snap = source.snapshot(symbol, day, roots=[root], rate=rate)
+        row = table.index[position[day]]
+        if held is not None and held[0].expiration > day:
+            table.loc[row, "held_call_mid"] = snap.mid(held[0])
+            table.loc[row, "held_put_mid"] = snap.mid(held[1])
+        held = None
+        expiries = snap.expiries(root)
+        wanted = [e for e in expiries if (e == day if expiry == "0dte" else e > day)]
+        if not wanted:
+            table.loc[row, "status"] = f"no_{expiry}_expiry"
+            continue
+        expiration = wanted[0]
+        try:
+            combo = snap.straddle(expiration, root)
+            market_iv = snap.atm_iv(expiration, root)
+        except (KeyError, ValueError) as exc:
+            table.loc[row, "status"] = f"no_straddle: {exc}"
+            continue
+        (call, _), (put, _) = combo.legs
+        cq, pq = snap.quote(call), snap.quote(put)
+        if cq.bid <= 0 or pq.bid <= 0:
+            table.loc[row, "status"] = "one_sided_straddle"
+            continue
+        today_close = settlement_time(day, "PM")
+        today_minutes = session_minutes(pd.DatetimeIndex([pd.Timestamp(day)])).iloc[0]
+        left_today = max((today_close - snap.quote_time).total_seconds() / 60.0, 0.0)
+        later = sum(1 for d in session_dates if day < d <= expiration)
+        table.loc[row, list(MARKET_COLUMNS)] = [
+            snap.quote_time.hour * 60 + snap.quote_time.minute,
+            float(expiration.toordinal()),
+            left_today / today_minutes + later,
+            snap.underlying_price,
+            call.strike,
+            snap.tte(expiration, root),
+            cq.bid,
+            cq.ask,
+            pq.bid,
+            pq.ask,
+            combo.bid,
+            combo.ask,
+            combo.mid,
+            market_iv,
+            table.loc[row, "held_call_mid"],
+            table.loc[row, "held_put_mid"],
+        ]
+        table.loc[row, "quote_time"] = snap.quote_time
+        table.loc[row, "expiration"] = pd.Timestamp(expiration)
+        table.loc[row, "dte"] = float((expiration - day).days)
+        table.loc[row, "settlement_price"] = closes.get(expiration, np.nan)
+        table.loc[row, "status"] = "ok"
+        held = (call, put)
+    table["source"] = f"chain:{root}:{expiry}"
+    return table

@@ -32,6 +32,28 @@ class DataSourceSpec(_Strict):
     on_invalid: Literal["raise", "drop"] = "raise"
 
 
+class ChainSourceSpec(_Strict):
+    """``[data.chains]``: the option-chain store a strategy reads snapshots from.
+
+    Attributes
+    ----------
+    db : str
+        DuckDB file of the chain store (created if missing).
+    ingest : list of str
+        Files or folders ingested before the run (idempotent: an unchanged file adds nothing).
+    format : {"vendor", "lean-minute", "generic"}
+        Layout of the ``ingest`` files.
+    ingest_config : str, optional
+        TOML of :class:`data_feeds.chain_ingest.ChainIngestConfig` (column map, snapshot time,
+        liquidity filters).
+    """
+
+    db: str = "results/chains.duckdb"
+    ingest: list[str] = Field(default_factory=list)
+    format: Literal["vendor", "lean-minute", "generic"] = "vendor"
+    ingest_config: str | None = None
+
+
 class DataConfig(_Strict):
     """``[data]``: the series a strategy needs and the date range loaded (warm-up included)."""
 
@@ -39,6 +61,7 @@ class DataConfig(_Strict):
     end: dt.date | None = None
     underlying: DataSourceSpec
     vix: DataSourceSpec | None = None
+    chains: ChainSourceSpec | None = None
 
     def sources(self) -> dict[str, DataSourceSpec]:
         """Name -> spec for every series given."""

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from data_feeds import load_ohlc
-from experiments.config import ExperimentConfig, load_config
+from experiments.config import ChainSourceSpec, ExperimentConfig, load_config
 from experiments.metrics import summary
 from experiments.tearsheet import write_tearsheet
 from experiments.tracking import git_commit, log_run
@@ -64,19 +64,44 @@ def load_data(config: ExperimentConfig) -> tuple[dict[str, pd.DataFrame], list[s
         )
         data[name] = frame
         reports.append(frame.attrs["load_report"].summary())
+    if config.data.chains is not None:
+        data["chains"], chain_reports = open_chain_store(config.data.chains)
+        reports.extend(chain_reports)
     return data, reports
+
+
+def open_chain_store(spec: ChainSourceSpec) -> tuple[Any, list[str]]:
+    """Open the ``[data.chains]`` store, ingesting the listed files first (idempotent).
+
+    Returns
+    -------
+    store : data_feeds.chain_store.ChainStore
+    reports : list of str
+        One line per ingested file (rows added / unchanged / quarantined).
+    """
+    from data_feeds.chain_ingest import load_ingest_config
+    from data_feeds.chain_store import ChainStore
+
+    ingest_config = load_ingest_config(spec.ingest_config) if spec.ingest_config else None
+    Path(spec.db).parent.mkdir(parents=True, exist_ok=True)
+    store = ChainStore(spec.db)
+    reports = []
+    for path in spec.ingest:
+        for report in store.ingest_path(path, spec.format, config=ingest_config):
+            reports.append(report.summary())
+    return store, reports
 
 
 def build_plugin(config: ExperimentConfig, data: dict[str, pd.DataFrame]) -> StrategyPlugin:
     """Instantiate and prepare the configured strategy plugin (all indicators computed here)."""
     cls = get_strategy(config.strategy.name)
-    missing = [k for k in cls.required_data if k not in data]
+    broker = config.broker.model_dump(exclude={"kind"})
+    plugin = cls(fixed=config.strategy.params, broker=broker)
+    missing = [k for k in plugin.data_needed() if k not in data]
     if missing:
         from experiments.config import ConfigError
 
         raise ConfigError(f"[data] is missing {missing} needed by strategy {cls.name}")
-    broker = config.broker.model_dump(exclude={"kind"})
-    plugin = cls(fixed=config.strategy.params, broker=broker)
     grid = {k: dim.values() for k, dim in config.strategy.search_space.items()}
     plugin.prepare(data, grid)
     return plugin

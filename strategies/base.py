@@ -67,6 +67,11 @@ class StrategyPlugin(ABC):
     Params: ClassVar[type[StrategyParams]]
     required_data: ClassVar[tuple[str, ...]]
 
+    def data_needed(self) -> tuple[str, ...]:
+        """``[data]`` entries this instance needs (default :attr:`required_data`; a plugin whose
+        needs depend on its fixed parameters overrides this)."""
+        return self.required_data
+
     @abstractmethod
     def prepare(self, data: Mapping[str, pd.DataFrame], grid: Mapping[str, Sequence[Any]]) -> None:
         """Load-time work: indicators for every value in ``grid`` (parameter name -> values)."""

@@ -37,6 +37,7 @@ from data_feeds import (
     OptionContract,
     OptionQuote,
     align_to_index,
+    chain_market_table,
     ohlc_feed,
     vix_proxy_market_table,
 )
@@ -55,8 +56,8 @@ QUADRANTS = {
 }
 """Quadrant labels keyed by (model IV > market IV, model straddle > market straddle)."""
 
-MARKET_LINES = tuple(c for c in MARKET_COLUMNS if c != "spot")
-"""Market-table columns fed to the strategy as lines (the spot is the bar's ``open``)."""
+MARKET_LINES = MARKET_COLUMNS
+"""Market-table columns fed to the strategy as lines."""
 
 
 class ZeroDteStraddleParams(StrategyParams):
@@ -86,9 +87,16 @@ class ZeroDteStraddleParams(StrategyParams):
         Continuous rate and dividend yield (decimal) used in the model straddle.
     strike_increment : float
         ATM strike grid (index points).
-    market_source : {"vix_proxy"}
-        Where the market straddle comes from; ``vix_proxy`` (see
-        :func:`data_feeds.vix_proxy_market_table`).
+    market_source : {"vix_proxy", "chain"}
+        Where the market straddle comes from: ``vix_proxy`` (the 0DTE straddle at the open, proxied
+        from the previous VIX close, :func:`data_feeds.vix_proxy_market_table`) or ``chain`` (real
+        SPXW quotes from the chain store at the snapshot time,
+        :func:`data_feeds.chain_market_table`; needs ``[data.chains]``).
+    chain_expiry : {"0dte", "next"}
+        With ``market_source = "chain"``: trade the straddle expiring on the quote date, or the one
+        on the first later expiration (held overnight, marked at the next snapshot's mids).
+    chain_symbol : str
+        Underlying symbol of the chain snapshots (``SPX``).
     proxy_spread_fraction, proxy_min_leg_spread : float
         Leg bid-ask spread of the VIX proxy: ``max(fraction * mid, min)`` (index points).
     root : str
@@ -107,7 +115,9 @@ class ZeroDteStraddleParams(StrategyParams):
     rate: float = Field(0.0, ge=-0.05, le=0.25)
     div_yield: float = Field(0.0, ge=0.0, le=0.2)
     strike_increment: float = Field(5.0, gt=0.0)
-    market_source: Literal["vix_proxy"] = "vix_proxy"
+    market_source: Literal["vix_proxy", "chain"] = "vix_proxy"
+    chain_expiry: Literal["0dte", "next"] = "0dte"
+    chain_symbol: str = "SPX"
     proxy_spread_fraction: float = Field(0.03, ge=0.0, le=1.0)
     proxy_min_leg_spread: float = Field(0.10, ge=0.0)
     root: Literal["SPXW"] = "SPXW"
@@ -122,11 +132,16 @@ class ZeroDteStraddleParams(StrategyParams):
 class ZeroDteStraddleStrategy(bt.Strategy):
     """backtrader face of the strategy: reads forecast and market lines, trades through the broker.
 
-    Data lines used (one bar per session): ``open`` (the spot at the trade), ``close`` (PM
-    settlement
-    value), ``forecast_vol`` (decimal, 252-annualized, from bars before this session) and the market
-    table lines (:data:`MARKET_LINES`). Nothing from the bar's high, low or close is read before the
-    position is settled.
+    Data lines used (one bar per session): ``forecast_vol`` (decimal, 252-annualized, from bars
+    before this session), the market-table lines (:data:`MARKET_LINES`: the spot and the straddle
+    quotes at ``trade_minute``) and ``close`` (the PM settlement value, read only to settle legs
+    expiring today after the day's decision). Nothing from the bar's open, high, low or close enters
+    a decision.
+
+    Each bar: (1) mark legs carried from an earlier day at today's mids (``held_*_mid``); (2) decide
+    and trade the straddle at the market table's quotes; (3) PM-settle every leg expiring today at
+    the close. A trade whose expiration is after ``last_day_ordinal`` (the end of the backtest
+    window) is not opened, so no position outlives the window.
     """
 
     params = (
@@ -139,29 +154,48 @@ class ZeroDteStraddleStrategy(bt.Strategy):
         ("div_yield", 0.0),
         ("root", "SPXW"),
         ("market_source", "vix_proxy"),
+        ("last_day_ordinal", None),
     )
 
     def start(self) -> None:
         self.log_rows: list[dict[str, Any]] = []
+        self.open_trades: dict[dt.date, dict[str, Any]] = {}  # expiration -> its log row
 
     def next(self) -> None:
         d = self.data
         day = d.datetime.date(0)
+        self._mark_held(d)
         row: dict[str, Any] = {"date": day, "market_source": self.p.market_source}
+        self.log_rows.append(row)
+        self._decide(d, day, row)
+        self._settle_today(d, day)
+
+    def _mark_held(self, d: Any) -> None:
+        marks = {}
+        call_mid, put_mid = d.held_call_mid[0], d.held_put_mid[0]
+        for contract in self.broker.option_positions:
+            if contract.expiration > d.datetime.date(0):
+                mid = call_mid if contract.right == "C" else put_mid
+                if math.isfinite(mid):
+                    marks[contract] = mid
+        if marks:
+            self.broker.mark_options(marks)
+
+    def _decide(self, d: Any, day: dt.date, row: dict[str, Any]) -> None:
         forecast_vol = d.forecast_vol[0]
         market_iv = d.market_iv[0]
         tte = d.tte[0]
         row.update(forecast_vol=forecast_vol, market_iv=market_iv, tte=tte)
         if not math.isfinite(forecast_vol) or forecast_vol <= 0:
             row["status"] = "no_forecast"
-            self.log_rows.append(row)
             return
-        if not math.isfinite(market_iv):
+        if not math.isfinite(market_iv) or not tte > 0:
             row["status"] = "no_market"
-            self.log_rows.append(row)
             return
-        spot, strike = d.open[0], d.strike[0]
-        model_iv = math.sqrt(forecast_vol**2 / 252.0 / tte)
+        spot, strike = d.spot[0], d.strike[0]
+        horizon = d.horizon_sessions[0]
+        expiry = dt.date.fromordinal(int(d.expiration_ordinal[0]))
+        model_iv = math.sqrt(forecast_vol**2 / 252.0 * horizon / tte)
         model_straddle = float(
             straddle_price_nb(spot, strike, tte, self.p.rate, self.p.div_yield, model_iv)
         )
@@ -174,6 +208,8 @@ class ZeroDteStraddleStrategy(bt.Strategy):
         elif self.p.allow_long and iv_edge < -self.p.long_threshold:
             position = 1
         row.update(
+            expiration=expiry,
+            horizon_sessions=horizon,
             spot=spot,
             strike=strike,
             model_iv=model_iv,
@@ -187,9 +223,14 @@ class ZeroDteStraddleStrategy(bt.Strategy):
         )
         if position == 0:
             row["status"] = "stand_aside"
-            self.log_rows.append(row)
             return
-        expiry = day
+        last = self.p.last_day_ordinal
+        if last is not None and expiry.toordinal() > last:
+            row["status"] = "expires_after_window"
+            return
+        if expiry in self.open_trades:
+            row["status"] = "already_holding_expiry"
+            return
         call = OptionContract(self.p.root, expiry, strike, "C")
         put = OptionContract(self.p.root, expiry, strike, "P")
         quotes = {
@@ -197,25 +238,36 @@ class ZeroDteStraddleStrategy(bt.Strategy):
             put: OptionQuote(d.put_bid[0], d.put_ask[0]),
         }
         qty = position * self.p.contracts
-        open_time = dt.datetime.combine(day, dt.time(9, 30))
-        fills = self.broker.execute_combo([(call, qty), (put, qty)], quotes, open_time, tag="open")
+        minute = int(d.trade_minute[0])
+        trade_time = dt.datetime.combine(day, dt.time(minute // 60, minute % 60))
+        fills = self.broker.execute_combo([(call, qty), (put, qty)], quotes, trade_time, tag="open")
+        row.update(
+            status="open",
+            entry_price=sum(f.price for f in fills),
+            commissions=sum(f.commission for f in fills),
+            cash_open=sum(f.cash_flow for f in fills),
+        )
+        self.open_trades[expiry] = row
+
+    def _settle_today(self, d: Any, day: dt.date) -> None:
+        row = self.open_trades.pop(day, None)
+        if row is None:
+            return
         settlement = d.close[0]  # SPXW PM settlement: the official close of expiry day
         settled = self.broker.settle_expiring(
-            expiry, settlement, dt.datetime.combine(day, dt.time(16, 0))
+            day, settlement, dt.datetime.combine(day, dt.time(16, 0))
         )
-        entry = sum(f.price for f in fills)
-        commissions = sum(f.commission for f in fills) + sum(s.fee for s in settled)
-        cash = sum(f.cash_flow for f in fills) + sum(s.cash_flow for s in settled)
+        commissions = row["commissions"] + sum(s.fee for s in settled)
+        cash = row.pop("cash_open") + sum(s.cash_flow for s in settled)
         row.update(
             status="traded",
-            entry_price=entry,
+            settlement_date=day,
             settlement_price=settlement,
-            settlement_value=abs(settlement - strike),
+            settlement_value=abs(settlement - row["strike"]),
             commissions=commissions,
             net_pnl=cash,
             gross_pnl=cash + commissions,
         )
-        self.log_rows.append(row)
 
 
 class ZeroDteStraddle(StrategyPlugin):
@@ -233,6 +285,8 @@ class ZeroDteStraddle(StrategyPlugin):
     description = "0DTE SPX ATM straddle: realized-vol forecast vs market IV, held to the close"
     Params = ZeroDteStraddleParams
     required_data = ("underlying", "vix")
+    """Data needed with the default ``market_source = "vix_proxy"``; ``chain`` needs
+    ``("underlying", "chains")`` (see :meth:`data_needed`)."""
 
     def __init__(
         self, fixed: Mapping[str, Any] | None = None, broker: Mapping[str, Any] | None = None
@@ -243,13 +297,21 @@ class ZeroDteStraddle(StrategyPlugin):
         self._har: dict[str, np.ndarray] = {}
         self.reports: list[str] = []
 
+    def data_needed(self) -> tuple[str, ...]:
+        """``[data]`` entries this configuration needs (depends on ``market_source``)."""
+        if self.fixed.get("market_source", "vix_proxy") == "chain":
+            return ("underlying", "chains")
+        return self.required_data
+
     def prepare(self, data: Mapping[str, pd.DataFrame], grid: Mapping[str, Sequence[Any]]) -> None:
         """Align VIX, build the market table and every forecast the search space can ask for.
 
         Parameters
         ----------
         data : mapping
-            ``underlying`` (validated OHLC) and ``vix`` (validated frame with ``close``).
+            ``underlying`` (validated OHLC) and ``vix`` (validated frame with ``close``) for the
+            VIX proxy; ``underlying`` and ``chains`` (a :class:`data_feeds.chain_store.ChainStore`
+            or any snapshot source) for real chain quotes.
         grid : mapping
             Searched parameter -> candidate values (``estimator``, ``window``, ``forecast``, ...).
 
@@ -266,6 +328,9 @@ class ZeroDteStraddle(StrategyPlugin):
             "div_yield",
             "market_source",
             "har_fit_window",
+            "chain_expiry",
+            "chain_symbol",
+            "root",
         } & set(grid)
         if tunable_market:
             raise ValueError(
@@ -274,19 +339,35 @@ class ZeroDteStraddle(StrategyPlugin):
             )
         base = ZeroDteStraddleParams(**self.fixed)
         self.underlying = data["underlying"]
-        vix, report = align_to_index(
-            data["vix"]["close"], self.underlying.index, max_fill=1, name="vix"
-        )
-        self.reports.append(report.summary())
-        self.market = vix_proxy_market_table(
-            self.underlying,
-            vix,
-            rate=base.rate,
-            div_yield=base.div_yield,
-            strike_increment=base.strike_increment,
-            spread_fraction=base.proxy_spread_fraction,
-            min_leg_spread=base.proxy_min_leg_spread,
-        )
+        if base.market_source == "chain":
+            self.market = chain_market_table(
+                data["chains"],
+                self.underlying,
+                symbol=base.chain_symbol,
+                root=base.root,
+                expiry=base.chain_expiry,
+                rate=base.rate,
+            )
+            status = self.market["status"].value_counts()
+            self.reports.append(
+                f"chain market table {base.chain_symbol}/{base.root}/{base.chain_expiry}: "
+                f"{int(status.get('ok', 0))} sessions with a two-sided ATM straddle; "
+                + ", ".join(f"{k}: {v}" for k, v in status.items() if k != "ok")
+            )
+        else:
+            vix, report = align_to_index(
+                data["vix"]["close"], self.underlying.index, max_fill=1, name="vix"
+            )
+            self.reports.append(report.summary())
+            self.market = vix_proxy_market_table(
+                self.underlying,
+                vix,
+                rate=base.rate,
+                div_yield=base.div_yield,
+                strike_increment=base.strike_increment,
+                spread_fraction=base.proxy_spread_fraction,
+                min_leg_spread=base.proxy_min_leg_spread,
+            )
         estimators = list(grid.get("estimator", [base.estimator]))
         windows = sorted({int(w) for w in grid.get("window", [base.window])})
         forecasts = set(grid.get("forecast", [base.forecast]))
@@ -339,7 +420,12 @@ class ZeroDteStraddle(StrategyPlugin):
         assert isinstance(params, ZeroDteStraddleParams)
         feed = ohlc_feed(self.frame(params, start, end), extra=("forecast_vol", *MARKET_LINES))
         broker = OptionsBroker(**self.broker_params)
-        kwargs = {k: getattr(params, k) for k, _ in ZeroDteStraddleStrategy.params._gettuple()}
+        kwargs = {
+            k: getattr(params, k)
+            for k, _ in ZeroDteStraddleStrategy.params._gettuple()
+            if k != "last_day_ordinal"
+        }
+        kwargs["last_day_ordinal"] = self.underlying.loc[start:end].index[-1].date().toordinal()
         strat, value, returns = run_cerebro(
             ZeroDteStraddleStrategy, [feed], broker, cash=cash, strategy_kwargs=kwargs
         )
