@@ -48,3 +48,36 @@ __all__ = [
     "validate_ohlc",
     "vix_proxy_market_table",
 ]
+
+# -- chain snapshots, their queries and the chain feed (data_feeds.chains, data_feeds.chain_feed)
+from data_feeds.chain_feed import (
+    CHAIN_FEED_LINES,
+    ChainFeatureReport,
+    ChainFeed,
+    SnapshotSource,
+    chain_features,
+    chain_feed,
+    snapshot_features,
+)
+from data_feeds.chains import (
+    PARITY_STRIKES,
+    QUOTE_COLUMNS,
+    ChainSnapshot,
+    Combo,
+    settlement_time,
+)
+
+__all__ += [
+    "CHAIN_FEED_LINES",
+    "PARITY_STRIKES",
+    "QUOTE_COLUMNS",
+    "ChainFeatureReport",
+    "ChainFeed",
+    "ChainSnapshot",
+    "Combo",
+    "SnapshotSource",
+    "chain_features",
+    "chain_feed",
+    "settlement_time",
+    "snapshot_features",
+]
