@@ -1,14 +1,63 @@
-"""The options-aware backtest broker and its cost model.
+"""The options-aware backtest broker, its cost model and strategy-based margin.
 
 Public API
 ----------
 OptionsBroker
-    backtrader ``BackBroker`` with a book of option legs, bid/ask fills and cash settlement.
+    backtrader ``BackBroker`` with a book of option legs and shares: multi-leg orders filled at
+    the chain snapshot's bid/ask, marks at mid, SPX AM / SPXW PM cash settlement, SPY
+    exercise/assignment into shares, margin checks (``docs/brokers.md``).
 OptionCostModel
-    Fill price inside the spread and per-contract commission.
+    Fill price inside the spread (per-root slippage) and per-contract commission.
+OrderRejected, MarginError
+    Raised for refused orders (logged in ``OptionsBroker.rejections``).
+book_requirement, naked_short_requirement, spread_requirement, max_loss, MarginRates
+    Pure Reg-T style margin functions (``brokers.margin``).
 """
 
 from brokers.costs import OptionCostModel
-from brokers.options_broker import OptionFill, OptionPosition, OptionsBroker, OptionSettlement
+from brokers.margin import (
+    BROAD_BASED_INDEX,
+    EQUITY,
+    MarginGroup,
+    MarginRates,
+    MarginReport,
+    book_requirement,
+    max_loss,
+    naked_short_requirement,
+    spread_requirement,
+    underlying_of,
+)
+from brokers.options_broker import (
+    MarginError,
+    OptionFill,
+    OptionPosition,
+    OptionsBroker,
+    OptionSettlement,
+    OrderRejected,
+    Rejection,
+    StockFill,
+    UnderlyingPosition,
+)
 
-__all__ = ["OptionCostModel", "OptionFill", "OptionPosition", "OptionSettlement", "OptionsBroker"]
+__all__ = [
+    "BROAD_BASED_INDEX",
+    "EQUITY",
+    "MarginError",
+    "MarginGroup",
+    "MarginRates",
+    "MarginReport",
+    "OptionCostModel",
+    "OptionFill",
+    "OptionPosition",
+    "OptionSettlement",
+    "OptionsBroker",
+    "OrderRejected",
+    "Rejection",
+    "StockFill",
+    "UnderlyingPosition",
+    "book_requirement",
+    "max_loss",
+    "naked_short_requirement",
+    "spread_requirement",
+    "underlying_of",
+]

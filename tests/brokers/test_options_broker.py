@@ -1,4 +1,5 @@
-"""OptionsBroker: fills at bid/ask with the slippage fraction, commissions, marks, cash settlement.
+"""OptionsBroker: fills at bid/ask with the slippage fraction, commissions, marks, settlement,
+margin on hand-made snapshots.
 
 Expected numbers are computed by hand in each test from the quotes (no call into the broker's own
 arithmetic).
@@ -9,10 +10,12 @@ from __future__ import annotations
 import datetime as dt
 
 import backtrader as bt
+import pandas as pd
 import pytest
 
-from brokers import OptionCostModel, OptionsBroker
+from brokers import MarginError, OptionCostModel, OptionsBroker
 from data_feeds import OptionContract, OptionQuote
+from data_feeds.chains import QUOTE_COLUMNS, ChainSnapshot
 
 DAY = dt.date(2018, 3, 16)
 OPEN = dt.datetime(2018, 3, 16, 9, 30)
@@ -75,7 +78,9 @@ def test_pm_settlement_pays_intrinsic_of_each_leg() -> None:
     assert broker.option_positions == {}
 
 
-def test_settlement_filter_by_style_and_physical_is_refused() -> None:
+def test_settlement_filter_by_style_and_physical_exercise() -> None:
+    """AM legs settle alone when asked; a physical (SPY) leg in the money is exercised into
+    shares (this broker version supports physical settlement; it used to refuse it)."""
     am = OptionContract("SPX", DAY, 2750.0, "P")
     broker = make_broker(commission_per_contract=0.0)
     broker.execute_combo([(am, 1), (CALL, 1)], {am: OptionQuote(5.0, 5.5), **QUOTES}, OPEN)
@@ -83,8 +88,12 @@ def test_settlement_filter_by_style_and_physical_is_refused() -> None:
     assert [s.contract for s in done] == [am] and done[0].value_per_unit == pytest.approx(10.0)
     spy = OptionContract("SPY", DAY, 275.0, "C")
     broker.execute_combo([(spy, 1)], {spy: OptionQuote(1.0, 1.1)}, OPEN)
-    with pytest.raises(ValueError, match="physical settlement"):
-        broker.settle_expiring(DAY, 280.0, CLOSE, settlement="physical")
+    cash = broker.getcash()
+    (ex,) = broker.settle_expiring(DAY, 280.0, CLOSE, settlement="physical")
+    assert (ex.kind, ex.shares) == ("exercise", 100)
+    assert broker.getcash() == pytest.approx(cash - 275.0 * 100)  # paid the strike for 100 shares
+    assert broker.underlying_positions["SPY"].quantity == 100
+    assert broker.underlying_value() == pytest.approx(280.0 * 100)
 
 
 def test_bad_orders_are_rejected_before_any_cash_moves() -> None:
@@ -138,3 +147,99 @@ def test_broker_value_inside_a_cerebro_run_includes_the_option_book(sp500) -> No
     assert len(checks) == len(frame)
     for value, parts in checks:
         assert value == pytest.approx(parts, abs=1e-9)
+
+
+# -- snapshot path on hand-made snapshots (no shared data needed) ---------------------------------
+def tiny_snapshot(day: dt.date, price: float, rows: list[tuple]) -> ChainSnapshot:
+    """A ChainSnapshot at 15:45 ET of ``rows`` = (root, expiration, strike, right, bid, ask)."""
+    q = pd.DataFrame(rows, columns=["root", "expiration", "strike", "right", "bid", "ask"])
+    q["expiration"] = pd.to_datetime(q["expiration"]).astype("datetime64[ns]")
+    q["mid"] = 0.5 * (q["bid"] + q["ask"])
+    for col in QUOTE_COLUMNS:
+        if col not in q.columns:
+            q[col] = float("nan")
+    q["is_liquid"] = q["bid"] > 0
+    when = pd.Timestamp.combine(day, dt.time(15, 45)).tz_localize("America/New_York")
+    return ChainSnapshot("SPX", when, price, q[list(QUOTE_COLUMNS)])
+
+
+EXP = dt.date(2018, 3, 23)
+PUT_2600 = OptionContract("SPXW", EXP, 2600.0, "P")
+PUT_2500 = OptionContract("SPXW", EXP, 2500.0, "P")
+
+
+def test_margin_blocks_new_risk_but_never_a_closing_order() -> None:
+    day1 = tiny_snapshot(DAY, 2750.0, [("SPXW", EXP, 2600.0, "P", 4.0, 4.4)])
+    broker = make_broker(commission_per_contract=0.0)
+    broker.setcash(45_000.0)
+    # naked short put, 150 OTM: 15% * 2750 - 150 = 262.5 > 10% * 2600 -> add-on $26,250
+    broker.execute_snapshot([(PUT_2600, -1)], 1, day1)
+    report = broker.margin_report()
+    assert report.requirement == pytest.approx(26_250.0)
+    assert report.cboe_requirement == pytest.approx(26_250.0 + 4.2 * 100)
+    # the market falls 10%: the put is 125 in the money, marks and requirement jump
+    day2 = tiny_snapshot(
+        DAY + dt.timedelta(days=3),
+        2475.0,
+        [("SPXW", EXP, 2600.0, "P", 130.0, 134.0), ("SPXW", EXP, 2500.0, "P", 60.0, 64.0)],
+    )
+    broker.mark_to_snapshot(day2)
+    value = broker.getvalue()
+    assert value == pytest.approx(45_000.0 + 400.0 - 13_200.0)  # sold at the bid 4.0, mid 132
+    assert broker.margin_report().requirement == pytest.approx(0.15 * 2475.0 * 100)
+    with pytest.raises(MarginError, match="margin: requirement"):
+        broker.execute_snapshot([(PUT_2500, -1)], 1, day2)  # more risk: refused
+    broker.execute_snapshot([(PUT_2600, 1)], 1, day2)  # closing: accepted although short
+    assert broker.option_positions == {}
+    assert broker.getcash() == pytest.approx(45_000.0 + 400.0 - 13_400.0)
+    assert [r.reason[:7] for r in broker.rejections] == ["margin:"]
+
+
+def test_unquoted_leg_keeps_its_mark_and_is_recorded_as_stale() -> None:
+    day1 = tiny_snapshot(DAY, 2750.0, [("SPXW", EXP, 2600.0, "P", 4.0, 4.4)])
+    broker = make_broker(commission_per_contract=0.0)
+    broker.execute_snapshot([(PUT_2600, 1)], 1, day1)
+    later = tiny_snapshot(DAY + dt.timedelta(days=3), 2760.0, [("SPXW", EXP, 2500.0, "P", 1, 2)])
+    assert broker.mark_to_snapshot(later) == 1
+    assert broker.option_positions[PUT_2600].mark == pytest.approx(4.2)
+    assert broker.stale_marks == [(dt.datetime(2018, 3, 19, 15, 45), PUT_2600)]
+
+
+def test_slippage_per_root_overrides_the_default() -> None:
+    model = OptionCostModel(slippage_spread_fraction=0.5, slippage_by_root={"SPY": 0.25})
+    quote = OptionQuote(1.00, 1.20)
+    assert model.fill_price(quote, 1, "SPY") == pytest.approx(1.10 + 0.05)
+    assert model.fill_price(quote, -1, "SPXW") == pytest.approx(1.00)
+    with pytest.raises(ValueError, match="slippage_by_root"):
+        OptionCostModel(slippage_by_root={"SPY": -0.1})
+    broker = make_broker(slippage_by_root={"SPXW": 0.0})
+    day1 = tiny_snapshot(DAY, 2750.0, [("SPXW", EXP, 2600.0, "P", 4.0, 4.4)])
+    (fill,) = broker.execute_snapshot([(PUT_2600, 1)], 1, day1)
+    assert fill.price == pytest.approx(4.2)  # mid for SPXW by override
+
+
+def test_physical_assignment_of_puts_and_the_itm_threshold() -> None:
+    spy_put = OptionContract("SPY", DAY, 275.0, "P")
+    spy_call = OptionContract("SPY", DAY, 270.0, "C")
+    broker = make_broker(commission_per_contract=0.0, settlement_fee_per_contract=0.5)
+    quotes = {spy_put: OptionQuote(1.0, 1.1), spy_call: OptionQuote(5.0, 5.1)}
+    broker.execute_combo([(spy_put, -2), (spy_call, 1)], quotes, OPEN)
+    cash = broker.getcash()
+    # put 0.005 in the money: below OCC's $0.01 exercise-by-exception threshold, expires;
+    # call 4.995 in the money: exercised, +100 shares at 270
+    done = broker.settle_expiring(DAY, 274.995, CLOSE)
+    assert {s.contract.right: (s.kind, s.shares) for s in done} == {
+        "P": ("expired", 0),
+        "C": ("exercise", 100),
+    }
+    assert broker.getcash() == pytest.approx(cash - 270.0 * 100 - 3 * 0.5)
+    # short put assigned 5 in the money: +200 shares bought at the strike
+    broker.execute_combo([(spy_put, -2)], quotes, OPEN)
+    cash = broker.getcash()
+    (s,) = broker.settle_expiring(DAY, 270.0, CLOSE)
+    assert (s.kind, s.shares) == ("assignment", 200)
+    assert broker.getcash() == pytest.approx(cash - 275.0 * 200 - 2 * 0.5)
+    held = broker.underlying_positions["SPY"]
+    assert held.quantity == 300 and held.mark == 270.0
+    assert held.avg_price == pytest.approx((270.0 * 100 + 275.0 * 200) / 300)
+    assert broker.getvalue() == pytest.approx(broker.getcash() + 300 * 270.0)

@@ -1,0 +1,381 @@
+"""``OptionStrategy``: a backtrader ``Strategy`` base with option helpers, so option strategies stay
+short.
+
+The strategy runs on a chain feed (:func:`data_feeds.chain_feed.chain_feed`, one bar per
+:class:`~data_feeds.chains.ChainSnapshot`) with an :class:`brokers.OptionsBroker`. On each bar
+(snapshot at quote time ``T`` on session ``D``) :meth:`OptionStrategy.next`:
+
+1. settles what has settled by ``T``: AM legs of ``D`` (09:30 ET, opening print) and anything that
+   expired on an earlier day not in the feed (the broker's settlement source gives the price);
+2. marks the book at the snapshot mids (shares at the snapshot's underlying price);
+3. calls the user hook :meth:`OptionStrategy.next_chain` with the snapshot;
+4. books the end-of-day settlements of legs settling later on ``D`` (SPXW PM cash settlement and
+   SPY exercise/assignment at ``D``'s close) and marks shares at ``D``'s close.
+
+The decision of bar ``D`` (step 3) never sees ``D``'s close: the close enters the accounting only
+(step 4), so the account value recorded for ``D`` includes that day's PM settlements.
+
+A strategy subclasses :class:`OptionStrategy` and writes :meth:`~OptionStrategy.next_chain` with
+the helpers :meth:`~OptionStrategy.open_combo`, :meth:`~OptionStrategy.close_combo`,
+:meth:`~OptionStrategy.close_all`, :meth:`~OptionStrategy.book_greeks` and
+:meth:`~OptionStrategy.positions_frame`; combos are described by a :class:`ComboSpec` resolved
+against the snapshot with the :class:`~data_feeds.chains.ChainSnapshot` queries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+import backtrader as bt
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from brokers import OptionFill, OptionsBroker, OrderRejected
+from brokers.margin import underlying_of
+from data_feeds.chains import ChainSnapshot, Combo, settlement_time
+from data_feeds.contracts import OptionContract
+
+
+class ComboSpec(BaseModel):
+    """A combo described by rule, resolved against a snapshot by :meth:`resolve`.
+
+    Attributes
+    ----------
+    kind : {'straddle', 'strangle', 'vertical', 'iron_condor', 'calendar'}
+        Structure. Legs carry the signs of the *bought* combo (``quantity > 0`` in
+        :meth:`OptionStrategy.open_combo`):
+
+        * ``straddle``: +call +put at ``strike`` (default the ATM strike,
+          :meth:`ChainSnapshot.atm_strike`);
+        * ``strangle``: +call at ``+delta``, +put at ``-delta``;
+        * ``vertical``: -1 at the ``delta`` strike of ``right`` and +1 ``width`` further out of the
+          money (a credit spread when bought; sell it, ``quantity < 0``, for the debit spread);
+        * ``iron_condor``: short put and call at ``-delta`` / ``+delta``, long wings ``width``
+          further out (bought = the short iron condor, collecting the credit);
+        * ``calendar``: -1 near (``target_dte``) +1 far (``far_dte``) at ``strike`` (default the
+          near ATM strike), ``right``.
+    root : str
+        Option root (``SPXW``, ``SPX``, ``SPY``).
+    target_dte : float
+        Calendar days to expiry; the expiry nearest it is used
+        (:meth:`ChainSnapshot.nearest_expiry`), 0 for the same-day expiry.
+    delta : float
+        Absolute Black-76 forward delta of the short strikes (strangle longs), in ``(0, 0.5]``.
+    width : float, optional
+        Wing width in index points / dollars (vertical, iron condor); the listed strike nearest
+        ``short +- width`` with a two-sided quote is used.
+    right : {'C', 'P'}
+        Right of a vertical or calendar.
+    far_dte : float, optional
+        Calendar days to the far expiry of a calendar (> ``target_dte``).
+    strike : float, optional
+        Explicit strike of a straddle or calendar.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        Unknown keys, out-of-range values, a vertical / iron condor without ``width``, a calendar
+        without ``far_dte > target_dte``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["straddle", "strangle", "vertical", "iron_condor", "calendar"]
+    root: str = "SPXW"
+    target_dte: float = Field(0.0, ge=0.0)
+    delta: float = Field(0.25, gt=0.0, le=0.5)
+    width: float | None = Field(None, gt=0.0)
+    right: Literal["C", "P"] = "P"
+    far_dte: float | None = Field(None, ge=0.0)
+    strike: float | None = Field(None, gt=0.0)
+
+    @model_validator(mode="after")
+    def _needs(self) -> ComboSpec:
+        if self.kind in ("vertical", "iron_condor") and self.width is None:
+            raise ValueError(f"a {self.kind} spec needs width (wing width in points)")
+        if self.kind == "calendar" and (self.far_dte is None or self.far_dte <= self.target_dte):
+            raise ValueError("a calendar spec needs far_dte > target_dte")
+        return self
+
+    def resolve(self, snapshot: ChainSnapshot) -> Combo:
+        """The :class:`~data_feeds.chains.Combo` this spec means in ``snapshot``.
+
+        Raises
+        ------
+        KeyError
+            A leg is not quoted.
+        ValueError
+            No expiry for the root, no strike at the delta, or a wing that collapses onto the
+            short strike (``width`` below the strike spacing).
+        """
+        snap, root = snapshot, self.root
+        exp = snap.nearest_expiry(self.target_dte, root)
+        if self.kind == "straddle":
+            return snap.straddle(exp, root, self.strike)
+        if self.kind == "strangle":
+            return snap.strangle(exp, root, delta=self.delta)
+        assert self.width is not None or self.kind == "calendar"
+        if self.kind == "vertical":
+            sign = 1.0 if self.right == "C" else -1.0
+            short = snap.strike_by_delta(exp, root, self.right, sign * self.delta)
+            wing = _wing(snap, exp, root, self.right, short, sign * float(self.width or 0.0))
+            return snap.vertical(exp, root, self.right, wing, short)
+        if self.kind == "iron_condor":
+            put_short = snap.strike_by_delta(exp, root, "P", -self.delta)
+            call_short = snap.strike_by_delta(exp, root, "C", self.delta)
+            w = float(self.width or 0.0)
+            put_long = _wing(snap, exp, root, "P", put_short, -w)
+            call_long = _wing(snap, exp, root, "C", call_short, w)
+            return snap.iron_condor(exp, root, put_long, put_short, call_short, call_long)
+        far = snap.nearest_expiry(float(self.far_dte or 0.0), root)
+        if far <= exp:
+            raise ValueError(
+                f"calendar: the expiries nearest {self.target_dte:g} and {self.far_dte:g} DTE are "
+                f"not ordered ({exp} / {far}) in the {root} snapshot of {snap.quote_time}"
+            )
+        strike = self.strike if self.strike is not None else snap.atm_strike(exp, root)
+        return snap.calendar(exp, far, strike, self.right, root)
+
+
+def _wing(
+    snap: ChainSnapshot, exp: dt.date, root: str, right: str, short: float, offset: float
+) -> float:
+    """Listed two-sided strike of ``right`` nearest ``short + offset``, beyond ``short``."""
+    side = snap.with_implied_vols(exp, root)
+    side = side[(side["right"] == right) & side["two_sided"]]
+    strikes = side["strike"].to_numpy(dtype=float)
+    strikes = strikes[strikes > short] if offset > 0 else strikes[strikes < short]
+    if strikes.size == 0:
+        raise ValueError(
+            f"no two-sided {root} {exp} {right} strike beyond {short:g} for a wing of {offset:+g}"
+        )
+    return float(strikes[int(np.argmin(np.abs(strikes - (short + offset))))])
+
+
+class OptionStrategy(bt.Strategy):
+    """backtrader ``Strategy`` base for option strategies on a chain feed (see module docstring).
+
+    Subclasses implement :meth:`next_chain` (and call ``super().__init__()`` if they define
+    ``__init__``). The first data feed must be a chain feed (its bars expose ``snapshot()``) and
+    the broker an :class:`brokers.OptionsBroker` with a settlement source for the underlyings
+    traded.
+
+    Attributes
+    ----------
+    snapshot : ChainSnapshot or None
+        The current bar's snapshot (``None`` before the first bar).
+    combos : dict of str to dict of OptionContract to int
+        Open legs per tag (signed contracts), as opened by :meth:`open_combo`; legs leave when
+        closed or settled.
+    rejections : list of (datetime.datetime, str, str)
+        ``(time, tag, reason)`` of every helper order the broker refused.
+    """
+
+    def __init__(self) -> None:
+        self.snapshot: ChainSnapshot | None = None
+        self.combos: dict[str, dict[OptionContract, int]] = {}
+        self.rejections: list[tuple[dt.datetime, str, str]] = []
+
+    @property
+    def obroker(self) -> OptionsBroker:
+        """The options broker (``self.broker``), type-checked.
+
+        Raises
+        ------
+        TypeError
+            The Cerebro's broker is not an :class:`brokers.OptionsBroker`.
+        """
+        if not isinstance(self.broker, OptionsBroker):
+            raise TypeError(
+                f"OptionStrategy needs an OptionsBroker, got {type(self.broker).__name__}: "
+                "cerebro.setbroker(OptionsBroker(...))"
+            )
+        return self.broker
+
+    # -- the bar ----------------------------------------------------------------------------------
+    def next(self) -> None:
+        """Settle, mark, decide (:meth:`next_chain`), book end-of-day settlements (module doc)."""
+        broker = self.obroker
+        snap = self.data.snapshot()
+        self.snapshot = snap
+        self._forget_settled(broker.settle_due(snap.quote_time))
+        broker.mark_to_snapshot(snap)
+        self.next_chain(snap)
+        self._forget_settled(broker.settle_due(settlement_time(snap.quote_date, "PM")))
+        for symbol in list(broker.underlying_positions):
+            close = broker.daily_close(symbol, snap.quote_date)
+            if close is not None:
+                broker.mark_underlying(symbol, close)
+
+    def next_chain(self, snapshot: ChainSnapshot) -> None:
+        """User hook: decide on this bar's snapshot (book already settled and marked)."""
+
+    def _forget_settled(self, settled: list) -> None:
+        gone = {s.contract for s in settled}
+        for legs in self.combos.values():
+            for contract in gone & set(legs):
+                del legs[contract]
+        self.combos = {tag: legs for tag, legs in self.combos.items() if legs}
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def open_combo(
+        self, spec_or_combo: ComboSpec | Combo, quantity: int = 1, tag: str = ""
+    ) -> list[OptionFill]:
+        """Open ``quantity`` units of a combo at the current snapshot's bid/ask.
+
+        Parameters
+        ----------
+        spec_or_combo : ComboSpec or Combo
+            A spec (resolved with :meth:`ComboSpec.resolve`) or a ready combo.
+        quantity : int
+            Combo units; > 0 buys the combo as specified, < 0 sells it.
+        tag : str
+            Book label (default: the combo's name); :meth:`close_combo` closes by tag.
+
+        Returns
+        -------
+        list of OptionFill
+            The fills; empty when the spec cannot be resolved in this snapshot or the broker
+            refused the order (reason in :attr:`rejections` and ``broker.rejections``).
+        """
+        snap = self._current()
+        try:
+            combo = (
+                spec_or_combo.resolve(snap)
+                if isinstance(spec_or_combo, ComboSpec)
+                else spec_or_combo
+            )
+        except (KeyError, ValueError) as exc:
+            self._log_rejection(tag, f"cannot resolve {spec_or_combo!r}: {exc}")
+            return []
+        tag = tag or combo.name
+        try:
+            fills = self.obroker.execute_snapshot(combo, quantity, snap, tag=tag)
+        except OrderRejected as exc:
+            self._log_rejection(tag, exc.reason)
+            return []
+        legs = self.combos.setdefault(tag, {})
+        for f in fills:
+            legs[f.contract] = legs.get(f.contract, 0) + f.quantity
+            if legs[f.contract] == 0:
+                del legs[f.contract]
+        if not legs:
+            del self.combos[tag]
+        return fills
+
+    def close_combo(self, tag: str) -> list[OptionFill]:
+        """Close the open legs of ``tag`` at the current snapshot's bid/ask (one order).
+
+        Long legs with a zero bid cannot be sold (nobody pays for them) and are left in the
+        book to expire; legs the snapshot does not quote are left too. Both stay under ``tag``.
+
+        Returns
+        -------
+        list of OptionFill
+            The fills; empty if nothing was open, nothing closable, or the order was refused.
+        """
+        snap = self._current()
+        legs = self.combos.get(tag, {})
+        order = []
+        for contract, qty in legs.items():
+            if not snap.has(contract):
+                continue
+            if qty > 0 and not float(snap.row(contract)["bid"]) > 0:
+                continue  # a long nobody bids for: left to expire
+            order.append((contract, -qty))
+        if not order:
+            return []
+        try:
+            fills = self.obroker.execute_snapshot(order, 1, snap, tag=f"close {tag}")
+        except OrderRejected as exc:
+            self._log_rejection(tag, exc.reason)
+            return []
+        for f in fills:
+            legs[f.contract] += f.quantity
+            if legs[f.contract] == 0:
+                del legs[f.contract]
+        if not legs:
+            self.combos.pop(tag, None)
+        return fills
+
+    def close_all(self, tag: str | None = None) -> list[OptionFill]:
+        """Close every tag's legs (or only ``tag``'s), see :meth:`close_combo`."""
+        tags = list(self.combos) if tag is None else [tag]
+        return [f for t in tags for f in self.close_combo(t)]
+
+    def book_greeks(self, snapshot: ChainSnapshot | None = None) -> dict[str, float]:
+        """Greeks of the option book in dollars: ``sum quantity * multiplier * model greek``.
+
+        Model greeks are Black-76 on the parity forward from
+        :meth:`ChainSnapshot.with_implied_vols` (of the current snapshot by default).
+
+        Returns
+        -------
+        dict
+            ``delta``: dollars per 1 point of the (discounted) forward; ``gamma``: change of
+            that delta per point; ``vega``: dollars per 1.00 of implied vol (divide by 100 for
+            one vol point); ``theta``: dollars per year of calendar time (divide by 365 for one
+            day); ``legs_without_greeks``: open legs of this snapshot's underlying that have no
+            model greek (not quoted, no implied vol, or past settlement) and are left out of the
+            sums.
+        """
+        snap = snapshot or self._current()
+        out = {"delta": 0.0, "gamma": 0.0, "vega": 0.0, "theta": 0.0, "legs_without_greeks": 0}
+        legs = [
+            p
+            for p in self.obroker.option_positions.values()
+            if underlying_of(p.contract.root) == snap.underlying
+        ]
+        if not legs:
+            return out
+        table = snap.with_implied_vols()
+        exp = pd.DatetimeIndex(table["expiration"]).date
+        index = {
+            (r, e, float(k), c): i
+            for i, (r, e, k, c) in enumerate(
+                zip(table["root"], exp, table["strike"], table["right"], strict=True)
+            )
+        }
+        greeks = table[["delta", "gamma", "vega", "theta"]].to_numpy(dtype=float)
+        for p in legs:
+            c = p.contract
+            i = index.get((c.root, c.expiration, float(c.strike), c.right))
+            row = greeks[i] if i is not None else None
+            if row is None or not np.isfinite(row).all():
+                out["legs_without_greeks"] += 1
+                continue
+            scale = p.quantity * c.multiplier
+            for name, value in zip(("delta", "gamma", "vega", "theta"), row, strict=True):
+                out[name] += scale * float(value)
+        return out
+
+    def positions_frame(self) -> pd.DataFrame:
+        """The broker's open legs and shares (:meth:`OptionsBroker.positions_frame`) with a
+        ``tags`` column (the helper tags holding each leg, comma-separated)."""
+        frame = self.obroker.positions_frame()
+        tags: dict[OptionContract, list[str]] = {}
+        for tag, legs in self.combos.items():
+            for contract in legs:
+                tags.setdefault(contract, []).append(tag)
+        keys = [
+            (p.contract, ",".join(tags.get(p.contract, [])))
+            for p in self.obroker.option_positions.values()
+        ]
+        frame["tags"] = [t for _, t in keys] + [""] * (len(frame) - len(keys))
+        return frame
+
+    # -- internals --------------------------------------------------------------------------------
+    def _current(self) -> ChainSnapshot:
+        if self.snapshot is None:
+            raise RuntimeError("no snapshot yet: helpers work inside next_chain")
+        return self.snapshot
+
+    def _log_rejection(self, tag: str, reason: str) -> None:
+        assert self.snapshot is not None
+        when = self.snapshot.quote_time.tz_localize(None).to_pydatetime()
+        self.rejections.append((when, tag, reason))
+
+
+__all__ = ["ComboSpec", "OptionStrategy"]
