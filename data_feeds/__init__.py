@@ -81,3 +81,28 @@ __all__ += [
     "settlement_time",
     "snapshot_features",
 ]
+
+# -- the DuckDB option-chain store and its ingest (data_feeds.chain_store, data_feeds.chain_ingest)
+from data_feeds.chain_ingest import (  # noqa: E402 (appended block)
+    ChainIngestConfig,
+    IngestReport,
+    LiquidityConfig,
+    load_ingest_config,
+)
+from data_feeds.chain_store import (  # noqa: E402
+    ChainStore,
+    SnapshotNotFoundError,
+    StoreKeyError,
+    UnderlyingIngestReport,
+)
+
+__all__ += [
+    "ChainIngestConfig",
+    "ChainStore",
+    "IngestReport",
+    "LiquidityConfig",
+    "SnapshotNotFoundError",
+    "StoreKeyError",
+    "UnderlyingIngestReport",
+    "load_ingest_config",
+]

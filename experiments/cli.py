@@ -2,6 +2,17 @@
 
 ``volsuite run CONFIG [--trials N] [--seed S] [--storage URL]`` runs an experiment config;
 ``volsuite list`` shows the registered strategies and the configs in ``experiments/configs``.
+
+The option-chain store (``data_feeds.chain_store``, default ``results/chains.duckdb``):
+
+``volsuite ingest chains PATH [PATH...] --format vendor|lean-minute|generic [--db DB]
+[--config TOML]``
+    validate and store chain files (a directory: every recognised file); one table per file.
+``volsuite ingest underlying SOURCE --root SPX [--symbol SPX] [--db DB]``
+    daily bars (any ``load_ohlc`` source) into ``underlying_prices``.
+``volsuite chains info [--db DB]``
+    per-source summary, quarantine reasons, flagged holiday snapshots.
+
 User errors (bad config, bad data) print one line ``error: ...`` and exit with status 2.
 """
 
@@ -11,7 +22,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,6 +30,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from data_feeds.errors import VolsuiteError
+
+if TYPE_CHECKING:
+    from data_feeds.chain_ingest import IngestReport
 
 app = typer.Typer(
     add_completion=False,
@@ -138,6 +152,226 @@ def list_cmd() -> None:
             strategy,
         )
     console.print(configs)
+
+
+# -- option-chain store ----------------------------------------------------------------------------
+ingest_app = typer.Typer(no_args_is_help=True, help="Load market data into the chain store.")
+chains_app = typer.Typer(no_args_is_help=True, help="Inspect the option-chain store.")
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(chains_app, name="chains")
+
+DEFAULT_DB = Path("results/chains.duckdb")
+DbOption = Annotated[Path, typer.Option("--db", help="Chain store (DuckDB file).")]
+
+
+def _ingest_table(r: IngestReport) -> Table:
+    """A rich table of one :class:`data_feeds.chain_ingest.IngestReport`."""
+    table = Table(title=f"{r.data_source}  ({r.seconds:.2f} s)", title_justify="left")
+    table.add_column("rows", overflow="fold")
+    table.add_column("count", justify="right")
+    table.add_row("read", f"{r.rows_read:,}")
+    table.add_row("added", f"{r.rows_added:,}")
+    replaced = f"{r.rows_replaced:,}"
+    if r.rows_deleted:
+        replaced += f" (deleted {r.rows_deleted:,} old)"
+    table.add_row("replaced", replaced)
+    table.add_row("unchanged", f"{r.rows_unchanged:,}")
+    table.add_row("quarantined", f"{r.rows_quarantined:,}")
+    for reason, n in r.quarantined_by_reason.items():
+        table.add_row(f"  {reason}", f"{n:,}")
+    table.add_row("liquid", f"{r.liquid:,}")
+    table.add_row("illiquid", f"{r.illiquid:,}")
+    valid = r.liquid + r.illiquid
+    for crit, n in r.liquidity_failures.items():
+        skipped = r.liquidity_skipped.get(crit, 0)
+        if valid and skipped == valid:
+            table.add_row(f"  {crit}", "skipped: no input")
+            continue
+        note = f" (skipped on {skipped:,}: no input)" if skipped else ""
+        table.add_row(f"  fails {crit}", f"{n:,}{note}")
+    for crit in r.liquidity_disabled:
+        table.add_row(f"  {crit}", "disabled")
+    table.add_row(
+        "partitions new/replaced/unchanged",
+        f"{r.partitions_new}/{r.partitions_replaced}/{r.partitions_unchanged}",
+    )
+    return table
+
+
+@ingest_app.command("chains")
+def ingest_chains(
+    paths: Annotated[list[Path], typer.Argument(help="Chain files or directories.")],
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="vendor | lean-minute | generic.")
+    ] = "vendor",
+    db: DbOption = DEFAULT_DB,
+    config: Annotated[Path | None, typer.Option("--config", help="ChainIngestConfig TOML.")] = None,
+) -> None:
+    """Validate option-chain files and store them (idempotent; see docs/data.md)."""
+    from data_feeds.chain_ingest import discover_files, load_ingest_config
+    from data_feeds.chain_store import ChainStore
+
+    try:
+        cfg = load_ingest_config(config)
+        files, skipped = discover_files(paths, fmt, cfg)
+    except VolsuiteError as exc:
+        _fail(exc)
+        return
+    for path, why in skipped:
+        console.print(f"[dim]skipped[/] {path}: {why}", highlight=False, soft_wrap=True)
+    if not files:
+        _fail(VolsuiteError(f"no {fmt} chain file found in {[str(p) for p in paths]}"))
+    failed = 0
+    totals = {"added": 0, "replaced": 0, "unchanged": 0, "quarantined": 0}
+    try:
+        store = ChainStore(db)
+    except VolsuiteError as exc:
+        _fail(exc)
+        return
+    with store:
+        for path in files:
+            try:
+                report = store.ingest(path, fmt, config=cfg)
+            except VolsuiteError as exc:
+                failed += 1
+                err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+                continue
+            console.print(_ingest_table(report))
+            for note in report.notes:
+                console.print(f"  [dim]note[/] {note}", highlight=False, soft_wrap=True)
+            totals["added"] += report.rows_added
+            totals["replaced"] += report.rows_replaced
+            totals["unchanged"] += report.rows_unchanged
+            totals["quarantined"] += report.rows_quarantined
+    console.print(
+        f"{len(files) - failed} file(s) into {db}: "
+        + ", ".join(f"{k} {v:,}" for k, v in totals.items()),
+        highlight=False,
+        soft_wrap=True,
+    )
+    if failed:
+        raise typer.Exit(code=2)
+
+
+@ingest_app.command("underlying")
+def ingest_underlying(
+    source: Annotated[str, typer.Argument(help="A load_ohlc source (file, builtin:, yfinance:).")],
+    root: Annotated[
+        str | None, typer.Option("--root", help="Series of a long-format file (SPX).")
+    ] = None,
+    symbol: Annotated[
+        str | None, typer.Option("--symbol", help="Stored symbol (default: --root).")
+    ] = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Store daily bars of the underlying (for AM/PM settlement values)."""
+    from data_feeds.chain_store import ChainStore
+    from data_feeds.ohlc import load_ohlc
+
+    name = symbol or root
+    try:
+        if name is None:
+            raise VolsuiteError("give --symbol (or --root for a long-format file)")
+        frame = load_ohlc(source, root=root)
+        with ChainStore(db) as store:
+            report = store.ingest_underlying(frame, name, data_source=str(source))
+    except VolsuiteError as exc:
+        _fail(exc)
+        return
+    console.print(
+        f"{report.symbol} from {source}: {report.rows:,} bars "
+        f"({frame.index[0]:%Y-%m-%d} .. {frame.index[-1]:%Y-%m-%d}); added {report.added:,}, "
+        f"updated {report.updated:,}, unchanged {report.unchanged:,} -> {db}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(f"[dim]data[/] {frame.attrs['load_report'].summary()}", highlight=False)
+
+
+@chains_app.command("info")
+def chains_info(db: DbOption = DEFAULT_DB) -> None:
+    """Per-source summary of the chain store and the flagged holiday snapshots."""
+    import numpy as np
+
+    from data_feeds.chain_store import ChainStore
+
+    try:
+        store = ChainStore(db, read_only=True)
+    except VolsuiteError as exc:
+        _fail(exc)
+        return
+    with store:
+        info = store.info()
+        reasons = store.quarantine_summary()
+        bars = store.connection.execute(
+            "SELECT symbol, min(date), max(date), count(*) FROM underlying_prices GROUP BY 1 "
+            "ORDER BY 1"
+        ).fetchall()
+    table = Table(title=f"chain store {db}", title_justify="left")
+    for col, justify in (
+        ("underlying", "left"),
+        ("data source", "left"),
+        ("trading days", "right"),
+        ("date range", "left"),
+        ("roots", "left"),
+        ("expiries/date min/med/max", "right"),
+        ("snapshots", "right"),
+        ("rows", "right"),
+        ("quarantined", "right"),
+    ):
+        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    known = info[info["underlying"].notna()]
+    for (und, source), grp in known.groupby(["underlying", "data_source"], sort=True):
+        days = grp[(grp["rows"] > 0) & ~grp["holiday"]]
+        stored = grp[grp["rows"] > 0]
+        exp = stored["n_expiries"].to_numpy()
+        roots = sorted({r for rs in grp["roots"].dropna() for r in rs.split(",")})
+        span = (
+            f"{stored['quote_date'].min():%Y-%m-%d} .. {stored['quote_date'].max():%Y-%m-%d}"
+            if len(stored)
+            else "-"
+        )
+        table.add_row(
+            str(und),
+            str(source),
+            f"{len(days)}",
+            span,
+            ",".join(roots),
+            f"{exp.min()}/{np.median(exp):g}/{exp.max()}" if len(exp) else "-",
+            f"{int(stored['snapshots'].sum()):,}",
+            f"{int(grp['rows'].sum()):,}",
+            f"{int(grp['quarantined'].sum()):,}",
+        )
+    console.print(table)
+    if len(reasons):
+        qt = Table(title="quarantined rows by reason", title_justify="left")
+        qt.add_column("data source", overflow="fold")
+        qt.add_column("reason", overflow="fold")
+        qt.add_column("rows", justify="right")
+        for _, r in reasons.iterrows():
+            qt.add_row(str(r["data_source"]), str(r["reason"]), f"{int(r['rows']):,}")
+        console.print(qt)
+    holidays = info[info["holiday"]]
+    if len(holidays):
+        ht = Table(title="holiday snapshots (quote date not an NYSE session)", title_justify="left")
+        for col in ("quote date", "underlying", "data source", "stored rows", "quarantined"):
+            ht.add_column(col, overflow="fold")
+        for _, r in holidays.iterrows():
+            ht.add_row(
+                f"{r['quote_date']:%Y-%m-%d}",
+                str(r["underlying"]),
+                str(r["data_source"]),
+                f"{int(r['rows']):,}",
+                f"{int(r['quarantined']):,}",
+            )
+        console.print(ht)
+    if bars:
+        bt_ = Table(title="underlying daily bars", title_justify="left")
+        for col in ("symbol", "first", "last", "bars"):
+            bt_.add_column(col)
+        for sym, first, last, n in bars:
+            bt_.add_row(sym, f"{first:%Y-%m-%d}", f"{last:%Y-%m-%d}", f"{n:,}")
+        console.print(bt_)
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m experiments.cli`
