@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
-from data_feeds.calendar import MINUTES_PER_YEAR, session_minutes
+from data_feeds.calendar import MINUTES_PER_YEAR, TZ, nyse_sessions, session_minutes
 from data_feeds.contracts import OptionContract
 from pricing import bs_price
 
@@ -230,7 +230,7 @@ def chain_market_table(
         (calendar days), ``settlement_price`` (NaN when the expiration is past the data) and
         ``source`` (``chain:<root>:<expiry>``). Sessions without a snapshot, or without the
         wanted expiry or a two-sided ATM straddle, have NaN prices (the strategy stands aside)
-        and a ``status`` saying why.
+        and a ``status`` saying why (``status_detail`` holds the query's message).
 
     Notes
     -----
@@ -242,11 +242,12 @@ def chain_market_table(
 
     idx = underlying.index
     table = pd.DataFrame(np.nan, index=idx, columns=list(MARKET_COLUMNS), dtype=float)
-    table["quote_time"] = pd.NaT
-    table["expiration"] = pd.NaT
+    table["quote_time"] = pd.Series(pd.NaT, index=idx, dtype=f"datetime64[ns, {TZ}]")
+    table["expiration"] = pd.Series(pd.NaT, index=idx, dtype="datetime64[ns]")
     table["dte"] = np.nan
     table["settlement_price"] = np.nan
     table["status"] = "no_snapshot"
+    table["status_detail"] = ""
     closes = pd.Series(underlying["close"].to_numpy(float), index=idx.date)
     session_dates = list(idx.date)
     position = {d: i for i, d in enumerate(session_dates)}
@@ -272,7 +273,8 @@ def chain_market_table(
             combo = snap.straddle(expiration, root)
             market_iv = snap.atm_iv(expiration, root)
         except (KeyError, ValueError) as exc:
-            table.loc[row, "status"] = f"no_straddle: {exc}"
+            table.loc[row, "status"] = "no_straddle"
+            table.loc[row, "status_detail"] = str(exc)
             continue
         (call, _), (put, _) = combo.legs
         cq, pq = snap.quote(call), snap.quote(put)
@@ -282,7 +284,9 @@ def chain_market_table(
         today_close = settlement_time(day, "PM")
         today_minutes = session_minutes(pd.DatetimeIndex([pd.Timestamp(day)])).iloc[0]
         left_today = max((today_close - snap.quote_time).total_seconds() / 60.0, 0.0)
-        later = sum(1 for d in session_dates if day < d <= expiration)
+        # NYSE sessions after today through expiry, from the calendar (not from the data, which
+        # may end before the expiry)
+        later = len(nyse_sessions(pd.Timestamp(day), pd.Timestamp(expiration))) - 1
         table.loc[row, list(MARKET_COLUMNS)] = [
             snap.quote_time.hour * 60 + snap.quote_time.minute,
             float(expiration.toordinal()),

@@ -17,10 +17,15 @@ import optuna
 import pandas as pd
 from pydantic import ValidationError
 
+from data_feeds.errors import VolsuiteError
 from experiments.config import Choice, Dimension, FloatRange, IntRange, OptimizeConfig
 from experiments.config import WalkForwardConfig as WFConfig
 from experiments.metrics import OBJECTIVES, summary
 from strategies.base import BacktestResult, StrategyPlugin
+
+
+class WalkForwardError(VolsuiteError, ValueError):
+    """The walk-forward layout does not fit the strategy's trading sessions."""
 
 
 @dataclass(frozen=True)
@@ -54,8 +59,8 @@ def make_folds(days: pd.DatetimeIndex, config: WFConfig) -> list[Fold]:
 
     Raises
     ------
-    ValueError
-        Fewer sessions than one training window plus ``min_test_days``.
+    WalkForwardError
+        Fewer sessions than one training window plus ``min_test_days`` (a ``ValueError``).
     """
     if config.start is not None:
         days = days[days >= pd.Timestamp(config.start).tz_localize(days.tz)]
@@ -64,7 +69,7 @@ def make_folds(days: pd.DatetimeIndex, config: WFConfig) -> list[Fold]:
     n, train, test = len(days), config.train_days, config.test_days
     step = config.step_days or test
     if n < train + config.min_test_days:
-        raise ValueError(
+        raise WalkForwardError(
             f"walkforward: {n} trading sessions, need at least train_days ({train}) + "
             f"min_test_days ({config.min_test_days})"
         )

@@ -348,12 +348,7 @@ class ZeroDteStraddle(StrategyPlugin):
                 expiry=base.chain_expiry,
                 rate=base.rate,
             )
-            status = self.market["status"].value_counts()
-            self.reports.append(
-                f"chain market table {base.chain_symbol}/{base.root}/{base.chain_expiry}: "
-                f"{int(status.get('ok', 0))} sessions with a two-sided ATM straddle; "
-                + ", ".join(f"{k}: {v}" for k, v in status.items() if k != "ok")
-            )
+            self.reports.append(_chain_table_report(self.market, base))
         else:
             vix, report = align_to_index(
                 data["vix"]["close"], self.underlying.index, max_fill=1, name="vix"
@@ -399,6 +394,10 @@ class ZeroDteStraddle(StrategyPlugin):
             )
         return pd.Series(values, index=self.underlying.index, name="forecast_vol")
 
+    def market_label(self) -> str:
+        """Where the market straddle comes from (``vix_proxy`` or ``chain:<root>:<expiry>``)."""
+        return str(self.market["source"].iloc[0])
+
     def trading_days(self) -> pd.DatetimeIndex:
         """Sessions with a market straddle (previous VIX known)."""
         return self.market.index[np.isfinite(self.market["market_iv"].to_numpy())]
@@ -425,6 +424,7 @@ class ZeroDteStraddle(StrategyPlugin):
             for k, _ in ZeroDteStraddleStrategy.params._gettuple()
             if k != "last_day_ordinal"
         }
+        kwargs["market_source"] = self.market_label()
         kwargs["last_day_ordinal"] = self.underlying.loc[start:end].index[-1].date().toordinal()
         strat, value, returns = run_cerebro(
             ZeroDteStraddleStrategy, [feed], broker, cash=cash, strategy_kwargs=kwargs
@@ -435,7 +435,7 @@ class ZeroDteStraddle(StrategyPlugin):
             value=value,
             trades=broker.fills_frame(),
             daily_log=log,
-            info={"market_source": params.market_source},
+            info={"market_source": self.market_label()},
         )
 
     def benchmark(self) -> pd.Series:
@@ -453,3 +453,26 @@ class ZeroDteStraddle(StrategyPlugin):
                 axis=1,
             )
         )
+
+
+def _chain_table_report(market: pd.DataFrame, params: ZeroDteStraddleParams) -> str:
+    """One line: what the chain market table holds between its first and last quote date."""
+    quoted = market.index[market["status"] != "no_snapshot"]
+    head = f"chain market table {params.chain_symbol}/{params.root}/{params.chain_expiry}: "
+    if len(quoted) == 0:
+        return head + "no snapshot on any session of the underlying"
+    inside = market.loc[quoted[0] : quoted[-1]]
+    counts = inside["status"].value_counts()
+    missing = inside.index[inside["status"] == "no_snapshot"]
+    line = (
+        f"{len(quoted)} quote dates {quoted[0]:%Y-%m-%d}..{quoted[-1]:%Y-%m-%d}, "
+        f"{int(counts.get('ok', 0))} with a two-sided ATM straddle"
+    )
+    others = [f"{k}: {v}" for k, v in counts.items() if k not in ("ok", "no_snapshot")]
+    if others:
+        line += " (" + ", ".join(others) + ")"
+    if len(missing):
+        line += f"; {len(missing)} sessions without a snapshot: " + ", ".join(
+            f"{d:%Y-%m-%d}" for d in missing
+        )
+    return head + line
