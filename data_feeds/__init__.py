@@ -8,15 +8,52 @@ align_to_index
     Secondary series (VIX) onto the underlying's trading days, at most one day forward-filled.
 ohlc_feed
     backtrader feed of a daily frame with extra lines.
-vix_proxy_market_table, chain_market_table
-    The ATM straddle market table: proxied from VIX, or from real chain snapshots.
 OptionContract, OptionQuote
     Core option types.
+ChainStore, ChainIngestConfig, IngestReport
+    The DuckDB option-chain store: vendor / lean-minute / generic ingest with quarantine and
+    liquidity flags, snapshot queries (``docs/data.md``).
+ChainSnapshot, Combo
+    Every quote of a chain at one moment: forwards, ATM, implied vols and greeks, delta strikes,
+    straddle / strangle / vertical / iron condor / calendar quotes.
+chain_feed, ChainFeed, SnapshotSource
+    backtrader feed of chain snapshots (ATM IV, straddle, 25-delta risk reversal, term slope) with
+    the current snapshot reachable from the strategy.
+vix_proxy_market_table, chain_market_table
+    The ATM straddle market table of ``zero_dte_straddle``: proxied from VIX, or from real chains.
 """
 
 from data_feeds.align import AlignReport, align_to_index
 from data_feeds.bt_feeds import ohlc_feed
 from data_feeds.calendar import TZ, session_minutes
+from data_feeds.chain_feed import (
+    CHAIN_FEED_LINES,
+    ChainFeatureReport,
+    ChainFeed,
+    SnapshotSource,
+    chain_features,
+    chain_feed,
+    snapshot_features,
+)
+from data_feeds.chain_ingest import (
+    ChainIngestConfig,
+    IngestReport,
+    LiquidityConfig,
+    load_ingest_config,
+)
+from data_feeds.chain_store import (
+    ChainStore,
+    SnapshotNotFoundError,
+    StoreKeyError,
+    UnderlyingIngestReport,
+)
+from data_feeds.chains import (
+    PARITY_STRIKES,
+    QUOTE_COLUMNS,
+    ChainSnapshot,
+    Combo,
+    settlement_time,
+)
 from data_feeds.contracts import OptionContract, OptionQuote
 from data_feeds.errors import DataSourceError, DataValidationError, VolsuiteError
 from data_feeds.market import (
@@ -28,81 +65,43 @@ from data_feeds.market import (
 from data_feeds.ohlc import LoadReport, fingerprint, load_ohlc, load_yfinance, validate_ohlc
 
 __all__ = [
+    "CHAIN_FEED_LINES",
     "MARKET_COLUMNS",
+    "PARITY_STRIKES",
+    "QUOTE_COLUMNS",
     "TZ",
     "AlignReport",
+    "ChainFeatureReport",
+    "ChainFeed",
+    "ChainIngestConfig",
+    "ChainSnapshot",
+    "ChainStore",
+    "Combo",
     "DataSourceError",
     "DataValidationError",
+    "IngestReport",
+    "LiquidityConfig",
     "LoadReport",
     "OptionContract",
     "OptionQuote",
+    "SnapshotNotFoundError",
+    "SnapshotSource",
+    "StoreKeyError",
+    "UnderlyingIngestReport",
     "VolsuiteError",
     "align_to_index",
     "atm_strike",
+    "chain_features",
+    "chain_feed",
     "chain_market_table",
     "fingerprint",
+    "load_ingest_config",
     "load_ohlc",
     "load_yfinance",
     "ohlc_feed",
     "session_minutes",
-    "validate_ohlc",
-    "vix_proxy_market_table",
-]
-
-# -- chain snapshots, their queries and the chain feed (data_feeds.chains, data_feeds.chain_feed)
-from data_feeds.chain_feed import (
-    CHAIN_FEED_LINES,
-    ChainFeatureReport,
-    ChainFeed,
-    SnapshotSource,
-    chain_features,
-    chain_feed,
-    snapshot_features,
-)
-from data_feeds.chains import (
-    PARITY_STRIKES,
-    QUOTE_COLUMNS,
-    ChainSnapshot,
-    Combo,
-    settlement_time,
-)
-
-__all__ += [
-    "CHAIN_FEED_LINES",
-    "PARITY_STRIKES",
-    "QUOTE_COLUMNS",
-    "ChainFeatureReport",
-    "ChainFeed",
-    "ChainSnapshot",
-    "Combo",
-    "SnapshotSource",
-    "chain_features",
-    "chain_feed",
     "settlement_time",
     "snapshot_features",
-]
-
-# -- the DuckDB option-chain store and its ingest (data_feeds.chain_store, data_feeds.chain_ingest)
-from data_feeds.chain_ingest import (  # noqa: E402 (appended block)
-    ChainIngestConfig,
-    IngestReport,
-    LiquidityConfig,
-    load_ingest_config,
-)
-from data_feeds.chain_store import (  # noqa: E402
-    ChainStore,
-    SnapshotNotFoundError,
-    StoreKeyError,
-    UnderlyingIngestReport,
-)
-
-__all__ += [
-    "ChainIngestConfig",
-    "ChainStore",
-    "IngestReport",
-    "LiquidityConfig",
-    "SnapshotNotFoundError",
-    "StoreKeyError",
-    "UnderlyingIngestReport",
-    "load_ingest_config",
+    "validate_ohlc",
+    "vix_proxy_market_table",
 ]

@@ -2,7 +2,8 @@
 
 Plugins are registered in :data:`STRATEGIES`; a user's own plugin registers through the
 ``volsuite.strategies`` entry-point group (``name = "package.module:PluginClass"``) without editing
-the runner. See ``README.md`` ("Adding a strategy").
+the runner. See ``README.md`` ("Adding a strategy"). Option strategies on a chain feed subclass
+:class:`OptionStrategy` (combo specs, book greeks, settlement bookkeeping; ``docs/brokers.md``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
+from strategies.option_strategy import ComboSpec, OptionStrategy
 from strategies.zero_dte_straddle import ZeroDteStraddle
 
 STRATEGIES: dict[str, type[StrategyPlugin]] = {
@@ -45,6 +47,8 @@ def list_strategies() -> dict[str, str]:
 __all__ = [
     "STRATEGIES",
     "BacktestResult",
+    "ComboSpec",
+    "OptionStrategy",
     "StrategyParams",
     "StrategyPlugin",
     "get_strategy",
