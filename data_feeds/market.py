@@ -39,6 +39,7 @@ MARKET_COLUMNS = (
     "straddle_ask",
     "straddle_mid",
     "market_iv",
+    "held_strike",
     "held_call_mid",
     "held_put_mid",
 )
@@ -48,9 +49,9 @@ MARKET_COLUMNS = (
 straddle's expiration as ``datetime.date.toordinal()``; ``horizon_sessions`` the sessions of
 variance the straddle bears until settlement (1.0 for an open-to-close 0DTE; the remaining fraction
 of today plus each later session to expiry for a snapshot taken during the day);
-``held_call_mid``/``held_put_mid`` the mids, in today's quotes, of the straddle legs listed on the
-previous row when they are still alive today (NaN otherwise): the marks of a position carried
-overnight.
+``held_strike``, ``held_call_mid``/``held_put_mid`` the strike and the mids, in today's quotes, of
+the straddle listed on the previous row when it is still alive today (NaN otherwise): the marks of
+a position carried overnight.
 """
 
 
@@ -176,6 +177,7 @@ def vix_proxy_market_table(
     table["trade_minute"] = 570.0
     table["expiration_ordinal"] = [float(d.toordinal()) for d in idx.date]
     table["horizon_sessions"] = 1.0
+    table["held_strike"] = np.nan
     table["held_call_mid"] = np.nan
     table["held_put_mid"] = np.nan
     priced = [c for c in MARKET_COLUMNS if c.startswith(("call_", "put_", "straddle_", "market_"))]
@@ -260,6 +262,7 @@ def chain_market_table(
         snap = source.snapshot(symbol, day, roots=[root], rate=rate)
         row = table.index[position[day]]
         if held is not None and held[0].expiration > day:
+            table.loc[row, "held_strike"] = held[0].strike
             table.loc[row, "held_call_mid"] = snap.mid(held[0])
             table.loc[row, "held_put_mid"] = snap.mid(held[1])
         held = None
@@ -302,6 +305,7 @@ def chain_market_table(
             combo.ask,
             combo.mid,
             market_iv,
+            table.loc[row, "held_strike"],
             table.loc[row, "held_call_mid"],
             table.loc[row, "held_put_mid"],
         ]

@@ -171,13 +171,17 @@ class ZeroDteStraddleStrategy(bt.Strategy):
         self._settle_today(d, day)
 
     def _mark_held(self, d: Any) -> None:
-        marks = {}
-        call_mid, put_mid = d.held_call_mid[0], d.held_put_mid[0]
-        for contract in self.broker.option_positions:
-            if contract.expiration > d.datetime.date(0):
-                mid = call_mid if contract.right == "C" else put_mid
-                if math.isfinite(mid):
-                    marks[contract] = mid
+        """Re-mark carried legs (the previous row's straddle, still alive) at today's mids."""
+        held_strike = d.held_strike[0]
+        if not math.isfinite(held_strike):
+            return
+        today = d.datetime.date(0)
+        mids = {"C": d.held_call_mid[0], "P": d.held_put_mid[0]}
+        marks = {
+            c: mids[c.right]
+            for c in self.broker.option_positions
+            if c.expiration > today and c.strike == held_strike and math.isfinite(mids[c.right])
+        }
         if marks:
             self.broker.mark_options(marks)
 
