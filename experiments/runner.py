@@ -230,6 +230,7 @@ def _write_run_files(
     reports: list[str],
 ) -> None:
     shutil.copyfile(config_path, folder / "config.toml")
+    metrics.update(plugin.write_artifacts(folder))
     wf.oos_returns.rename("oos_return").to_csv(folder / "oos_returns.csv", index_label="date")
     wf.trades.to_csv(folder / "trades.csv", index=False)
     wf.daily_log.to_csv(folder / "daily_log.csv", index=False)

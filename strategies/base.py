@@ -19,6 +19,7 @@ import datetime as dt
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import backtrader as bt
@@ -71,6 +72,13 @@ class StrategyPlugin(ABC):
         """``[data]`` entries this instance needs (default :attr:`required_data`; a plugin whose
         needs depend on its fixed parameters overrides this)."""
         return self.required_data
+
+    def write_artifacts(self, folder: Path) -> dict[str, float]:
+        """Write plugin-specific run artifacts (fitted models, feature importance, diagnostics)
+        into ``folder`` (the run folder, logged to MLflow with it) and return extra metrics for the
+        run summary and MLflow (names without spaces). Called once after the walk-forward; the
+        default writes nothing."""
+        return {}
 
     @abstractmethod
     def prepare(self, data: Mapping[str, pd.DataFrame], grid: Mapping[str, Sequence[Any]]) -> None:
