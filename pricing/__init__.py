@@ -64,3 +64,38 @@ __all__ = [
     "straddle_price",
     "whole_days",
 ]
+
+# --- SABR, Heston, Merton (issue 4, part C) ---
+from pricing.heston import (
+    DEFAULT_HESTON_BOUNDS,
+    HestonFit,
+    HestonParams,
+    calibrate_heston,
+    heston_cf,
+    heston_implied_vol,
+    heston_price,
+    heston_price_and_gradient,
+    ql_heston_price,
+)
+from pricing.merton import merton_price, ql_bates_merton_price, ql_merton_price
+from pricing.sabr import SabrFit, calibrate_sabr, sabr_atm_alpha, sabr_implied_vol
+
+__all__ += [
+    "DEFAULT_HESTON_BOUNDS",
+    "HestonFit",
+    "HestonParams",
+    "SabrFit",
+    "calibrate_heston",
+    "calibrate_sabr",
+    "heston_cf",
+    "heston_implied_vol",
+    "heston_price",
+    "heston_price_and_gradient",
+    "merton_price",
+    "ql_bates_merton_price",
+    "ql_heston_price",
+    "ql_merton_price",
+    "sabr_atm_alpha",
+    "sabr_implied_vol",
+]
+
