@@ -61,3 +61,13 @@ __all__ = [
     "spread_requirement",
     "underlying_of",
 ]
+
+# -- share transaction costs (brokers.share_costs; docs/risk.md) ---------------------------------
+from brokers.share_costs import (  # noqa: E402
+    ShareCost,
+    ShareCostScheme,
+    past_daily_vol_and_adv,
+    share_trade_cost,
+)
+
+__all__ += ["ShareCost", "ShareCostScheme", "past_daily_vol_and_adv", "share_trade_cost"]

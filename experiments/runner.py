@@ -27,6 +27,7 @@ from experiments.tracking import git_commit, log_run
 from experiments.walkforward import WalkForwardResult, make_folds, run_walkforward
 from strategies import get_strategy
 from strategies.base import StrategyPlugin
+from strategies.risk import write_run_attribution
 
 
 @dataclass
@@ -257,6 +258,7 @@ def _write_run_files(
         f"({len(wf.folds)} folds) — market data: {market_source}"
     )
     write_tearsheet(wf.oos_returns, plugin.benchmark(), folder / "tearsheet.html", title)
+    metrics.update(write_run_attribution([fr.out_of_sample for fr in wf.folds], folder))
     (folder / "summary.json").write_text(
         json.dumps(
             {
