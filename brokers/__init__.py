@@ -63,7 +63,7 @@ __all__ = [
 ]
 
 # -- share transaction costs (brokers.share_costs; docs/risk.md) ---------------------------------
-from brokers.share_costs import (  # noqa: E402
+from brokers.share_costs import (
     ShareCost,
     ShareCostScheme,
     past_daily_vol_and_adv,
@@ -71,3 +71,24 @@ from brokers.share_costs import (  # noqa: E402
 )
 
 __all__ += ["ShareCost", "ShareCostScheme", "past_daily_vol_and_adv", "share_trade_cost"]
+
+# -- paper trading: the live store, broker and venues (brokers.live; docs/paper_trading.md) --------
+from brokers.live import (  # noqa: E402
+    AuditLog,
+    KillSwitch,
+    LiveOptionsBroker,
+    LiveStore,
+    ReplayVenue,
+    RiskLimits,
+    VenueAdapter,
+)
+
+__all__ += [
+    "AuditLog",
+    "KillSwitch",
+    "LiveOptionsBroker",
+    "LiveStore",
+    "ReplayVenue",
+    "RiskLimits",
+    "VenueAdapter",
+]

@@ -105,3 +105,28 @@ __all__ = [
     "validate_ohlc",
     "vix_proxy_market_table",
 ]
+
+# -- two-leg spread feed: leg loading, Engle-Granger formation, OU health (issue 6, ou_pairs) --
+from data_feeds.spread_feed import (
+    FORMATION_COLUMNS,
+    HedgeFit,
+    PairAlignReport,
+    align_legs,
+    apply_health,
+    engle_granger,
+    formation_table,
+    load_pair_leg,
+    pair_feeds,
+)
+
+__all__ += [
+    "FORMATION_COLUMNS",
+    "HedgeFit",
+    "PairAlignReport",
+    "align_legs",
+    "apply_health",
+    "engle_granger",
+    "formation_table",
+    "load_pair_leg",
+    "pair_feeds",
+]

@@ -1,7 +1,10 @@
 """The ``volsuite`` command line (typer + rich).
 
 ``volsuite run CONFIG [--trials N] [--seed S] [--storage URL]`` runs an experiment config;
-``volsuite list`` shows the registered strategies and the configs in ``experiments/configs``.
+``volsuite list`` shows the registered strategies and the configs in ``experiments/configs``;
+``volsuite paper CONFIG [--from-run RUN] [--speed X] [--until T]`` paper-trades a config on the venue
+of its ``[broker] kind`` and ``volsuite paper stop [--no-flatten] [--clear]`` triggers the kill switch
+(``experiments/cli_paper.py``, ``docs/paper_trading.md``).
 
 The option-chain store (``data_feeds.chain_store``, default ``results/chains.duckdb``):
 
@@ -372,6 +375,16 @@ def chains_info(db: DbOption = DEFAULT_DB) -> None:
         for sym, first, last, n in bars:
             bt_.add_row(sym, f"{first:%Y-%m-%d}", f"{last:%Y-%m-%d}", f"{n:,}")
         console.print(bt_)
+
+
+def _register_plugins() -> None:
+    """Command groups living in their own modules (``experiments/cli_<area>.py``)."""
+    from experiments.cli_paper import register as register_paper
+
+    register_paper(app)
+
+
+_register_plugins()
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m experiments.cli`

@@ -11,7 +11,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from data_feeds.errors import VolsuiteError
 
@@ -54,14 +61,39 @@ class ChainSourceSpec(_Strict):
     ingest_config: str | None = None
 
 
+class LegSpec(DataSourceSpec):
+    """One leg of a pair (``[data.legs.y]`` / ``[data.legs.x]``).
+
+    Attributes
+    ----------
+    volume_scale : float
+        Multiplier turning the file's volume column into shares (e.g. 100 for round lots).
+    """
+
+    volume_scale: float = Field(1.0, gt=0.0)
+
+
 class DataConfig(_Strict):
-    """``[data]``: the series a strategy needs and the date range loaded (warm-up included)."""
+    """``[data]``: the series a strategy needs and the date range loaded (warm-up included).
+
+    ``underlying`` is required unless the strategy trades a pair given as ``[data.legs.y]`` and
+    ``[data.legs.x]`` (loaded as ``leg_y`` / ``leg_x``).
+    """
 
     start: dt.date | None = None
     end: dt.date | None = None
-    underlying: DataSourceSpec
+    underlying: DataSourceSpec | None = None
     vix: DataSourceSpec | None = None
     chains: ChainSourceSpec | None = None
+    legs: dict[Literal["y", "x"], LegSpec] | None = None
+
+    @model_validator(mode="after")
+    def _needs_data(self) -> DataConfig:
+        if self.underlying is None and not self.legs:
+            raise ValueError("[data] needs underlying (or legs y and x for a pair strategy)")
+        if self.legs is not None and set(self.legs) != {"y", "x"}:
+            raise ValueError("[data.legs] needs exactly y and x")
+        return self
 
     def sources(self) -> dict[str, DataSourceSpec]:
         """Name -> spec for every series given."""
@@ -162,13 +194,155 @@ class OptimizeConfig(_Strict):
     seed: int = 42
 
 
-class BrokerConfig(_Strict):
-    """``[broker]``: which broker runs the strategy and its costs."""
+def _timestamp_like(value: Any) -> Any:
+    """Accept a TOML date/datetime or a string pandas can read as a timestamp."""
+    if value is None or isinstance(value, dt.date):
+        return value
+    import pandas as pd
 
-    kind: Literal["backtest"] = "backtest"
+    try:
+        pd.Timestamp(str(value))
+    except (ValueError, TypeError):
+        raise ValueError(f"not a date or date-time: {value!r}") from None
+    return str(value)
+
+
+class ReplayBrokerConfig(_Strict):
+    """``[broker.replay]``: the local replay venue (``kind = "replay"``).
+
+    Attributes
+    ----------
+    underlying : str, optional
+        Underlying replayed (default: the strategy's chain symbol, else ``[data.underlying]``'s
+        root, else ``SPX``).
+    roots : list of str, optional
+        Option roots replayed (default: the strategy's ``root`` parameter when it has one).
+    start, end : date, date-time or str, optional
+        Replay window (default: the whole store); a date as ``end`` means the whole day.
+    speed : float
+        Recorded seconds per wall second (60: a recorded minute per second); 0 = no waiting.
+    db : str, optional
+        Chain store to replay (default ``[data.chains].db``).
+    underlying_bars : str, optional
+        Minute bars of the underlying (CSV, ``brokers.live.load_minute_bars``) for snapshots
+        without an underlying price (Lean minute quotes).
+    settlement : str, optional
+        Daily OHLC source (``load_ohlc`` spec) for settlement; default ``[data.underlying]``,
+        else the store's ``underlying_prices``.
+    settlement_root : str, optional
+        ``root`` of a long-format ``settlement`` file (default: the underlying).
+    """
+
+    underlying: str | None = None
+    roots: list[str] | None = None
+    start: dt.datetime | dt.date | str | None = None
+    end: dt.datetime | dt.date | str | None = None
+    speed: float = Field(0.0, ge=0.0)
+    db: str | None = None
+    underlying_bars: str | None = None
+    settlement: str | None = None
+    settlement_root: str | None = None
+
+    @field_validator("start", "end")
+    @classmethod
+    def _times(cls, value: Any) -> Any:
+        return _timestamp_like(value)
+
+
+class AlpacaBrokerConfig(_Strict):
+    """``[broker.alpaca]``: Alpaca paper trading (``kind = "alpaca-paper"``).
+
+    Keys are read from the environment (``APCA_API_KEY_ID`` / ``APCA_API_SECRET_KEY``); a config
+    has no place for them.
+
+    Attributes
+    ----------
+    base_url, data_url : str
+        Trading (paper) and market-data endpoints.
+    underlying : str
+        Underlying whose chain is read (Alpaca lists equity/ETF options: ``SPY``, not SPX).
+    roots : list of str, optional
+        Option roots kept (default: the underlying).
+    symbol_map : dict of str to str
+        Explicit mapping of the strategy's symbols/roots to Alpaca's (``{SPX = "SPY", SPXW =
+        "SPY"}``). SPY is a different underlying (about a tenth of the index, American style,
+        physically settled, dividends), not a rescaled SPX; an SPX/SPXW strategy is refused
+        without this map.
+    option_feed : {"indicative", "opra"}
+    stock_feed : {"iex", "sip"}
+    poll_seconds : float
+        Wall seconds between chain snapshots.
+    max_dte : int, optional
+        Expirations within this many calendar days.
+    fill_timeout_seconds : float
+        Wait for a marketable order to fill before cancelling the rest.
+    request_timeout_seconds : float
+        HTTP read timeout.
+    """
+
+    base_url: str = "https://paper-api.alpaca.markets"
+    data_url: str = "https://data.alpaca.markets"
+    underlying: str = "SPY"
+    roots: list[str] | None = None
+    symbol_map: dict[str, str] = Field(default_factory=dict)
+    option_feed: Literal["indicative", "opra"] = "indicative"
+    stock_feed: Literal["iex", "sip"] = "iex"
+    poll_seconds: float = Field(60.0, ge=0.0)
+    max_dte: int | None = Field(7, ge=0)
+    fill_timeout_seconds: float = Field(30.0, ge=0.0)
+    request_timeout_seconds: float = Field(10.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _upper(self) -> AlpacaBrokerConfig:
+        self.symbol_map = {k.strip().upper(): v.strip().upper() for k, v in self.symbol_map.items()}
+        self.underlying = self.underlying.strip().upper()
+        return self
+
+
+class SafetyConfig(_Strict):
+    """``[broker.safety]``: pre-trade limits, kill switch, retries, audit log of live sessions.
+
+    See :class:`brokers.live.safety.RiskLimits` for the exact rules.
+    """
+
+    max_contracts_per_order: int | None = Field(10, ge=1)
+    max_open_positions: int | None = Field(20, ge=1)
+    max_notional: float | None = Field(None, gt=0.0)
+    allowed_roots: list[str] | None = Field(None, min_length=1)
+    kill_switch_file: str = "results/paper/KILL"
+    flatten_on_kill: bool = True
+    max_retries: int = Field(5, ge=1, le=20)
+    backoff_seconds: float = Field(0.5, ge=0.0)
+    max_backoff_seconds: float = Field(8.0, ge=0.0)
+    audit_dir: str = "results/paper"
+
+
+class BrokerConfig(_Strict):
+    """``[broker]``: which broker runs the strategy and its costs.
+
+    ``kind`` is the one line that moves a strategy from the backtest to a paper venue:
+    ``backtest`` (``volsuite run``: walk-forward on :class:`brokers.OptionsBroker`), ``replay``
+    (``volsuite paper``: recorded quotes on the local replay venue, ``[broker.replay]``) or
+    ``alpaca-paper`` (``volsuite paper``: Alpaca paper trading, ``[broker.alpaca]``). The cost
+    fields apply to all three; ``[broker.safety]`` to the paper kinds. ``volsuite run`` always
+    backtests, whatever ``kind`` says.
+
+    The sub-sections are excluded from ``model_dump()`` (they are not ``OptionsBroker`` params);
+    :meth:`backtest_params` is the cost part.
+    """
+
+    kind: Literal["backtest", "replay", "alpaca-paper"] = "backtest"
     commission_per_contract: float = Field(1.0, ge=0.0)
     slippage_spread_fraction: float = Field(0.5, ge=0.0, le=2.0)
     settlement_fee_per_contract: float = Field(0.0, ge=0.0)
+    replay: ReplayBrokerConfig = Field(default_factory=ReplayBrokerConfig, exclude=True)
+    alpaca: AlpacaBrokerConfig = Field(default_factory=AlpacaBrokerConfig, exclude=True)
+    safety: SafetyConfig = Field(default_factory=SafetyConfig, exclude=True)
+
+    def backtest_params(self) -> dict[str, float]:
+        """The :class:`brokers.OptionsBroker` cost params (commission, slippage, settlement
+        fee)."""
+        return self.model_dump(exclude={"kind"})
 
 
 class ExperimentSection(_Strict):

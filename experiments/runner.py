@@ -65,6 +65,20 @@ def load_data(config: ExperimentConfig) -> tuple[dict[str, pd.DataFrame], list[s
         )
         data[name] = frame
         reports.append(frame.attrs["load_report"].summary())
+    if config.data.legs:
+        from data_feeds.spread_feed import load_pair_leg
+
+        for name, leg in config.data.legs.items():
+            frame = load_pair_leg(
+                leg.source,
+                root=leg.root,
+                start=config.data.start,
+                end=config.data.end,
+                on_invalid=leg.on_invalid,
+                volume_scale=leg.volume_scale,
+            )
+            data[f"leg_{name}"] = frame
+            reports.append(frame.attrs["load_report"].summary())
     if config.data.chains is not None:
         data["chains"], chain_reports = open_chain_store(config.data.chains)
         reports.extend(chain_reports)
@@ -96,7 +110,7 @@ def open_chain_store(spec: ChainSourceSpec) -> tuple[Any, list[str]]:
 def build_plugin(config: ExperimentConfig, data: dict[str, pd.DataFrame]) -> StrategyPlugin:
     """Instantiate and prepare the configured strategy plugin (all indicators computed here)."""
     cls = get_strategy(config.strategy.name)
-    broker = config.broker.model_dump(exclude={"kind"})
+    broker = config.broker.backtest_params()
     plugin = cls(fixed=config.strategy.params, broker=broker)
     missing = [k for k in plugin.data_needed() if k not in data]
     if missing:

@@ -99,3 +99,34 @@ __all__ += [
     "sabr_implied_vol",
 ]
 
+# -- OU spreads: exact MLE, Leung-Li optimal stopping, Bertram thresholds (issue 6, ou_pairs) --
+from pricing.ou import (  # noqa: E402
+    BertramThresholds,
+    LeungLiLevels,
+    OUFit,
+    bertram_return,
+    bertram_thresholds,
+    bertram_trade_length,
+    fit_ou,
+    leung_li_F,
+    leung_li_G,
+    leung_li_levels,
+    ou_loglik,
+    simulate_ou,
+)
+
+__all__ += [
+    "BertramThresholds",
+    "LeungLiLevels",
+    "OUFit",
+    "bertram_return",
+    "bertram_thresholds",
+    "bertram_trade_length",
+    "fit_ou",
+    "leung_li_F",
+    "leung_li_G",
+    "leung_li_levels",
+    "ou_loglik",
+    "simulate_ou",
+]
+

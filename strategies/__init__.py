@@ -12,10 +12,12 @@ from importlib.metadata import entry_points
 
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
 from strategies.option_strategy import ComboSpec, OptionStrategy
+from strategies.ou_pairs import OUPairs
 from strategies.zero_dte_straddle import ZeroDteStraddle
 
 STRATEGIES: dict[str, type[StrategyPlugin]] = {
     ZeroDteStraddle.name: ZeroDteStraddle,
+    OUPairs.name: OUPairs,
 }
 
 

@@ -1,0 +1,827 @@
+"""``volsuite paper``: run a strategy on a paper venue with the parameters a walk-forward chose.
+
+The experiment config is the backtest's own; ``[broker] kind`` says where orders go:
+
+* ``replay``: the local replay venue (:class:`brokers.live.ReplayVenue`) over the recorded chain
+  store, at ``--speed`` recorded seconds per wall second;
+* ``alpaca-paper``: Alpaca paper trading (:class:`brokers.live.alpaca.AlpacaAdapter`, keys from
+  the environment).
+
+Parameters: the config's ``[strategy.params]`` plus, with ``--from-run RUN``, the best
+out-of-sample parameters of that walk-forward run (the last fold's ``best.*`` params: the ones a
+live session would trade next), else the plugin's defaults for searched parameters. ``RUN`` is a
+``volsuite run`` results folder (or its run id under ``results/<experiment>/``: its
+``folds.csv``), or an MLflow run id (the fold child runs' params, else the ``folds.csv``
+artifact).
+
+The strategy class is the backtest's, unchanged: a plugin whose strategy runs on a chain feed
+provides ``paper_components(params, store)``; the ``zero_dte_straddle`` plugin's own strategy runs
+on its own market-table feed with the live broker (replay only: its market table is built from
+recorded quotes). Everything the session does goes to the audit log
+``results/paper/<session>/audit.jsonl``; at the end ``fills.csv``, ``orders.csv``,
+``positions.csv`` and ``summary.json`` join it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import backtrader as bt
+import numpy as np
+import pandas as pd
+
+from brokers.costs import OptionCostModel
+from brokers.live import (
+    AuditLog,
+    KillSwitch,
+    KillSwitchEngaged,
+    LiveOptionsBroker,
+    LiveStore,
+    ReplayVenue,
+    RetryPolicy,
+    RiskLimits,
+    load_minute_bars,
+    new_session_id,
+)
+from brokers.live.adapter import VenueAdapter
+from data_feeds.calendar import TZ
+from data_feeds.chains import ChainSnapshot
+from data_feeds.errors import VolsuiteError
+from experiments.config import ConfigError, ExperimentConfig, load_config
+from strategies import get_strategy
+from strategies.base import StrategyParams, StrategyPlugin
+
+ROOTS_NOT_ON_ALPACA = frozenset({"SPX", "SPXW", "XSP", "NDX", "NDXP", "RUT", "RUTW", "VIX", "VIXW"})
+"""Index option roots Alpaca does not list (it lists equity and ETF options)."""
+
+
+# -- parameters ------------------------------------------------------------------------------------
+def best_params_from_run(run_id: str, tracking_uri: str) -> tuple[dict[str, str], str]:
+    """The best parameters of the last walk-forward fold of an MLflow run.
+
+    Parameters
+    ----------
+    run_id : str
+        The parent run of ``volsuite run`` (its child runs are the folds), or a fold run itself.
+    tracking_uri : str
+        MLflow tracking URI (``sqlite:///results/mlflow.db``).
+
+    Returns
+    -------
+    params : dict of str to str
+        Parameter name -> value as MLflow stored it (strings; the plugin's ``Params`` model
+        converts them).
+    source : str
+        Which run/fold they came from (for the summary and the audit log).
+
+    Raises
+    ------
+    ConfigError
+        No such run, or no ``best.*`` params in its folds, the run itself or its ``folds.csv``.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        raise ConfigError(f"--from-run {run_id}: not found in {tracking_uri} ({exc})") from None
+    children = client.search_runs(
+        [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
+    )
+    folds = [c for c in children if any(k.startswith("best.") for k in c.data.params)]
+    if folds:
+        last = max(folds, key=lambda c: (c.data.params.get("test_end", ""), c.info.start_time))
+        best = {k[5:]: v for k, v in last.data.params.items() if k.startswith("best.")}
+        fold = last.data.tags.get("fold", "?")
+        return (
+            best,
+            f"MLflow run {run_id}, fold {fold} (test end {last.data.params.get('test_end')})",
+        )
+    own = {k[5:]: v for k, v in run.data.params.items() if k.startswith("best.")}
+    if own:
+        return own, f"MLflow run {run_id}"
+    try:
+        local = client.download_artifacts(run_id, "folds.csv")
+    except (MlflowException, OSError):
+        local = None
+    if local is not None:
+        try:
+            best, where = best_params_from_folds(local)
+        except ConfigError:
+            pass
+        else:
+            return best, f"MLflow run {run_id} artifact {where}"
+    raise ConfigError(
+        f"--from-run {run_id}: no best.* parameters in its folds, the run or folds.csv"
+    )
+
+
+def best_params_from_folds(path: str | Path) -> tuple[dict[str, str], str]:
+    """The best parameters of the last fold (latest ``test_end``) of a run folder's ``folds.csv``
+    (written by ``volsuite run`` next to the tearsheet, with or without MLflow).
+
+    Raises
+    ------
+    ConfigError
+        No ``best.*`` column or no row.
+    """
+    path = Path(path)
+    frame = pd.read_csv(path, dtype=str)
+    cols = [c for c in frame.columns if c.startswith("best.")]
+    if not cols or frame.empty:
+        raise ConfigError(f"{path}: no best.* parameters (not a walk-forward folds.csv?)")
+    row = frame.sort_values("test_end").iloc[-1] if "test_end" in frame else frame.iloc[-1]
+    best = {c[5:]: str(row[c]) for c in cols if not pd.isna(row[c])}
+    return best, f"{path}, fold {row.get('fold', '?')} (test end {row.get('test_end', '?')})"
+
+
+def _local_run(run: str, config: ExperimentConfig) -> Path | None:
+    """The results folder of ``run``: a folder path, or ``<results_dir>/<experiment>/<run>``."""
+    for folder in (
+        Path(run),
+        Path(config.tracking.results_dir) / config.experiment.name / run,
+    ):
+        if (folder / "folds.csv").is_file():
+            return folder
+    return None
+
+
+def resolve_params(
+    config: ExperimentConfig,
+    plugin_cls: type[StrategyPlugin],
+    *,
+    from_run: str | None = None,
+    tracking_uri: str | None = None,
+) -> tuple[StrategyParams, str]:
+    """The strategy parameters of a paper session: ``[strategy.params]`` + the run's best.
+
+    Returns
+    -------
+    params : StrategyParams
+        Validated by the plugin's ``Params`` model.
+    source : str
+        Where the searched parameters came from.
+
+    Raises
+    ------
+    ConfigError
+        The run's strategy differs from the config's; a parameter the plugin rejects.
+    """
+    fixed = dict(config.strategy.params)
+    source = "config [strategy.params] and plugin defaults"
+    if from_run is not None:
+        folder = _local_run(from_run, config)
+        if folder is not None:
+            best, source = best_params_from_folds(folder / "folds.csv")
+            meta = folder / "summary.json"
+            ran = json.loads(meta.read_text()).get("strategy") if meta.is_file() else None
+            if ran is not None and ran != plugin_cls.name:
+                raise ConfigError(
+                    f"--from-run {from_run}: a {ran} run, but the config runs {plugin_cls.name}"
+                )
+        else:
+            uri = tracking_uri or default_tracking_uri(config)
+            best, source = best_params_from_run(from_run, uri)
+        unknown = sorted(set(best) - set(plugin_cls.Params.model_fields))
+        if unknown:
+            raise ConfigError(
+                f"--from-run {from_run}: parameters {unknown} are not parameters of "
+                f"{plugin_cls.name}; was the run made with another strategy?"
+            )
+        fixed.update(best)
+    try:
+        params = plugin_cls.Params(**fixed)
+    except ValueError as exc:
+        raise ConfigError(f"strategy parameters for the paper session: {exc}") from None
+    return params, source
+
+
+def default_tracking_uri(config: ExperimentConfig) -> str:
+    """``[tracking] mlflow_uri`` or ``sqlite:///<results_dir>/mlflow.db`` (as ``volsuite run``)."""
+    if config.tracking.mlflow_uri:
+        return config.tracking.mlflow_uri
+    return f"sqlite:///{(Path(config.tracking.results_dir) / 'mlflow.db').resolve()}"
+
+
+def apply_symbol_map(
+    params: StrategyParams, symbol_map: Mapping[str, str]
+) -> tuple[StrategyParams, list[str]]:
+    """Replace string parameters equal to a ``symbol_map`` key by its value (``root = "SPXW"`` ->
+    ``"SPY"``), re-validated; returns the new params and one note per replacement."""
+    if not symbol_map:
+        return params, []
+    values = params.model_dump()
+    notes = []
+    for key, value in values.items():
+        if isinstance(value, str) and value.upper() in symbol_map:
+            values[key] = symbol_map[value.upper()]
+            notes.append(f"strategy.params.{key}: {value} -> {values[key]} (symbol_map)")
+    try:
+        return type(params)(**values), notes
+    except ValueError as exc:
+        raise ConfigError(
+            f"symbol_map {dict(symbol_map)}: the strategy does not accept the mapped symbols "
+            f"({exc})"
+        ) from None
+
+
+# -- the session -----------------------------------------------------------------------------------
+@dataclass
+class PaperComponents:
+    """What a paper session runs: the strategy class (unchanged from the backtest), its kwargs and
+    its data feeds (live ones from the store, or the plugin's own historical feed)."""
+
+    strategy_cls: type[bt.Strategy]
+    strategy_kwargs: dict[str, Any]
+    feeds: list[bt.feed.DataBase]
+    note: str = ""
+
+
+@dataclass
+class PaperSession:
+    """A paper session ready to run (:func:`build_session`) and, after :meth:`run`, its outcome.
+
+    Attributes
+    ----------
+    config : ExperimentConfig
+    params : StrategyParams
+    params_source : str
+    venue : VenueAdapter
+    store : LiveStore
+    broker : LiveOptionsBroker
+    components : PaperComponents
+    folder : pathlib.Path
+        ``results/paper/<session>/``: audit log and end-of-session files.
+    strategy : backtrader.Strategy or None
+        The running / finished strategy instance.
+    notes : list of str
+        What the session wants the user to know (symbol map, windows).
+    """
+
+    config: ExperimentConfig
+    params: StrategyParams
+    params_source: str
+    venue: VenueAdapter
+    store: LiveStore
+    broker: LiveOptionsBroker
+    components: PaperComponents
+    folder: Path
+    cash: float
+    notes: list[str] = field(default_factory=list)
+    strategy: bt.Strategy | None = None
+    on_bar: Callable[[PaperSession], None] | None = None
+
+    def run(self) -> PaperSession:
+        """Run the Cerebro to the end (data exhausted, ``--until``, kill switch) and write the
+        end-of-session files. The audit log is written as it goes."""
+        cerebro = bt.Cerebro(stdstats=False, maxcpus=1)
+        for feed in self.components.feeds:
+            cerebro.adddata(feed)
+        self.broker.setcash(self.cash)
+        self.broker.stop_run = cerebro.runstop  # the kill switch stops a historical feed too
+        cerebro.setbroker(self.broker)
+        cerebro.addstrategy(self.components.strategy_cls, **self.components.strategy_kwargs)
+        cerebro.addanalyzer(_Status, _name="paper_status", session=self)
+        try:
+            (self.strategy,) = cerebro.run()
+        finally:
+            if self.broker.started:  # an exception inside the run: close the session properly
+                self.broker.stop()
+            if not math.isnan(self.broker.start_value):  # the session did start
+                self.write_outputs()
+            self.store.audit.close()
+        return self
+
+    def write_outputs(self) -> None:
+        """``fills.csv``, ``orders.csv``, ``positions.csv``, ``summary.json`` next to the audit
+        log."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.broker.fills_frame().to_csv(self.folder / "fills.csv", index=False)
+        self.broker.orders_frame().to_csv(self.folder / "orders.csv", index=False)
+        self.broker.positions_frame().to_csv(self.folder / "positions.csv", index=False)
+        summary = {
+            "session": self.store.session,
+            "experiment": self.config.experiment.name,
+            "strategy": self.config.strategy.name,
+            "venue": self.venue.name,
+            "params": self.params.model_dump(mode="json"),
+            "params_source": self.params_source,
+            "notes": self.notes,
+            "value": _num(self.broker.getvalue()),
+            "cash": _num(self.broker.cash),
+            "pnl": _num(self.broker.pnl()),
+            "orders": len(self.broker.venue_orders),
+            "fills": len(self.broker.option_fills),
+            "rejections": len(self.broker.rejections),
+            "killed": self.broker.killed,
+            "reconciliations": [r.summary() for r in self.broker.reconciliations],
+        }
+        (self.folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+
+
+def _num(x: float) -> float | None:
+    return float(x) if math.isfinite(float(x)) else None
+
+
+class _Status(bt.Analyzer):
+    """Calls the session's ``on_bar`` after every bar (the live status display)."""
+
+    params = (("session", None),)
+
+    def next(self) -> None:
+        session = self.p.session
+        if session is not None and session.on_bar is not None:
+            session.strategy = self.strategy
+            session.on_bar(session)
+
+
+def _parse_time(text: Any, reference: dt.date | None) -> pd.Timestamp | None:
+    """``--until``: a date-time, or a time of day on ``reference`` (ET)."""
+    if text is None:
+        return None
+    if isinstance(text, dt.datetime | pd.Timestamp):
+        ts = pd.Timestamp(text)
+    elif isinstance(text, dt.date):
+        ts = pd.Timestamp(text) + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+    else:
+        raw = str(text).strip()
+        try:
+            clock = dt.time.fromisoformat(raw)
+        except ValueError:
+            clock = None
+        if clock is not None:
+            day = reference or dt.date.today()
+            ts = pd.Timestamp.combine(day, clock)
+        else:
+            try:
+                ts = pd.Timestamp(raw)
+            except ValueError:
+                raise ConfigError(f"--until {raw!r}: not a time or date-time") from None
+            if len(raw) <= 10 and ts == ts.normalize():  # a date: the whole day
+                ts = ts + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+    return ts.tz_localize(TZ) if ts.tzinfo is None else ts.tz_convert(TZ)
+
+
+def _session_folder(config: ExperimentConfig, session: str) -> Path:
+    return Path(config.broker.safety.audit_dir) / session
+
+
+def _safety(config: ExperimentConfig) -> tuple[RiskLimits, KillSwitch, RetryPolicy]:
+    s = config.broker.safety
+    limits = RiskLimits(
+        max_contracts_per_order=s.max_contracts_per_order,
+        max_open_positions=s.max_open_positions,
+        max_notional=s.max_notional,
+        allowed_roots=None if s.allowed_roots is None else frozenset(s.allowed_roots),
+    )
+    retry = RetryPolicy(
+        max_attempts=s.max_retries, backoff=s.backoff_seconds, max_backoff=s.max_backoff_seconds
+    )
+    return limits, KillSwitch(s.kill_switch_file), retry
+
+
+def _replay_venue(
+    config: ExperimentConfig,
+    data: Mapping[str, Any],
+    params: StrategyParams,
+    *,
+    speed: float | None,
+    sleep: Callable[[float], None] | None,
+) -> tuple[ReplayVenue, dict[str, pd.DataFrame]]:
+    from data_feeds import load_ohlc
+    from data_feeds.chain_store import ChainStore
+
+    rc = config.broker.replay
+    p = params.model_dump()
+    underlying = (
+        rc.underlying
+        or p.get("chain_symbol")
+        or (config.data.underlying.root if config.data.underlying else None)
+        or "SPX"
+    ).upper()
+    roots = rc.roots or ([p["root"]] if isinstance(p.get("root"), str) else None)
+    if rc.db is not None:
+        source = ChainStore(rc.db, read_only=True)
+    elif "chains" in data:
+        source = data["chains"]
+    elif config.data.chains is not None:
+        source = ChainStore(config.data.chains.db, read_only=True)
+    else:
+        raise ConfigError(
+            "[broker] kind = 'replay' needs recorded quotes: [broker.replay] db or [data.chains]"
+        )
+    if rc.settlement is not None:
+        settle = load_ohlc(rc.settlement, root=rc.settlement_root)
+    elif (
+        "underlying" in data
+        and (config.data.underlying.root or "").upper() in ("", underlying)
+        and isinstance(data["underlying"], pd.DataFrame)
+    ):
+        settle = data["underlying"]
+    else:
+        settle = source.underlying_ohlc(underlying)
+    bars = load_minute_bars(rc.underlying_bars) if rc.underlying_bars else None
+    costs = OptionCostModel(
+        commission_per_contract=config.broker.commission_per_contract,
+        slippage_spread_fraction=config.broker.slippage_spread_fraction,
+        settlement_fee_per_contract=config.broker.settlement_fee_per_contract,
+    )
+    kwargs: dict[str, Any] = {}
+    if sleep is not None:
+        kwargs["sleep"] = sleep
+    settlement = {underlying: settle}
+    venue = ReplayVenue(
+        source,
+        underlying,
+        roots=roots,
+        start=rc.start,
+        end=rc.end,
+        speed=rc.speed if speed is None else speed,
+        costs=costs,
+        settlement_prices=settlement,
+        cash=config.experiment.initial_cash,
+        underlying_bars=bars,
+        rate=float(p.get("rate", 0.0) or 0.0),
+        **kwargs,
+    )
+    return venue, settlement
+
+
+def _alpaca_venue(config: ExperimentConfig, params: StrategyParams) -> VenueAdapter:
+    from brokers.live.alpaca import AlpacaAdapter
+
+    ac = config.broker.alpaca
+    return AlpacaAdapter(
+        ac.underlying,
+        roots=ac.roots,
+        base_url=ac.base_url,
+        data_url=ac.data_url,
+        option_feed=ac.option_feed,
+        stock_feed=ac.stock_feed,
+        poll_seconds=ac.poll_seconds,
+        max_dte=ac.max_dte,
+        timeout=(5.0, ac.request_timeout_seconds),
+    )
+
+
+def check_alpaca_symbols(params: StrategyParams, symbol_map: Mapping[str, str]) -> None:
+    """Refuse an SPX-family strategy on Alpaca unless ``symbol_map`` maps it explicitly.
+
+    Raises
+    ------
+    ConfigError
+        A string parameter names an index root Alpaca does not list and has no mapping.
+    """
+    for key, value in params.model_dump().items():
+        if isinstance(value, str) and value.upper() in ROOTS_NOT_ON_ALPACA:
+            if value.upper() not in symbol_map:
+                raise ConfigError(
+                    f"strategy.params.{key} = {value!r}: Alpaca lists equity and ETF options "
+                    "(SPY), not SPX/SPXW. SPY is a different underlying (about 1/10 of the "
+                    "index, American style, physically settled, pays dividends); to trade it "
+                    f'anyway set [broker.alpaca] symbol_map = {{ {value.upper()} = "SPY" }}'
+                )
+
+
+def _zero_dte_components(
+    plugin: Any,
+    params: StrategyParams,
+    config: ExperimentConfig,
+    venue: VenueAdapter,
+    until: pd.Timestamp | None = None,
+) -> PaperComponents:
+    """The ``zero_dte_straddle`` plugin's own strategy and market-table feed over the replay
+    window (as its ``backtest`` builds them; sessions after ``until`` left out), for the live
+    broker."""
+    from data_feeds import ohlc_feed
+    from strategies.zero_dte_straddle import MARKET_LINES, ZeroDteStraddleStrategy
+
+    if config.broker.kind != "replay":
+        raise ConfigError(
+            "zero_dte_straddle reads a market table built from recorded quotes; it has no live "
+            "market table, so it paper-trades on [broker] kind = 'replay' only"
+        )
+    if getattr(params, "market_source", None) != "chain":
+        raise ConfigError(
+            "zero_dte_straddle on the replay venue needs real quotes: set strategy.params."
+            "market_source = 'chain' (the VIX proxy has no quotes to replay)"
+        )
+    assert isinstance(venue, ReplayVenue)
+    days = pd.DatetimeIndex(sorted({t.normalize() for t in venue.schedule}))
+    days = days[days.isin(plugin.trading_days())] if len(days) else days
+    if until is not None:
+        days = days[days <= until.normalize()]
+    if len(days) == 0:
+        raise ConfigError("no session of the replay window is a trading day of the strategy")
+    frame = plugin.frame(params, days[0], days[-1])
+    feed = ohlc_feed(frame, extra=("forecast_vol", *MARKET_LINES))
+    kwargs = {
+        k: getattr(params, k)
+        for k, _ in ZeroDteStraddleStrategy.params._gettuple()
+        if k != "last_day_ordinal" and hasattr(params, k)
+    }
+    kwargs["market_source"] = plugin.market_label()
+    kwargs["last_day_ordinal"] = days[-1].date().toordinal()
+    return PaperComponents(
+        ZeroDteStraddleStrategy,
+        kwargs,
+        [feed],
+        note=f"zero_dte_straddle on its market table {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d}",
+    )
+
+
+def build_session(
+    config_path: str | Path,
+    *,
+    from_run: str | None = None,
+    speed: float | None = None,
+    until: Any = None,
+    tracking_uri: str | None = None,
+    sleep: Callable[[float], None] | None = None,
+    on_bar: Callable[[PaperSession], None] | None = None,
+    session: str | None = None,
+) -> PaperSession:
+    """Load the config, the data and the parameters; build venue, store, broker and strategy.
+
+    Parameters
+    ----------
+    config_path : str or pathlib.Path
+        Experiment config with ``[broker] kind = "replay"`` or ``"alpaca-paper"``.
+    from_run : str, optional
+        MLflow run whose best out-of-sample parameters to trade.
+    speed : float, optional
+        Override ``[broker.replay] speed``.
+    until : str or timestamp, optional
+        Stop at this venue time (``"15:30"`` on the replay's first day / today, or a date-time).
+    tracking_uri : str, optional
+        MLflow URI (default: the config's).
+    sleep : callable, optional
+        Replaces ``time.sleep`` in the venue and broker (tests).
+    on_bar : callable, optional
+        Called with the session after each bar (the live status display).
+    session : str, optional
+        Session id (default: a new one).
+
+    Returns
+    -------
+    PaperSession
+
+    Raises
+    ------
+    ConfigError
+        ``kind = "backtest"``, an unsupported strategy/venue pair, an SPX strategy on Alpaca
+        without ``symbol_map``, a bad ``--from-run``.
+    KillSwitchEngaged
+        The kill-switch file exists (the switch latches until cleared).
+    """
+    from experiments.runner import build_plugin, load_data
+
+    config = load_config(config_path)
+    kind = config.broker.kind
+    if kind == "backtest":
+        raise ConfigError(
+            f"{config_path}: [broker] kind = 'backtest'; set kind = 'replay' or 'alpaca-paper' "
+            "to paper-trade (volsuite run backtests whatever kind says)"
+        )
+    plugin_cls = get_strategy(config.strategy.name)
+    params, source = resolve_params(
+        config, plugin_cls, from_run=from_run, tracking_uri=tracking_uri
+    )
+    notes: list[str] = [f"parameters: {source}"]
+    if kind == "alpaca-paper":
+        params, mapped = apply_symbol_map(params, config.broker.alpaca.symbol_map)
+        notes.extend(mapped)
+        check_alpaca_symbols(params, config.broker.alpaca.symbol_map)
+    config.strategy.params = params.model_dump()
+    config.strategy.search_space = {}
+    data, reports = load_data(config)
+    notes.extend(reports)
+    plugin = build_plugin(config, data)
+    settlement: dict[str, pd.DataFrame] = {}
+    if kind == "replay":
+        replay, settlement = _replay_venue(config, data, params, speed=speed, sleep=sleep)
+        venue: VenueAdapter = replay
+        first_day = replay.schedule[0].date()
+    else:
+        venue = _alpaca_venue(config, params)
+        first_day = None
+    limits, kill_switch, retry = _safety(config)
+    if kill_switch.engaged():
+        raise KillSwitchEngaged(
+            f"kill switch engaged ({kill_switch.path}): remove the file or run "
+            "'volsuite paper stop --clear' before starting a session"
+        )
+    session_id = session or new_session_id()
+    stop_at = _parse_time(until, first_day)
+    folder = _session_folder(config, session_id)
+    audit = AuditLog(folder / "audit.jsonl", session_id)
+    store = LiveStore(
+        venue,
+        limits=limits,
+        kill_switch=kill_switch,
+        flatten_on_kill=config.broker.safety.flatten_on_kill,
+        audit=audit,
+        session=session_id,
+        retry=retry,
+        until=stop_at,
+    )
+    fill_timeout = 0.0 if kind == "replay" else config.broker.alpaca.fill_timeout_seconds
+    broker_kwargs: dict[str, Any] = {
+        **config.broker.backtest_params(),
+        "fill_timeout": fill_timeout,
+    }
+    if sleep is not None:
+        broker_kwargs["sleep"] = sleep
+    if settlement:
+        broker_kwargs["settlement_prices"] = settlement
+    broker = store.getbroker(**broker_kwargs)
+    hook = getattr(plugin, "paper_components", None)
+    if callable(hook):
+        components = hook(params, store)
+    elif config.strategy.name == "zero_dte_straddle":
+        components = _zero_dte_components(plugin, params, config, venue, stop_at)
+    else:
+        raise ConfigError(
+            f"strategy {config.strategy.name!r} has no paper_components(params, store) hook: "
+            "a plugin tells the paper runner which strategy class and feeds to run live"
+        )
+    if components.note:
+        notes.append(components.note)
+    return PaperSession(
+        config,
+        params,
+        source,
+        venue,
+        store,
+        broker,
+        components,
+        folder,
+        config.experiment.initial_cash,
+        notes,
+        on_bar=on_bar,
+    )
+
+
+def run_paper(config_path: str | Path, **kwargs: Any) -> PaperSession:
+    """:func:`build_session` then :meth:`PaperSession.run` (same arguments)."""
+    return build_session(config_path, **kwargs).run()
+
+
+def run_live(
+    strategy_cls: type[bt.Strategy],
+    store: LiveStore,
+    *,
+    cash: float,
+    roots: Sequence[str] | None = None,
+    feed_kwargs: Mapping[str, Any] | None = None,
+    strategy_kwargs: Mapping[str, Any] | None = None,
+    broker_params: Mapping[str, Any] | None = None,
+) -> tuple[bt.Strategy, LiveOptionsBroker]:
+    """Run any chain-feed strategy class (an :class:`strategies.OptionStrategy` subclass) on a
+    store's live chain feed and broker: the Python face of "same strategy, other broker".
+
+    Returns
+    -------
+    strategy : backtrader.Strategy
+    broker : LiveOptionsBroker
+    """
+    cerebro = bt.Cerebro(stdstats=False, maxcpus=1)
+    cerebro.adddata(store.getdata(roots=roots, **dict(feed_kwargs or {})))
+    broker = store.getbroker(**dict(broker_params or {}))
+    broker.setcash(cash)
+    broker.stop_run = cerebro.runstop
+    cerebro.setbroker(broker)
+    cerebro.addstrategy(strategy_cls, **dict(strategy_kwargs or {}))
+    (strategy,) = cerebro.run()
+    return strategy, broker
+
+
+# -- status ---------------------------------------------------------------------------------------
+def book_greeks(broker: LiveOptionsBroker, snapshot: ChainSnapshot | None) -> dict[str, float]:
+    """Dollar greeks of the broker's option book from ``snapshot`` (Black-76 on the parity
+    forward, :meth:`ChainSnapshot.with_implied_vols`): ``sum quantity x multiplier x greek``.
+
+    Units as :meth:`strategies.OptionStrategy.book_greeks`: delta per index point (dollar per
+    share for SPY), gamma per point, vega per 1.00 of vol, theta per year; legs the snapshot
+    cannot price are counted in ``legs_without_greeks``.
+    """
+    out = {"delta": 0.0, "gamma": 0.0, "vega": 0.0, "theta": 0.0, "legs_without_greeks": 0}
+    legs = list(broker.option_positions.values())
+    if not legs:
+        return out
+    if snapshot is None:
+        out["legs_without_greeks"] = len(legs)
+        return out
+    table = snapshot.with_implied_vols()
+    exp = pd.DatetimeIndex(table["expiration"]).date
+    index = {
+        (r, e, float(k), c): i
+        for i, (r, e, k, c) in enumerate(
+            zip(table["root"], exp, table["strike"], table["right"], strict=True)
+        )
+    }
+    greeks = table[["delta", "gamma", "vega", "theta"]].to_numpy(dtype=float)
+    for p in legs:
+        c = p.contract
+        i = index.get((c.root, c.expiration, float(c.strike), c.right))
+        if i is None or not np.isfinite(greeks[i]).all():
+            out["legs_without_greeks"] += 1
+            continue
+        for j, name in enumerate(("delta", "gamma", "vega", "theta")):
+            out[name] += p.quantity * c.multiplier * float(greeks[i, j])
+    return out
+
+
+def status_renderable(session: PaperSession) -> Any:
+    """The live status display: account line, positions, book greeks, last orders (rich)."""
+    from rich.console import Group
+    from rich.table import Table
+
+    broker = session.broker
+    venue = session.venue
+    snap = None
+    strategy = session.strategy
+    if strategy is not None and hasattr(strategy, "snapshot") and strategy.snapshot is not None:
+        snap = strategy.snapshot
+    else:
+        try:
+            snap = venue.chain_snapshot(getattr(venue, "underlying", ""))
+        except (VolsuiteError, ValueError):
+            snap = None
+    head = Table.grid(padding=(0, 2))
+    for _ in range(6):
+        head.add_column()
+    head.add_row(
+        f"[bold]{venue.name}[/]",
+        f"session {session.store.session}",
+        f"venue time {venue.now():%Y-%m-%d %H:%M}",
+        f"value ${broker.getvalue():,.2f}",
+        f"P&L ${broker.pnl():+,.2f}",
+        "[bold red]KILLED[/]" if broker.killed else f"orders {len(broker.venue_orders)}",
+    )
+    pos = Table(title="positions", title_justify="left")
+    for col in ("root", "expiration", "strike", "right", "qty", "avg", "mark", "value $"):
+        pos.add_column(col, justify="right" if col not in ("root", "right") else "left")
+    for p in broker.option_positions.values():
+        c = p.contract
+        pos.add_row(
+            c.root,
+            f"{c.expiration}",
+            f"{c.strike:g}",
+            c.right,
+            f"{p.quantity:+d}",
+            f"{p.avg_price:.2f}",
+            f"{p.mark:.2f}",
+            f"{p.market_value:,.0f}",
+        )
+    g = book_greeks(broker, snap)
+    greeks = Table(title="book greeks ($)", title_justify="left")
+    for col in ("delta /pt", "gamma /pt", "vega /vol pt", "theta /day", "unpriced legs"):
+        greeks.add_column(col, justify="right")
+    greeks.add_row(
+        f"{g['delta']:,.0f}",
+        f"{g['gamma']:,.1f}",
+        f"{g['vega'] / 100:,.0f}",
+        f"{g['theta'] / 365:,.0f}",
+        f"{int(g['legs_without_greeks'])}",
+    )
+    orders = Table(title="last orders", title_justify="left")
+    for col in ("time", "client id", "legs", "qty", "limit", "status", "tag"):
+        orders.add_column(col)
+    for row in list(broker.order_log)[-8:]:
+        orders.add_row(
+            f"{pd.Timestamp(row['time']):%H:%M:%S}",
+            row["client_order_id"],
+            row["legs"],
+            str(row["quantity"]),
+            f"{row['limit']:+.2f}",
+            row["status"],
+            row["tag"],
+        )
+    return Group(head, pos, greeks, orders)
+
+
+__all__ = [
+    "ROOTS_NOT_ON_ALPACA",
+    "PaperComponents",
+    "PaperSession",
+    "apply_symbol_map",
+    "best_params_from_folds",
+    "best_params_from_run",
+    "book_greeks",
+    "build_session",
+    "check_alpaca_symbols",
+    "default_tracking_uri",
+    "resolve_params",
+    "run_live",
+    "run_paper",
+    "status_renderable",
+]
