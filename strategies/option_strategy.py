@@ -9,8 +9,9 @@ The strategy runs on a chain feed (:func:`data_feeds.chain_feed.chain_feed`, one
    expired on an earlier day not in the feed (the broker's settlement source gives the price);
 2. marks the book at the snapshot mids (shares at the snapshot's underlying price);
 3. calls the user hook :meth:`OptionStrategy.next_chain` with the snapshot;
-4. books the end-of-day settlements of legs settling later on ``D`` (SPXW PM cash settlement and
-   SPY exercise/assignment at ``D``'s close) and marks shares at ``D``'s close.
+4. on the session's last bar, books the end-of-day settlements of legs settling later on ``D``
+   (SPXW PM cash settlement and SPY exercise/assignment at ``D``'s close) and marks shares at
+   ``D``'s close (with intraday bars a 0DTE leg stays tradable until the last bar of the day).
 
 The decision of bar ``D`` (step 3) never sees ``D``'s close: the close enters the accounting only
 (step 4), so the account value recorded for ``D`` includes that day's PM settlements.
@@ -203,11 +204,26 @@ class OptionStrategy(bt.Strategy):
         self._forget_settled(broker.settle_due(snap.quote_time))
         broker.mark_to_snapshot(snap)
         self.next_chain(snap)
-        self._forget_settled(broker.settle_due(settlement_time(snap.quote_date, "PM")))
+        if self._last_bar_of_session():
+            self._forget_settled(broker.settle_due(settlement_time(snap.quote_date, "PM")))
         for symbol in list(broker.underlying_positions):
             close = broker.daily_close(symbol, snap.quote_date)
             if close is not None:
                 broker.mark_underlying(symbol, close)
+
+    def _last_bar_of_session(self) -> bool:
+        """Whether this bar is the session's last (then the day's PM/physical settlements are
+        booked after it). On intraday bars a leg settling at today's close stays open, and
+        tradable, until the session's last bar. Only the next bar's *timestamp* is read (known
+        from the feed's schedule), never its data; a feed that cannot tell (live) counts every bar
+        as the last, and the broker's own settlement clock takes over."""
+        data = self.data
+        try:
+            if len(data) >= data.buflen():
+                return True
+            return data.datetime.date(1) != data.datetime.date(0)
+        except (IndexError, AttributeError):
+            return True
 
     def next_chain(self, snapshot: ChainSnapshot) -> None:
         """User hook: decide on this bar's snapshot (book already settled and marked)."""
