@@ -2,9 +2,9 @@
 
 ``volsuite run CONFIG [--trials N] [--seed S] [--storage URL]`` runs an experiment config;
 ``volsuite list`` shows the registered strategies and the configs in ``experiments/configs``;
-``volsuite paper CONFIG [--from-run RUN] [--speed X] [--until T]`` paper-trades a config on the venue
-of its ``[broker] kind`` and ``volsuite paper stop [--no-flatten] [--clear]`` triggers the kill switch
-(``experiments/cli_paper.py``, ``docs/paper_trading.md``).
+``volsuite paper CONFIG [--from-run RUN] [--speed X] [--until T]`` paper-trades a config on the
+venue of its ``[broker] kind``; ``volsuite paper stop [--no-flatten] [--clear]`` triggers the kill
+switch (``experiments/cli_paper.py``, ``docs/paper_trading.md``).
 
 The option-chain store (``data_feeds.chain_store``, default ``results/chains.duckdb``):
 

@@ -130,3 +130,25 @@ __all__ += [
     "simulate_ou",
 ]
 
+# -- implied vols at chain scale, put-call-parity forwards (issue 4, part A) ------------------
+from pricing.forwards import (  # noqa: E402
+    PARITY_FORWARD_COLUMNS,
+    parity_forwards,
+    parity_pairs,
+)
+from pricing.iv_chain import (  # noqa: E402
+    VEGA_NEGLIGIBLE_RATIO,
+    implied_vol_chain,
+    implied_vol_condition,
+    implied_vols_from_quotes,
+)
+
+__all__ += [
+    "PARITY_FORWARD_COLUMNS",
+    "VEGA_NEGLIGIBLE_RATIO",
+    "implied_vol_chain",
+    "implied_vol_condition",
+    "implied_vols_from_quotes",
+    "parity_forwards",
+    "parity_pairs",
+]
