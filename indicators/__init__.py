@@ -53,3 +53,48 @@ __all__ = [
     "har_forecast_from_rv",
     "realized_vol",
 ]
+
+# -- market features: technical, volatility, regime (indicators.features; docs/ml_spreads.md) ----
+from indicators.features import (
+    REGIME_FEATURE_COLUMNS,
+    REGIMES,
+    TECHNICAL_FEATURE_COLUMNS,
+    VOLATILITY_FEATURE_COLUMNS,
+    Bollinger,
+    GarchForecast,
+    Macd,
+    MarketRegime,
+    RegimeThresholds,
+    Rsi,
+    VolRank,
+    bollinger,
+    garch_forecast,
+    macd,
+    market_features,
+    regime_features,
+    rsi,
+    technical_features,
+    volatility_features,
+)
+
+__all__ += [
+    "REGIMES",
+    "REGIME_FEATURE_COLUMNS",
+    "TECHNICAL_FEATURE_COLUMNS",
+    "VOLATILITY_FEATURE_COLUMNS",
+    "Bollinger",
+    "GarchForecast",
+    "Macd",
+    "MarketRegime",
+    "RegimeThresholds",
+    "Rsi",
+    "VolRank",
+    "bollinger",
+    "garch_forecast",
+    "macd",
+    "market_features",
+    "regime_features",
+    "rsi",
+    "technical_features",
+    "volatility_features",
+]

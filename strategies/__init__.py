@@ -11,6 +11,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
+from strategies.ml_spreads import MlSpreads
 from strategies.option_strategy import ComboSpec, OptionStrategy
 from strategies.ou_pairs import OUPairs
 from strategies.zero_dte_straddle import ZeroDteStraddle
@@ -18,6 +19,7 @@ from strategies.zero_dte_straddle import ZeroDteStraddle
 STRATEGIES: dict[str, type[StrategyPlugin]] = {
     ZeroDteStraddle.name: ZeroDteStraddle,
     OUPairs.name: OUPairs,
+    MlSpreads.name: MlSpreads,
 }
 
 
