@@ -130,3 +130,36 @@ __all__ += [
     "load_pair_leg",
     "pair_feeds",
 ]
+
+# -- volatility-surface pipeline: fitted_surfaces, term structure, realized vol, VRP (issue 4) --
+from data_feeds.surfaces import (  # noqa: E402
+    ModelNotAvailableError,
+    SnapshotSurface,
+    SurfaceFitConfig,
+    SurfaceFitReport,
+    fit_snapshot,
+    fit_surfaces,
+    load_fitted_surfaces,
+    migrate_surface_tables,
+    realized_volatility_frame,
+    select_fit_quotes,
+    store_realized_volatility,
+    store_vrp_metrics,
+    vrp_frame,
+)
+
+__all__ += [
+    "ModelNotAvailableError",
+    "SnapshotSurface",
+    "SurfaceFitConfig",
+    "SurfaceFitReport",
+    "fit_snapshot",
+    "fit_surfaces",
+    "load_fitted_surfaces",
+    "migrate_surface_tables",
+    "realized_volatility_frame",
+    "select_fit_quotes",
+    "store_realized_volatility",
+    "store_vrp_metrics",
+    "vrp_frame",
+]

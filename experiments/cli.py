@@ -4,7 +4,10 @@
 ``volsuite list`` shows the registered strategies and the configs in ``experiments/configs``;
 ``volsuite paper CONFIG [--from-run RUN] [--speed X] [--until T]`` paper-trades a config on the
 venue of its ``[broker] kind``; ``volsuite paper stop [--no-flatten] [--clear]`` triggers the kill
-switch (``experiments/cli_paper.py``, ``docs/paper_trading.md``).
+switch (``experiments/cli_paper.py``, ``docs/paper_trading.md``);
+``volsuite surface fit (--date D | --all) [--model svi|ssvi|sabr|heston]``, ``surface plot --date D
+[--out F.html]`` and ``surface vrp`` fill and show the fitted-surface, term-structure, realized-vol
+and VRP tables (``experiments/cli_surface.py``, ``docs/surfaces.md``).
 
 The option-chain store (``data_feeds.chain_store``, default ``results/chains.duckdb``):
 
@@ -380,8 +383,10 @@ def chains_info(db: DbOption = DEFAULT_DB) -> None:
 def _register_plugins() -> None:
     """Command groups living in their own modules (``experiments/cli_<area>.py``)."""
     from experiments.cli_paper import register as register_paper
+    from experiments.cli_surface import register as register_surface
 
     register_paper(app)
+    register_surface(app)
 
 
 _register_plugins()

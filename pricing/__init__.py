@@ -152,3 +152,60 @@ __all__ += [
     "parity_forwards",
     "parity_pairs",
 ]
+
+# -- SVI / SSVI surfaces, static-arbitrage checks, term structure (issue 4, part B) -----------
+from pricing.arbitrage import (  # noqa: E402
+    ArbitrageReport,
+    SVISurfaceFit,
+    butterfly_violations,
+    calendar_violations,
+    check_surface,
+    check_svi_surface,
+    fit_svi_surface,
+    g_function,
+    svi_g,
+)
+from pricing.ssvi import (  # noqa: E402
+    SSVIFit,
+    SSVIParams,
+    fit_ssvi,
+    ssvi_to_svi,
+    ssvi_total_variance,
+)
+from pricing.svi import (  # noqa: E402
+    SVIFit,
+    SVIParams,
+    fit_svi,
+    fit_svi_slices,
+    svi_derivatives,
+    svi_implied_vol,
+    svi_total_variance,
+)
+from pricing.term_structure import PowerLawFit, atm_vol_at, fit_power_law  # noqa: E402
+
+__all__ += [
+    "ArbitrageReport",
+    "PowerLawFit",
+    "SSVIFit",
+    "SSVIParams",
+    "SVIFit",
+    "SVIParams",
+    "SVISurfaceFit",
+    "atm_vol_at",
+    "butterfly_violations",
+    "calendar_violations",
+    "check_surface",
+    "check_svi_surface",
+    "fit_power_law",
+    "fit_ssvi",
+    "fit_svi",
+    "fit_svi_slices",
+    "fit_svi_surface",
+    "g_function",
+    "ssvi_to_svi",
+    "ssvi_total_variance",
+    "svi_derivatives",
+    "svi_g",
+    "svi_implied_vol",
+    "svi_total_variance",
+]
