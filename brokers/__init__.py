@@ -14,7 +14,18 @@ book_requirement, naked_short_requirement, spread_requirement, max_loss, MarginR
     Pure Reg-T style margin functions (``brokers.margin``).
 """
 
-from brokers.costs import OptionCostModel
+from brokers.costs import (
+    OptionCostModel,
+)
+from brokers.live import (
+    AuditLog,
+    KillSwitch,
+    LiveOptionsBroker,
+    LiveStore,
+    ReplayVenue,
+    RiskLimits,
+    VenueAdapter,
+)
 from brokers.margin import (
     BROAD_BASED_INDEX,
     EQUITY,
@@ -38,10 +49,20 @@ from brokers.options_broker import (
     StockFill,
     UnderlyingPosition,
 )
+from brokers.share_costs import (
+    ShareCost,
+    ShareCostScheme,
+    past_daily_vol_and_adv,
+    share_trade_cost,
+)
 
 __all__ = [
     "BROAD_BASED_INDEX",
     "EQUITY",
+    "AuditLog",
+    "KillSwitch",
+    "LiveOptionsBroker",
+    "LiveStore",
     "MarginError",
     "MarginGroup",
     "MarginRates",
@@ -53,42 +74,18 @@ __all__ = [
     "OptionsBroker",
     "OrderRejected",
     "Rejection",
+    "ReplayVenue",
+    "RiskLimits",
+    "ShareCost",
+    "ShareCostScheme",
     "StockFill",
     "UnderlyingPosition",
+    "VenueAdapter",
     "book_requirement",
     "max_loss",
     "naked_short_requirement",
+    "past_daily_vol_and_adv",
+    "share_trade_cost",
     "spread_requirement",
     "underlying_of",
-]
-
-# -- share transaction costs (brokers.share_costs; docs/risk.md) ---------------------------------
-from brokers.share_costs import (
-    ShareCost,
-    ShareCostScheme,
-    past_daily_vol_and_adv,
-    share_trade_cost,
-)
-
-__all__ += ["ShareCost", "ShareCostScheme", "past_daily_vol_and_adv", "share_trade_cost"]
-
-# -- paper trading: the live store, broker and venues (brokers.live; docs/paper_trading.md) --------
-from brokers.live import (  # noqa: E402
-    AuditLog,
-    KillSwitch,
-    LiveOptionsBroker,
-    LiveStore,
-    ReplayVenue,
-    RiskLimits,
-    VenueAdapter,
-)
-
-__all__ += [
-    "AuditLog",
-    "KillSwitch",
-    "LiveOptionsBroker",
-    "LiveStore",
-    "ReplayVenue",
-    "RiskLimits",
-    "VenueAdapter",
 ]

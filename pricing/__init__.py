@@ -7,12 +7,30 @@
 * :mod:`pricing.quantlib_engines` -- QuantLib 1.44 wrappers used as the independent
   reference (analytic and Crank-Nicolson engines, ``blackFormula`` and its implied
   standard deviation).
+* :mod:`pricing.iv_chain` -- ``implied_vol_chain``: a whole chain in one parallel numba call.
+* :mod:`pricing.forwards` -- forwards and implied carry per expiry from put-call parity.
+* :mod:`pricing.svi`, :mod:`pricing.ssvi`, :mod:`pricing.arbitrage`,
+  :mod:`pricing.term_structure` -- SVI / SSVI smiles, static-arbitrage checks, term structure.
+* :mod:`pricing.sabr`, :mod:`pricing.heston`, :mod:`pricing.merton` -- SABR, Heston and Merton
+  models with calibration and QuantLib references.
+* :mod:`pricing.ou` -- Ornstein-Uhlenbeck MLE and optimal trading levels (Leung-Li, Bertram).
 
 Conventions: ``tte`` in years ACT/365 (one minute = 1/525600), continuous ``rate`` and
 ``div_yield`` as decimals, ``vol`` decimal annualised, ``right`` ``'C'``/``'P'``. See
 ``docs/pricing.md``.
 """
 
+from pricing.arbitrage import (
+    ArbitrageReport,
+    SVISurfaceFit,
+    butterfly_violations,
+    calendar_violations,
+    check_surface,
+    check_svi_surface,
+    fit_svi_surface,
+    g_function,
+    svi_g,
+)
 from pricing.black_scholes import (
     CALL,
     IV_ABOVE_UPPER_BOUND,
@@ -32,40 +50,11 @@ from pricing.black_scholes import (
     parse_right,
     straddle_price,
 )
-from pricing.quantlib_engines import (
-    ql_black_price,
-    ql_bs_greeks,
-    ql_bs_price,
-    ql_implied_vol,
-    whole_days,
+from pricing.forwards import (
+    PARITY_FORWARD_COLUMNS,
+    parity_forwards,
+    parity_pairs,
 )
-
-__all__ = [
-    "CALL",
-    "IV_ABOVE_UPPER_BOUND",
-    "IV_BAD_INPUT",
-    "IV_BELOW_INTRINSIC",
-    "IV_NO_CONVERGENCE",
-    "IV_OK",
-    "IV_STATUS_DESCRIPTIONS",
-    "PUT",
-    "Greeks",
-    "IVResult",
-    "IVStatus",
-    "bs_greeks",
-    "bs_price",
-    "implied_vol",
-    "implied_vol_status",
-    "parse_right",
-    "ql_black_price",
-    "ql_bs_greeks",
-    "ql_bs_price",
-    "ql_implied_vol",
-    "straddle_price",
-    "whole_days",
-]
-
-# --- SABR, Heston, Merton (issue 4, part C) ---
 from pricing.heston import (
     DEFAULT_HESTON_BOUNDS,
     HestonFit,
@@ -77,30 +66,18 @@ from pricing.heston import (
     heston_price_and_gradient,
     ql_heston_price,
 )
-from pricing.merton import merton_price, ql_bates_merton_price, ql_merton_price
-from pricing.sabr import SabrFit, calibrate_sabr, sabr_atm_alpha, sabr_implied_vol
-
-__all__ += [
-    "DEFAULT_HESTON_BOUNDS",
-    "HestonFit",
-    "HestonParams",
-    "SabrFit",
-    "calibrate_heston",
-    "calibrate_sabr",
-    "heston_cf",
-    "heston_implied_vol",
-    "heston_price",
-    "heston_price_and_gradient",
-    "merton_price",
-    "ql_bates_merton_price",
-    "ql_heston_price",
-    "ql_merton_price",
-    "sabr_atm_alpha",
-    "sabr_implied_vol",
-]
-
-# -- OU spreads: exact MLE, Leung-Li optimal stopping, Bertram thresholds (issue 6, ou_pairs) --
-from pricing.ou import (  # noqa: E402
+from pricing.iv_chain import (
+    VEGA_NEGLIGIBLE_RATIO,
+    implied_vol_chain,
+    implied_vol_condition,
+    implied_vols_from_quotes,
+)
+from pricing.merton import (
+    merton_price,
+    ql_bates_merton_price,
+    ql_merton_price,
+)
+from pricing.ou import (
     BertramThresholds,
     LeungLiLevels,
     OUFit,
@@ -114,65 +91,27 @@ from pricing.ou import (  # noqa: E402
     ou_loglik,
     simulate_ou,
 )
-
-__all__ += [
-    "BertramThresholds",
-    "LeungLiLevels",
-    "OUFit",
-    "bertram_return",
-    "bertram_thresholds",
-    "bertram_trade_length",
-    "fit_ou",
-    "leung_li_F",
-    "leung_li_G",
-    "leung_li_levels",
-    "ou_loglik",
-    "simulate_ou",
-]
-
-# -- implied vols at chain scale, put-call-parity forwards (issue 4, part A) ------------------
-from pricing.forwards import (  # noqa: E402
-    PARITY_FORWARD_COLUMNS,
-    parity_forwards,
-    parity_pairs,
+from pricing.quantlib_engines import (
+    ql_black_price,
+    ql_bs_greeks,
+    ql_bs_price,
+    ql_implied_vol,
+    whole_days,
 )
-from pricing.iv_chain import (  # noqa: E402
-    VEGA_NEGLIGIBLE_RATIO,
-    implied_vol_chain,
-    implied_vol_condition,
-    implied_vols_from_quotes,
+from pricing.sabr import (
+    SabrFit,
+    calibrate_sabr,
+    sabr_atm_alpha,
+    sabr_implied_vol,
 )
-
-__all__ += [
-    "PARITY_FORWARD_COLUMNS",
-    "VEGA_NEGLIGIBLE_RATIO",
-    "implied_vol_chain",
-    "implied_vol_condition",
-    "implied_vols_from_quotes",
-    "parity_forwards",
-    "parity_pairs",
-]
-
-# -- SVI / SSVI surfaces, static-arbitrage checks, term structure (issue 4, part B) -----------
-from pricing.arbitrage import (  # noqa: E402
-    ArbitrageReport,
-    SVISurfaceFit,
-    butterfly_violations,
-    calendar_violations,
-    check_surface,
-    check_svi_surface,
-    fit_svi_surface,
-    g_function,
-    svi_g,
-)
-from pricing.ssvi import (  # noqa: E402
+from pricing.ssvi import (
     SSVIFit,
     SSVIParams,
     fit_ssvi,
     ssvi_to_svi,
     ssvi_total_variance,
 )
-from pricing.svi import (  # noqa: E402
+from pricing.svi import (
     SVIFit,
     SVIParams,
     fit_svi,
@@ -181,31 +120,92 @@ from pricing.svi import (  # noqa: E402
     svi_implied_vol,
     svi_total_variance,
 )
-from pricing.term_structure import PowerLawFit, atm_vol_at, fit_power_law  # noqa: E402
+from pricing.term_structure import (
+    PowerLawFit,
+    atm_vol_at,
+    fit_power_law,
+)
 
-__all__ += [
+__all__ = [
+    "CALL",
+    "DEFAULT_HESTON_BOUNDS",
+    "IV_ABOVE_UPPER_BOUND",
+    "IV_BAD_INPUT",
+    "IV_BELOW_INTRINSIC",
+    "IV_NO_CONVERGENCE",
+    "IV_OK",
+    "IV_STATUS_DESCRIPTIONS",
+    "PARITY_FORWARD_COLUMNS",
+    "PUT",
+    "VEGA_NEGLIGIBLE_RATIO",
     "ArbitrageReport",
+    "BertramThresholds",
+    "Greeks",
+    "HestonFit",
+    "HestonParams",
+    "IVResult",
+    "IVStatus",
+    "LeungLiLevels",
+    "OUFit",
     "PowerLawFit",
     "SSVIFit",
     "SSVIParams",
     "SVIFit",
     "SVIParams",
     "SVISurfaceFit",
+    "SabrFit",
     "atm_vol_at",
+    "bertram_return",
+    "bertram_thresholds",
+    "bertram_trade_length",
+    "bs_greeks",
+    "bs_price",
     "butterfly_violations",
     "calendar_violations",
+    "calibrate_heston",
+    "calibrate_sabr",
     "check_surface",
     "check_svi_surface",
+    "fit_ou",
     "fit_power_law",
     "fit_ssvi",
     "fit_svi",
     "fit_svi_slices",
     "fit_svi_surface",
     "g_function",
+    "heston_cf",
+    "heston_implied_vol",
+    "heston_price",
+    "heston_price_and_gradient",
+    "implied_vol",
+    "implied_vol_chain",
+    "implied_vol_condition",
+    "implied_vol_status",
+    "implied_vols_from_quotes",
+    "leung_li_F",
+    "leung_li_G",
+    "leung_li_levels",
+    "merton_price",
+    "ou_loglik",
+    "parity_forwards",
+    "parity_pairs",
+    "parse_right",
+    "ql_bates_merton_price",
+    "ql_black_price",
+    "ql_bs_greeks",
+    "ql_bs_price",
+    "ql_heston_price",
+    "ql_implied_vol",
+    "ql_merton_price",
+    "sabr_atm_alpha",
+    "sabr_implied_vol",
+    "simulate_ou",
     "ssvi_to_svi",
     "ssvi_total_variance",
+    "straddle_price",
     "svi_derivatives",
     "svi_g",
     "svi_implied_vol",
     "svi_total_variance",
+    "whole_days",
 ]
