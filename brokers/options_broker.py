@@ -883,6 +883,66 @@ class OptionsBroker(bt.brokers.BackBroker):
         self._refresh_value()
         return fill
 
+    def trade_underlying(
+        self,
+        symbol: str,
+        quantity: int,
+        price: float,
+        time: dt.datetime | pd.Timestamp,
+        *,
+        commission: float | None = None,
+        tag: str = "",
+    ) -> StockFill:
+        """Buy (``quantity > 0``) or sell shares of ``symbol`` at ``price``, opening, adding to,
+        reducing or flipping the holding (e.g. a delta hedge); no margin check.
+
+        Parameters
+        ----------
+        symbol : str
+            Underlying symbol (``SPX`` index units, ``SPY`` shares).
+        quantity : int
+            Signed shares (index units) to trade, non-zero.
+        price : float
+            Dollars per share (index points per unit) paid or received: the caller's fill price
+            including any half spread (no spread model here).
+        time : datetime or pandas.Timestamp
+            Trade time.
+        commission : float, optional
+            Dollars charged for the trade, >= 0 (default: ``stock_commission_per_share *
+            |quantity|``).
+        tag : str
+            Label.
+
+        Returns
+        -------
+        StockFill
+            Appended to :attr:`stock_fills`; cash moves by ``-quantity * price - commission``.
+
+        Raises
+        ------
+        ValueError
+            ``quantity`` zero, non-positive or non-finite ``price``, negative or non-finite
+            ``commission``.
+        """
+        qty = int(quantity)
+        if qty == 0 or qty != quantity:
+            raise ValueError(
+                f"{symbol}: trade_underlying needs a non-zero integer quantity, got {quantity!r}"
+            )
+        if not (math.isfinite(price) and price > 0):
+            raise ValueError(f"{symbol}: price must be finite and > 0, got {price!r}")
+        fee = self.costs.stock_commission(qty) if commission is None else float(commission)
+        if not (math.isfinite(fee) and fee >= 0):
+            raise ValueError(f"{symbol}: commission must be finite and >= 0, got {commission!r}")
+        cash_flow = -qty * price - fee
+        self.cash += cash_flow
+        mark = self.underlying_prices.get(symbol, float(price))
+        self._book_shares(symbol, qty, float(price), mark)
+        fill = StockFill(_naive_et(time), symbol, qty, float(price), fee, cash_flow, tag)
+        self.stock_fills.append(fill)
+        self._refresh_value()
+        return fill
+
     # -- value ------------------------------------------------------------------------------------
     def options_value(self) -> float:
         """Dollars: mark-to-market value of the option book (shorts negative)."""

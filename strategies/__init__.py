@@ -11,6 +11,13 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
+from strategies.hedging import (
+    DeltaHedgedStrategy,
+    DeltaHedger,
+    HedgeConfig,
+    HedgeDecision,
+    whalley_wilmott_band,
+)
 from strategies.ml_spreads import MlSpreads
 from strategies.option_strategy import ComboSpec, OptionStrategy
 from strategies.ou_pairs import OUPairs
@@ -52,10 +59,15 @@ __all__ = [
     "STRATEGIES",
     "BacktestResult",
     "ComboSpec",
+    "DeltaHedgedStrategy",
+    "DeltaHedger",
+    "HedgeConfig",
+    "HedgeDecision",
     "OptionStrategy",
     "StrategyParams",
     "StrategyPlugin",
     "get_strategy",
     "list_strategies",
     "run_cerebro",
+    "whalley_wilmott_band",
 ]
