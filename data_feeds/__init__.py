@@ -163,3 +163,25 @@ __all__ += [
     "store_vrp_metrics",
     "vrp_frame",
 ]
+
+# -- daily vol-signal table (RR, butterfly, term slope, 0DTE intercept) and VVIX (issue 5) -----
+from data_feeds.vol_signals import (  # noqa: E402
+    VOL_SIGNAL_COLUMNS,
+    VolSignalReport,
+    VVIXReport,
+    iv_at_delta,
+    load_vvix,
+    snapshot_vol_signals,
+    vol_signal_table,
+)
+
+__all__ += [
+    "VOL_SIGNAL_COLUMNS",
+    "VVIXReport",
+    "VolSignalReport",
+    "iv_at_delta",
+    "load_vvix",
+    "snapshot_vol_signals",
+    "vol_signal_table",
+]
+

@@ -98,3 +98,33 @@ __all__ += [
     "technical_features",
     "volatility_features",
 ]
+
+# -- vol-of-vol, IV rank/percentile and VRP signals (issue 5) --------------------------------
+from indicators.vol_signals import (  # noqa: E402
+    IVRank,
+    IVRankIndicator,
+    VolOfVol,
+    VolOfVolIndicator,
+    VRPIndicator,
+    VRPZScore,
+    iv_rank_percentile,
+    past_zscore_nb,
+    rolling_corr_nb,
+    vrp_signals,
+    vvix_signals,
+)
+
+__all__ += [
+    "IVRank",
+    "IVRankIndicator",
+    "VRPIndicator",
+    "VRPZScore",
+    "VolOfVol",
+    "VolOfVolIndicator",
+    "iv_rank_percentile",
+    "past_zscore_nb",
+    "rolling_corr_nb",
+    "vrp_signals",
+    "vvix_signals",
+]
+
