@@ -185,3 +185,29 @@ __all__ += [
     "vol_signal_table",
 ]
 
+# -- SPX opening-auction feed: overnight move/vol/jumps, 0DTE opening straddle (issue 5) ----------
+from data_feeds.auction import (  # noqa: E402
+    AUCTION_COLUMNS,
+    AUCTION_LINES,
+    AuctionFeed,
+    AuctionReport,
+    FuturesLoadReport,
+    auction_feed,
+    auction_frame,
+    load_futures_minute,
+    load_index_minute,
+    load_option_minute_quotes,
+)
+
+__all__ += [
+    "AUCTION_COLUMNS",
+    "AUCTION_LINES",
+    "AuctionFeed",
+    "AuctionReport",
+    "FuturesLoadReport",
+    "auction_feed",
+    "auction_frame",
+    "load_futures_minute",
+    "load_index_minute",
+    "load_option_minute_quotes",
+]

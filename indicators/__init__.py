@@ -128,3 +128,21 @@ __all__ += [
     "vvix_signals",
 ]
 
+# -- jumps: RV, bipower variation, BNS (2004/2006) jump test, Merton MLE (issue 5) --------------
+from indicators.jumps import (  # noqa: E402
+    JumpStats,
+    MertonFit,
+    merton_fit,
+    merton_logpdf,
+    session_jump_stats,
+    session_labels,
+)
+
+__all__ += [
+    "JumpStats",
+    "MertonFit",
+    "merton_fit",
+    "merton_logpdf",
+    "session_jump_stats",
+    "session_labels",
+]
