@@ -21,11 +21,40 @@ chain_feed, ChainFeed, SnapshotSource
     the current snapshot reachable from the strategy.
 vix_proxy_market_table, chain_market_table
     The ATM straddle market table of ``zero_dte_straddle``: proxied from VIX, or from real chains.
+fit_surfaces, fit_snapshot
+    The surface pipeline: SVI/SSVI/SABR/Heston fits into ``fitted_surfaces`` and the term-structure,
+    realized-vol and VRP tables (``docs/surfaces.md``).
+auction_frame, auction_feed
+    The SPX opening-auction feed (``docs/strategies/auction_feed.md``).
+vol_signal_table, load_vvix
+    Daily chain signals (25-delta risk reversal and butterfly, term slope, 0DTE intercept) and VVIX.
+load_pair_leg, formation_table, pair_feeds
+    Two-leg spread data for ``ou_pairs`` (``docs/ou_pairs.md``).
 """
 
-from data_feeds.align import AlignReport, align_to_index
-from data_feeds.bt_feeds import ohlc_feed
-from data_feeds.calendar import TZ, session_minutes
+from data_feeds.align import (
+    AlignReport,
+    align_to_index,
+)
+from data_feeds.auction import (
+    AUCTION_COLUMNS,
+    AUCTION_LINES,
+    AuctionFeed,
+    AuctionReport,
+    FuturesLoadReport,
+    auction_feed,
+    auction_frame,
+    load_futures_minute,
+    load_index_minute,
+    load_option_minute_quotes,
+)
+from data_feeds.bt_feeds import (
+    ohlc_feed,
+)
+from data_feeds.calendar import (
+    TZ,
+    session_minutes,
+)
 from data_feeds.chain_feed import (
     CHAIN_FEED_LINES,
     ChainFeatureReport,
@@ -54,59 +83,28 @@ from data_feeds.chains import (
     Combo,
     settlement_time,
 )
-from data_feeds.contracts import OptionContract, OptionQuote
-from data_feeds.errors import DataSourceError, DataValidationError, VolsuiteError
+from data_feeds.contracts import (
+    OptionContract,
+    OptionQuote,
+)
+from data_feeds.errors import (
+    DataSourceError,
+    DataValidationError,
+    VolsuiteError,
+)
 from data_feeds.market import (
     MARKET_COLUMNS,
     atm_strike,
     chain_market_table,
     vix_proxy_market_table,
 )
-from data_feeds.ohlc import LoadReport, fingerprint, load_ohlc, load_yfinance, validate_ohlc
-
-__all__ = [
-    "CHAIN_FEED_LINES",
-    "MARKET_COLUMNS",
-    "PARITY_STRIKES",
-    "QUOTE_COLUMNS",
-    "TZ",
-    "AlignReport",
-    "ChainFeatureReport",
-    "ChainFeed",
-    "ChainIngestConfig",
-    "ChainSnapshot",
-    "ChainStore",
-    "Combo",
-    "DataSourceError",
-    "DataValidationError",
-    "IngestReport",
-    "LiquidityConfig",
-    "LoadReport",
-    "OptionContract",
-    "OptionQuote",
-    "SnapshotNotFoundError",
-    "SnapshotSource",
-    "StoreKeyError",
-    "UnderlyingIngestReport",
-    "VolsuiteError",
-    "align_to_index",
-    "atm_strike",
-    "chain_features",
-    "chain_feed",
-    "chain_market_table",
-    "fingerprint",
-    "load_ingest_config",
-    "load_ohlc",
-    "load_yfinance",
-    "ohlc_feed",
-    "session_minutes",
-    "settlement_time",
-    "snapshot_features",
-    "validate_ohlc",
-    "vix_proxy_market_table",
-]
-
-# -- two-leg spread feed: leg loading, Engle-Granger formation, OU health (issue 6, ou_pairs) --
+from data_feeds.ohlc import (
+    LoadReport,
+    fingerprint,
+    load_ohlc,
+    load_yfinance,
+    validate_ohlc,
+)
 from data_feeds.spread_feed import (
     FORMATION_COLUMNS,
     HedgeFit,
@@ -118,21 +116,7 @@ from data_feeds.spread_feed import (
     load_pair_leg,
     pair_feeds,
 )
-
-__all__ += [
-    "FORMATION_COLUMNS",
-    "HedgeFit",
-    "PairAlignReport",
-    "align_legs",
-    "apply_health",
-    "engle_granger",
-    "formation_table",
-    "load_pair_leg",
-    "pair_feeds",
-]
-
-# -- volatility-surface pipeline: fitted_surfaces, term structure, realized vol, VRP (issue 4) --
-from data_feeds.surfaces import (  # noqa: E402
+from data_feeds.surfaces import (
     ModelNotAvailableError,
     SnapshotSurface,
     SurfaceFitConfig,
@@ -147,25 +131,7 @@ from data_feeds.surfaces import (  # noqa: E402
     store_vrp_metrics,
     vrp_frame,
 )
-
-__all__ += [
-    "ModelNotAvailableError",
-    "SnapshotSurface",
-    "SurfaceFitConfig",
-    "SurfaceFitReport",
-    "fit_snapshot",
-    "fit_surfaces",
-    "load_fitted_surfaces",
-    "migrate_surface_tables",
-    "realized_volatility_frame",
-    "select_fit_quotes",
-    "store_realized_volatility",
-    "store_vrp_metrics",
-    "vrp_frame",
-]
-
-# -- daily vol-signal table (RR, butterfly, term slope, 0DTE intercept) and VVIX (issue 5) -----
-from data_feeds.vol_signals import (  # noqa: E402
+from data_feeds.vol_signals import (
     VOL_SIGNAL_COLUMNS,
     VolSignalReport,
     VVIXReport,
@@ -175,39 +141,83 @@ from data_feeds.vol_signals import (  # noqa: E402
     vol_signal_table,
 )
 
-__all__ += [
-    "VOL_SIGNAL_COLUMNS",
-    "VVIXReport",
-    "VolSignalReport",
-    "iv_at_delta",
-    "load_vvix",
-    "snapshot_vol_signals",
-    "vol_signal_table",
-]
-
-# -- SPX opening-auction feed: overnight move/vol/jumps, 0DTE opening straddle (issue 5) ----------
-from data_feeds.auction import (  # noqa: E402
-    AUCTION_COLUMNS,
-    AUCTION_LINES,
-    AuctionFeed,
-    AuctionReport,
-    FuturesLoadReport,
-    auction_feed,
-    auction_frame,
-    load_futures_minute,
-    load_index_minute,
-    load_option_minute_quotes,
-)
-
-__all__ += [
+__all__ = [
     "AUCTION_COLUMNS",
     "AUCTION_LINES",
+    "CHAIN_FEED_LINES",
+    "FORMATION_COLUMNS",
+    "MARKET_COLUMNS",
+    "PARITY_STRIKES",
+    "QUOTE_COLUMNS",
+    "TZ",
+    "VOL_SIGNAL_COLUMNS",
+    "AlignReport",
     "AuctionFeed",
     "AuctionReport",
+    "ChainFeatureReport",
+    "ChainFeed",
+    "ChainIngestConfig",
+    "ChainSnapshot",
+    "ChainStore",
+    "Combo",
+    "DataSourceError",
+    "DataValidationError",
     "FuturesLoadReport",
+    "HedgeFit",
+    "IngestReport",
+    "LiquidityConfig",
+    "LoadReport",
+    "ModelNotAvailableError",
+    "OptionContract",
+    "OptionQuote",
+    "PairAlignReport",
+    "SnapshotNotFoundError",
+    "SnapshotSource",
+    "SnapshotSurface",
+    "StoreKeyError",
+    "SurfaceFitConfig",
+    "SurfaceFitReport",
+    "UnderlyingIngestReport",
+    "VVIXReport",
+    "VolSignalReport",
+    "VolsuiteError",
+    "align_legs",
+    "align_to_index",
+    "apply_health",
+    "atm_strike",
     "auction_feed",
     "auction_frame",
+    "chain_features",
+    "chain_feed",
+    "chain_market_table",
+    "engle_granger",
+    "fingerprint",
+    "fit_snapshot",
+    "fit_surfaces",
+    "formation_table",
+    "iv_at_delta",
+    "load_fitted_surfaces",
     "load_futures_minute",
     "load_index_minute",
+    "load_ingest_config",
+    "load_ohlc",
     "load_option_minute_quotes",
+    "load_pair_leg",
+    "load_vvix",
+    "load_yfinance",
+    "migrate_surface_tables",
+    "ohlc_feed",
+    "pair_feeds",
+    "realized_volatility_frame",
+    "select_fit_quotes",
+    "session_minutes",
+    "settlement_time",
+    "snapshot_features",
+    "snapshot_vol_signals",
+    "store_realized_volatility",
+    "store_vrp_metrics",
+    "validate_ohlc",
+    "vix_proxy_market_table",
+    "vol_signal_table",
+    "vrp_frame",
 ]

@@ -19,42 +19,13 @@ har_forecast, har_forecast_from_rv, har_fit, HarForecast, HarForecastIndicator
     HAR-RV one-day-ahead forecast (Corsi 2009); the value at ``t`` is the forecast of
     ``rv_t`` from bars up to ``t-1``.
 
+Also: :mod:`indicators.features` (technical, volatility and regime features of ``ml_spreads``),
+:mod:`indicators.vol_signals` (VVIX, IV rank/percentile, VRP z-score) and :mod:`indicators.jumps`
+(realized and bipower variation, BNS jump test, Merton MLE).
+
 See ``docs/indicators.md`` for formulas, alignment and references.
 """
 
-from indicators.har import (
-    HarFit,
-    HarForecast,
-    HarForecastIndicator,
-    har_fit,
-    har_forecast,
-    har_forecast_from_rv,
-)
-from indicators.realized_vol import (
-    ESTIMATORS,
-    TRADING_DAYS,
-    RealizedVol,
-    RealizedVolIndicator,
-    daily_variance,
-    realized_vol,
-)
-
-__all__ = [
-    "ESTIMATORS",
-    "TRADING_DAYS",
-    "HarFit",
-    "HarForecast",
-    "HarForecastIndicator",
-    "RealizedVol",
-    "RealizedVolIndicator",
-    "daily_variance",
-    "har_fit",
-    "har_forecast",
-    "har_forecast_from_rv",
-    "realized_vol",
-]
-
-# -- market features: technical, volatility, regime (indicators.features; docs/ml_spreads.md) ----
 from indicators.features import (
     REGIME_FEATURE_COLUMNS,
     REGIMES,
@@ -76,31 +47,31 @@ from indicators.features import (
     technical_features,
     volatility_features,
 )
-
-__all__ += [
-    "REGIMES",
-    "REGIME_FEATURE_COLUMNS",
-    "TECHNICAL_FEATURE_COLUMNS",
-    "VOLATILITY_FEATURE_COLUMNS",
-    "Bollinger",
-    "GarchForecast",
-    "Macd",
-    "MarketRegime",
-    "RegimeThresholds",
-    "Rsi",
-    "VolRank",
-    "bollinger",
-    "garch_forecast",
-    "macd",
-    "market_features",
-    "regime_features",
-    "rsi",
-    "technical_features",
-    "volatility_features",
-]
-
-# -- vol-of-vol, IV rank/percentile and VRP signals (issue 5) --------------------------------
-from indicators.vol_signals import (  # noqa: E402
+from indicators.har import (
+    HarFit,
+    HarForecast,
+    HarForecastIndicator,
+    har_fit,
+    har_forecast,
+    har_forecast_from_rv,
+)
+from indicators.jumps import (
+    JumpStats,
+    MertonFit,
+    merton_fit,
+    merton_logpdf,
+    session_jump_stats,
+    session_labels,
+)
+from indicators.realized_vol import (
+    ESTIMATORS,
+    TRADING_DAYS,
+    RealizedVol,
+    RealizedVolIndicator,
+    daily_variance,
+    realized_vol,
+)
+from indicators.vol_signals import (
     IVRank,
     IVRankIndicator,
     VolOfVol,
@@ -114,35 +85,53 @@ from indicators.vol_signals import (  # noqa: E402
     vvix_signals,
 )
 
-__all__ += [
+__all__ = [
+    "ESTIMATORS",
+    "REGIMES",
+    "REGIME_FEATURE_COLUMNS",
+    "TECHNICAL_FEATURE_COLUMNS",
+    "TRADING_DAYS",
+    "VOLATILITY_FEATURE_COLUMNS",
+    "Bollinger",
+    "GarchForecast",
+    "HarFit",
+    "HarForecast",
+    "HarForecastIndicator",
     "IVRank",
     "IVRankIndicator",
+    "JumpStats",
+    "Macd",
+    "MarketRegime",
+    "MertonFit",
+    "RealizedVol",
+    "RealizedVolIndicator",
+    "RegimeThresholds",
+    "Rsi",
     "VRPIndicator",
     "VRPZScore",
     "VolOfVol",
     "VolOfVolIndicator",
+    "VolRank",
+    "bollinger",
+    "daily_variance",
+    "garch_forecast",
+    "har_fit",
+    "har_forecast",
+    "har_forecast_from_rv",
     "iv_rank_percentile",
-    "past_zscore_nb",
-    "rolling_corr_nb",
-    "vrp_signals",
-    "vvix_signals",
-]
-
-# -- jumps: RV, bipower variation, BNS (2004/2006) jump test, Merton MLE (issue 5) --------------
-from indicators.jumps import (  # noqa: E402
-    JumpStats,
-    MertonFit,
-    merton_fit,
-    merton_logpdf,
-    session_jump_stats,
-    session_labels,
-)
-
-__all__ += [
-    "JumpStats",
-    "MertonFit",
+    "macd",
+    "market_features",
     "merton_fit",
     "merton_logpdf",
+    "past_zscore_nb",
+    "realized_vol",
+    "regime_features",
+    "rolling_corr_nb",
+    "rsi",
     "session_jump_stats",
     "session_labels",
+    "technical_features",
+    "volatility_features",
+    "vrp_signals",
+    "vvix_signals",
 ]
