@@ -38,6 +38,9 @@ def write_tearsheet(returns: pd.Series, benchmark: pd.Series, path: Path, title:
     Notes
     -----
     Source: ``quantstats.reports.html``. The matplotlib backend is forced to Agg (headless).
+    Flat returns (no out-of-sample trade: every daily return equal) make quantstats' regression
+    against the benchmark fail; the tearsheet is then a short HTML page saying so, with the number
+    of days and the benchmark's total return, rather than a crash at the end of a run.
     """
     if returns.empty:
         raise ValueError("no returns to report")
@@ -59,9 +62,31 @@ def write_tearsheet(returns: pd.Series, benchmark: pd.Series, path: Path, title:
     if bench.isna().any():
         day = bench.index[bench.isna().to_numpy().argmax()].date()
         raise ValueError(f"benchmark has no return on {day}; it must cover every strategy day")
+    if strat.nunique() <= 1:
+        return _flat_page(strat, bench, path, title)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         qs.reports.html(
             strat, benchmark=bench, output=str(path), title=title, download_filename=path.name
         )
+    return path
+
+
+def _flat_page(strat: pd.Series, bench: pd.Series, path: Path, title: str) -> Path:
+    """A minimal HTML page for a run whose out-of-sample returns are all equal."""
+    from html import escape
+
+    total = float((1.0 + bench).prod() - 1.0)
+    body = (
+        f"<h1>{escape(title)}</h1>"
+        f"<p>No out-of-sample trade: all {len(strat)} daily returns are "
+        f"{float(strat.iloc[0]):.6g} ({strat.index[0]:%Y-%m-%d} .. {strat.index[-1]:%Y-%m-%d}). "
+        "quantstats needs non-constant returns, so no tearsheet charts are drawn.</p>"
+        f"<p>Benchmark total return over the same days: {total:.2%}.</p>"
+        "<p>See daily_log.csv for why the strategy stood aside each day.</p>"
+    )
+    path.write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}"
+        f"</title></head><body>{body}</body></html>"
+    )
     return path

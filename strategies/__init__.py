@@ -21,12 +21,14 @@ from strategies.hedging import (
 from strategies.ml_spreads import MlSpreads
 from strategies.option_strategy import ComboSpec, OptionStrategy
 from strategies.ou_pairs import OUPairs
+from strategies.vrp_harvest import VrpHarvest
 from strategies.zero_dte_straddle import ZeroDteStraddle
 
 STRATEGIES: dict[str, type[StrategyPlugin]] = {
     ZeroDteStraddle.name: ZeroDteStraddle,
     OUPairs.name: OUPairs,
     MlSpreads.name: MlSpreads,
+    VrpHarvest.name: VrpHarvest,
 }
 
 

@@ -1,0 +1,793 @@
+"""``vrp_harvest``: sell ATM straddles or strangles when the variance risk premium is rich.
+
+Design document ``../shared/design/004_ae9ef73fd2ccce0b.txt`` (VRP), issue 5.
+
+On each chain quote date ``D`` (one snapshot, ~15:45 ET for the 2019 SPX chains):
+
+1. **Implied vol** ``atm_iv_D``: ATM implied vol of the listed expiry nearest ``target_dte``
+   inside ``[min_dte, max_dte]`` (:func:`snapshot_atm_iv`: :meth:`ChainSnapshot.atm_iv` on the
+   put-call-parity forward; where no strike has a two-sided call and put -- the sparse SPY 2021
+   ladder -- the mean Black-Scholes implied vol of the call and the put nearest the snapshot's
+   underlying price, ``iv_source = "nearest_strikes"``).
+2. **Forecast realized vol** ``rv_D``: :func:`indicators.realized_vol` of the ``[data]`` daily
+   bars over ``rv_window`` sessions, taken at the session **before** ``D`` (decimal, annualized
+   with 252).
+3. **VRP** ``atm_iv_D - rv_D`` and its z-score against its own strict past
+   (:func:`indicators.vol_signals.vrp_signals`, expanding or rolling ``z_window``).
+4. **Entry**: ``vrp_zscore >= entry_z`` (and ``vrp > min_vrp``), fewer than ``max_open``
+   positions, the risk layer not blocking: sell ``contracts`` units of the straddle (ATM strike)
+   or strangle (``strangle_delta``) at the snapshot's bid/ask.
+5. **Size** (:mod:`strategies.risk.sizing`): a short straddle has no bounded maximum loss, so the
+   loss budgeted per unit is the stop: ``stop_loss * credit * multiplier`` plus the round-trip
+   commission; :func:`strategies.risk.max_loss_contracts` turns ``account_risk`` of the equity
+   into units; ``sizing = "vol_managed"`` multiplies that by the Moreira-Muir weight
+   (:class:`strategies.risk.VolManagedSizer`) of the underlying's returns up to ``D-1``.
+6. **Exit** (daily marks at the snapshot mids): ``dte <= exit_dte``, profit target (mid P&L
+   ``>= profit_target * credit``), stop (mid loss ``>= stop_loss * credit``), or the end of the
+   backtest window; closed at the bid/ask. P&L rules are evaluated only on days where every leg
+   is quoted (a missing quote is counted as a stale mark day, never filled).
+
+The design sketch (section 5.2 ``calculate_vrp``) takes the ATM IV from the fitted surfaces and
+"the corresponding realized vol" with a z-score "relative to the historical VRP distribution";
+here the ATM IV is read from the traded chain itself (the same quotes the trade uses), the realized
+side is a forecast from bars strictly before the quote date, and the z-score uses earlier dates
+only (issue 5), so nothing of ``D``'s close or of later dates enters ``D``'s decision.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, model_validator
+
+from brokers import OptionFill, OptionsBroker
+from data_feeds import chain_feed
+from data_feeds.calendar import TZ
+from data_feeds.chains import ChainSnapshot, Combo
+from data_feeds.contracts import OptionContract
+from data_feeds.ohlc import fingerprint
+from indicators import realized_vol
+from indicators.vol_signals import vrp_signals
+from pricing.black_scholes import implied_vol_nb
+from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
+from strategies.option_strategy import OptionStrategy
+from strategies.risk import (
+    OptionRiskMixin,
+    RiskConfig,
+    VolManagedSizer,
+    max_loss_contracts,
+    sleeve_by_prefix,
+    sleeve_info,
+    track_sleeves,
+)
+
+__all__ = [
+    "LOAD_TIME_PARAMS",
+    "VrpHarvest",
+    "VrpHarvestParams",
+    "VrpHarvestStrategy",
+    "VrpPosition",
+    "snapshot_atm_iv",
+    "vrp_signal_table",
+]
+
+LOAD_TIME_PARAMS = frozenset(
+    {"chain_symbol", "root", "rate", "target_dte", "min_dte", "max_dte", "settlement_source"}
+)
+"""Parameters fixed when :meth:`VrpHarvest.prepare` reads the chains (not searchable)."""
+
+
+class VrpHarvestParams(StrategyParams):
+    """Parameters of ``vrp_harvest`` (load-time ones in :data:`LOAD_TIME_PARAMS`).
+
+    Attributes
+    ----------
+    chain_symbol, root : str
+        Underlying of the chain snapshots (``SPX``, ``SPY``) and option root traded
+        (``SPXW``, ``SPX``, ``SPY``).
+    rate : float
+        Continuous rate (decimal) for forwards and implied vols.
+    settlement_source : {"underlying", "chain"}
+        What settles a leg left to expiry: the ``[data]`` daily open/close, or the chain's own
+        underlying price on the expiry date.
+    target_dte, min_dte, max_dte : int
+        Calendar days to expiry: the expiry nearest ``target_dte`` inside ``[min_dte, max_dte]``
+        gives the implied vol and is traded.
+    structure : {"straddle", "strangle"}
+        Sold structure: ATM straddle or ``strangle_delta`` strangle (Black-76 forward deltas).
+    strangle_delta : float
+        ``|delta|`` of the strangle's call and put, in ``(0, 0.5]``.
+    rv_estimator : str
+        :func:`indicators.realized_vol` estimator (``close_to_close``, ``parkinson``,
+        ``garman_klass``, ``rogers_satchell``, ``yang_zhang``).
+    rv_window : int
+        Sessions in the realized-vol forecast.
+    z_window : int
+        0: expanding z-score; ``>= 2``: rolling over that many previous quote dates.
+    z_min_periods : int
+        Expanding mode: past VRP values needed before a z-score exists.
+    entry_z : float
+        Sell when ``vrp_zscore >= entry_z``.
+    min_vrp : float
+        And when ``vrp > min_vrp`` (decimal vol; default 0: options must be rich in level too).
+    exit_dte : int
+        Close when calendar days to expiry ``<= exit_dte``; must be ``< min_dte``.
+    profit_target : float
+        Close when the mid P&L reaches this fraction of the credit (0.5).
+    stop_loss : float
+        Close when the mid loss reaches this multiple of the credit (1.0); also the loss per
+        unit budgeted by the sizing.
+    sizing : {"max_loss", "vol_managed"}
+        :func:`strategies.risk.max_loss_contracts` on the stop-defined loss, optionally scaled by
+        the :class:`strategies.risk.VolManagedSizer` weight.
+    account_risk : float
+        Share of the equity risked per trade (0.02).
+    max_contracts : int
+        Cap on units per trade.
+    vm_target_vol, vm_window : float, int
+        Vol-managed sizing: target annualized vol (decimal) and return window (sessions).
+    max_open : int
+        Open positions at most (one per expiry).
+    max_drawdown, max_daily_loss : float, optional
+        Risk layer (:class:`strategies.risk.RiskConfig`): kill switch and daily-loss block.
+    """
+
+    chain_symbol: str = "SPX"
+    root: str = "SPXW"
+    rate: float = Field(0.0, ge=-0.05, le=0.25)
+    settlement_source: Literal["underlying", "chain"] = "underlying"
+    target_dte: int = Field(30, ge=1, le=365)
+    min_dte: int = Field(14, ge=1, le=365)
+    max_dte: int = Field(60, ge=1, le=365)
+    structure: Literal["straddle", "strangle"] = "straddle"
+    strangle_delta: float = Field(0.25, gt=0.0, le=0.5)
+    rv_estimator: str = "close_to_close"
+    rv_window: int = Field(21, ge=2, le=504)
+    z_window: int = Field(0, ge=0, le=1000)
+    z_min_periods: int = Field(10, ge=2, le=1000)
+    entry_z: float = Field(1.0, ge=-5.0, le=10.0)
+    min_vrp: float = Field(0.0, ge=-1.0, le=1.0)
+    exit_dte: int = Field(7, ge=0, le=365)
+    profit_target: float = Field(0.5, gt=0.0, le=1.0)
+    stop_loss: float = Field(1.0, gt=0.0, le=10.0)
+    sizing: Literal["max_loss", "vol_managed"] = "max_loss"
+    account_risk: float = Field(0.02, gt=0.0, le=0.5)
+    max_contracts: int = Field(10, ge=1, le=1000)
+    vm_target_vol: float = Field(0.15, gt=0.0, le=5.0)
+    vm_window: int = Field(21, ge=2, le=504)
+    max_open: int = Field(1, ge=1, le=20)
+    max_drawdown: float | None = Field(0.25, gt=0.0, lt=1.0)
+    max_daily_loss: float | None = Field(None, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> VrpHarvestParams:
+        if not self.min_dte <= self.target_dte <= self.max_dte:
+            raise ValueError(
+                f"need min_dte <= target_dte <= max_dte, got {self.min_dte}, {self.target_dte}, "
+                f"{self.max_dte}"
+            )
+        if self.exit_dte >= self.min_dte:
+            raise ValueError(
+                f"exit_dte ({self.exit_dte}) must be < min_dte ({self.min_dte}): a new position "
+                "would be closed on its first day"
+            )
+        if self.z_window == 1:
+            raise ValueError("z_window must be 0 (expanding) or >= 2")
+        return self
+
+
+# --------------------------------------------------------------------------------------
+# signals (pure functions)
+# --------------------------------------------------------------------------------------
+
+
+def _expiries(snap: ChainSnapshot, p: VrpHarvestParams) -> list[dt.date]:
+    """Listed expiries of ``p.root`` with ``min_dte <= dte <= max_dte``, nearest ``target_dte``
+    first (ties: the earlier one).
+
+    Raises
+    ------
+    ValueError
+        No expiry in the band.
+    """
+    day = snap.quote_date
+    inside = [
+        e for e in snap.expiries(p.root) if p.min_dte <= (e - day).days <= p.max_dte and e > day
+    ]
+    if not inside:
+        raise ValueError(
+            f"no {p.root} expiry with {p.min_dte} <= dte <= {p.max_dte} in the snapshot of "
+            f"{snap.quote_time}"
+        )
+    return sorted(inside, key=lambda e: (abs((e - day).days - p.target_dte), e))
+
+
+def snapshot_atm_iv(
+    snap: ChainSnapshot, expiration: dt.date, root: str, rate: float = 0.0
+) -> tuple[float, str]:
+    """ATM implied vol of one expiry and how it was obtained.
+
+    Parameters
+    ----------
+    snap : ChainSnapshot
+        The snapshot.
+    expiration : datetime.date
+        Expiry.
+    root : str
+        Option root.
+    rate : float
+        Continuous rate (decimal), used by the fallback.
+
+    Returns
+    -------
+    implied_vol : float
+        Decimal vol annualized on ACT/365 (``tte`` of :meth:`ChainSnapshot.tte`); NaN when
+        neither method gives one.
+    source : str
+        ``"parity_forward"`` (:meth:`ChainSnapshot.atm_iv`: mean call/put Black-76 vol at the
+        ATM strike of the put-call-parity forward), ``"nearest_strikes"`` (no parity forward:
+        mean Black-Scholes vol, :func:`pricing.black_scholes.implied_vol_nb` with no dividend
+        yield, of the two-sided call and put whose strikes are nearest the snapshot's underlying
+        price) or the reason it failed.
+    """
+    try:
+        return float(snap.atm_iv(expiration, root)), "parity_forward"
+    except (KeyError, ValueError) as exc:
+        reason = str(exc)
+    spot = float(snap.underlying_price)
+    tte = snap.tte(expiration, root)
+    side = snap.with_implied_vols(expiration, root)
+    side = side[side["two_sided"]]
+    vols = []
+    for right, cp in (("C", 1), ("P", -1)):
+        legs = side[side["right"] == right]
+        if legs.empty or not (spot > 0 and tte > 0):
+            return math.nan, f"no ATM IV: {reason}; no two-sided {right} for the fallback"
+        row = legs.iloc[int(np.argmin(np.abs(legs["strike"].to_numpy(float) - spot)))]
+        mid = 0.5 * (float(row["bid"]) + float(row["ask"]))
+        vols.append(implied_vol_nb(mid, spot, float(row["strike"]), tte, rate, 0.0, cp))
+    value = float(np.mean(vols))
+    if not math.isfinite(value):
+        return math.nan, f"no ATM IV: {reason}; fallback vol not computable"
+    return value, "nearest_strikes"
+
+
+def vrp_signal_table(
+    atm: pd.DataFrame,
+    underlying: pd.DataFrame,
+    *,
+    estimator: str,
+    rv_window: int,
+    z_window: int,
+    z_min_periods: int,
+) -> pd.DataFrame:
+    """VRP and its past-only z-score per quote date.
+
+    Parameters
+    ----------
+    atm : pandas.DataFrame
+        Index: quote dates (tz-aware sessions); column ``atm_iv`` (decimal).
+    underlying : pandas.DataFrame
+        Validated daily OHLC of the underlying (tz-aware sessions).
+    estimator, rv_window : str, int
+        :func:`indicators.realized_vol` settings.
+    z_window, z_min_periods : int
+        :func:`indicators.vol_signals.vrp_signals` settings.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``atm_iv``, ``rv_forecast`` (realized vol through the session before the quote date,
+        decimal annualized), ``vrp``, ``vrp_zscore`` on the quote dates of ``atm``.
+
+    Raises
+    ------
+    ValueError
+        A quote date is not a session of ``underlying``.
+    """
+    rv = realized_vol(underlying, estimator, rv_window).shift(1)
+    missing = atm.index.difference(rv.index)
+    if len(missing):
+        raise ValueError(
+            f"{len(missing)} quote dates are not sessions of the [data] underlying "
+            f"(first {missing[0]:%Y-%m-%d})"
+        )
+    forecast = rv.reindex(atm.index).rename("rv_forecast")
+    sig = vrp_signals(atm["atm_iv"], forecast, window=z_window, min_periods=z_min_periods)
+    return pd.concat([atm["atm_iv"], forecast, sig], axis=1)
+
+
+# --------------------------------------------------------------------------------------
+# backtrader strategy
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class VrpPosition:
+    """An open short straddle/strangle and its log row.
+
+    Attributes
+    ----------
+    tag : str
+        Book tag; fills carry ``tag`` and ``close <tag>``.
+    expiration : datetime.date
+        Expiry of the legs.
+    contracts : int
+        Units sold.
+    credit : float
+        Per-unit credit received at the fills (index points / dollars per share, > 0).
+    row : dict
+        The entry day's log row, completed at the exit.
+    other_cash : float
+        Dollars from settlements of its legs.
+    contract_set : frozenset of OptionContract
+        Its legs.
+    """
+
+    tag: str
+    expiration: dt.date
+    contracts: int
+    credit: float
+    row: dict[str, Any]
+    other_cash: float = 0.0
+    closing_reason: str | None = None
+    contract_set: frozenset[OptionContract] = field(default_factory=frozenset)
+
+
+class VrpHarvestStrategy(OptionRiskMixin, OptionStrategy):
+    """backtrader face of ``vrp_harvest`` (module docstring, steps 4-6).
+
+    Parameters (backtrader ``params``)
+    ----------------------------------
+    rules : VrpHarvestParams
+    signals : pandas.DataFrame
+        :func:`vrp_signal_table` indexed by ``datetime.date``.
+    returns : pandas.Series
+        Daily close-to-close returns of the underlying indexed by ``datetime.date`` (sizing).
+    last_day : datetime.date
+        Last session of the window: positions are closed there, nothing opens.
+
+    The decision on ``D`` reads only row ``D`` of the signal table (implied vol of ``D``'s
+    snapshot, realized vol through ``D-1``, z-score against earlier dates) and returns before
+    ``D``.
+    """
+
+    params = (("rules", None), ("signals", None), ("returns", None), ("last_day", None))
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rules: VrpHarvestParams = self.p.rules or VrpHarvestParams()
+        self.signals: pd.DataFrame = self.p.signals
+        self.returns: pd.Series = self.p.returns
+        self.last_day: dt.date = self.p.last_day or dt.date.max
+        self.setup_risk(
+            RiskConfig(
+                max_drawdown=self.rules.max_drawdown, max_daily_loss=self.rules.max_daily_loss
+            )
+        )
+        track_sleeves(self, sleeve_by_prefix())
+        self.positions_open: dict[str, VrpPosition] = {}
+        self.positions_done: list[VrpPosition] = []
+        self.log_rows: list[dict[str, Any]] = []
+        self.counts = {
+            "stale_mark_days": 0,
+            "exit_deferred": 0,
+            "settled_legs": 0,
+            "shares_closed": 0,
+        }
+        self._settled_seen = 0
+
+    def next_chain(self, snapshot: ChainSnapshot) -> None:
+        """Risk step, settlements, exits, then the entry decision."""
+        day = snapshot.quote_date
+        self.risk_step()
+        self._book_settlements(day)
+        self._close_shares(snapshot)
+        for tag in list(self.positions_open):
+            self._manage(self.positions_open[tag], snapshot, day)
+        row: dict[str, Any] = {"date": day, "open_positions": len(self.positions_open)}
+        self.log_rows.append(row)
+        self._decide(snapshot, day, row)
+
+    def stop(self) -> None:
+        """Log positions still open after the last bar with their P&L at the last marks."""
+        broker = self.obroker
+        for pos in self.positions_open.values():
+            marks = sum(
+                q * broker.option_positions[c].mark * c.multiplier
+                for c, q in self.combos.get(pos.tag, {}).items()
+                if c in broker.option_positions
+            )
+            pos.row.update(status="open_at_end", net_pnl=self._cash(pos) + marks)
+
+    def _cash(self, pos: VrpPosition) -> float:
+        tags = {pos.tag, f"close {pos.tag}"}
+        return sum(f.cash_flow for f in self.obroker.option_fills if f.tag in tags) + pos.other_cash
+
+    def _book_settlements(self, day: dt.date) -> None:
+        settled = self.obroker.option_settlements[self._settled_seen :]
+        self._settled_seen += len(settled)
+        for s in settled:
+            self.counts["settled_legs"] += 1
+            for pos in self.positions_open.values():
+                if s.contract in pos.contract_set:
+                    pos.other_cash += s.cash_flow
+                    pos.closing_reason = pos.closing_reason or "settled"
+        for tag in list(self.positions_open):
+            if tag not in self.combos:
+                pos = self.positions_open[tag]
+                pos.closing_reason = pos.closing_reason or "risk: " + (
+                    self.risk.kill_reason or "closed"
+                )
+                self._finish(pos, day)
+
+    def _close_shares(self, snapshot: ChainSnapshot) -> None:
+        """Sell/buy back shares delivered by physical settlement (SPY assignment) at the
+        snapshot's underlying price; the cash goes to the position whose legs settled last."""
+        broker = self.obroker
+        price = float(snapshot.underlying_price)
+        for symbol in list(broker.underlying_positions):
+            if symbol != snapshot.underlying or not (math.isfinite(price) and price > 0):
+                continue
+            fill = broker.close_underlying(symbol, price, snapshot.quote_time, tag="assigned")
+            self.counts["shares_closed"] += abs(fill.quantity)
+            done = [p for p in self.positions_done if p.closing_reason == "settled"]
+            if done:
+                done[-1].other_cash += fill.cash_flow
+                done[-1].row["net_pnl"] = self._cash(done[-1])
+
+    def _finish(self, pos: VrpPosition, day: dt.date) -> None:
+        self.positions_open.pop(pos.tag, None)
+        self.positions_done.append(pos)
+        pos.row.update(
+            status="traded",
+            exit_reason=pos.closing_reason or "closed",
+            exit_date=day,
+            net_pnl=self._cash(pos),
+        )
+
+    def _manage(self, pos: VrpPosition, snap: ChainSnapshot, day: dt.date) -> None:
+        legs = self.combos.get(pos.tag, {})
+        quoted = all(snap.has(c) and math.isfinite(snap.mid(c)) for c in legs)
+        if not quoted:
+            self.counts["stale_mark_days"] += 1
+        reason = None
+        if day >= self.last_day:
+            reason = "window_end"
+        elif (pos.expiration - day).days <= self.rules.exit_dte:
+            reason = "dte"
+        elif quoted:
+            cost_to_close = -sum(q * snap.mid(c) for c, q in legs.items()) / pos.contracts
+            pnl = pos.credit - cost_to_close
+            if pnl >= self.rules.profit_target * pos.credit:
+                reason = "profit_target"
+            elif -pnl >= self.rules.stop_loss * pos.credit:
+                reason = "stop_loss"
+        if reason is None:
+            return
+        if not all(snap.has(c) and float(snap.row(c)["ask"]) > 0 for c in legs):
+            self.counts["exit_deferred"] += 1
+            return
+        self.close_combo(pos.tag)
+        pos.closing_reason = pos.closing_reason or reason
+        if pos.tag not in self.combos:
+            self._finish(pos, day)
+
+    def _decide(self, snap: ChainSnapshot, day: dt.date, row: dict[str, Any]) -> None:
+        r = self.rules
+        if day not in self.signals.index:
+            row["status"] = "no_signal"
+            return
+        sig = self.signals.loc[day]
+        row.update({k: float(sig[k]) for k in ("atm_iv", "rv_forecast", "vrp", "vrp_zscore")})
+        z, vrp = float(sig["vrp_zscore"]), float(sig["vrp"])
+        if day >= self.last_day:
+            row["status"] = "window_end"
+        elif not math.isfinite(z):
+            row["status"] = "no_zscore"
+        elif z < r.entry_z or not vrp > r.min_vrp:
+            row["status"] = "below_threshold"
+        elif len(self.positions_open) >= r.max_open:
+            row["status"] = "max_open"
+        elif self.risk_blocked():
+            row["status"] = "risk_blocked"
+        else:
+            self._enter(snap, day, row)
+
+    def _enter(self, snap: ChainSnapshot, day: dt.date, row: dict[str, Any]) -> None:
+        r = self.rules
+        exp = self.signals.at[day, "iv_expiry"]
+        try:
+            combo: Combo = (
+                snap.straddle(exp, r.root)
+                if r.structure == "straddle"
+                else snap.strangle(exp, r.root, delta=r.strangle_delta)
+            )
+            quotes = [snap.row(c) for c, _ in combo.legs]
+        except (KeyError, ValueError) as exc:
+            row.update(status="no_combo", detail=str(exc))
+            return
+        if any(exp == p.expiration for p in self.positions_open.values()):
+            row["status"] = "expiry_held"
+            return
+        if not all(float(q["bid"]) > 0 for q in quotes):
+            row["status"] = "no_bid"
+            return
+        mult = combo.legs[0][0].multiplier
+        frac = self.obroker.costs.slippage_spread_fraction
+        credit_est = sum(  # expected sale price: mid minus frac of the spread (the broker's rule)
+            0.5 * (float(q["bid"]) + float(q["ask"])) - frac * (float(q["ask"]) - float(q["bid"]))
+            for q in quotes
+        )
+        commission = 2 * len(combo.legs) * self.obroker.costs.commission_per_contract
+        loss_unit = r.stop_loss * credit_est * mult + commission
+        contracts = max_loss_contracts(
+            self.broker.getvalue(), r.account_risk, loss_unit, max_contracts=r.max_contracts
+        )
+        weight = 1.0
+        if r.sizing == "vol_managed":
+            past = self.returns[self.returns.index < day]
+            sizer = VolManagedSizer(target_vol=r.vm_target_vol, window=r.vm_window)
+            weight = sizer.weight(past.to_numpy()) if len(past) >= r.vm_window else math.nan
+            contracts = math.floor(contracts * weight) if math.isfinite(weight) else 0
+        row.update(
+            expiration=exp,
+            dte=(exp - day).days,
+            strikes="/".join(f"{c.strike:g}{c.right}" for c, _ in combo.legs),
+            loss_budget_per_unit=loss_unit,
+            size_weight=weight,
+            contracts=contracts,
+        )
+        if contracts < 1:
+            row["status"] = "size_zero"
+            return
+        tag = f"vrp {day:%Y-%m-%d}"
+        fills = self.open_combo(combo, -contracts, tag=tag)
+        if not fills:
+            row.update(status="rejected", detail=self.rejections[-1][2] if self.rejections else "")
+            return
+        credit = -_unit_price(fills, contracts)
+        row.update(status="open", credit=credit, cash_open=sum(f.cash_flow for f in fills))
+        self.positions_open[tag] = VrpPosition(
+            tag=tag,
+            expiration=exp,
+            contracts=contracts,
+            credit=credit,
+            row=row,
+            contract_set=frozenset(c for c, _ in combo.legs),
+        )
+
+
+def _unit_price(fills: Sequence[OptionFill], contracts: int) -> float:
+    """Per-unit signed fill price (> 0 paid, < 0 received), excluding commissions."""
+    return sum(f.quantity * f.price for f in fills) / contracts
+
+
+# --------------------------------------------------------------------------------------
+# plugin
+# --------------------------------------------------------------------------------------
+
+
+class VrpHarvest(StrategyPlugin):
+    """Plugin: ATM IV per quote date, VRP z-scores for the search space, one Cerebro per window.
+
+    Parameters
+    ----------
+    fixed : mapping
+        Fixed parameter values from ``[strategy.params]``.
+    broker : mapping
+        :class:`brokers.OptionsBroker` params.
+    """
+
+    name = "vrp_harvest"
+    description = "Sell ATM straddles/strangles when the chain's VRP z-score is high"
+    Params = VrpHarvestParams
+    required_data = ("underlying", "chains")
+
+    def __init__(
+        self, fixed: Mapping[str, Any] | None = None, broker: Mapping[str, Any] | None = None
+    ) -> None:
+        self.fixed = dict(fixed or {})
+        self.broker_params = dict(broker or {})
+        self.reports: list[str] = []
+
+    def prepare(self, data: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> None:
+        """ATM IV of every quote date and the VRP table of every searched signal setting.
+
+        Parameters
+        ----------
+        data : mapping
+            ``underlying`` (validated daily OHLC) and ``chains`` (a
+            :class:`data_feeds.chain_store.ChainStore` or any snapshot source).
+        grid : mapping
+            Searched parameter -> candidate values.
+
+        Raises
+        ------
+        ValueError
+            A load-time parameter is searched; no quote date inside the underlying's sessions;
+            no quote date with an ATM implied vol.
+        """
+        tunable = LOAD_TIME_PARAMS & set(grid)
+        if tunable:
+            raise ValueError(
+                f"parameters {sorted(tunable)} are fixed at load time; move them from "
+                "[strategy.search_space] to [strategy.params]"
+            )
+        p = VrpHarvestParams(**self.fixed)
+        self.base = p
+        self.underlying = data["underlying"]
+        self.source = data["chains"]
+        index = self.underlying.index
+        sessions = {d: ts for ts, d in zip(index, index.date, strict=True)}
+        all_dates = self.source.quote_dates(p.chain_symbol, [p.root])
+        dates = [d for d in all_dates if d in sessions and d > index[0].date()]
+        if not dates:
+            raise ValueError(
+                f"no {p.chain_symbol}/{p.root} quote date inside the underlying's sessions "
+                f"{index[0]:%Y-%m-%d}..{index[-1]:%Y-%m-%d} ({len(all_dates)} stored)"
+            )
+        if len(all_dates) > len(dates):
+            self.reports.append(
+                f"{len(all_dates) - len(dates)} quote dates outside the underlying's sessions"
+            )
+        rows, chain_px = [], {}
+        for d in dates:
+            snap = self.source.snapshot(p.chain_symbol, d, None, [p.root], False, p.rate)
+            chain_px[sessions[d]] = float(snap.underlying_price)
+            try:
+                candidates = _expiries(snap, p)
+            except ValueError as exc:
+                rows.append({"date": sessions[d], "atm_iv": math.nan, "iv_source": str(exc)})
+                continue
+            # nearest expiry to target_dte with an ATM IV (sparse ladders lack a side some days)
+            for exp in candidates:
+                iv, how = snapshot_atm_iv(snap, exp, p.root, p.rate)
+                if math.isfinite(iv):
+                    break
+            rows.append({"date": sessions[d], "atm_iv": iv, "iv_source": how, "iv_expiry": exp})
+        atm = pd.DataFrame(rows).set_index("date")
+        self.atm = atm
+        counts = (
+            atm["iv_source"]
+            .where(atm["iv_source"].isin(["parity_forward", "nearest_strikes"]), "missing")
+            .value_counts()
+        )
+        self.reports.append(
+            f"ATM IV on {len(atm)} quote dates: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+        )
+        if not atm["atm_iv"].notna().any():
+            raise ValueError(f"no {p.chain_symbol}/{p.root} quote date has an ATM implied vol")
+        self.chain_price = pd.Series(chain_px, name="chain")
+        keys = {
+            "rv_estimator": [p.rv_estimator],
+            "rv_window": [p.rv_window],
+            "z_window": [p.z_window],
+            "z_min_periods": [p.z_min_periods],
+        }
+        for k in keys:
+            if k in grid:
+                keys[k] = list(grid[k])
+        self._tables: dict[tuple[Any, ...], pd.DataFrame] = {}
+        for est in keys["rv_estimator"]:
+            for w in keys["rv_window"]:
+                for zw in keys["z_window"]:
+                    for zm in keys["z_min_periods"]:
+                        self._table(est, int(w), int(zw), int(zm))
+        self.returns = self.underlying["close"].pct_change().dropna()
+        self.returns.index = self.returns.index.date
+        if p.settlement_source == "chain":
+            self.settlement = pd.DataFrame({"open": self.chain_price, "close": self.chain_price})
+        else:
+            self.settlement = self.underlying[["open", "close"]]
+        self.quote_dates = [d for d in dates if math.isfinite(atm.at[sessions[d], "atm_iv"])]
+
+    def _table(self, est: str, window: int, z_window: int, z_min: int) -> pd.DataFrame:
+        key = (est, window, z_window, z_min)
+        if key not in self._tables:
+            table = vrp_signal_table(
+                self.atm[["atm_iv"]],
+                self.underlying,
+                estimator=est,
+                rv_window=window,
+                z_window=z_window,
+                z_min_periods=z_min,
+            )
+            table["iv_expiry"] = self.atm["iv_expiry"]
+            table.index = table.index.date
+            self._tables[key] = table
+        return self._tables[key]
+
+    def signals(self, params: VrpHarvestParams | None = None) -> pd.DataFrame:
+        """The VRP table of ``params`` (default: the fixed parameters), index ``datetime.date``."""
+        p = params or self.base
+        return self._table(p.rv_estimator, p.rv_window, p.z_window, p.z_min_periods)
+
+    def trading_days(self) -> pd.DatetimeIndex:
+        """Quote dates with an ATM implied vol."""
+        return pd.DatetimeIndex([pd.Timestamp(d) for d in self.quote_dates]).tz_localize(TZ)
+
+    def backtest(
+        self, params: StrategyParams, start: pd.Timestamp, end: pd.Timestamp, *, cash: float
+    ) -> BacktestResult:
+        """One Cerebro over the chain snapshots of ``[start, end]`` with the options broker.
+
+        Raises
+        ------
+        ValueError
+            No trading day inside the window.
+        """
+        assert isinstance(params, VrpHarvestParams)
+        p = params
+        days = self.trading_days()
+        inside = days[(days >= start) & (days <= end)]
+        if len(inside) == 0:
+            raise ValueError(f"no trading day of vrp_harvest between {start} and {end}")
+        feed = chain_feed(
+            self.source,
+            p.chain_symbol,
+            roots=[p.root],
+            start=inside[0].date(),
+            end=inside[-1].date(),
+            target_dte=float(p.target_dte),
+            rate=p.rate,
+        )
+        broker = OptionsBroker(
+            **self.broker_params, settlement_prices={p.chain_symbol: self.settlement}
+        )
+        strat, value, returns = run_cerebro(
+            VrpHarvestStrategy,
+            [feed],
+            broker,
+            cash=cash,
+            strategy_kwargs={
+                "rules": p,
+                "signals": self.signals(p),
+                "returns": self.returns,
+                "last_day": inside[-1].date(),
+            },
+        )
+        info = {
+            "market_source": f"chain:{p.chain_symbol}:{p.root}",
+            **{k: float(v) for k, v in strat.counts.items()},
+            "stale_marks": float(len(broker.stale_marks)),
+            "rejections": float(len(broker.rejections)),
+            "risk_events": strat.risk.events_frame(),
+            "killed": strat.risk.killed,
+            **sleeve_info(strat),
+        }
+        return BacktestResult(
+            returns=returns,
+            value=value,
+            trades=broker.fills_frame(),
+            daily_log=pd.DataFrame(strat.log_rows),
+            info=info,
+        )
+
+    def benchmark(self) -> pd.Series:
+        """Daily close-to-close returns of the ``[data]`` underlying (buy and hold)."""
+        return self.underlying["close"].pct_change().rename("benchmark")
+
+    def data_fingerprint(self) -> str:
+        """Hash of the underlying bars and the chain's ATM implied vols."""
+        return (
+            fingerprint(self.underlying[["open", "high", "low", "close"]])
+            + "-"
+            + fingerprint(self.atm[["atm_iv"]].fillna(-1.0))
+        )
+
+    def write_artifacts(self, folder: Path) -> dict[str, float]:
+        """``vrp/atm_iv.csv`` (per quote date, with the IV source) and ``vrp/signals.csv`` (the
+        fixed parameters' VRP table); returns the share of quote dates with an ATM IV."""
+        out = Path(folder) / "vrp"
+        out.mkdir(parents=True, exist_ok=True)
+        self.atm.to_csv(out / "atm_iv.csv", index_label="date")
+        self.signals().to_csv(out / "signals.csv", index_label="date")
+        return {"vrp_atm_iv_coverage": float(self.atm["atm_iv"].notna().mean())}
