@@ -21,6 +21,8 @@ from strategies.hedging import (
 from strategies.ml_spreads import MlSpreads
 from strategies.option_strategy import ComboSpec, OptionStrategy
 from strategies.ou_pairs import OUPairs
+from strategies.skew_dislocation import SkewDislocation
+from strategies.term_structure_slope import TermStructureSlope
 from strategies.vrp_harvest import VrpHarvest
 from strategies.zero_dte_straddle import ZeroDteStraddle
 
@@ -29,6 +31,8 @@ STRATEGIES: dict[str, type[StrategyPlugin]] = {
     OUPairs.name: OUPairs,
     MlSpreads.name: MlSpreads,
     VrpHarvest.name: VrpHarvest,
+    SkewDislocation.name: SkewDislocation,
+    TermStructureSlope.name: TermStructureSlope,
 }
 
 

@@ -1,0 +1,638 @@
+"""``skew_dislocation``: the 25-delta risk reversal against the skew the return history implies.
+
+From design document ``000`` ("Skew Dislocation": 25-delta call vs put IV against the skew
+expected from the overnight return distribution) and issue 5. On each quote date ``D``:
+
+1. **Market skew** (``D``'s snapshot only): ``risk_reversal_25d`` of the ``root`` expiry nearest
+   ``target_dte`` (:meth:`data_feeds.chains.ChainSnapshot.risk_reversal_25d`, decimal vol,
+   negative for the usual put skew), and the listed strikes nearest Black-76 delta +0.25 (call)
+   and -0.25 (put) (:meth:`~data_feeds.chains.ChainSnapshot.strike_by_delta`).
+2. **Realized skewness** ``x_D``: the sample skewness (:func:`scipy.stats.skew`, ``bias=False``)
+   of the last ``skew_window`` log returns of the ``[data]`` underlying known at the 15:45
+   snapshot: close-to-close returns up to ``D-1`` (``returns = "daily"``) or overnight returns
+   ``ln(open_t / close_{t-1})`` up to ``t = D`` (``returns = "overnight"``; ``D``'s open is
+   printed at 09:30, before the snapshot).
+3. **Expected skew**, fitted on *past* quote dates only (the last ``fit_window`` dates before
+   ``D`` with both values, at least ``min_fit``):
+
+   * ``model = "regression"``: OLS ``rr_d = a + b x_d``; ``expected_D = a + b x_D``;
+     ``scale`` = residual standard deviation (``ddof = 2``);
+   * ``model = "mean"``: ``expected_D`` = mean of the past ``rr_d``; ``scale`` = their standard
+     deviation (``ddof = 1``).
+
+   ``gap = rr_D - expected_D`` (decimal vol), ``z = gap / scale``.
+4. **Trade** (one position at a time): ``z > entry_z`` (calls rich against puts relative to the
+   model) sells the risk reversal (short 25-delta call, long 25-delta put); ``z < -entry_z``
+   buys it. Closed at bid/ask when ``z`` is back inside ``exit_z`` (``reverted``), after
+   ``hold_days`` snapshots (``time``), at ``exit_dte`` days to expiry (``dte``) or at the end of
+   the window (``window_end``). Optionally delta-hedged every bar with the underlying by
+   :class:`strategies.hedging.DeltaHedger` (``delta_hedge``), whose P&L split (option, hedge,
+   costs) is returned in the backtest info.
+
+See ``docs/strategies/skew_dislocation.md`` for limits (56 quote dates; the model is fitted on
+~10-20 points).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, model_validator
+from scipy.stats import skew
+
+from brokers import OptionsBroker
+from data_feeds import chain_feed
+from data_feeds.calendar import TZ
+from data_feeds.chains import ChainSnapshot
+from data_feeds.ohlc import fingerprint
+from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
+from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
+from strategies.term_structure_slope import SnapshotCache
+
+__all__ = [
+    "SkewDislocation",
+    "SkewDislocationParams",
+    "SkewDislocationStrategy",
+    "expected_skew",
+    "realized_skewness",
+    "snapshot_skew",
+]
+
+
+def snapshot_skew(snapshot: ChainSnapshot, root: str, target_dte: float) -> dict[str, Any]:
+    """25-delta risk reversal and 25-delta strikes of the expiry nearest ``target_dte``.
+
+    Parameters
+    ----------
+    snapshot : ChainSnapshot
+        One chain snapshot.
+    root : str
+        Option root.
+    target_dte : float
+        Calendar days.
+
+    Returns
+    -------
+    dict
+        ``status`` (``ok`` or ``no_expiry`` / ``no_risk_reversal`` / ``no_strikes`` with
+        ``reason``), ``expiration``, ``dte``, ``risk_reversal_25d`` (decimal vol),
+        ``call_strike``, ``put_strike`` (index points).
+    """
+    out: dict[str, Any] = {
+        "status": "ok",
+        "reason": "",
+        "expiration": None,
+        "dte": math.nan,
+        "risk_reversal_25d": math.nan,
+        "call_strike": math.nan,
+        "put_strike": math.nan,
+    }
+    try:
+        exp = snapshot.nearest_expiry(target_dte, root)
+    except ValueError as exc:
+        return {**out, "status": "no_expiry", "reason": str(exc)}
+    out.update(expiration=exp, dte=(exp - snapshot.quote_date).days)
+    try:
+        out["risk_reversal_25d"] = snapshot.risk_reversal_25d(exp, root)
+    except (KeyError, ValueError) as exc:
+        return {**out, "status": "no_risk_reversal", "reason": str(exc)}
+    try:
+        out["call_strike"] = snapshot.strike_by_delta(exp, root, "C", 0.25)
+        out["put_strike"] = snapshot.strike_by_delta(exp, root, "P", -0.25)
+    except (KeyError, ValueError) as exc:
+        return {**out, "status": "no_strikes", "reason": str(exc)}
+    return out
+
+
+def realized_skewness(
+    ohlc: pd.DataFrame, window: int, returns: Literal["daily", "overnight"] = "overnight"
+) -> pd.Series:
+    """Sample skewness of the log returns known at each session's afternoon snapshot.
+
+    Parameters
+    ----------
+    ohlc : pandas.DataFrame
+        Daily ``open`` and ``close`` (index points), session index.
+    window : int
+        Returns per estimate (>= 3).
+    returns : {"daily", "overnight"}
+        ``daily``: ``ln(close_t / close_{t-1})`` for ``t <= D-1``; ``overnight``:
+        ``ln(open_t / close_{t-1})`` for ``t <= D``.
+
+    Returns
+    -------
+    pandas.Series
+        Unitless skewness (:func:`scipy.stats.skew` with ``bias=False``, the adjusted
+        Fisher-Pearson coefficient), NaN until ``window`` returns exist.
+
+    Raises
+    ------
+    ValueError
+        ``window < 3`` or an unknown ``returns``.
+    """
+    if window < 3:
+        raise ValueError(f"window must be >= 3 returns, got {window}")
+    close = ohlc["close"].astype(float)
+    if returns == "daily":
+        r = np.log(close / close.shift(1)).shift(1)  # known at D: up to D-1
+    elif returns == "overnight":
+        r = np.log(ohlc["open"].astype(float) / close.shift(1))  # D's open is known at 15:45
+    else:
+        raise ValueError(f"returns must be 'daily' or 'overnight', got {returns!r}")
+    out = r.rolling(window, min_periods=window).apply(lambda a: skew(a, bias=False), raw=True)
+    return out.rename(f"realized_skew_{returns}_{window}")
+
+
+def expected_skew(
+    rr: np.ndarray,
+    x: np.ndarray,
+    *,
+    model: Literal["regression", "mean"] = "regression",
+    fit_window: int = 15,
+    min_fit: int = 10,
+) -> pd.DataFrame:
+    """Expected risk reversal at each point, fitted on earlier points only.
+
+    Parameters
+    ----------
+    rr : numpy.ndarray, shape (n,)
+        Risk reversal per quote date (decimal vol), ascending dates.
+    x : numpy.ndarray, shape (n,)
+        Realized skewness per quote date (same order).
+    model : {"regression", "mean"}
+        See the module docstring.
+    fit_window : int
+        At most this many earlier points with both values finite.
+    min_fit : int
+        At least this many (>= 3).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``n`` rows: ``expected``, ``gap`` (``rr - expected``), ``scale``, ``z``, ``n_fit``,
+        ``intercept``, ``slope`` (NaN for ``mean``). Rows without enough history are NaN.
+
+    Raises
+    ------
+    ValueError
+        Shapes differ, ``min_fit < 3`` or ``fit_window < min_fit``.
+
+    Notes
+    -----
+    OLS by :func:`numpy.polyfit`; checked against ``statsmodels.OLS`` in the tests.
+    """
+    rr, x = np.asarray(rr, dtype=float), np.asarray(x, dtype=float)
+    if rr.shape != x.shape:
+        raise ValueError(f"rr and x must have the same shape, got {rr.shape} and {x.shape}")
+    if min_fit < 3 or fit_window < min_fit:
+        raise ValueError(f"need 3 <= min_fit <= fit_window, got {min_fit}, {fit_window}")
+    n = rr.size
+    cols = {k: np.full(n, np.nan) for k in ("expected", "scale", "intercept", "slope")}
+    n_fit = np.zeros(n, dtype=int)
+    ok = np.isfinite(rr) & (np.isfinite(x) if model == "regression" else True)
+    for i in range(n):
+        past = np.flatnonzero(ok[:i])[-fit_window:]
+        n_fit[i] = past.size
+        if past.size < min_fit or not ok[i]:
+            continue
+        y = rr[past]
+        if model == "regression":
+            b, a = np.polyfit(x[past], y, 1)
+            resid = y - (a + b * x[past])
+            cols["intercept"][i], cols["slope"][i] = a, b
+            cols["expected"][i] = a + b * x[i]
+            cols["scale"][i] = math.sqrt(float(resid @ resid) / (past.size - 2))
+        else:
+            cols["expected"][i] = y.mean()
+            cols["scale"][i] = y.std(ddof=1)
+    frame = pd.DataFrame(cols)
+    frame["gap"] = rr - frame["expected"]
+    frame["z"] = frame["gap"] / frame["scale"]
+    frame["n_fit"] = n_fit
+    return frame[["expected", "gap", "scale", "z", "n_fit", "intercept", "slope"]]
+
+
+LOAD_TIME_PARAMS = frozenset({"chain_symbol", "root", "rate", "target_dte"})
+"""Parameters fixed when :meth:`SkewDislocation.prepare` reads the snapshots."""
+
+
+class SkewDislocationParams(StrategyParams):
+    """Parameters of ``skew_dislocation`` (load-time ones in :data:`LOAD_TIME_PARAMS`).
+
+    Attributes
+    ----------
+    chain_symbol, root : str
+        Underlying of the snapshots (``SPX``) and root traded (``SPXW``).
+    rate : float
+        Continuous rate (decimal) for forwards, vols and deltas.
+    target_dte : float
+        Calendar days of the expiry traded (nearest listed, 30).
+    returns : {"overnight", "daily"}
+        Returns of the realized skewness (:func:`realized_skewness`).
+    skew_window : int
+        Returns per skewness estimate (sessions).
+    model : {"regression", "mean"}
+        Expected-skew model (:func:`expected_skew`).
+    fit_window, min_fit : int
+        Past quote dates in the fit (at most / at least).
+    entry_z, exit_z : float
+        Open when ``|z| > entry_z``; close when ``side_z <= exit_z`` (``exit_z < entry_z``).
+    hold_days : int
+        Close after this many snapshots at most.
+    exit_dte : int
+        Close at this many calendar days to expiry or fewer.
+    contracts : int
+        Risk reversals per trade.
+    delta_hedge : bool
+        Hedge the book delta every bar with the underlying
+        (:class:`strategies.hedging.DeltaHedger`).
+    hedge_rule : {"interval", "band", "whalley_wilmott"}
+        Hedge rule (:class:`strategies.hedging.HedgeConfig`; ``interval`` = every bar).
+    hedge_half_spread, hedge_commission_per_share : float
+        Costs of a hedge trade (index points; dollars per index unit).
+    """
+
+    chain_symbol: str = "SPX"
+    root: str = "SPXW"
+    rate: float = Field(0.0, ge=-0.05, le=0.25)
+    target_dte: float = Field(30.0, ge=1.0, le=365.0)
+    returns: Literal["overnight", "daily"] = "overnight"
+    skew_window: int = Field(63, ge=5, le=1000)
+    model: Literal["regression", "mean"] = "regression"
+    fit_window: int = Field(15, ge=3, le=500)
+    min_fit: int = Field(10, ge=3, le=500)
+    entry_z: float = Field(1.0, gt=0.0, le=10.0)
+    exit_z: float = Field(0.0, ge=-10.0, le=10.0)
+    hold_days: int = Field(5, ge=1, le=60)
+    exit_dte: int = Field(7, ge=0, le=365)
+    contracts: int = Field(1, ge=1, le=100)
+    delta_hedge: bool = True
+    hedge_rule: Literal["interval", "band", "whalley_wilmott"] = "interval"
+    hedge_half_spread: float = Field(0.05, ge=0.0)
+    hedge_commission_per_share: float = Field(0.005, ge=0.0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SkewDislocationParams:
+        if self.exit_z >= self.entry_z:
+            raise ValueError(f"exit_z ({self.exit_z}) must be < entry_z ({self.entry_z})")
+        if self.min_fit > self.fit_window:
+            raise ValueError(f"min_fit ({self.min_fit}) must be <= fit_window ({self.fit_window})")
+        if self.exit_dte >= self.target_dte:
+            raise ValueError("exit_dte must be < target_dte")
+        return self
+
+    def hedge_config(self) -> HedgeConfig:
+        """The :class:`strategies.hedging.HedgeConfig` of these parameters."""
+        return HedgeConfig(
+            rule=self.hedge_rule,
+            half_spread=self.hedge_half_spread,
+            commission_per_share=self.hedge_commission_per_share,
+        )
+
+
+class SkewDislocationStrategy(DeltaHedgedStrategy):
+    """backtrader face: one risk reversal at a time, optionally delta-hedged.
+
+    Parameters (backtrader ``params``)
+    ----------------------------------
+    rules : SkewDislocationParams
+    signals : mapping of datetime.date to dict
+        Per quote date: :func:`snapshot_skew` fields plus ``z`` (:func:`expected_skew`).
+    last_day : datetime.date, optional
+        Last session of the window (the position is closed there, nothing opens).
+    hedge : HedgeConfig
+        Used when ``rules.delta_hedge``.
+
+    The decision of ``D`` reads ``signals[D]`` (``D``'s snapshot, returns known at 15:45 on
+    ``D``, a model fitted on earlier dates) and ``D``'s quotes. ``log_rows``: one row per bar,
+    the entry day's row gets ``status = "traded"`` with ``exit_date``, ``exit_reason`` and
+    ``net_pnl`` (option fills and settlements of its legs, dollars; the hedge P&L is in
+    ``hedger.pnl_frame()``); ``trades``: one row per risk reversal.
+    """
+
+    params = (("rules", None), ("signals", None), ("last_day", None))
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rules: SkewDislocationParams = self.p.rules or SkewDislocationParams()
+        self.signals: Mapping[dt.date, dict[str, Any]] = self.p.signals or {}
+        self.last_day: dt.date = self.p.last_day or dt.date.max
+        self.log_rows: list[dict[str, Any]] = []
+        self.trades: list[dict[str, Any]] = []
+        self.open_trade: dict[str, Any] | None = None
+        self.counts = {"exit_deferred": 0}
+
+    def next_chain(self, snapshot: ChainSnapshot) -> None:
+        """:meth:`next_options`, then the hedge when ``delta_hedge`` (else no hedge)."""
+        self.next_options(snapshot)
+        if self.rules.delta_hedge:
+            self.hedger.hedge(self, snapshot)
+
+    def next_options(self, snapshot: ChainSnapshot) -> None:
+        """Manage the open risk reversal, then decide on a new one."""
+        day = snapshot.quote_date
+        sig = self.signals.get(day, {})
+        z = float(sig.get("z", math.nan))
+        row: dict[str, Any] = {"date": day, "z": z, "signal": sig.get("status")}
+        self.log_rows.append(row)
+        if self.open_trade is not None:
+            self._manage(day, z, row)
+            if self.open_trade is not None:
+                return
+        if day >= self.last_day:
+            row.setdefault("status", "window_end")
+            return
+        if sig.get("status") != "ok" or not math.isfinite(z):
+            row.setdefault("status", "no_signal")
+            return
+        r = self.rules
+        side = -1 if z > r.entry_z else (1 if z < -r.entry_z else 0)
+        if side == 0:
+            row.setdefault("status", "stand_aside")
+            return
+        try:
+            exp = sig["expiration"]
+            combo = snapshot.combo(
+                "risk_reversal_25d",
+                [
+                    (snapshot.contract(r.root, exp, sig["call_strike"], "C"), 1),
+                    (snapshot.contract(r.root, exp, sig["put_strike"], "P"), -1),
+                ],
+            )
+        except (KeyError, ValueError):
+            row["status"] = "not_quoted"
+            return
+        tag = f"rr {day:%Y-%m-%d}"
+        if not self.open_combo(combo, side * r.contracts, tag=tag):
+            row["status"] = "rejected"
+            return
+        self.open_trade = {
+            "tag": tag,
+            "side": side,
+            "entry_date": day,
+            "entry_z": z,
+            "expiration": exp,
+            "call_strike": float(sig["call_strike"]),
+            "put_strike": float(sig["put_strike"]),
+            "bars": 0,
+            "row": row,
+        }
+        row.update(status="opened", side=side)
+
+    def _manage(self, day: dt.date, z: float, row: dict[str, Any]) -> None:
+        t = self.open_trade
+        assert t is not None
+        t["bars"] += 1
+        if t["tag"] not in self.combos:
+            self._finish(day, "settled")
+            return
+        r = self.rules
+        reason = None
+        if day >= self.last_day:
+            reason = "window_end"
+        elif (t["expiration"] - day).days <= r.exit_dte:
+            reason = "dte"
+        elif t["bars"] >= r.hold_days:
+            reason = "time"
+        elif math.isfinite(z) and -t["side"] * z <= r.exit_z:
+            reason = "reverted"
+        if reason is None:
+            row["status"] = "holding"
+            return
+        self.close_combo(t["tag"])
+        if t["tag"] in self.combos:
+            self.counts["exit_deferred"] += 1
+            row["status"] = "exit_deferred"
+            return
+        row.update(status="closed", exit_reason=reason)
+        self._finish(day, reason)
+
+    def _finish(self, day: dt.date, reason: str, marks: float = 0.0) -> None:
+        t = self.open_trade
+        assert t is not None
+        broker = self.obroker
+        tags = {t["tag"], f"close {t['tag']}"}
+        fills = [f for f in broker.option_fills if f.tag in tags]
+        legs = {f.contract for f in fills}
+        cash = sum(f.cash_flow for f in fills) + marks
+        cash += sum(s.cash_flow for s in broker.option_settlements if s.contract in legs)
+        t["row"].update(status="traded", exit_date=day, exit_reason=reason, net_pnl=cash)
+        self.trades.append(
+            {
+                **{k: v for k, v in t.items() if k not in ("bars", "row")},
+                "exit_date": day,
+                "exit_reason": reason,
+                "bars_held": t["bars"],
+                "commissions": sum(f.commission for f in fills),
+                "net_pnl": cash,
+            }
+        )
+        self.open_trade = None
+
+    def stop(self) -> None:
+        """A position still open after the last bar is logged ``open_at_end`` at its marks."""
+        if self.open_trade is None:
+            return
+        broker = self.obroker
+        marks = sum(
+            q * broker.option_positions[c].mark * c.multiplier
+            for c, q in self.combos.get(self.open_trade["tag"], {}).items()
+            if c in broker.option_positions
+        )
+        day = self.snapshot.quote_date if self.snapshot is not None else dt.date.min
+        self._finish(day, "open_at_end", marks)
+
+
+class SkewDislocation(StrategyPlugin):
+    """Plugin wiring the skew signals and :class:`SkewDislocationStrategy`.
+
+    Parameters
+    ----------
+    fixed : mapping
+        Fixed parameter values from ``[strategy.params]``.
+    broker : mapping
+        :class:`brokers.OptionsBroker` params.
+    """
+
+    name = "skew_dislocation"
+    description = "25-delta risk reversal vs the skew implied by realized return skewness"
+    Params = SkewDislocationParams
+    required_data = ("underlying", "chains")
+
+    def __init__(
+        self, fixed: Mapping[str, Any] | None = None, broker: Mapping[str, Any] | None = None
+    ) -> None:
+        self.fixed = dict(fixed or {})
+        self.broker_params = dict(broker or {})
+        self.reports: list[str] = []
+        self._signal_cache: dict[tuple[Any, ...], pd.DataFrame] = {}
+
+    def prepare(self, data: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> None:
+        """Risk reversals of every quote date and the signal tables of the search space.
+
+        Parameters
+        ----------
+        data : mapping
+            ``underlying`` (validated OHLC: realized skewness, settlement, benchmark) and
+            ``chains`` (snapshot source).
+        grid : mapping
+            Searched parameter -> candidate values.
+
+        Raises
+        ------
+        ValueError
+            A load-time parameter in the search space; no quote date inside the underlying's
+            sessions.
+        """
+        tunable = LOAD_TIME_PARAMS & set(grid)
+        if tunable:
+            raise ValueError(
+                f"parameters {sorted(tunable)} are fixed at load time; move them from "
+                "[strategy.search_space] to [strategy.params]"
+            )
+        p = SkewDislocationParams(**self.fixed)
+        self.base = p
+        self.underlying = data["underlying"]
+        self.source = SnapshotCache(data["chains"])
+        stored = self.source.quote_dates(p.chain_symbol, [p.root])
+        sessions = set(self.underlying.index.date)
+        self.quote_dates = [d for d in stored if d in sessions]
+        if not self.quote_dates:
+            raise ValueError(
+                f"no {p.chain_symbol}/{p.root} quote date inside the underlying's sessions "
+                f"({len(stored)} stored)"
+            )
+        rows = [
+            snapshot_skew(
+                self.source.snapshot(p.chain_symbol, d, None, [p.root], False, p.rate),
+                p.root,
+                p.target_dte,
+            )
+            for d in self.quote_dates
+        ]
+        self.skew = pd.DataFrame(rows)
+        self.skew.index = self.trading_days()
+        counts = self.skew["status"].value_counts().to_dict()
+        self.reports.append(
+            f"risk reversal on {len(self.skew)} quote dates (expiry nearest {p.target_dte:g} "
+            "DTE): " + ", ".join(f"{k}: {v}" for k, v in counts.items())
+        )
+        for combo in _grid_product(grid, p):
+            self.signal_table(p.model_copy(update=combo))
+
+    def signal_table(self, params: SkewDislocationParams) -> pd.DataFrame:
+        """Per quote date: the risk reversal, realized skewness and :func:`expected_skew`."""
+        key = (params.returns, params.skew_window, params.model, params.fit_window, params.min_fit)
+        table = self._signal_cache.get(key)
+        if table is None:
+            x = realized_skewness(self.underlying, params.skew_window, params.returns)
+            xs = x.reindex(self.skew.index).to_numpy(dtype=float)
+            rr = self.skew["risk_reversal_25d"].to_numpy(dtype=float)
+            fit = expected_skew(
+                rr, xs, model=params.model, fit_window=params.fit_window, min_fit=params.min_fit
+            )
+            fit.index = self.skew.index
+            table = pd.concat([self.skew, fit.assign(realized_skew=xs)], axis=1)
+            self._signal_cache[key] = table
+        return table
+
+    def trading_days(self) -> pd.DatetimeIndex:
+        """Every quote date inside the underlying's sessions."""
+        return pd.DatetimeIndex([pd.Timestamp(d) for d in self.quote_dates]).tz_localize(TZ)
+
+    def backtest(
+        self, params: StrategyParams, start: pd.Timestamp, end: pd.Timestamp, *, cash: float
+    ) -> BacktestResult:
+        """One Cerebro over the snapshots of ``[start, end]``."""
+        assert isinstance(params, SkewDislocationParams)
+        p = params
+        days = self.trading_days()
+        inside = days[(days >= start) & (days <= end)]
+        if len(inside) == 0:
+            raise ValueError(f"no trading day of skew_dislocation between {start} and {end}")
+        table = self.signal_table(p)
+        signals = {
+            ts.date(): rec for ts, rec in zip(table.index, table.to_dict("records"), strict=True)
+        }
+        feed = chain_feed(
+            self.source,
+            p.chain_symbol,
+            roots=[p.root],
+            start=inside[0].date(),
+            end=inside[-1].date(),
+            target_dte=p.target_dte,
+            rate=p.rate,
+        )
+        broker = OptionsBroker(
+            **self.broker_params,
+            settlement_prices={p.chain_symbol: self.underlying[["open", "close"]]},
+        )
+        strat, value, returns = run_cerebro(
+            SkewDislocationStrategy,
+            [feed],
+            broker,
+            cash=cash,
+            strategy_kwargs={
+                "rules": p,
+                "signals": signals,
+                "last_day": inside[-1].date(),
+                "hedge": p.hedge_config(),
+            },
+        )
+        pnl = strat.hedger.pnl_frame()
+        info: dict[str, Any] = {
+            "market_source": f"chain:{p.chain_symbol}:{p.root}",
+            "exit_deferred": float(strat.counts["exit_deferred"]),
+            "stale_marks": float(len(broker.stale_marks)),
+            "rejections": float(len(broker.rejections)),
+            "rr_trades": pd.DataFrame(strat.trades),
+            "pnl_breakdown": pnl,
+        }
+        for col in ("option_pnl", "hedge_pnl", "costs"):
+            if col in pnl:
+                info[col] = float(pnl[col].sum())
+        return BacktestResult(
+            returns=returns,
+            value=value,
+            trades=broker.fills_frame(),
+            daily_log=pd.DataFrame(strat.log_rows),
+            info=info,
+        )
+
+    def benchmark(self) -> pd.Series:
+        """Daily close-to-close returns of the ``[data]`` underlying (buy and hold)."""
+        return self.underlying["close"].pct_change().rename("benchmark")
+
+    def data_fingerprint(self) -> str:
+        """Hash of the underlying and the risk-reversal series."""
+        rr = self.skew[["risk_reversal_25d", "call_strike", "put_strike"]]
+        return fingerprint(self.underlying[["open", "high", "low", "close"]]) + fingerprint(rr)
+
+    def write_artifacts(self, folder: Path) -> dict[str, float]:
+        """``skew/skew_signals.csv`` (the base parameters' table) and ``skew/report.txt``;
+        returns the share of dates with a z-score."""
+        out = Path(folder) / "skew"
+        out.mkdir(parents=True, exist_ok=True)
+        table = self.signal_table(self.base)
+        table.to_csv(out / "skew_signals.csv")
+        (out / "report.txt").write_text("\n".join(self.reports) + "\n")
+        return {"skew_z_days_share": float(np.isfinite(table["z"]).mean())}
+
+
+def _grid_product(
+    grid: Mapping[str, Sequence[Any]], base: SkewDislocationParams
+) -> list[dict[str, Any]]:
+    """Every combination of the signal-table parameters present in ``grid`` (those with
+    ``min_fit > fit_window`` left out: the params model refuses them)."""
+    keys = ["returns", "skew_window", "model", "fit_window", "min_fit"]
+    combos: list[dict[str, Any]] = [{}]
+    for k in keys:
+        values = list(grid.get(k, [getattr(base, k)]))
+        combos = [{**c, k: v} for c in combos for v in values]
+    return [c for c in combos if c["min_fit"] <= c["fit_window"]]

@@ -1,0 +1,634 @@
+"""``term_structure_slope``: trade the front expiry against the next when it sits off the curve.
+
+From design document ``000`` ("Term Structure Slope Signal", ``../shared/design/000_*.txt``) and
+issue 5. On each quote date ``D``, from ``D``'s chain snapshot only:
+
+1. ATM implied vol (:meth:`data_feeds.chains.ChainSnapshot.atm_iv`, decimal, ACT/365) of every
+   ``root`` expiry with ``front_min_dte <= dte <= fit_max_dte``;
+2. the **front** is the first of them, the **next** the one after it;
+3. the curve is an OLS line of ATM IV on ``x = tte`` or ``x = sqrt(tte)`` (``curve_x``) fitted on
+   the *other* expiries of the band (the front left out), at least ``min_fit_expiries`` of them;
+   the fair front IV is the line at the front's ``x``;
+4. ``residual = front_iv - fair_front_iv`` (decimal vol; +0.01 = one vol point rich).
+
+Rules: with no position open, ``residual > entry_threshold`` sells the front and buys the next
+expiry at the front's ATM strike (the long calendar of
+:meth:`~data_feeds.chains.ChainSnapshot.calendar`, bought); ``residual < -entry_threshold`` does
+the opposite (the calendar sold). The position is closed at bid/ask when the residual has come
+back inside ``exit_threshold`` (``reverted``), after ``hold_days`` snapshots (``time``), when the
+front has ``exit_dte`` calendar days left or fewer (``dte``), or on the last day of the backtest
+window (``window_end``). The calendar is marked daily at the snapshot mids by
+:class:`strategies.option_strategy.OptionStrategy`; fills, commissions and slippage come from
+:class:`brokers.OptionsBroker`.
+
+The design sketch builds the curve from the 0DTE and 1DTE options of an intraday chain. Our 2019
+chains are 15:45 ET snapshots, where a same-day expiry has minutes left, so the front starts at
+``front_min_dte`` (5) days and the curve comes from the expiries after it
+(``docs/strategies/term_structure_slope.md``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, model_validator
+
+from brokers import OptionsBroker
+from data_feeds import chain_feed
+from data_feeds.calendar import TZ
+from data_feeds.chains import ChainSnapshot
+from data_feeds.ohlc import fingerprint
+from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
+from strategies.option_strategy import OptionStrategy
+
+__all__ = [
+    "TERM_SIGNAL_COLUMNS",
+    "SnapshotCache",
+    "TermStructureSlope",
+    "TermStructureSlopeParams",
+    "TermStructureSlopeStrategy",
+    "front_curve_signal",
+    "term_signal_table",
+]
+
+TERM_SIGNAL_COLUMNS: tuple[str, ...] = (
+    "status",
+    "front_expiration",
+    "next_expiration",
+    "front_dte",
+    "next_dte",
+    "front_tte",
+    "front_iv",
+    "next_iv",
+    "fair_front_iv",
+    "residual",
+    "curve_slope",
+    "curve_intercept",
+    "n_fit",
+    "n_no_iv",
+    "atm_strike",
+)
+"""Columns of :func:`term_signal_table` (see :func:`front_curve_signal`)."""
+
+
+def front_curve_signal(
+    snapshot: ChainSnapshot,
+    root: str,
+    *,
+    front_min_dte: int = 5,
+    fit_max_dte: int = 45,
+    min_fit_expiries: int = 3,
+    curve_x: Literal["tte", "sqrt_tte"] = "sqrt_tte",
+) -> dict[str, Any]:
+    """Front ATM IV against the line fitted through the other expiries of one snapshot.
+
+    Parameters
+    ----------
+    snapshot : ChainSnapshot
+        One chain snapshot (its ``rate`` is used for forwards and implied vols).
+    root : str
+        Option root (``SPXW``).
+    front_min_dte, fit_max_dte : int
+        Calendar-day band of the expiries used (front = the first with an ATM IV).
+    min_fit_expiries : int
+        Expiries (other than the front) needed for the line (>= 2).
+    curve_x : {"tte", "sqrt_tte"}
+        Regressor: years ACT/365, or its square root.
+
+    Returns
+    -------
+    dict
+        Keys :data:`TERM_SIGNAL_COLUMNS`. ``status`` is ``ok`` or why there is no signal
+        (``no_front``: no expiry in the band with an ATM IV; ``no_next``: only one;
+        ``too_few_fit_expiries``). ``front_iv``, ``next_iv``, ``fair_front_iv``, ``residual``
+        are decimal vols; ``curve_slope`` is decimal vol per unit of ``curve_x``; ``n_no_iv``
+        counts expiries of the band left out because they have no ATM IV (never silently).
+
+    Raises
+    ------
+    ValueError
+        ``min_fit_expiries < 2`` or ``front_min_dte > fit_max_dte``.
+
+    Notes
+    -----
+    OLS by :func:`numpy.polyfit` (degree 1), checked against ``statsmodels.OLS`` in the tests.
+    """
+    if min_fit_expiries < 2:
+        raise ValueError(f"min_fit_expiries must be >= 2, got {min_fit_expiries}")
+    if front_min_dte > fit_max_dte:
+        raise ValueError(f"front_min_dte ({front_min_dte}) > fit_max_dte ({fit_max_dte})")
+    out: dict[str, Any] = dict.fromkeys(TERM_SIGNAL_COLUMNS, math.nan)
+    out.update(front_expiration=None, next_expiration=None, n_fit=0, n_no_iv=0)
+    day = snapshot.quote_date
+    rows: list[tuple[dt.date, int, float, float]] = []
+    for exp in snapshot.expiries(root):
+        dte = (exp - day).days
+        if not front_min_dte <= dte <= fit_max_dte:
+            continue
+        try:
+            iv = snapshot.atm_iv(exp, root)
+        except (KeyError, ValueError):
+            out["n_no_iv"] += 1
+            continue
+        rows.append((exp, dte, snapshot.tte(exp, root), iv))
+    if not rows:
+        out["status"] = "no_front"
+        return out
+    front, others = rows[0], rows[1:]
+    out.update(
+        front_expiration=front[0],
+        front_dte=front[1],
+        front_tte=front[2],
+        front_iv=front[3],
+        atm_strike=snapshot.atm_strike(front[0], root),
+    )
+    if not others:
+        out["status"] = "no_next"
+        return out
+    out.update(next_expiration=others[0][0], next_dte=others[0][1], next_iv=others[0][3])
+    out["n_fit"] = len(others)
+    if len(others) < min_fit_expiries:
+        out["status"] = "too_few_fit_expiries"
+        return out
+    tte = np.array([r[2] for r in others])
+    x = np.sqrt(tte) if curve_x == "sqrt_tte" else tte
+    slope, intercept = np.polyfit(x, np.array([r[3] for r in others]), 1)
+    x0 = math.sqrt(front[2]) if curve_x == "sqrt_tte" else front[2]
+    fair = float(intercept + slope * x0)
+    out.update(
+        status="ok",
+        fair_front_iv=fair,
+        residual=front[3] - fair,
+        curve_slope=float(slope),
+        curve_intercept=float(intercept),
+    )
+    return out
+
+
+class SnapshotCache:
+    """A :class:`data_feeds.chain_feed.SnapshotSource` that keeps every snapshot it served
+    (56 snapshots of the 2019 chains are a few tens of MB; re-reading and re-computing implied
+    vols for every Optuna trial would dominate the run).
+
+    Parameters
+    ----------
+    source : SnapshotSource
+        A :class:`data_feeds.chain_store.ChainStore` or any snapshot source.
+    """
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self._cache: dict[tuple[Any, ...], ChainSnapshot] = {}
+
+    def quote_dates(self, underlying: str, roots: Sequence[str] | None = None) -> list[dt.date]:
+        """Quote dates of the source (ascending)."""
+        return self.source.quote_dates(underlying, roots)
+
+    def snapshot(
+        self,
+        underlying: str,
+        quote_date: dt.date,
+        quote_time: dt.time | None = None,
+        roots: Sequence[str] | None = None,
+        liquid_only: bool = False,
+        rate: float = 0.0,
+    ) -> ChainSnapshot:
+        """The source's snapshot, read once per argument set."""
+        key = (underlying, quote_date, quote_time, tuple(roots or ()), liquid_only, rate)
+        snap = self._cache.get(key)
+        if snap is None:
+            snap = self.source.snapshot(
+                underlying, quote_date, quote_time, roots, liquid_only, rate
+            )
+            self._cache[key] = snap
+        return snap
+
+
+def term_signal_table(
+    source: Any,
+    symbol: str,
+    root: str,
+    dates: Sequence[dt.date],
+    *,
+    rate: float = 0.0,
+    **signal_kwargs: Any,
+) -> pd.DataFrame:
+    """:func:`front_curve_signal` for each quote date, each from its own snapshot only.
+
+    Parameters
+    ----------
+    source : SnapshotSource
+        Chain snapshots.
+    symbol, root : str
+        Underlying (``SPX``) and option root (``SPXW``).
+    dates : sequence of datetime.date
+        Quote dates.
+    rate : float
+        Continuous rate (decimal) put on the snapshots.
+    **signal_kwargs
+        Passed to :func:`front_curve_signal`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``date`` (tz-aware America/New_York midnight), columns :data:`TERM_SIGNAL_COLUMNS`.
+    """
+    rows = [
+        front_curve_signal(
+            source.snapshot(symbol, d, None, [root], False, rate), root, **signal_kwargs
+        )
+        for d in dates
+    ]
+    frame = pd.DataFrame(rows, columns=list(TERM_SIGNAL_COLUMNS))
+    frame.index = pd.DatetimeIndex([pd.Timestamp(d) for d in dates]).tz_localize(TZ)
+    frame.index.name = "date"
+    return frame
+
+
+LOAD_TIME_PARAMS = frozenset(
+    {"chain_symbol", "root", "rate", "front_min_dte", "fit_max_dte", "min_fit_expiries", "curve_x"}
+)
+"""Parameters fixed when :meth:`TermStructureSlope.prepare` builds the signal table."""
+
+
+class TermStructureSlopeParams(StrategyParams):
+    """Parameters of ``term_structure_slope`` (load-time ones in :data:`LOAD_TIME_PARAMS`).
+
+    Attributes
+    ----------
+    chain_symbol, root : str
+        Underlying of the snapshots (``SPX``) and the root traded (``SPXW``).
+    rate : float
+        Continuous rate (decimal) for forwards and implied vols.
+    front_min_dte, fit_max_dte, min_fit_expiries, curve_x
+        See :func:`front_curve_signal` (5 days, 45 days, 3, ``sqrt_tte``).
+    entry_threshold : float
+        |residual| (decimal vol) needed to open (0.005 = half a vol point).
+    exit_threshold : float
+        Close when ``sign * residual`` falls to this or below (decimal vol; 0 = back on the
+        curve); must be < ``entry_threshold``.
+    hold_days : int
+        Close after this many snapshots at most.
+    exit_dte : int
+        Close when the front has this many calendar days left or fewer (< ``front_min_dte``).
+    right : {'C', 'P'}
+        Right of the calendar's two legs.
+    contracts : int
+        Calendars per trade.
+    allow_long, allow_short : bool
+        Enable buying (front rich) / selling (front cheap) the calendar.
+    """
+
+    chain_symbol: str = "SPX"
+    root: str = "SPXW"
+    rate: float = Field(0.0, ge=-0.05, le=0.25)
+    front_min_dte: int = Field(5, ge=1, le=60)
+    fit_max_dte: int = Field(45, ge=2, le=365)
+    min_fit_expiries: int = Field(3, ge=2, le=30)
+    curve_x: Literal["tte", "sqrt_tte"] = "sqrt_tte"
+    entry_threshold: float = Field(0.005, gt=0.0, le=0.2)
+    exit_threshold: float = Field(0.0, ge=-0.2, le=0.2)
+    hold_days: int = Field(5, ge=1, le=60)
+    exit_dte: int = Field(2, ge=0, le=59)
+    right: Literal["C", "P"] = "C"
+    contracts: int = Field(1, ge=1, le=100)
+    allow_long: bool = True
+    allow_short: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TermStructureSlopeParams:
+        if self.exit_threshold >= self.entry_threshold:
+            raise ValueError(
+                f"exit_threshold ({self.exit_threshold}) must be < entry_threshold "
+                f"({self.entry_threshold})"
+            )
+        if self.exit_dte >= self.front_min_dte:
+            raise ValueError(
+                f"exit_dte ({self.exit_dte}) must be < front_min_dte ({self.front_min_dte}): a "
+                "new calendar would be closed on its first day"
+            )
+        if self.front_min_dte > self.fit_max_dte:
+            raise ValueError("front_min_dte must be <= fit_max_dte")
+        return self
+
+
+class TermStructureSlopeStrategy(OptionStrategy):
+    """backtrader face: one calendar at a time, opened and closed on the day's signal.
+
+    Parameters (backtrader ``params``)
+    ----------------------------------
+    rules : TermStructureSlopeParams
+        Rule parameters.
+    signals : mapping of datetime.date to dict
+        Per quote date, :func:`front_curve_signal` of that date's snapshot.
+    last_day : datetime.date, optional
+        Last session of the window: the open calendar is closed there, nothing opens.
+
+    The decision of quote date ``D`` reads only ``signals[D]`` (from ``D``'s snapshot) and
+    ``D``'s quotes. ``log_rows`` holds one row per bar (``status``: ``no_signal``,
+    ``stand_aside``, ``traded`` (the entry day of a calendar, completed with ``exit_date``,
+    ``exit_reason`` and ``net_pnl`` when it closes: what the run summary counts), ``holding``,
+    ``closed``, ``exit_deferred``, ``window_end``, ``strike_not_quoted``, ``rejected``) and
+    ``trades`` one row per calendar (entry/exit dates, reason, net P&L in dollars from the fills
+    and settlements of its legs).
+    """
+
+    params = (("rules", None), ("signals", None), ("last_day", None))
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rules: TermStructureSlopeParams = self.p.rules or TermStructureSlopeParams()
+        self.signals: Mapping[dt.date, dict[str, Any]] = self.p.signals or {}
+        self.last_day: dt.date = self.p.last_day or dt.date.max
+        self.log_rows: list[dict[str, Any]] = []
+        self.trades: list[dict[str, Any]] = []
+        self.open_trade: dict[str, Any] | None = None
+        self.counts = {"exit_deferred": 0, "trades": 0}
+
+    def next_chain(self, snapshot: ChainSnapshot) -> None:
+        """Manage the open calendar, then decide on a new one (class docstring)."""
+        day = snapshot.quote_date
+        sig = self.signals.get(day, {})
+        residual = float(sig.get("residual", math.nan))
+        row: dict[str, Any] = {"date": day, "residual": residual, "signal": sig.get("status")}
+        self.log_rows.append(row)
+        if self.open_trade is not None:
+            self._manage(snapshot, day, residual, row)
+            if self.open_trade is not None:
+                return
+        if day >= self.last_day:
+            row.setdefault("status", "window_end")
+            return
+        if sig.get("status") != "ok" or not math.isfinite(residual):
+            row.setdefault("status", "no_signal")
+            return
+        r = self.rules
+        side = 0
+        if r.allow_long and residual > r.entry_threshold:
+            side = 1
+        elif r.allow_short and residual < -r.entry_threshold:
+            side = -1
+        if side == 0:
+            row.setdefault("status", "stand_aside")
+            return
+        try:
+            combo = snapshot.calendar(
+                sig["front_expiration"], sig["next_expiration"], sig["atm_strike"], r.right, r.root
+            )
+        except (KeyError, ValueError):
+            row["status"] = "strike_not_quoted"
+            return
+        tag = f"calendar {day:%Y-%m-%d}"
+        fills = self.open_combo(combo, side * r.contracts, tag=tag)
+        if not fills:
+            row["status"] = "rejected"
+            return
+        self.counts["trades"] += 1
+        self.open_trade = {
+            "tag": tag,
+            "side": side,
+            "entry_date": day,
+            "entry_residual": residual,
+            "front_expiration": sig["front_expiration"],
+            "next_expiration": sig["next_expiration"],
+            "strike": float(sig["atm_strike"]),
+            "entry_price": combo.ask if side > 0 else combo.bid,
+            "bars": 0,
+            "row": row,
+        }
+        row.update(status="opened", side=side, strike=float(sig["atm_strike"]))
+
+    def _manage(self, snap: ChainSnapshot, day: dt.date, residual: float, row: dict) -> None:
+        t = self.open_trade
+        assert t is not None
+        t["bars"] += 1
+        if t["tag"] not in self.combos:  # settled (a deferred exit ran past expiry)
+            self._finish(day, "settled")
+            return
+        r = self.rules
+        reason = None
+        if day >= self.last_day:
+            reason = "window_end"
+        elif (t["front_expiration"] - day).days <= r.exit_dte:
+            reason = "dte"
+        elif t["bars"] >= r.hold_days:
+            reason = "time"
+        elif math.isfinite(residual) and t["side"] * residual <= r.exit_threshold:
+            reason = "reverted"
+        if reason is None:
+            row["status"] = "holding"
+            return
+        self.close_combo(t["tag"])
+        if t["tag"] in self.combos:
+            self.counts["exit_deferred"] += 1
+            row["status"] = "exit_deferred"
+            return
+        row["status"] = "closed"
+        row["exit_reason"] = reason
+        self._finish(day, reason)
+
+    def _finish(self, day: dt.date, reason: str) -> None:
+        t = self.open_trade
+        assert t is not None
+        tags = {t["tag"], f"close {t['tag']}"}
+        broker = self.obroker
+        cash = sum(f.cash_flow for f in broker.option_fills if f.tag in tags)
+        legs = {c for f in broker.option_fills if f.tag in tags for c in [f.contract]}
+        cash += sum(s.cash_flow for s in broker.option_settlements if s.contract in legs)
+        commissions = sum(f.commission for f in broker.option_fills if f.tag in tags)
+        t["row"].update(status="traded", exit_date=day, exit_reason=reason, net_pnl=cash)
+        self.trades.append(
+            {
+                **{k: v for k, v in t.items() if k not in ("bars", "row")},
+                "exit_date": day,
+                "exit_reason": reason,
+                "bars_held": t["bars"],
+                "commissions": commissions,
+                "net_pnl": cash,
+            }
+        )
+        self.open_trade = None
+
+    def stop(self) -> None:
+        """A calendar still open after the last bar (an exit deferred) is logged with its
+        P&L at the last marks (``exit_reason = open_at_end``)."""
+        if self.open_trade is None:
+            return
+        t = self.open_trade
+        broker = self.obroker
+        marks = sum(
+            q * broker.option_positions[c].mark * c.multiplier
+            for c, q in self.combos.get(t["tag"], {}).items()
+            if c in broker.option_positions
+        )
+        day = self.snapshot.quote_date if self.snapshot is not None else t["entry_date"]
+        self._finish(day, "open_at_end")
+        self.trades[-1]["net_pnl"] += marks
+        t["row"]["net_pnl"] = self.trades[-1]["net_pnl"]
+
+
+class TermStructureSlope(StrategyPlugin):
+    """Plugin wiring :func:`term_signal_table` and :class:`TermStructureSlopeStrategy`.
+
+    Parameters
+    ----------
+    fixed : mapping
+        Fixed parameter values from ``[strategy.params]``.
+    broker : mapping
+        :class:`brokers.OptionsBroker` params.
+    """
+
+    name = "term_structure_slope"
+    description = "Front ATM IV vs the line through the other expiries: trade the calendar"
+    Params = TermStructureSlopeParams
+    required_data = ("underlying", "chains")
+
+    def __init__(
+        self, fixed: Mapping[str, Any] | None = None, broker: Mapping[str, Any] | None = None
+    ) -> None:
+        self.fixed = dict(fixed or {})
+        self.broker_params = dict(broker or {})
+        self.reports: list[str] = []
+
+    def prepare(self, data: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> None:
+        """The signal table of every quote date inside the underlying's sessions.
+
+        Parameters
+        ----------
+        data : mapping
+            ``underlying`` (validated OHLC: settles legs left to expiry, benchmark) and
+            ``chains`` (a :class:`data_feeds.chain_store.ChainStore` or any snapshot source).
+        grid : mapping
+            Searched parameter -> candidate values.
+
+        Raises
+        ------
+        ValueError
+            A load-time parameter in the search space, or no quote date of
+            ``chain_symbol`` / ``root`` inside the underlying's sessions.
+        """
+        tunable = LOAD_TIME_PARAMS & set(grid)
+        if tunable:
+            raise ValueError(
+                f"parameters {sorted(tunable)} are fixed at load time; move them from "
+                "[strategy.search_space] to [strategy.params]"
+            )
+        p = TermStructureSlopeParams(**self.fixed)
+        self.base = p
+        self.underlying = data["underlying"]
+        self.source = SnapshotCache(data["chains"])
+        stored = self.source.quote_dates(p.chain_symbol, [p.root])
+        sessions = set(self.underlying.index.date)
+        self.quote_dates = [d for d in stored if d in sessions]
+        if not self.quote_dates:
+            raise ValueError(
+                f"no {p.chain_symbol}/{p.root} quote date inside the underlying's sessions "
+                f"({len(stored)} stored)"
+            )
+        if len(stored) > len(self.quote_dates):
+            self.reports.append(
+                f"{len(stored) - len(self.quote_dates)} quote dates outside the underlying's "
+                "sessions are not traded"
+            )
+        self.table = term_signal_table(
+            self.source,
+            p.chain_symbol,
+            p.root,
+            self.quote_dates,
+            rate=p.rate,
+            front_min_dte=p.front_min_dte,
+            fit_max_dte=p.fit_max_dte,
+            min_fit_expiries=p.min_fit_expiries,
+            curve_x=p.curve_x,
+        )
+        counts = self.table["status"].value_counts().to_dict()
+        ok = self.table[self.table["status"] == "ok"]
+        self.reports.append(
+            f"term signal on {len(self.table)} quote dates: "
+            + ", ".join(f"{k}: {v}" for k, v in counts.items())
+            + f"; expiries without ATM IV left out: {int(self.table['n_no_iv'].sum())}; "
+            f"residual mean {ok['residual'].mean():+.4f}, sd {ok['residual'].std():.4f} "
+            "(decimal vol)"
+        )
+        self._signals = {
+            d: rec for d, rec in zip(self.quote_dates, self.table.to_dict("records"), strict=True)
+        }
+
+    def trading_days(self) -> pd.DatetimeIndex:
+        """Every quote date inside the underlying's sessions."""
+        return pd.DatetimeIndex([pd.Timestamp(d) for d in self.quote_dates]).tz_localize(TZ)
+
+    def backtest(
+        self, params: StrategyParams, start: pd.Timestamp, end: pd.Timestamp, *, cash: float
+    ) -> BacktestResult:
+        """One Cerebro over the snapshots of ``[start, end]`` with the options broker."""
+        assert isinstance(params, TermStructureSlopeParams)
+        p = params
+        days = self.trading_days()
+        inside = days[(days >= start) & (days <= end)]
+        if len(inside) == 0:
+            raise ValueError(f"no trading day of term_structure_slope between {start} and {end}")
+        feed = chain_feed(
+            self.source,
+            p.chain_symbol,
+            roots=[p.root],
+            start=inside[0].date(),
+            end=inside[-1].date(),
+            target_dte=30.0,
+            rate=p.rate,
+        )
+        broker = OptionsBroker(
+            **self.broker_params,
+            settlement_prices={p.chain_symbol: self.underlying[["open", "close"]]},
+        )
+        strat, value, returns = run_cerebro(
+            TermStructureSlopeStrategy,
+            [feed],
+            broker,
+            cash=cash,
+            strategy_kwargs={"rules": p, "signals": self._signals, "last_day": inside[-1].date()},
+        )
+        info = {
+            "market_source": f"chain:{p.chain_symbol}:{p.root}",
+            "trades": float(len(strat.trades)),
+            "exit_deferred": float(strat.counts["exit_deferred"]),
+            "stale_marks": float(len(broker.stale_marks)),
+            "rejections": float(len(broker.rejections)),
+        }
+        log = pd.DataFrame(strat.log_rows)
+        result = BacktestResult(
+            returns=returns, value=value, trades=broker.fills_frame(), daily_log=log, info=info
+        )
+        result.info["calendar_trades"] = pd.DataFrame(strat.trades)
+        return result
+
+    def benchmark(self) -> pd.Series:
+        """Daily close-to-close returns of the ``[data]`` underlying (buy and hold)."""
+        return self.underlying["close"].pct_change().rename("benchmark")
+
+    def data_fingerprint(self) -> str:
+        """Hash of the underlying and the signal table's numeric columns."""
+        num = self.table[["front_iv", "next_iv", "fair_front_iv", "residual"]]
+        return fingerprint(self.underlying[["open", "high", "low", "close"]]) + fingerprint(num)
+
+    def write_artifacts(self, folder: Any) -> dict[str, float]:
+        """``term_signals.csv`` and ``term_report.txt`` into ``folder/term_structure``; returns
+        the share of quote dates with a signal and the residual's mean and sd."""
+        from pathlib import Path
+
+        out = Path(folder) / "term_structure"
+        out.mkdir(parents=True, exist_ok=True)
+        self.table.to_csv(out / "term_signals.csv")
+        (out / "term_report.txt").write_text("\n".join(self.reports) + "\n")
+        ok = self.table[self.table["status"] == "ok"]["residual"]
+        metrics = {
+            "term_signal_days_share": float(len(ok) / max(len(self.table), 1)),
+            "term_residual_mean": float(ok.mean()),
+            "term_residual_sd": float(ok.std()),
+        }
+        return {k: v for k, v in metrics.items() if math.isfinite(v)}

@@ -1,0 +1,140 @@
+"""``term_structure_slope`` on the real 2019 SPX/SPXW chains: the curve fit against statsmodels,
+the front/next expiries against the raw vendor file (duckdb), one calendar's P&L by hand from the
+raw bid/ask rows, and no look-ahead."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+
+from data_feeds import load_ohlc
+from strategies.term_structure_slope import (
+    TermStructureSlope,
+    TermStructureSlopeParams,
+    front_curve_signal,
+)
+
+RAW = "options/spx_chains_2019q2.parquet"
+INDEX = "index/spx_vix_spy_qqq_daily.csv"
+BROKER = {"commission_per_contract": 1.0, "slippage_spread_fraction": 0.5}
+
+
+@pytest.fixture(scope="module")
+def spx(shared_data: Path) -> pd.DataFrame:
+    return load_ohlc(str(shared_data / INDEX), root="SPX", start="2019-01-01", end="2019-07-31")
+
+
+@pytest.fixture(scope="module")
+def plugin(chain_store_2019, spx) -> TermStructureSlope:
+    pl = TermStructureSlope({}, BROKER)
+    pl.prepare({"underlying": spx, "chains": chain_store_2019}, {})
+    return pl
+
+
+def _raw(shared_data: Path, day: str, expiration: str, strike: float, kind: str) -> dict:
+    """One vendor row read with duckdb straight from the parquet file."""
+    row = duckdb.sql(
+        f"select bid, ask from '{shared_data / RAW}' where root = 'SPXW' and "
+        f"quotedate = DATE '{day}' and expiration = DATE '{expiration}' and "
+        f"strike = {strike} and type = '{kind}'"
+    ).fetchall()
+    assert len(row) == 1, (day, expiration, strike, kind, row)
+    return {"bid": row[0][0], "ask": row[0][1]}
+
+
+def test_curve_fit_matches_statsmodels_and_expiries_match_the_raw_file(
+    shared_data, chain_store_2019
+) -> None:
+    day = dt.date(2019, 5, 9)
+    snap = chain_store_2019.snapshot("SPX", day, None, ["SPXW"], False, 0.0)
+    sig = front_curve_signal(snap, "SPXW", front_min_dte=5, fit_max_dte=45, curve_x="sqrt_tte")
+    raw_exp = [
+        e.date() if hasattr(e, "date") else e
+        for (e,) in duckdb.sql(
+            f"select distinct expiration from '{shared_data / RAW}' where root = 'SPXW' and "
+            f"quotedate = DATE '{day}' order by 1"
+        ).fetchall()
+    ]
+    band = [e for e in raw_exp if 5 <= (e - day).days <= 45]
+    assert sig["status"] == "ok"
+    assert sig["front_expiration"] == band[0] and sig["next_expiration"] == band[1]
+    others = band[1:]
+    assert sig["n_fit"] == len(others)
+    # independent OLS: statsmodels on sqrt(ACT/365 years to the PM close) of the same ATM vols
+    tte = np.array([snap.tte(e, "SPXW") for e in others])
+    assert tte[0] == pytest.approx(
+        ((others[0] - day).days * 1440 - 15 * 60 - 45 + 16 * 60) / (365 * 1440), rel=1e-6
+    )
+    iv = np.array([snap.atm_iv(e, "SPXW") for e in others])
+    fit = sm.OLS(iv, sm.add_constant(np.sqrt(tte))).fit()
+    fair = fit.predict(np.array([[1.0, math.sqrt(snap.tte(band[0], "SPXW"))]]))[0]
+    assert sig["curve_intercept"] == pytest.approx(fit.params[0], abs=1e-12)
+    assert sig["curve_slope"] == pytest.approx(fit.params[1], abs=1e-12)
+    assert sig["fair_front_iv"] == pytest.approx(fair, abs=1e-12)
+    assert sig["residual"] == pytest.approx(snap.atm_iv(band[0], "SPXW") - fair, abs=1e-12)
+
+
+def test_one_calendar_pnl_by_hand_from_the_raw_quotes(shared_data, plugin) -> None:
+    """Front rich on 2019-05-09 -> buy the calendar (sell front call, buy next call at the
+    front ATM strike), back on the curve on 2019-05-13 -> close; every price from the raw file."""
+    a, b = dt.date(2019, 5, 9), dt.date(2019, 5, 13)
+    signals = {d: {**s, "residual": math.nan} for d, s in plugin._signals.items()}
+    signals[a] = {**plugin._signals[a], "residual": 0.05}
+    signals[b] = {**plugin._signals[b], "residual": 0.0}
+    plugin_copy = TermStructureSlope({}, BROKER)
+    plugin_copy.__dict__.update({**plugin.__dict__, "_signals": signals})
+    days = plugin.trading_days()
+    start, end = days[days.date == a][0], days[days.date == dt.date(2019, 5, 15)][0]
+    params = TermStructureSlopeParams(exit_threshold=0.0, hold_days=5, exit_dte=1)
+    res = plugin_copy.backtest(params, start, end, cash=100_000.0)
+    trades = res.info["calendar_trades"]
+    assert len(trades) == 1
+    t = trades.iloc[0]
+    assert (t["entry_date"], t["exit_date"], t["exit_reason"]) == (a, b, "reverted")
+    front, nxt, k = t["front_expiration"], t["next_expiration"], t["strike"]
+    assert (str(front), str(nxt), k) == ("2019-05-15", "2019-05-17", 2870.0)
+    fa = _raw(shared_data, "2019-05-09", "2019-05-15", k, "call")
+    na = _raw(shared_data, "2019-05-09", "2019-05-17", k, "call")
+    fb = _raw(shared_data, "2019-05-13", "2019-05-15", k, "call")
+    nb = _raw(shared_data, "2019-05-13", "2019-05-17", k, "call")
+    # slippage 0.5 of the spread = fills at the touch; $1 per contract per leg; x100 multiplier
+    by_hand = 100 * (fa["bid"] - na["ask"] + nb["bid"] - fb["ask"]) - 4 * 1.0
+    assert t["net_pnl"] == pytest.approx(by_hand, abs=1e-9)
+    assert res.value.iloc[-1] - 100_000.0 == pytest.approx(by_hand, abs=1e-6)
+
+
+def test_truncating_the_future_leaves_past_decisions_unchanged(chain_store_2019, spx) -> None:
+    full = TermStructureSlope({}, BROKER)
+    full.prepare({"underlying": spx, "chains": chain_store_2019}, {})
+    cut = spx.loc[:"2019-06-14"]
+    short = TermStructureSlope({}, BROKER)
+    short.prepare({"underlying": cut, "chains": chain_store_2019}, {})
+    common = short.table.index
+    pd.testing.assert_frame_equal(full.table.loc[common], short.table)
+    params = TermStructureSlopeParams(entry_threshold=0.005, hold_days=3)
+    days = full.trading_days()
+    a = full.backtest(params, days[0], days[-1], cash=100_000.0)
+    b = short.backtest(params, days[0], common[-1], cash=100_000.0)
+    n = len(b.daily_log) - 1  # the truncated window's last day closes (window_end)
+    cols = ["date", "residual", "status"]
+    pd.testing.assert_frame_equal(a.daily_log[cols].iloc[:n], b.daily_log[cols].iloc[:n])
+    ta, tb = a.info["calendar_trades"], b.info["calendar_trades"]
+    done = tb[tb["exit_date"] < common[-1].date()]
+    assert len(done) >= 2
+    pd.testing.assert_frame_equal(ta.iloc[: len(done)], done)
+
+
+def test_params_reject_inconsistent_rules() -> None:
+    with pytest.raises(ValueError, match="exit_threshold"):
+        TermStructureSlopeParams(entry_threshold=0.01, exit_threshold=0.01)
+    with pytest.raises(ValueError, match="exit_dte"):
+        TermStructureSlopeParams(exit_dte=5, front_min_dte=5)
+    with pytest.raises(ValueError, match="fixed at load time"):
+        TermStructureSlope({}).prepare({}, {"curve_x": ["tte"]})
