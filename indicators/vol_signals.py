@@ -35,6 +35,7 @@ References
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import backtrader as bt
 import numpy as np
@@ -43,6 +44,7 @@ import vectorbt as vbt
 from numba import njit
 
 from indicators.features import percentile_rank_nb, range_rank_nb
+from indicators.realized_vol import _line_full, _line_tail
 
 __all__ = [
     "CHANGE_KINDS",
@@ -498,26 +500,16 @@ expanding); values identical to :func:`vrp_signals`."""
 # --------------------------------------------------------------------------------------
 
 
-def _line_full(line: bt.LineBuffer, size: int) -> np.ndarray:
-    return np.frombuffer(line.array, dtype=np.float64, count=size).copy()
-
-
-def _line_tail(line: bt.LineBuffer, size: int) -> np.ndarray:
-    return np.asarray(line.get(size=size), dtype=np.float64)
-
-
 class _ArrayIndicator(bt.Indicator):
-    """Base: ``_compute(arrays) -> tuple of output arrays``, evaluated over the whole buffer
-    in ``once()`` and over the whole history seen so far in ``next()`` (both read only bars
-    ``<= t``)."""
+    """Base: the ``close`` lines of the first ``_n_inputs`` data feeds go through the subclass's
+    ``_compute(arrays) -> tuple of output arrays``, evaluated over the whole buffer in ``once()``
+    and over the whole history seen so far in ``next()`` (both read only bars ``<= t``)."""
 
-    _inputs: tuple[str, ...] = ()
+    _n_inputs: int = 1
+    _compute: Callable[[list[np.ndarray]], tuple[np.ndarray, ...]]
 
     def _sources(self) -> list[bt.LineBuffer]:
-        raise NotImplementedError
-
-    def _compute(self, arrays: list[np.ndarray]) -> tuple[np.ndarray, ...]:
-        raise NotImplementedError
+        return [d.close for d in self.datas[: self._n_inputs]]
 
     def next(self) -> None:
         """Event-driven mode: kernels over every bar up to now (expanding z-scores need it)."""
@@ -555,6 +547,7 @@ class VolOfVolIndicator(_ArrayIndicator):
     """
 
     lines = ("vvix_change", "atm_iv_change", "corr")
+    _n_inputs = 2
     params = (("periods", 1), ("corr_window", 21), ("kind", "diff"))
 
     def __init__(self) -> None:
@@ -564,9 +557,6 @@ class VolOfVolIndicator(_ArrayIndicator):
         self._w = _check_int("corr_window", self.p.corr_window, 3)
         self._k = _kind_id(self.p.kind)
         self.addminperiod(self._p + 1)
-
-    def _sources(self) -> list[bt.LineBuffer]:
-        return [self.datas[0].close, self.datas[1].close]
 
     def _compute(self, arrays: list[np.ndarray]) -> tuple[np.ndarray, ...]:
         dv = changes_nb(arrays[0], self._p, self._k)
@@ -596,9 +586,6 @@ class IVRankIndicator(_ArrayIndicator):
         self._w = _check_int("window", self.p.window, 2)
         self.addminperiod(self._w)
 
-    def _sources(self) -> list[bt.LineBuffer]:
-        return [self.data.close]
-
     def _compute(self, arrays: list[np.ndarray]) -> tuple[np.ndarray, ...]:
         return range_rank_nb(arrays[0], self._w), percentile_rank_nb(arrays[0], self._w)
 
@@ -623,6 +610,7 @@ class VRPIndicator(_ArrayIndicator):
     """
 
     lines = ("vrp", "zscore")
+    _n_inputs = 2
     params = (("window", 0), ("min_periods", 20))
 
     def __init__(self) -> None:
@@ -630,9 +618,6 @@ class VRPIndicator(_ArrayIndicator):
             raise ValueError("VRPIndicator needs two data feeds: implied vol and forecast vol")
         self._w = _check_window0(self.p.window)
         self._mp = _check_int("min_periods", self.p.min_periods, 2)
-
-    def _sources(self) -> list[bt.LineBuffer]:
-        return [self.datas[0].close, self.datas[1].close]
 
     def _compute(self, arrays: list[np.ndarray]) -> tuple[np.ndarray, ...]:
         vrp = vrp_nb(arrays[0], arrays[1])
