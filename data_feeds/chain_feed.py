@@ -77,6 +77,45 @@ class SnapshotSource(Protocol):
     ) -> ChainSnapshot: ...  # pragma: no cover
 
 
+class SnapshotCache:
+    """A :class:`SnapshotSource` that keeps every snapshot it served
+    (56 snapshots of the 2019 chains are a few tens of MB; re-reading and re-computing implied
+    vols for every Optuna trial would dominate the run).
+
+    Parameters
+    ----------
+    source : SnapshotSource
+        A :class:`data_feeds.chain_store.ChainStore` or any snapshot source.
+    """
+
+    def __init__(self, source: SnapshotSource) -> None:
+        self.source = source
+        self._cache: dict[tuple[object, ...], ChainSnapshot] = {}
+
+    def quote_dates(self, underlying: str, roots: Sequence[str] | None = None) -> list[dt.date]:
+        """Quote dates of the source (ascending)."""
+        return self.source.quote_dates(underlying, roots)
+
+    def snapshot(
+        self,
+        underlying: str,
+        quote_date: dt.date,
+        quote_time: dt.time | None = None,
+        roots: Sequence[str] | None = None,
+        liquid_only: bool = False,
+        rate: float = 0.0,
+    ) -> ChainSnapshot:
+        """The source's snapshot, read once per argument set."""
+        key = (underlying, quote_date, quote_time, tuple(roots or ()), liquid_only, rate)
+        snap = self._cache.get(key)
+        if snap is None:
+            snap = self.source.snapshot(
+                underlying, quote_date, quote_time, roots, liquid_only, rate
+            )
+            self._cache[key] = snap
+        return snap
+
+
 @dataclass
 class ChainFeatureReport:
     """What :func:`chain_features` computed and what it could not.

@@ -48,7 +48,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from brokers import OptionFill, OptionsBroker
-from data_feeds import align_to_index, chain_feed
+from data_feeds import SnapshotCache, align_to_index, chain_feed
 from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot, Combo
 from data_feeds.contracts import OptionContract
@@ -1209,39 +1209,6 @@ def _log_choice(row: dict[str, Any], choice: SpreadChoice) -> None:
 # --------------------------------------------------------------------------------------
 
 
-class _SnapshotCache:
-    """A :class:`data_feeds.chain_feed.SnapshotSource` that keeps every snapshot it served.
-
-    The subsets are small (20-40 quotes a date), so holding a few hundred snapshots costs a few
-    MB and saves re-reading (and re-computing implied vols) for every Optuna trial.
-    """
-
-    def __init__(self, source: Any) -> None:
-        self.source = source
-        self._cache: dict[tuple[Any, ...], ChainSnapshot] = {}
-
-    def quote_dates(self, underlying: str, roots: Sequence[str] | None = None) -> list[dt.date]:
-        return self.source.quote_dates(underlying, roots)
-
-    def snapshot(
-        self,
-        underlying: str,
-        quote_date: dt.date,
-        quote_time: dt.time | None = None,
-        roots: Sequence[str] | None = None,
-        liquid_only: bool = False,
-        rate: float = 0.0,
-    ) -> ChainSnapshot:
-        key = (underlying, quote_date, quote_time, tuple(roots or ()), liquid_only, rate)
-        snap = self._cache.get(key)
-        if snap is None:
-            snap = self.source.snapshot(
-                underlying, quote_date, quote_time, roots, liquid_only, rate
-            )
-            self._cache[key] = snap
-        return snap
-
-
 def chain_underlying_mismatch(chain_price: pd.Series, close: pd.Series) -> dict[str, float]:
     """How far a chain's own underlying price is from a daily close series, on common dates.
 
@@ -1476,7 +1443,7 @@ class MlSpreads(StrategyPlugin):
             f"refit every {p.garch_refit_every} sessions), "
             f"{int((~fits['converged']).sum()) if len(fits) else 0} with a convergence warning"
         )
-        self.source = _SnapshotCache(data["chains"])
+        self.source = SnapshotCache(data["chains"])
         index = self.underlying.index
         all_dates = self.source.quote_dates(p.chain_symbol, [p.root])
         sessions = set(index.date)

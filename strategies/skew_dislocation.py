@@ -47,13 +47,12 @@ from pydantic import Field, model_validator
 from scipy.stats import skew
 
 from brokers import OptionsBroker
-from data_feeds import chain_feed
+from data_feeds import SnapshotCache, chain_feed
 from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot
 from data_feeds.ohlc import fingerprint
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
 from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
-from strategies.term_structure_slope import SnapshotCache
 
 __all__ = [
     "SkewDislocation",

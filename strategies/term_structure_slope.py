@@ -39,7 +39,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from brokers import OptionsBroker
-from data_feeds import chain_feed
+from data_feeds import SnapshotCache, chain_feed
 from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot
 from data_feeds.ohlc import fingerprint
@@ -48,7 +48,6 @@ from strategies.option_strategy import OptionStrategy
 
 __all__ = [
     "TERM_SIGNAL_COLUMNS",
-    "SnapshotCache",
     "TermStructureSlope",
     "TermStructureSlopeParams",
     "TermStructureSlopeStrategy",
@@ -168,45 +167,6 @@ def front_curve_signal(
         curve_intercept=float(intercept),
     )
     return out
-
-
-class SnapshotCache:
-    """A :class:`data_feeds.chain_feed.SnapshotSource` that keeps every snapshot it served
-    (56 snapshots of the 2019 chains are a few tens of MB; re-reading and re-computing implied
-    vols for every Optuna trial would dominate the run).
-
-    Parameters
-    ----------
-    source : SnapshotSource
-        A :class:`data_feeds.chain_store.ChainStore` or any snapshot source.
-    """
-
-    def __init__(self, source: Any) -> None:
-        self.source = source
-        self._cache: dict[tuple[Any, ...], ChainSnapshot] = {}
-
-    def quote_dates(self, underlying: str, roots: Sequence[str] | None = None) -> list[dt.date]:
-        """Quote dates of the source (ascending)."""
-        return self.source.quote_dates(underlying, roots)
-
-    def snapshot(
-        self,
-        underlying: str,
-        quote_date: dt.date,
-        quote_time: dt.time | None = None,
-        roots: Sequence[str] | None = None,
-        liquid_only: bool = False,
-        rate: float = 0.0,
-    ) -> ChainSnapshot:
-        """The source's snapshot, read once per argument set."""
-        key = (underlying, quote_date, quote_time, tuple(roots or ()), liquid_only, rate)
-        snap = self._cache.get(key)
-        if snap is None:
-            snap = self.source.snapshot(
-                underlying, quote_date, quote_time, roots, liquid_only, rate
-            )
-            self._cache[key] = snap
-        return snap
 
 
 def term_signal_table(
