@@ -68,6 +68,15 @@ class StrategyPlugin(ABC):
     Params: ClassVar[type[StrategyParams]]
     required_data: ClassVar[tuple[str, ...]]
 
+    def __init__(
+        self, fixed: Mapping[str, Any] | None = None, broker: Mapping[str, Any] | None = None
+    ) -> None:
+        """Keep the fixed parameters (``[strategy.params]``, validated by the runner), the broker
+        params (``[broker]``) and an empty list of report lines filled by :meth:`prepare`."""
+        self.fixed = dict(fixed or {})
+        self.broker_params = dict(broker or {})
+        self.reports: list[str] = []
+
     def data_needed(self) -> tuple[str, ...]:
         """``[data]`` entries this instance needs (default :attr:`required_data`; a plugin whose
         needs depend on its fixed parameters overrides this)."""

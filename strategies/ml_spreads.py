@@ -1391,9 +1391,7 @@ class MlSpreads(StrategyPlugin):
         fixed: Mapping[str, Any] | None = None,
         broker: Mapping[str, Any] | None = None,
     ) -> None:
-        self.fixed = dict(fixed or {})
-        self.broker_params = dict(broker or {})
-        self.reports: list[str] = []
+        super().__init__(fixed, broker)
         self.report_metrics: dict[str, float] = {}
 
     # -- load time ---------------------------------------------------------------------------------

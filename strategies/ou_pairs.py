@@ -417,9 +417,7 @@ class OUPairs(StrategyPlugin):
     def __init__(
         self, fixed: Mapping[str, Any] | None = None, broker: Mapping[str, Any] | None = None
     ) -> None:
-        self.fixed = dict(fixed or {})
-        self.broker_params = dict(broker or {})
-        self.reports: list[str] = []
+        super().__init__(fixed, broker)
         self._tables: dict[tuple[int, int], pd.DataFrame] = {}
         self._levels: dict[tuple[Any, ...], pd.DataFrame] = {}
 

@@ -467,9 +467,7 @@ class SkewDislocation(StrategyPlugin):
     def __init__(
         self, fixed: Mapping[str, Any] | None = None, broker: Mapping[str, Any] | None = None
     ) -> None:
-        self.fixed = dict(fixed or {})
-        self.broker_params = dict(broker or {})
-        self.reports: list[str] = []
+        super().__init__(fixed, broker)
         self._signal_cache: dict[tuple[Any, ...], pd.DataFrame] = {}
 
     def prepare(self, data: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> None:

@@ -448,13 +448,6 @@ class TermStructureSlope(StrategyPlugin):
     Params = TermStructureSlopeParams
     required_data = ("underlying", "chains")
 
-    def __init__(
-        self, fixed: Mapping[str, Any] | None = None, broker: Mapping[str, Any] | None = None
-    ) -> None:
-        self.fixed = dict(fixed or {})
-        self.broker_params = dict(broker or {})
-        self.reports: list[str] = []
-
     def prepare(self, data: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> None:
         """The signal table of every quote date inside the underlying's sessions.
 

@@ -591,13 +591,6 @@ class VrpHarvest(StrategyPlugin):
     Params = VrpHarvestParams
     required_data = ("underlying", "chains")
 
-    def __init__(
-        self, fixed: Mapping[str, Any] | None = None, broker: Mapping[str, Any] | None = None
-    ) -> None:
-        self.fixed = dict(fixed or {})
-        self.broker_params = dict(broker or {})
-        self.reports: list[str] = []
-
     def prepare(self, data: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> None:
         """ATM IV of every quote date and the VRP table of every searched signal setting.
 

@@ -295,11 +295,9 @@ class ZeroDteStraddle(StrategyPlugin):
     def __init__(
         self, fixed: Mapping[str, Any] | None = None, broker: Mapping[str, Any] | None = None
     ) -> None:
-        self.fixed = dict(fixed or {})
-        self.broker_params = dict(broker or {})
+        super().__init__(fixed, broker)
         self._rolling: dict[tuple[str, int], np.ndarray] = {}
         self._har: dict[str, np.ndarray] = {}
-        self.reports: list[str] = []
 
     def data_needed(self) -> tuple[str, ...]:
         """``[data]`` entries this configuration needs (depends on ``market_source``)."""
