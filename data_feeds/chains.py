@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -49,6 +50,9 @@ from data_feeds.calendar import MINUTES_PER_YEAR, TZ, _xnys
 from data_feeds.contracts import ROOT_SPECS, OptionContract, OptionQuote
 from data_feeds.errors import DataValidationError
 from pricing import IV_STATUS_DESCRIPTIONS, bs_greeks, implied_vol
+
+GREEK_COLUMNS = ("delta", "gamma", "vega", "theta")
+"""Model greeks added by :meth:`ChainSnapshot.with_implied_vols` (per unit of the underlying)."""
 
 QUOTE_COLUMNS = (
     "root",
@@ -553,6 +557,52 @@ class ChainSnapshot:
                 f"no strike with both a call and a put in the {self._where(expiration, root)}"
             )
         return float(strikes[int(np.argmin(np.abs(strikes - fwd)))])
+
+    def position_greeks(self, legs: Iterable[tuple[OptionContract, int]]) -> dict[str, float]:
+        """Dollar greeks of option positions from this snapshot's model greeks.
+
+        ``sum quantity * multiplier * greek`` over ``legs`` with the Black-76 greeks of
+        :meth:`with_implied_vols` (read one expiry slice at a time).
+
+        Parameters
+        ----------
+        legs : iterable of (OptionContract, int)
+            Contracts and signed quantities in contracts (> 0 long, < 0 short).
+
+        Returns
+        -------
+        dict
+            ``delta``: dollars per 1 point of the (discounted) forward; ``gamma``: change of that
+            delta per point; ``vega``: dollars per 1.00 of implied vol; ``theta``: dollars per
+            year; ``legs_without_greeks``: legs left out of the sums (not quoted here, e.g. of
+            another underlying, no implied vol, or past settlement).
+        """
+        out: dict[str, float] = {g: 0.0 for g in GREEK_COLUMNS}
+        out["legs_without_greeks"] = 0
+        by_slice: dict[tuple[str, dt.date], list[tuple[OptionContract, int]]] = {}
+        for contract, qty in legs:
+            by_slice.setdefault((contract.root, contract.expiration), []).append((contract, qty))
+        for (root, expiration), group in by_slice.items():
+            try:
+                table = self.with_implied_vols(expiration, root)
+            except KeyError:
+                out["legs_without_greeks"] += len(group)
+                continue
+            index = {
+                (float(k), r): i
+                for i, (k, r) in enumerate(zip(table["strike"], table["right"], strict=True))
+            }
+            values = table[list(GREEK_COLUMNS)].to_numpy(dtype=float)
+            for contract, qty in group:
+                i = index.get((float(contract.strike), contract.right))
+                row = values[i] if i is not None else None
+                if row is None or not np.isfinite(row).all():
+                    out["legs_without_greeks"] += 1
+                    continue
+                scale = int(qty) * contract.multiplier
+                for g, v in zip(GREEK_COLUMNS, row, strict=True):
+                    out[g] += scale * float(v)
+        return out
 
     def with_implied_vols(
         self, expiration: dt.date | None = None, root: str | None = None

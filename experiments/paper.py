@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import backtrader as bt
-import numpy as np
 import pandas as pd
 
 from brokers.costs import OptionCostModel
@@ -720,24 +719,7 @@ def book_greeks(broker: LiveOptionsBroker, snapshot: ChainSnapshot | None) -> di
     if snapshot is None:
         out["legs_without_greeks"] = len(legs)
         return out
-    table = snapshot.with_implied_vols()
-    exp = pd.DatetimeIndex(table["expiration"]).date
-    index = {
-        (r, e, float(k), c): i
-        for i, (r, e, k, c) in enumerate(
-            zip(table["root"], exp, table["strike"], table["right"], strict=True)
-        )
-    }
-    greeks = table[["delta", "gamma", "vega", "theta"]].to_numpy(dtype=float)
-    for p in legs:
-        c = p.contract
-        i = index.get((c.root, c.expiration, float(c.strike), c.right))
-        if i is None or not np.isfinite(greeks[i]).all():
-            out["legs_without_greeks"] += 1
-            continue
-        for j, name in enumerate(("delta", "gamma", "vega", "theta")):
-            out[name] += p.quantity * c.multiplier * float(greeks[i, j])
-    return out
+    return snapshot.position_greeks((p.contract, p.quantity) for p in legs)
 
 
 def status_renderable(session: PaperSession) -> Any:

@@ -338,34 +338,11 @@ class OptionStrategy(bt.Strategy):
             sums.
         """
         snap = snapshot or self._current()
-        out = {"delta": 0.0, "gamma": 0.0, "vega": 0.0, "theta": 0.0, "legs_without_greeks": 0}
-        legs = [
-            p
+        return snap.position_greeks(
+            (p.contract, p.quantity)
             for p in self.obroker.option_positions.values()
             if underlying_of(p.contract.root) == snap.underlying
-        ]
-        if not legs:
-            return out
-        table = snap.with_implied_vols()
-        exp = pd.DatetimeIndex(table["expiration"]).date
-        index = {
-            (r, e, float(k), c): i
-            for i, (r, e, k, c) in enumerate(
-                zip(table["root"], exp, table["strike"], table["right"], strict=True)
-            )
-        }
-        greeks = table[["delta", "gamma", "vega", "theta"]].to_numpy(dtype=float)
-        for p in legs:
-            c = p.contract
-            i = index.get((c.root, c.expiration, float(c.strike), c.right))
-            row = greeks[i] if i is not None else None
-            if row is None or not np.isfinite(row).all():
-                out["legs_without_greeks"] += 1
-                continue
-            scale = p.quantity * c.multiplier
-            for name, value in zip(("delta", "gamma", "vega", "theta"), row, strict=True):
-                out[name] += scale * float(value)
-        return out
+        )
 
     def positions_frame(self) -> pd.DataFrame:
         """The broker's open legs and shares (:meth:`OptionsBroker.positions_frame`) with a

@@ -47,11 +47,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from brokers.margin import underlying_of
 from data_feeds.chains import ChainSnapshot, Combo
 from data_feeds.contracts import OptionContract
 
@@ -276,57 +274,8 @@ def combo_greeks(
         1.00 vol), ``theta`` (dollars per year), ``legs_without_greeks`` (legs left out: not
         quoted or no implied vol).
     """
-    pairs = list(legs.legs if isinstance(legs, Combo) else legs)
-    out: dict[str, float] = {g: 0.0 for g in GREEKS}
-    out["legs_without_greeks"] = 0
-    by_slice: dict[tuple[str, dt.date], list[tuple[OptionContract, int]]] = {}
-    for c, ratio in pairs:
-        by_slice.setdefault((c.root, c.expiration), []).append((c, ratio))
-    for (root, expiration), group in by_slice.items():
-        try:
-            table = snapshot.with_implied_vols(expiration, root)  # one expiry: a few hundred rows
-        except KeyError:
-            table = None
-        index = (
-            {}
-            if table is None
-            else {
-                (float(k), r): i
-                for i, (k, r) in enumerate(zip(table["strike"], table["right"], strict=True))
-            }
-        )
-        values = None if table is None else table[list(GREEKS)].to_numpy(dtype=float)
-        for c, ratio in group:
-            i = index.get((float(c.strike), c.right))
-            row = values[i] if (values is not None and i is not None) else None
-            foreign = underlying_of(c.root) != snapshot.underlying
-            if row is None or foreign or not np.isfinite(row).all():
-                out["legs_without_greeks"] += 1
-                continue
-            scale = int(ratio) * int(quantity) * c.multiplier
-            for g, v in zip(GREEKS, row, strict=True):
-                out[g] += scale * float(v)
-    return out
-    table = snapshot.with_implied_vols()
-    exp = pd.DatetimeIndex(table["expiration"]).date
-    index = {
-        (r, e, float(k), c): i
-        for i, (r, e, k, c) in enumerate(
-            zip(table["root"], exp, table["strike"], table["right"], strict=True)
-        )
-    }
-    values = table[list(GREEKS)].to_numpy(dtype=float)
-    for c, ratio in pairs:
-        i = index.get((c.root, c.expiration, float(c.strike), c.right))
-        row = values[i] if i is not None else None
-        foreign = underlying_of(c.root) != snapshot.underlying
-        if row is None or foreign or not np.isfinite(row).all():
-            out["legs_without_greeks"] += 1
-            continue
-        scale = int(ratio) * int(quantity) * c.multiplier
-        for g, v in zip(GREEKS, row, strict=True):
-            out[g] += scale * float(v)
-    return out
+    pairs = legs.legs if isinstance(legs, Combo) else legs
+    return snapshot.position_greeks((c, int(ratio) * int(quantity)) for c, ratio in pairs)
 
 
 def _ts(time: dt.datetime | pd.Timestamp) -> pd.Timestamp:
