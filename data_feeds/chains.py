@@ -791,9 +791,41 @@ class ChainSnapshot:
             vols[right] = iv
         return 0.5 * (vols["C"] + vols["P"])
 
-    def _iv_at_delta(self, expiration: dt.date, root: str, right: str, delta: float) -> float:
-        """Implied vol at ``delta``, linear in delta between the two out-of-the-money listed
-        strikes that bracket it (scanning outward from the forward)."""
+    def iv_at_delta(self, expiration: dt.date, root: str, right: str, delta: float) -> float:
+        """Implied vol at a Black-76 forward ``delta``, linear in delta between the two
+        out-of-the-money listed strikes that bracket it (scanning outward from the forward).
+
+        Parameters
+        ----------
+        expiration : datetime.date
+            Expiry.
+        root : str
+            Option root.
+        right : {'C', 'P'}
+            Calls (``delta`` in (0, 1)) scan strikes at or above the forward upward; puts
+            (``delta`` in (-1, 0)) scan strikes at or below the forward downward.
+        delta : float
+            Target forward delta.
+
+        Returns
+        -------
+        float
+            Decimal implied vol, from two-sided quotes with a valid implied vol and delta
+            (:meth:`with_implied_vols`).
+
+        Raises
+        ------
+        KeyError
+            Nothing quoted for that root and expiry.
+        ValueError
+            Bad ``right``/``delta``, no forward, or ``delta`` not bracketed by listed strikes.
+        """
+        lo, hi = (0.0, 1.0) if right == "C" else (-1.0, 0.0)
+        if right not in ("C", "P") or not (lo < delta < hi):
+            raise ValueError(
+                f"need right 'C' with delta in (0, 1) or 'P' in (-1, 0), got {right!r}, {delta!r}"
+            )
+        expiration = _as_date(expiration)
         fwd = self.forward(expiration, root)
         side = self._side(expiration, root, right)
         if right == "C":
@@ -835,7 +867,7 @@ class ChainSnapshot:
             No forward, or a 25-delta point not bracketed by listed strikes.
         """
         expiration = _as_date(expiration)
-        return self._iv_at_delta(expiration, root, "C", 0.25) - self._iv_at_delta(
+        return self.iv_at_delta(expiration, root, "C", 0.25) - self.iv_at_delta(
             expiration, root, "P", -0.25
         )
 

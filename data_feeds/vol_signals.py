@@ -56,7 +56,6 @@ __all__ = [
     "VOL_SIGNAL_COLUMNS",
     "VVIXReport",
     "VolSignalReport",
-    "iv_at_delta",
     "load_vvix",
     "snapshot_vol_signals",
     "vol_signal_table",
@@ -85,67 +84,6 @@ def _pick_root(snapshot: ChainSnapshot, expiration: dt.date, root: str | None) -
     if not roots:
         raise KeyError(f"no root quotes expiry {expiration:%Y-%m-%d}")
     return roots[0]
-
-
-def iv_at_delta(
-    snapshot: ChainSnapshot, expiration: dt.date, root: str, right: str, delta: float
-) -> float:
-    """Implied vol at a Black-76 forward delta, linear in delta between bracketing OTM strikes.
-
-    Parameters
-    ----------
-    snapshot : ChainSnapshot
-        The chain.
-    expiration : datetime.date
-        Expiry.
-    root : str
-        Option root.
-    right : {'C', 'P'}
-        Calls (``delta`` in (0, 1)) scan strikes at or above the forward upward; puts
-        (``delta`` in (-1, 0)) scan strikes at or below the forward downward.
-    delta : float
-        Target delta (``-0.25`` for the 25-delta put).
-
-    Returns
-    -------
-    float
-        Decimal implied vol. Candidates are two-sided quotes with a valid implied vol and delta
-        from :meth:`ChainSnapshot.with_implied_vols` (the same rule as
-        :meth:`ChainSnapshot.risk_reversal_25d`).
-
-    Raises
-    ------
-    KeyError
-        Nothing quoted for that root and expiry.
-    ValueError
-        Bad ``right``/``delta``, no forward, or ``delta`` not bracketed by listed strikes.
-    """
-    lo, hi = (0.0, 1.0) if right == "C" else (-1.0, 0.0)
-    if right not in ("C", "P") or not (lo < delta < hi):
-        raise ValueError(
-            f"need right 'C' with delta in (0, 1) or 'P' in (-1, 0), got {right!r}, {delta!r}"
-        )
-    fwd = snapshot.forward(expiration, root)
-    t = snapshot.with_implied_vols(expiration, root)
-    t = t[
-        (t["right"] == right)
-        & t["two_sided"]
-        & np.isfinite(t["implied_vol"])
-        & np.isfinite(t["delta"])
-    ].sort_values("strike", kind="stable")
-    t = t[t["strike"] >= fwd] if right == "C" else t[t["strike"] <= fwd].iloc[::-1]
-    d = t["delta"].to_numpy()
-    v = t["implied_vol"].to_numpy()
-    for i in range(len(d) - 1):
-        if (d[i] - delta) * (d[i + 1] - delta) <= 0.0:
-            if d[i] == d[i + 1]:
-                return float(v[i])
-            w = (delta - d[i]) / (d[i + 1] - d[i])
-            return float(v[i] + w * (v[i + 1] - v[i]))
-    raise ValueError(
-        f"delta {delta:g} is not bracketed by two-sided out-of-the-money {right} quotes of "
-        f"{root} {expiration:%Y-%m-%d} on {snapshot.quote_date:%Y-%m-%d}"
-    )
 
 
 def snapshot_vol_signals(
@@ -206,8 +144,8 @@ def snapshot_vol_signals(
         return values, errors
     values["dte_atm"] = float((near - snapshot.quote_date).days)
     atm = attempt("atm_iv", lambda: snapshot.atm_iv(near, near_root))
-    c25 = attempt("iv_25c", lambda: iv_at_delta(snapshot, near, near_root, "C", 0.25))
-    p25 = attempt("iv_25p", lambda: iv_at_delta(snapshot, near, near_root, "P", -0.25))
+    c25 = attempt("iv_25c", lambda: snapshot.iv_at_delta(near, near_root, "C", 0.25))
+    p25 = attempt("iv_25p", lambda: snapshot.iv_at_delta(near, near_root, "P", -0.25))
     attempt("risk_reversal_25d", lambda: snapshot.risk_reversal_25d(near, near_root))
     if math.isfinite(atm) and math.isfinite(c25) and math.isfinite(p25):
         values["butterfly_25d"] = 0.5 * (c25 + p25) - atm
