@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from data_feeds.chain_feed import _pick_root
 from data_feeds.chains import ChainSnapshot
 from data_feeds.errors import DataSourceError, DataValidationError
 
@@ -74,16 +75,6 @@ VOL_SIGNAL_COLUMNS: tuple[str, ...] = (
     "n_term_skipped",
 )
 """Columns of :func:`vol_signal_table` (see the module docstring)."""
-
-
-def _pick_root(snapshot: ChainSnapshot, expiration: dt.date, root: str | None) -> str:
-    """``root`` if given, else the alphabetically first root quoting ``expiration``."""
-    if root is not None:
-        return root
-    roots = sorted(r for r in snapshot.roots() if expiration in snapshot.expiries(r))
-    if not roots:
-        raise KeyError(f"no root quotes expiry {expiration:%Y-%m-%d}")
-    return roots[0]
 
 
 def snapshot_vol_signals(
