@@ -236,6 +236,25 @@ def test_leung_li_stop_loss_matches_direct_maximisation() -> None:
     assert stop < lv.entry_lower < lv.entry_level < lv.exit_level
 
 
+def test_leung_li_figure_parameters_with_stop_at_0_4834() -> None:
+    """The GLD-GDX estimates with ``c = c_hat = 0.05`` and ``L = 0.4834`` (the stop-loss level
+    third-party tests attribute to the paper's figure of a simulated path).
+
+    * ``b*_L = 0.567304`` is what an independent re-implementation in the public code index
+      (a Python port of Leung & Li's stop-loss exit problem) pins for these inputs;
+    * no entry region exists: for every ``x > L`` the entry reward is at most
+      ``(b*_L - c) - x - c_hat`` (``V_L`` never exceeds the exit payoff), negative for
+      ``x > b*_L - 2c = 0.4673 < L``; so the solver must say ``no_entry``, not invent a level.
+    """
+    p, c, stop = GLD_GDX, 0.05, 0.4834
+    lv = leung_li_levels(p["theta"], p["mu"], p["sigma"], r=R, c=c, stop_loss=stop)
+    assert lv.exit_level == pytest.approx(0.567304, abs=5e-6)
+    assert lv.exit_level - 2 * c < stop
+    assert lv.status == "no_entry"
+    assert math.isnan(lv.entry_level) and math.isnan(lv.entry_lower)
+    assert lv.entry_value < 0
+
+
 def test_leung_li_higher_stop_loss_lowers_take_profit() -> None:
     """Leung & Li (2015): "a higher stop-loss level always implies a lower optimal take-profit"."""
     p = GLD_GDX
