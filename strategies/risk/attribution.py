@@ -158,6 +158,9 @@ class SleevePnL(bt.Analyzer):
         residual = (value - self._value_prev) - sum(row.values())
         row[UNATTRIBUTED] = row.get(UNATTRIBUTED, 0.0) + residual
         day = self.data.datetime.date(0)
+        if day in self._rows:  # intraday bars: the session's P&L is the sum over its bars
+            for k, v in self._rows[day].items():
+                row[k] = row.get(k, 0.0) + v
         self._rows[day] = row
         self._values[day] = value
         self._level_prev = levels

@@ -703,6 +703,34 @@ def test_sleeve_pnl_adds_up_and_matches_hand_for_an_option_run() -> None:
     assert table.loc["straddle", "win_rate"] == float(hand > 0)
 
 
+def test_sleeve_pnl_adds_up_the_bars_of_an_intraday_session() -> None:
+    """Intraday bars: a session's row is the sum of its bars' P&L, not the last bar's."""
+    stamps = pd.to_datetime([f"2024-01-0{d} {h}:00" for d in (2, 3) for h in ("10", "11", "12")])
+    close = [100.0, 101.0, 103.0, 102.0, 104.0, 105.0]
+    frame = pd.DataFrame(
+        {"open": close, "high": close, "low": close, "close": close, "volume": 1e6}, index=stamps
+    )
+
+    class Intraday(bt.Strategy):
+        def next(self) -> None:
+            bar = len(self)
+            if bar == 1:
+                self.buy(size=10)  # fills at the 11:00 open of day 1 (101)
+            if bar == 4:
+                self.sell(size=10)  # fills at the 11:00 open of day 2 (104)
+
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(bt.feeds.PandasData(dataname=frame, openinterest=None, name="XYZ"))
+    cerebro.broker.setcash(10_000.0)
+    cerebro.addstrategy(Intraday)
+    cerebro.addanalyzer(SleevePnL, _name="sleeves")
+    (strat,) = cerebro.run()
+    pnl = strat.analyzers.sleeves.get_analysis()
+    # by hand: day 1 bought at 101, marked at 103 -> +20; day 2 sold at 104 -> +10
+    assert list(pnl["XYZ"]) == pytest.approx([20.0, 10.0])
+    np.testing.assert_allclose(pnl[UNATTRIBUTED], 0.0, atol=1e-9)
+
+
 def test_runner_hook_writes_the_attribution_of_stitched_folds(tmp_path: Path) -> None:
     from strategies.base import BacktestResult
     from strategies.risk import sleeve_info, track_sleeves, write_run_attribution
