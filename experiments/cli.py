@@ -387,6 +387,9 @@ def _register_plugins() -> None:
 
     register_paper(app)
     register_surface(app)
+    from experiments.summary import register as register_summary  # volsuite summary
+
+    register_summary(app)
 
 
 _register_plugins()

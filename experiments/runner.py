@@ -273,6 +273,7 @@ def _write_run_files(
     )
     write_tearsheet(wf.oos_returns, plugin.benchmark(), folder / "tearsheet.html", title)
     metrics.update(write_run_attribution([fr.out_of_sample for fr in wf.folds], folder))
+    metrics.update(reported_costs(wf))
     (folder / "summary.json").write_text(
         json.dumps(
             {
@@ -289,3 +290,37 @@ def _write_run_files(
             indent=2,
         )
     )
+
+
+#: Cost columns of :meth:`strategies.hedging.DeltaHedger.pnl_frame` summed into the run summary.
+COST_COLUMNS = ("option_commission", "option_slippage", "hedge_commission", "hedge_spread", "costs")
+
+
+def reported_costs(wf: WalkForwardResult) -> dict[str, float]:
+    """Out-of-sample cost totals a plugin reports in its backtest ``info["pnl_breakdown"]``.
+
+    The share fills of ``trades.csv`` carry the fill price but not the mid of a delta-hedge trade,
+    so the hedge half spreads are only known to the plugin (:class:`strategies.hedging.DeltaHedger`
+    per-bar breakdown, e.g. ``skew_dislocation``); ``volsuite summary`` reads them from here.
+
+    Parameters
+    ----------
+    wf : WalkForwardResult
+        The walk-forward result; each fold's out-of-sample ``info`` may hold ``pnl_breakdown``
+        (a :meth:`~strategies.hedging.DeltaHedger.pnl_frame`).
+
+    Returns
+    -------
+    dict
+        ``oos_cost.<column>`` -> dollars summed over the folds' test windows, as charged (<= 0),
+        for the :data:`COST_COLUMNS` present; empty when no fold reports a breakdown.
+    """
+    frames = [fr.out_of_sample.info.get("pnl_breakdown") for fr in wf.folds]
+    frames = [f for f in frames if isinstance(f, pd.DataFrame)]
+    if not frames:
+        return {}
+    out: dict[str, float] = {}
+    for col in COST_COLUMNS:
+        if any(col in f for f in frames):
+            out[f"oos_cost.{col}"] = float(sum(f[col].sum() for f in frames if col in f))
+    return out
