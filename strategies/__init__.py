@@ -11,6 +11,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
+from strategies.directional_overlay import DirectionalOverlay
 from strategies.hedging import (
     DeltaHedgedStrategy,
     DeltaHedger,
@@ -22,7 +23,10 @@ from strategies.ml_spreads import MlSpreads
 from strategies.option_strategy import ComboSpec, OptionStrategy
 from strategies.ou_pairs import OUPairs
 from strategies.skew_dislocation import SkewDislocation
+from strategies.surface_arbitrage import SurfaceArbitrage
 from strategies.term_structure_slope import TermStructureSlope
+from strategies.vol_dislocation import VolDislocation
+from strategies.vol_of_vol import VolOfVolGamma
 from strategies.vrp_harvest import VrpHarvest
 from strategies.zero_dte_straddle import ZeroDteStraddle
 
@@ -33,6 +37,10 @@ STRATEGIES: dict[str, type[StrategyPlugin]] = {
     VrpHarvest.name: VrpHarvest,
     SkewDislocation.name: SkewDislocation,
     TermStructureSlope.name: TermStructureSlope,
+    VolDislocation.name: VolDislocation,
+    DirectionalOverlay.name: DirectionalOverlay,
+    VolOfVolGamma.name: VolOfVolGamma,
+    SurfaceArbitrage.name: SurfaceArbitrage,
 }
 
 

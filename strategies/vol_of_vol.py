@@ -1,0 +1,785 @@
+"""``vol_of_vol``: buy gamma when VVIX rises while SPX implied vol stays flat.
+
+Design document ``../shared/design/000_b5d10140c737cba0.txt``, section 3 "Overnight Vol-of-Vol
+Signal" ("track VIX/VVIX ...; model historical correlation between vol-of-vol and SPX 0DTE IV;
+signal: if VVIX is up but SPX IV is flat, buy gamma") and issue 5 ("per the fitted historical
+relation").
+
+Daily closes (VIX, VVIX; session ``t``)
+---------------------------------------
+1. **Changes** (:func:`indicators.vvix_signals`): ``dvvix_t = VVIX_t - VVIX_{t-1}`` (index
+   points) and ``div_t = IV_t - IV_{t-1}`` with the ATM-IV proxy ``IV = VIX / 100`` (decimal
+   vol); ``change_kind = "log"`` uses log changes of both.
+2. **Fitted relation**: OLS ``div_s = a + b dvvix_s + e_s`` over the last ``fit_window`` sessions
+   ``s < t`` (at least ``min_fit``; :func:`strategies.skew_dislocation.expected_skew`, a rolling
+   OLS on earlier points only). ``expected_t = a + b dvvix_t``, ``residual_t = div_t -
+   expected_t`` (decimal vol), ``residual_sd`` = the fit's residual standard deviation (ddof 2),
+   ``residual_z = residual_t / residual_sd``.
+3. **VVIX rise** ``vvix_stat_t``: ``vvix_measure = "zscore"``: ``dvvix_t`` against the mean and
+   standard deviation of the ``vvix_z_window`` previous changes
+   (:func:`indicators.vol_signals.past_zscore_nb`); ``"pct"``: ``VVIX_t / VVIX_{t-1} - 1``
+   (decimal).
+
+Decision at the chain snapshot of quote date ``D`` (~15:45 ET)
+--------------------------------------------------------------
+VIX and VVIX print their closes at 16:15 ET, after the snapshot, so ``D`` reads the row of the
+previous session ``t = D-1`` only (whose fit uses sessions up to ``D-2``):
+
+* **entry** (flat book, risk layer not blocking): ``vvix_stat > vvix_threshold`` and
+  ``residual_z < -residual_threshold`` (VVIX rose, IV rose less than the relation predicts) ->
+  buy the ATM straddle (:meth:`data_feeds.chains.ChainSnapshot.straddle`) of the ``root``
+  expiry nearest ``target_dte`` at the snapshot's ask, ``contracts =
+  max_loss_contracts(equity, account_risk, premium * 100 + commissions)``
+  (:func:`strategies.risk.combo_max_loss_at_fill`: a long straddle can lose its premium);
+* **hedge**: the book delta is traded back to 0 every snapshot with the index
+  (:class:`strategies.hedging.DeltaHedger`, costs paid), P&L split into option / hedge / costs;
+* **exits** (first that holds, at the snapshot's bid): ``window_end``; ``dte`` (``<= exit_dte``
+  calendar days left); ``stop_loss`` / ``profit_target`` (straddle mid value vs the premium
+  paid: ``<= -stop_loss`` / ``>= profit_target`` as a fraction); ``catch_up`` (the IV shortfall
+  has closed: the residuals summed from the signal session to ``D-1``, over the entry's
+  ``residual_sd``, are ``>= exit_residual_z``); ``time`` (``hold_days`` snapshots); a kill
+  switch of the risk layer (``max_drawdown``) flattens the book.
+
+Nothing of ``D``'s close or of a later date enters ``D``'s decision (tested by perturbing ``D``'s
+closes and by truncating the data). See ``docs/strategies/vol_of_vol.md`` for the sources, the
+choice of VIX as the implied-vol proxy and the limits of the 2019 sample.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from itertools import product
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, model_validator
+
+from brokers import OptionsBroker
+from data_feeds import SnapshotCache, chain_feed, load_vvix
+from data_feeds.calendar import TZ
+from data_feeds.chains import ChainSnapshot
+from data_feeds.ohlc import fingerprint
+from indicators import vvix_signals
+from indicators.vol_signals import past_zscore_nb
+from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
+from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
+from strategies.risk import (
+    OptionRiskMixin,
+    RiskConfig,
+    base_tag,
+    combo_max_loss_at_fill,
+    max_loss_contracts,
+    sleeve_info,
+    track_sleeves,
+)
+from strategies.skew_dislocation import expected_skew
+
+__all__ = [
+    "LOAD_TIME_PARAMS",
+    "SIGNAL_KEYS",
+    "VolOfVolGamma",
+    "VolOfVolParams",
+    "VolOfVolStrategy",
+    "daily_panel",
+    "vol_of_vol_signals",
+]
+
+LOAD_TIME_PARAMS = frozenset({"chain_symbol", "root", "rate", "target_dte", "vvix_source"})
+"""Parameters fixed when :meth:`VolOfVolGamma.prepare` reads the data (not searchable)."""
+
+SIGNAL_KEYS = ("change_kind", "fit_window", "min_fit", "vvix_measure", "vvix_z_window")
+"""Parameters of the daily signal table (:func:`vol_of_vol_signals`); each combination of the
+search space is computed once in :meth:`VolOfVolGamma.prepare`."""
+
+
+class VolOfVolParams(StrategyParams):
+    """Parameters of ``vol_of_vol`` (load-time ones in :data:`LOAD_TIME_PARAMS`).
+
+    Attributes
+    ----------
+    chain_symbol, root : str
+        Underlying of the snapshots (``SPX``) and root traded (``SPXW``).
+    rate : float
+        Continuous rate (decimal) for forwards, implied vols and the hedge deltas.
+    target_dte : int
+        Calendar days to the straddle's expiry (the listed expiry nearest it; 10).
+    vvix_source : str
+        Cboe VVIX file (:func:`data_feeds.load_vvix`), used when the data has no ``vvix``
+        series; relative paths resolve from the working directory.
+    change_kind : {"diff", "log"}
+        Daily changes: VVIX points and decimal vol, or log changes of both.
+    fit_window, min_fit : int
+        Sessions in the rolling OLS of the IV change on the VVIX change (at most / at least).
+    vvix_measure : {"zscore", "pct"}
+        How the VVIX rise is measured (module docstring, step 3).
+    vvix_z_window : int
+        Previous changes in the VVIX-change z-score.
+    vvix_threshold : float
+        Entry needs ``vvix_stat > vvix_threshold`` (z units, or a decimal fraction for
+        ``pct``: 0.03 = VVIX up 3 %).
+    residual_threshold : float
+        Entry needs ``residual_z < -residual_threshold`` (residual standard deviations).
+    exit_residual_z : float
+        ``catch_up`` exit level of the cumulative residual z (> ``-residual_threshold``).
+    hold_days : int
+        Close after this many snapshots.
+    exit_dte : int
+        Close at this many calendar days to expiry or fewer (< ``target_dte``).
+    profit_target, stop_loss : float
+        Close when the straddle's mid value is up ``profit_target`` / down ``stop_loss`` as a
+        fraction of the premium paid.
+    account_risk : float
+        Share of the equity the premium (the straddle's maximum loss) may be.
+    max_contracts : int
+        Cap on straddles per trade.
+    max_drawdown, max_daily_loss : float, optional
+        Risk layer (:class:`strategies.risk.RiskConfig`): kill switch and daily-loss block.
+    delta_hedge : bool
+        Hedge the book delta with the underlying (:class:`strategies.hedging.DeltaHedger`).
+    hedge : HedgeConfig
+        Hedge rule and costs (default: every snapshot, 0.05 point half spread, $0.005 a unit).
+    """
+
+    chain_symbol: str = "SPX"
+    root: str = "SPXW"
+    rate: float = Field(0.0, ge=-0.05, le=0.25)
+    target_dte: int = Field(10, ge=1, le=90)
+    vvix_source: str = "../shared/data/index/vvix_daily.csv"
+    change_kind: Literal["diff", "log"] = "diff"
+    fit_window: int = Field(252, ge=3, le=5000)
+    min_fit: int = Field(126, ge=3, le=5000)
+    vvix_measure: Literal["zscore", "pct"] = "zscore"
+    vvix_z_window: int = Field(63, ge=2, le=5000)
+    vvix_threshold: float = Field(1.0, ge=-10.0, le=10.0)
+    residual_threshold: float = Field(1.0, ge=0.0, le=10.0)
+    exit_residual_z: float = Field(0.0, ge=-10.0, le=10.0)
+    hold_days: int = Field(5, ge=1, le=60)
+    exit_dte: int = Field(2, ge=0, le=365)
+    profit_target: float = Field(0.5, gt=0.0, le=10.0)
+    stop_loss: float = Field(0.5, gt=0.0, le=1.0)
+    account_risk: float = Field(0.02, gt=0.0, le=0.5)
+    max_contracts: int = Field(5, ge=1, le=1000)
+    max_drawdown: float | None = Field(0.25, gt=0.0, lt=1.0)
+    max_daily_loss: float | None = Field(None, gt=0.0, lt=1.0)
+    delta_hedge: bool = True
+    hedge: HedgeConfig = HedgeConfig(rule="interval")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> VolOfVolParams:
+        if self.min_fit > self.fit_window:
+            raise ValueError(f"min_fit ({self.min_fit}) must be <= fit_window ({self.fit_window})")
+        if self.exit_dte >= self.target_dte:
+            raise ValueError(
+                f"exit_dte ({self.exit_dte}) must be < target_dte ({self.target_dte}): a new "
+                "straddle would be closed on its first day"
+            )
+        if self.exit_residual_z <= -self.residual_threshold:
+            raise ValueError(
+                f"exit_residual_z ({self.exit_residual_z}) must be > -residual_threshold "
+                f"({-self.residual_threshold}): the catch-up exit would hold at entry"
+            )
+        return self
+
+
+# --------------------------------------------------------------------------------------
+# signals (pure functions)
+# --------------------------------------------------------------------------------------
+
+
+def daily_panel(vix: pd.DataFrame, vvix: pd.Series) -> tuple[pd.DataFrame, list[str]]:
+    """VIX and VVIX closes on the sessions both have.
+
+    Parameters
+    ----------
+    vix : pandas.DataFrame
+        Validated daily VIX bars (:func:`data_feeds.load_ohlc`; column ``close`` in index
+        points, tz-aware session index).
+    vvix : pandas.Series
+        VVIX closes (:func:`data_feeds.load_vvix`; index points, naive or tz-aware dates).
+
+    Returns
+    -------
+    panel : pandas.DataFrame
+        ``iv_proxy`` (VIX / 100, decimal vol) and ``vvix`` (points) on the common sessions
+        (tz-aware America/New_York, ascending).
+    report : list of str
+        What the inner join dropped (never silent).
+
+    Raises
+    ------
+    ValueError
+        No ``close`` column, or no common session.
+    """
+    if "close" not in vix:
+        raise ValueError(f"vix: expected a 'close' column, got {list(vix.columns)}")
+    v = vvix.astype(float)
+    if v.index.tz is None:
+        v.index = pd.DatetimeIndex(v.index).tz_localize(TZ)
+    vix_close = vix["close"].astype(float)
+    common = vix_close.index.intersection(v.index)
+    if len(common) == 0:
+        raise ValueError(
+            f"vix and vvix have no session in common ({len(vix_close)} VIX, {len(v)} VVIX rows)"
+        )
+    inside = v[(v.index >= vix_close.index[0]) & (v.index <= vix_close.index[-1])]
+    only_vix = vix_close.index.difference(v.index)
+    only_vvix = inside.index.difference(vix_close.index)
+    report = [
+        f"VIX/VVIX panel: {len(common)} sessions {common[0]:%Y-%m-%d}..{common[-1]:%Y-%m-%d}; "
+        f"dropped {len(only_vix)} VIX sessions without a VVIX close"
+        + (f" ({', '.join(f'{d:%Y-%m-%d}' for d in only_vix[:5])})" if len(only_vix) else "")
+        + f", {len(only_vvix)} VVIX closes without a VIX session in the VIX range"
+    ]
+    panel = pd.DataFrame(
+        {"iv_proxy": vix_close.reindex(common) / 100.0, "vvix": v.reindex(common)}, index=common
+    )
+    return panel, report
+
+
+def vol_of_vol_signals(
+    iv: pd.Series,
+    vvix: pd.Series,
+    *,
+    change_kind: Literal["diff", "log"] = "diff",
+    fit_window: int = 252,
+    min_fit: int = 126,
+    vvix_measure: Literal["zscore", "pct"] = "zscore",
+    vvix_z_window: int = 63,
+) -> pd.DataFrame:
+    """Per daily close ``t``: VVIX and IV changes, the past-only fitted relation and its residual.
+
+    Parameters
+    ----------
+    iv : pandas.Series
+        ATM implied-vol proxy per session (decimal vol, e.g. VIX / 100), shape ``(n,)``.
+    vvix : pandas.Series
+        VVIX close on the same index (index points).
+    change_kind : {"diff", "log"}
+        :func:`indicators.vvix_signals` ``kind``.
+    fit_window, min_fit : int
+        Earlier sessions in the OLS (at most / at least; ``3 <= min_fit <= fit_window``).
+    vvix_measure : {"zscore", "pct"}
+        ``vvix_stat``: the change's z-score against the ``vvix_z_window`` previous changes
+        (:func:`indicators.vol_signals.past_zscore_nb`, ddof 1) or ``VVIX_t / VVIX_{t-1} - 1``.
+    vvix_z_window : int
+        See ``vvix_measure`` (>= 2).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed like ``iv``: ``iv_proxy``, ``vvix``, ``vvix_change``, ``iv_change`` (decimal
+        vol, or log change), ``vvix_stat``, ``intercept``, ``slope`` (IV change per VVIX
+        change), ``n_fit``, ``expected_change``, ``residual`` (``iv_change -
+        expected_change``), ``residual_sd`` (ddof 2), ``residual_z``, ``residual_cum`` (running
+        sum of ``residual``, NaN counted as 0) and ``vvix_iv_corr`` (21-session Pearson
+        correlation of the two change series, information only). Row ``t`` uses sessions
+        ``<= t``; the fit of row ``t`` uses sessions ``< t`` only.
+
+    Raises
+    ------
+    ValueError
+        Different indexes, ``min_fit``/``fit_window`` out of order, an unknown
+        ``vvix_measure`` or a ``vvix_z_window < 2``.
+
+    Notes
+    -----
+    The OLS is :func:`strategies.skew_dislocation.expected_skew` (``numpy.polyfit`` on the
+    earlier points), checked against ``statsmodels.OLS`` in the tests.
+    """
+    if not iv.index.equals(vvix.index):
+        raise ValueError("iv and vvix must share one index (use daily_panel)")
+    if vvix_measure not in ("zscore", "pct"):
+        raise ValueError(f"vvix_measure must be 'zscore' or 'pct', got {vvix_measure!r}")
+    if vvix_z_window < 2:
+        raise ValueError(f"vvix_z_window must be >= 2, got {vvix_z_window}")
+    sig = vvix_signals(vvix.astype(float), iv.astype(float), kind=change_kind)
+    dv = sig["vvix_change"].to_numpy(dtype=float)
+    di = sig["atm_iv_change"].to_numpy(dtype=float)
+    fit = expected_skew(di, dv, model="regression", fit_window=fit_window, min_fit=min_fit)
+    if vvix_measure == "zscore":
+        stat = past_zscore_nb(np.ascontiguousarray(dv), vvix_z_window, 2)
+    else:
+        level = vvix.to_numpy(dtype=float)
+        stat = np.concatenate([[np.nan], level[1:] / level[:-1] - 1.0])
+    out = pd.DataFrame(
+        {
+            "iv_proxy": iv.to_numpy(dtype=float),
+            "vvix": vvix.to_numpy(dtype=float),
+            "vvix_change": dv,
+            "iv_change": di,
+            "vvix_stat": stat,
+            "intercept": fit["intercept"].to_numpy(),
+            "slope": fit["slope"].to_numpy(),
+            "n_fit": fit["n_fit"].to_numpy(),
+            "expected_change": fit["expected"].to_numpy(),
+            "residual": fit["gap"].to_numpy(),
+            "residual_sd": fit["scale"].to_numpy(),
+            "residual_z": fit["z"].to_numpy(),
+        },
+        index=iv.index,
+    )
+    out["residual_cum"] = np.nancumsum(out["residual"].to_numpy())
+    out["vvix_iv_corr"] = sig["vvix_iv_corr"].to_numpy()
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# backtrader strategy
+# --------------------------------------------------------------------------------------
+
+
+def _sleeve_of(tag: str) -> str:
+    """Attribution sleeves: the straddles (tags ``vov ...``) and everything else, i.e. the
+    untagged hedge shares (:class:`strategies.risk.ledger.TagLedger` books them under ``""``)."""
+    return "straddle" if tag.startswith("vov") else "delta_hedge"
+
+
+class VolOfVolStrategy(OptionRiskMixin, DeltaHedgedStrategy):
+    """backtrader face of ``vol_of_vol``: one long straddle at a time, delta-hedged.
+
+    Parameters (backtrader ``params``)
+    ----------------------------------
+    rules : VolOfVolParams
+    signals : mapping of datetime.date to dict
+        Per quote date ``D``: the :func:`vol_of_vol_signals` row of the previous session
+        (``signal_day``) and ``status`` (``ok`` or why there is none).
+    last_day : datetime.date, optional
+        Last session of the window: the position is closed there, nothing opens.
+    hedge : HedgeConfig
+        Used when ``rules.delta_hedge``.
+
+    ``log_rows``: one row per snapshot; the entry row ends with ``status = "traded"``,
+    ``exit_date``, ``exit_reason`` and ``option_pnl`` (dollars: premiums at the fills,
+    commissions, settlements of its legs). ``trades``: one row per straddle.
+    """
+
+    params = (("rules", None), ("signals", None), ("last_day", None))
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rules: VolOfVolParams = self.p.rules or VolOfVolParams()
+        self.signals: Mapping[dt.date, dict[str, Any]] = self.p.signals or {}
+        self.last_day: dt.date = self.p.last_day or dt.date.max
+        self.setup_risk(
+            RiskConfig(
+                max_drawdown=self.rules.max_drawdown, max_daily_loss=self.rules.max_daily_loss
+            )
+        )
+        track_sleeves(self, _sleeve_of)
+        self.log_rows: list[dict[str, Any]] = []
+        self.trades: list[dict[str, Any]] = []
+        self.position_open: dict[str, Any] | None = None
+        self.counts = {"stale_mark_days": 0, "exit_deferred": 0}
+
+    def next_chain(self, snapshot: ChainSnapshot) -> None:
+        """:meth:`next_options`, then the hedge when ``delta_hedge``."""
+        self.next_options(snapshot)
+        if self.rules.delta_hedge:
+            self.hedger.hedge(self, snapshot)
+
+    def next_options(self, snapshot: ChainSnapshot) -> None:
+        """Risk step, manage the open straddle, then decide on a new one."""
+        day = snapshot.quote_date
+        self.risk_step()
+        sig = self.signals.get(day, {"status": "no_signal"})
+        row: dict[str, Any] = {
+            "date": day,
+            "signal_day": sig.get("signal_day"),
+            **{k: sig.get(k, math.nan) for k in ("vvix_stat", "residual", "residual_z")},
+        }
+        self.log_rows.append(row)
+        if self.position_open is not None:
+            self._manage(snapshot, day, sig, row)
+            return  # holding, or closed today: no new straddle on an exit day
+        r = self.rules
+        if day >= self.last_day:
+            row["status"] = "window_end"
+        elif sig.get("status") != "ok":
+            row["status"] = str(sig.get("status"))
+        elif not (
+            float(sig["vvix_stat"]) > r.vvix_threshold
+            and float(sig["residual_z"]) < -r.residual_threshold
+        ):
+            row["status"] = "below_threshold"
+        elif self.risk_blocked():
+            row["status"] = "risk_blocked"
+        else:
+            self._enter(snapshot, day, sig, row)
+
+    def _enter(
+        self, snap: ChainSnapshot, day: dt.date, sig: Mapping[str, Any], row: dict[str, Any]
+    ) -> None:
+        r = self.rules
+        try:
+            exp = snap.nearest_expiry(float(r.target_dte), r.root)
+            if (exp - day).days <= r.exit_dte:
+                row.update(status="expiry_too_near", expiration=exp)
+                return
+            combo = snap.straddle(exp, r.root)
+            unit_loss = combo_max_loss_at_fill(combo, snap, quantity=1, costs=self.obroker.costs)
+        except (KeyError, ValueError) as exc:
+            row.update(status="no_combo", detail=str(exc))
+            return
+        contracts = max_loss_contracts(
+            self.broker.getvalue(), r.account_risk, unit_loss, max_contracts=r.max_contracts
+        )
+        strike = combo.legs[0][0].strike
+        row.update(
+            expiration=exp,
+            dte=(exp - day).days,
+            strike=strike,
+            loss_budget_per_unit=unit_loss,
+            contracts=contracts,
+        )
+        if contracts < 1:
+            row["status"] = "size_zero"
+            return
+        tag = f"vov {day:%Y-%m-%d}"
+        fills = self.open_combo(combo, contracts, tag=tag)
+        if not fills:
+            row.update(status="rejected", detail=self.rejections[-1][2] if self.rejections else "")
+            return
+        premium = sum(f.quantity * f.price for f in fills) / contracts
+        row.update(status="opened", premium=premium)
+        self.position_open = {
+            "tag": tag,
+            "entry_date": day,
+            "signal_day": sig["signal_day"],
+            "expiration": exp,
+            "strike": strike,
+            "contracts": contracts,
+            "premium": premium,
+            "entry_residual_z": float(sig["residual_z"]),
+            "residual_sd": float(sig["residual_sd"]),
+            "cum_before": float(sig["residual_cum"]) - float(sig["residual"]),
+            "bars": 0,
+            "row": row,
+        }
+
+    def _manage(
+        self, snap: ChainSnapshot, day: dt.date, sig: Mapping[str, Any], row: dict[str, Any]
+    ) -> None:
+        pos = self.position_open
+        assert pos is not None
+        pos["bars"] += 1
+        r = self.rules
+        if pos["tag"] not in self.combos:  # settled, or flattened by the kill switch
+            reason = f"risk: {self.risk.kill_reason}" if self.risk.killed else "settled"
+            row.update(status="closed", exit_reason=reason)
+            self._finish(day, reason)
+            return
+        legs = self.combos[pos["tag"]]
+        quoted = all(snap.has(c) and math.isfinite(snap.mid(c)) for c in legs)
+        value = sum(q * snap.mid(c) for c, q in legs.items()) / pos["contracts"]
+        change = value / pos["premium"] - 1.0 if quoted else math.nan
+        shortfall = math.nan
+        if sig.get("status") == "ok" and pos["residual_sd"] > 0:
+            shortfall = (float(sig["residual_cum"]) - pos["cum_before"]) / pos["residual_sd"]
+        if not quoted:
+            self.counts["stale_mark_days"] += 1
+        row.update(premium_change=change, shortfall_z=shortfall)
+        reason = None
+        if day >= self.last_day:
+            reason = "window_end"
+        elif (pos["expiration"] - day).days <= r.exit_dte:
+            reason = "dte"
+        elif change <= -r.stop_loss:
+            reason = "stop_loss"
+        elif change >= r.profit_target:
+            reason = "profit_target"
+        elif shortfall >= r.exit_residual_z:
+            reason = "catch_up"
+        elif pos["bars"] >= r.hold_days:
+            reason = "time"
+        if reason is None:
+            row["status"] = "holding"
+            return
+        self.close_combo(pos["tag"])
+        if pos["tag"] in self.combos:
+            self.counts["exit_deferred"] += 1
+            row.update(status="exit_deferred", detail=reason)
+            return
+        row.update(status="closed", exit_reason=reason)
+        self._finish(day, reason)
+
+    def _finish(self, day: dt.date, reason: str) -> None:
+        """Book the closed (or, at the end, still open) straddle: option P&L from the tag
+        ledger (:class:`strategies.risk.ledger.TagLedger`: fills, commissions, settlements,
+        plus the open legs at their marks)."""
+        pos = self.position_open
+        assert pos is not None
+        broker = self.obroker
+        self.risk_ledger.sync(broker)
+        pnl = self.risk_ledger.pnl(pos["tag"], broker)
+        fills = [f for f in broker.option_fills if base_tag(f.tag) == pos["tag"]]
+        pos["row"].update(status="traded", exit_date=day, exit_reason=reason, option_pnl=pnl)
+        self.trades.append(
+            {
+                **{k: v for k, v in pos.items() if k not in ("bars", "row", "cum_before")},
+                "exit_date": day,
+                "exit_reason": reason,
+                "bars_held": pos["bars"],
+                "commissions": sum(f.commission for f in fills),
+                "option_pnl": pnl,
+            }
+        )
+        self.position_open = None
+
+    def stop(self) -> None:
+        """A straddle still open after the last bar is logged ``open_at_end`` at its marks."""
+        if self.position_open is not None:
+            day = self.snapshot.quote_date if self.snapshot is not None else dt.date.min
+            self._finish(day, "open_at_end")
+
+
+# --------------------------------------------------------------------------------------
+# plugin
+# --------------------------------------------------------------------------------------
+
+
+class VolOfVolGamma(StrategyPlugin):
+    """Plugin: VIX/VVIX signal tables for the search space, one hedged Cerebro per window.
+
+    Parameters
+    ----------
+    fixed : mapping
+        Fixed parameter values from ``[strategy.params]``.
+    broker : mapping
+        :class:`brokers.OptionsBroker` params.
+    """
+
+    name = "vol_of_vol"
+    description = "Buy delta-hedged SPXW straddles when VVIX rises and VIX lags the fitted relation"
+    Params = VolOfVolParams
+    required_data = ("underlying", "vix", "chains")
+
+    def __init__(
+        self, fixed: Mapping[str, Any] | None = None, broker: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(fixed, broker)
+        self._tables: dict[tuple[Any, ...], pd.DataFrame] = {}
+
+    def prepare(self, data: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> None:
+        """VIX/VVIX panel, quote dates and the signal table of every searched setting.
+
+        Parameters
+        ----------
+        data : mapping
+            ``underlying`` (validated SPX daily OHLC: sessions, settlement, benchmark), ``vix``
+            (validated VIX daily bars), ``chains`` (snapshot source) and optionally ``vvix`` (a
+            series as :func:`data_feeds.load_vvix` returns; else ``vvix_source`` is read).
+        grid : mapping
+            Searched parameter -> candidate values.
+
+        Raises
+        ------
+        ValueError
+            A load-time parameter is searched; no quote date with a previous session in the
+            underlying.
+        """
+        tunable = LOAD_TIME_PARAMS & set(grid)
+        if tunable:
+            raise ValueError(
+                f"parameters {sorted(tunable)} are fixed at load time; move them from "
+                "[strategy.search_space] to [strategy.params]"
+            )
+        p = VolOfVolParams(**self.fixed)
+        self.base = p
+        self.underlying = data["underlying"]
+        vvix = data.get("vvix")
+        if vvix is None:
+            vvix, vreport = load_vvix(p.vvix_source)
+            self.reports.append(
+                f"VVIX {vreport.source}: kept {vreport.n_kept} of {vreport.n_read} rows "
+                f"({vreport.n_before_start} before the start date dropped)"
+            )
+        self.panel, lines = daily_panel(data["vix"], vvix)
+        self.reports.extend(lines)
+        self.source = SnapshotCache(data["chains"])
+        sessions = self.underlying.index
+        stored = self.source.quote_dates(p.chain_symbol, [p.root])
+        pos = {d: i for i, d in enumerate(sessions.date)}
+        self.quote_dates = [d for d in stored if pos.get(d, 0) > 0]
+        # the previous session of the underlying: its closes are the last known at D's snapshot
+        self.signal_day = {d: sessions[pos[d] - 1] for d in self.quote_dates}
+        if not self.quote_dates:
+            raise ValueError(
+                f"no {p.chain_symbol}/{p.root} quote date with a previous session in the "
+                f"underlying ({len(stored)} stored, sessions "
+                f"{sessions[0]:%Y-%m-%d}..{sessions[-1]:%Y-%m-%d})"
+            )
+        if len(stored) > len(self.quote_dates):
+            self.reports.append(
+                f"{len(stored) - len(self.quote_dates)} quote dates without a previous "
+                "underlying session dropped"
+            )
+        for combo in self._grid(grid, p):
+            self.decision_table(p.model_copy(update=combo))
+        table = self.decision_table(p)
+        counts = table["status"].value_counts().to_dict()
+        self.reports.append(
+            f"vol_of_vol signal on {len(table)} quote dates (closes of the previous session): "
+            + ", ".join(f"{k}: {v}" for k, v in counts.items())
+        )
+
+    @staticmethod
+    def _grid(grid: Mapping[str, Sequence[Any]], base: VolOfVolParams) -> list[dict[str, Any]]:
+        """Every combination of the :data:`SIGNAL_KEYS` in ``grid`` the params model accepts."""
+        values = [list(grid.get(k, [getattr(base, k)])) for k in SIGNAL_KEYS]
+        combos = [dict(zip(SIGNAL_KEYS, v, strict=True)) for v in product(*values)]
+        return [c for c in combos if c["min_fit"] <= c["fit_window"]]
+
+    def signal_table(self, params: VolOfVolParams | None = None) -> pd.DataFrame:
+        """:func:`vol_of_vol_signals` on the panel for ``params`` (default the fixed ones)."""
+        p = params or self.base
+        key = tuple(getattr(p, k) for k in SIGNAL_KEYS)
+        table = self._tables.get(key)
+        if table is None:
+            table = vol_of_vol_signals(
+                self.panel["iv_proxy"],
+                self.panel["vvix"],
+                change_kind=p.change_kind,
+                fit_window=p.fit_window,
+                min_fit=p.min_fit,
+                vvix_measure=p.vvix_measure,
+                vvix_z_window=p.vvix_z_window,
+            )
+            self._tables[key] = table
+        return table
+
+    def decision_table(self, params: VolOfVolParams | None = None) -> pd.DataFrame:
+        """Per quote date ``D`` (index ``datetime.date``): the signal row of the previous
+        session ``signal_day`` and ``status`` (``ok``, ``no_close``: the panel has no close that
+        session, ``no_fit``: the fit or the VVIX statistic is not available yet)."""
+        table = self.signal_table(params)
+        prev = pd.DatetimeIndex([self.signal_day[d] for d in self.quote_dates])
+        out = table.reindex(prev)
+        out.index = pd.Index(self.quote_dates, name="date")
+        out.insert(0, "signal_day", [ts.date() for ts in prev])
+        status = np.where(prev.isin(table.index), "ok", "no_close").astype(object)
+        missing = ~np.isfinite(out[["vvix_stat", "residual_z"]].to_numpy()).all(axis=1)
+        status[(status == "ok") & missing] = "no_fit"
+        out.insert(1, "status", status)
+        return out
+
+    def trading_days(self) -> pd.DatetimeIndex:
+        """Every quote date with a previous underlying session."""
+        return pd.DatetimeIndex([pd.Timestamp(d) for d in self.quote_dates]).tz_localize(TZ)
+
+    def backtest(
+        self, params: StrategyParams, start: pd.Timestamp, end: pd.Timestamp, *, cash: float
+    ) -> BacktestResult:
+        """One Cerebro over the snapshots of ``[start, end]`` with the options broker.
+
+        Raises
+        ------
+        ValueError
+            No trading day inside the window.
+        """
+        assert isinstance(params, VolOfVolParams)
+        p = params
+        days = self.trading_days()
+        inside = days[(days >= start) & (days <= end)]
+        if len(inside) == 0:
+            raise ValueError(f"no trading day of vol_of_vol between {start} and {end}")
+        table = self.decision_table(p)
+        signals = dict(zip(table.index, table.to_dict("records"), strict=True))
+        feed = chain_feed(
+            self.source,
+            p.chain_symbol,
+            roots=[p.root],
+            start=inside[0].date(),
+            end=inside[-1].date(),
+            target_dte=float(p.target_dte),
+            rate=p.rate,
+        )
+        broker = OptionsBroker(
+            **self.broker_params,
+            settlement_prices={p.chain_symbol: self.underlying[["open", "close"]]},
+        )
+        strat, value, returns = run_cerebro(
+            VolOfVolStrategy,
+            [feed],
+            broker,
+            cash=cash,
+            strategy_kwargs={
+                "rules": p,
+                "signals": signals,
+                "last_day": inside[-1].date(),
+                "hedge": p.hedge,
+            },
+        )
+        pnl = strat.hedger.pnl_frame()
+        trades = _with_hedge_pnl(pd.DataFrame(strat.trades), pnl)
+        log = pd.DataFrame(strat.log_rows)
+        if len(trades):  # the entry row of each straddle gets its hedged P&L
+            by_entry = trades.set_index("entry_date")
+            for col in ("hedge_pnl", "hedge_costs", "net_pnl"):
+                log[col] = log["date"].map(by_entry[col]).where(log["status"] == "traded")
+        info: dict[str, Any] = {
+            "market_source": f"chain:{p.chain_symbol}:{p.root}",
+            **{k: float(v) for k, v in strat.counts.items()},
+            "stale_marks": float(len(broker.stale_marks)),
+            "rejections": float(len(broker.rejections)),
+            "risk_events": strat.risk.events_frame(),
+            "killed": strat.risk.killed,
+            "vov_trades": trades,
+            "pnl_breakdown": pnl,
+            **sleeve_info(strat),
+        }
+        for col in ("option_pnl", "hedge_pnl", "costs"):
+            info[col] = float(pnl[col].sum()) if len(pnl) else 0.0
+        return BacktestResult(
+            returns=returns, value=value, trades=broker.fills_frame(), daily_log=log, info=info
+        )
+
+    def benchmark(self) -> pd.Series:
+        """Daily close-to-close returns of the ``[data]`` underlying (buy and hold)."""
+        return self.underlying["close"].pct_change().rename("benchmark")
+
+    def data_fingerprint(self) -> str:
+        """Hash of the underlying bars and the VIX/VVIX panel."""
+        return fingerprint(self.underlying[["open", "high", "low", "close"]]) + fingerprint(
+            self.panel
+        )
+
+    def write_artifacts(self, folder: Path) -> dict[str, float]:
+        """``vov/signals.csv`` (the fixed parameters' daily table from a year before the first
+        quote date), ``vov/decisions.csv`` (per quote date) and ``vov/report.txt``; returns the
+        number of quote dates whose signal fires with the fixed thresholds."""
+        out = Path(folder) / "vov"
+        out.mkdir(parents=True, exist_ok=True)
+        first = self.trading_days()[0] - pd.Timedelta(days=365)
+        table = self.signal_table()
+        table[table.index >= first].to_csv(out / "signals.csv", index_label="date")
+        dec = self.decision_table()
+        dec.to_csv(out / "decisions.csv")
+        (out / "report.txt").write_text("\n".join(self.reports) + "\n")
+        p = self.base
+        fires = (dec["vvix_stat"] > p.vvix_threshold) & (dec["residual_z"] < -p.residual_threshold)
+        return {"vov_fire_dates": float(fires.sum()), "vov_quote_dates": float(len(dec))}
+
+
+def _with_hedge_pnl(trades: pd.DataFrame, pnl: pd.DataFrame) -> pd.DataFrame:
+    """Add each straddle's hedge P&L and hedge costs (bars from its entry to its exit date,
+    dollars; :meth:`strategies.hedging.DeltaHedger.pnl_frame`) and ``net_pnl`` = option P&L
+    + hedge P&L + hedge costs. One straddle at a time and no entry on an exit day, so the
+    hedge of those bars is this straddle's only."""
+    if trades.empty:
+        return trades
+    days = np.array([t.date() for t in pnl.index]) if len(pnl) else np.array([])
+    hedge, costs = [], []
+    for a, b in zip(trades["entry_date"], trades["exit_date"], strict=True):
+        rows = pnl[(days >= a) & (days <= b)] if len(pnl) else pnl
+        hedge.append(float(rows["hedge_pnl"].sum()) if len(rows) else 0.0)
+        costs.append(
+            float((rows["hedge_commission"] + rows["hedge_spread"]).sum()) if len(rows) else 0.0
+        )
+    out = trades.copy()
+    out["hedge_pnl"], out["hedge_costs"] = hedge, costs
+    out["net_pnl"] = out["option_pnl"] + out["hedge_pnl"] + out["hedge_costs"]
+    return out
