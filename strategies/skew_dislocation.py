@@ -28,6 +28,21 @@ expected from the overnight return distribution) and issue 5. On each quote date
    the window (``window_end``). Optionally delta-hedged every bar with the underlying by
    :class:`strategies.hedging.DeltaHedger` (``delta_hedge``), whose P&L split (option, hedge,
    costs) is returned in the backtest info.
+5. **Risk layer** (:mod:`strategies.risk`, ``docs/risk.md``; :class:`OptionRiskMixin` first in
+   the MRO, before :class:`~strategies.hedging.DeltaHedgedStrategy`), first thing each bar:
+
+   * ``max_drawdown`` kill switch: the book is flattened at the snapshot (option legs at
+     bid/ask, hedge shares at the snapshot's underlying price), every later entry is refused
+     and the hedger stops trading; ``max_daily_loss`` refuses entries for the rest of the
+     session;
+   * ``stop_loss``: the position is closed when its P&L since entry (legs at the broker's mid
+     marks, net of the costs paid, plus the hedge's P&L since entry) reaches ``-stop_loss`` x
+     the **gross premium** of its legs at the fills (``sum |q| price multiplier``): a risk
+     reversal has no bounded maximum loss (the short call) and its net premium can be ~0, so
+     the gross premium is the scale, as the credit is for ``vrp_harvest``'s short straddle;
+   * ``sizing = "max_loss"``: units from :func:`strategies.risk.max_loss_contracts` on the
+     stop-defined loss per unit ``stop_loss * gross premium * multiplier`` + round-trip
+     commission, gross premium at the broker's fill rule; ``"fixed"`` (default): ``contracts``.
 
 See ``docs/strategies/skew_dislocation.md`` for limits (56 quote dates; the model is fitted on
 ~10-20 points).
@@ -49,10 +64,20 @@ from scipy.stats import skew
 from brokers import OptionsBroker
 from data_feeds import SnapshotCache, chain_feed
 from data_feeds.calendar import TZ
-from data_feeds.chains import ChainSnapshot
+from data_feeds.chains import ChainSnapshot, Combo
+from data_feeds.contracts import OptionQuote
 from data_feeds.ohlc import fingerprint
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
 from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
+from strategies.risk import (
+    OptionRiskMixin,
+    PositionRisk,
+    RiskConfig,
+    max_loss_contracts,
+    sleeve_by_prefix,
+    sleeve_info,
+    track_sleeves,
+)
 
 __all__ = [
     "SkewDislocation",
@@ -247,7 +272,24 @@ class SkewDislocationParams(StrategyParams):
     exit_dte : int
         Close at this many calendar days to expiry or fewer.
     contracts : int
-        Risk reversals per trade.
+        Risk reversals per trade with ``sizing = "fixed"``.
+    sizing : {"fixed", "max_loss"}
+        ``fixed``: ``contracts``; ``max_loss``: :func:`strategies.risk.max_loss_contracts` of
+        ``account_risk`` on the stop-defined loss per unit (module docstring, step 5; needs
+        ``stop_loss``), capped at ``max_contracts``.
+    account_risk : float
+        Share of the equity a position may lose at its stop (decimal, 0.02 = 2%).
+    max_contracts : int
+        Cap on units per trade with ``sizing = "max_loss"``.
+    stop_loss : float, optional
+        Close the position when its P&L since entry (options + hedge, dollars) is
+        ``<= -stop_loss`` x the gross premium of its legs at entry; ``None``: no stop.
+    max_drawdown : float, optional
+        Kill switch: account drawdown from its peak (decimal) that flattens the book and blocks
+        every later entry (:class:`strategies.risk.RiskConfig`); ``None``: off.
+    max_daily_loss : float, optional
+        Loss since the previous session's last value (decimal) that blocks entries for the
+        rest of the session; ``None``: off.
     delta_hedge : bool
         Hedge the book delta every bar with the underlying
         (:class:`strategies.hedging.DeltaHedger`).
@@ -271,6 +313,12 @@ class SkewDislocationParams(StrategyParams):
     hold_days: int = Field(5, ge=1, le=60)
     exit_dte: int = Field(7, ge=0, le=365)
     contracts: int = Field(1, ge=1, le=100)
+    sizing: Literal["fixed", "max_loss"] = "fixed"
+    account_risk: float = Field(0.02, gt=0.0, le=0.5)
+    max_contracts: int = Field(10, ge=1, le=1000)
+    stop_loss: float | None = Field(None, gt=0.0, le=10.0)
+    max_drawdown: float | None = Field(0.25, gt=0.0, lt=1.0)
+    max_daily_loss: float | None = Field(None, gt=0.0, lt=1.0)
     delta_hedge: bool = True
     hedge_rule: Literal["interval", "band", "whalley_wilmott"] = "interval"
     hedge_half_spread: float = Field(0.05, ge=0.0)
@@ -284,7 +332,21 @@ class SkewDislocationParams(StrategyParams):
             raise ValueError(f"min_fit ({self.min_fit}) must be <= fit_window ({self.fit_window})")
         if self.exit_dte >= self.target_dte:
             raise ValueError("exit_dte must be < target_dte")
+        if self.sizing == "max_loss" and self.stop_loss is None:
+            raise ValueError(
+                "sizing = 'max_loss' needs stop_loss: a risk reversal's loss is unbounded, the "
+                "loss budgeted per unit is the stop"
+            )
         return self
+
+    def risk_config(self) -> RiskConfig:
+        """The :class:`strategies.risk.RiskConfig` of these parameters (kill switch, daily loss,
+        position stop)."""
+        return RiskConfig(
+            max_drawdown=self.max_drawdown,
+            max_daily_loss=self.max_daily_loss,
+            stop_loss=self.stop_loss,
+        )
 
     def hedge_config(self) -> HedgeConfig:
         """The :class:`strategies.hedging.HedgeConfig` of these parameters."""
@@ -295,8 +357,9 @@ class SkewDislocationParams(StrategyParams):
         )
 
 
-class SkewDislocationStrategy(DeltaHedgedStrategy):
-    """backtrader face: one risk reversal at a time, optionally delta-hedged.
+class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
+    """backtrader face: one risk reversal at a time, optionally delta-hedged, under the risk
+    layer (module docstring, step 5).
 
     Parameters (backtrader ``params``)
     ----------------------------------
@@ -312,7 +375,9 @@ class SkewDislocationStrategy(DeltaHedgedStrategy):
     ``D``, a model fitted on earlier dates) and ``D``'s quotes. ``log_rows``: one row per bar,
     the entry day's row gets ``status = "traded"`` with ``exit_date``, ``exit_reason`` and
     ``net_pnl`` (option fills and settlements of its legs, dollars; the hedge P&L is in
-    ``hedger.pnl_frame()``); ``trades``: one row per risk reversal.
+    ``hedger.pnl_frame()``); ``trades``: one row per risk reversal (``contracts``, ``basis`` =
+    gross premium at the fills in dollars). Exit reasons added by the risk layer:
+    ``kill_switch`` and ``stop_loss``; a blocked entry is logged ``risk_blocked``.
     """
 
     params = (("rules", None), ("signals", None), ("last_day", None))
@@ -326,12 +391,49 @@ class SkewDislocationStrategy(DeltaHedgedStrategy):
         self.trades: list[dict[str, Any]] = []
         self.open_trade: dict[str, Any] | None = None
         self.counts = {"exit_deferred": 0}
+        self.setup_risk(self.rules.risk_config())
+        track_sleeves(self, sleeve_by_prefix())
 
     def next_chain(self, snapshot: ChainSnapshot) -> None:
-        """:meth:`next_options`, then the hedge when ``delta_hedge`` (else no hedge)."""
+        """Risk step (kill switch, stop), :meth:`next_options`, then the hedge when
+        ``delta_hedge`` and the kill switch is off (a killed book is flat: re-hedging what the
+        flatten left would only be unwound again on the next bar)."""
+        self.risk_step()
         self.next_options(snapshot)
-        if self.rules.delta_hedge:
+        if self.rules.delta_hedge and not self.risk.killed:
             self.hedger.hedge(self, snapshot)
+
+    def risk_positions(self) -> list[PositionRisk]:
+        """The open risk reversal for the stop rule: P&L = its legs (:class:`TagLedger`: cash
+        + mid marks) + the hedge's P&L since entry (untagged shares, ledger tag ``""``);
+        basis = gross premium at the fills (dollars). Empty without ``stop_loss``."""
+        t = self.open_trade
+        if t is None or self.rules.stop_loss is None or t["tag"] not in self.combos:
+            return []
+        broker = self.obroker
+        self.risk_ledger.sync(broker)
+        hedge = self.risk_ledger.pnl("", broker) - t["hedge_base"]
+        return [PositionRisk(t["tag"], self.risk_ledger.pnl(t["tag"], broker) + hedge, t["basis"])]
+
+    def _size(self, combo: Combo, side: int, snapshot: ChainSnapshot) -> tuple[int, float]:
+        """Units and the loss budgeted per unit (dollars) under ``sizing = "max_loss"``:
+        ``stop_loss * sum |q| fill_price * multiplier + 2 * legs * commission`` with the
+        broker's fill rule (:meth:`brokers.costs.OptionCostModel.fill_price`)."""
+        r = self.rules
+        costs = self.obroker.costs
+        gross = 0.0
+        for c, q in combo.legs:
+            row = snapshot.row(c)
+            quote = OptionQuote(float(row["bid"]), float(row["ask"]))
+            gross += abs(q) * costs.fill_price(quote, q * side, c.root) * c.multiplier
+        assert r.stop_loss is not None  # the params validator
+        loss = r.stop_loss * gross + 2 * len(combo.legs) * costs.commission_per_contract
+        if not (math.isfinite(loss) and loss > 0):
+            return 0, loss
+        n = max_loss_contracts(
+            self.broker.getvalue(), r.account_risk, loss, max_contracts=r.max_contracts
+        )
+        return n, loss
 
     def next_options(self, snapshot: ChainSnapshot) -> None:
         """Manage the open risk reversal, then decide on a new one."""
@@ -342,8 +444,8 @@ class SkewDislocationStrategy(DeltaHedgedStrategy):
         self.log_rows.append(row)
         if self.open_trade is not None:
             self._manage(day, z, row)
-            if self.open_trade is not None:
-                return
+            if self.open_trade is not None or row.get("exit_reason") == "stop_loss":
+                return  # still open, or stopped out on this snapshot: no re-entry on it
         if day >= self.last_day:
             row.setdefault("status", "window_end")
             return
@@ -367,8 +469,22 @@ class SkewDislocationStrategy(DeltaHedgedStrategy):
         except (KeyError, ValueError):
             row["status"] = "not_quoted"
             return
+        if self.risk_blocked():
+            row["status"] = "risk_blocked"
+            return
+        contracts = r.contracts
+        if r.sizing == "max_loss":
+            contracts, loss = self._size(combo, side, snapshot)
+            row.update(loss_budget_per_unit=loss, contracts=contracts)
+            if contracts < 1:
+                row["status"] = "size_zero"
+                return
         tag = f"rr {day:%Y-%m-%d}"
-        if not self.open_combo(combo, side * r.contracts, tag=tag):
+        broker = self.obroker
+        self.risk_ledger.sync(broker)
+        hedge_base = self.risk_ledger.pnl("", broker)
+        fills = self.open_combo(combo, side * contracts, tag=tag)
+        if not fills:
             row["status"] = "rejected"
             return
         self.open_trade = {
@@ -379,6 +495,9 @@ class SkewDislocationStrategy(DeltaHedgedStrategy):
             "expiration": exp,
             "call_strike": float(sig["call_strike"]),
             "put_strike": float(sig["put_strike"]),
+            "contracts": contracts,
+            "basis": sum(abs(f.quantity) * f.price * f.contract.multiplier for f in fills),
+            "hedge_base": hedge_base,
             "bars": 0,
             "row": row,
         }
@@ -388,8 +507,16 @@ class SkewDislocationStrategy(DeltaHedgedStrategy):
         t = self.open_trade
         assert t is not None
         t["bars"] += 1
-        if t["tag"] not in self.combos:
-            self._finish(day, "settled")
+        if t["tag"] not in self.combos:  # closed by the risk layer this bar, or settled
+            stops = {a.name for a in self.risk.events if a.kind == "stop_position"}
+            reason = (
+                "kill_switch"
+                if self.risk.killed
+                else ("stop_loss" if t["tag"] in stops else "settled")
+            )
+            if reason != "settled":
+                row.update(status="closed", exit_reason=reason)
+            self._finish(day, reason)
             return
         r = self.rules
         reason = None
@@ -424,7 +551,7 @@ class SkewDislocationStrategy(DeltaHedgedStrategy):
         t["row"].update(status="traded", exit_date=day, exit_reason=reason, net_pnl=cash)
         self.trades.append(
             {
-                **{k: v for k, v in t.items() if k not in ("bars", "row")},
+                **{k: v for k, v in t.items() if k not in ("bars", "row", "hedge_base")},
                 "exit_date": day,
                 "exit_reason": reason,
                 "bars_held": t["bars"],
@@ -590,6 +717,9 @@ class SkewDislocation(StrategyPlugin):
             "rejections": float(len(broker.rejections)),
             "rr_trades": pd.DataFrame(strat.trades),
             "pnl_breakdown": pnl,
+            "risk_events": strat.risk.events_frame(),
+            "killed": strat.risk.killed,
+            **sleeve_info(strat),
         }
         for col in ("option_pnl", "hedge_pnl", "costs"):
             if col in pnl:

@@ -21,6 +21,18 @@ window (``window_end``). The calendar is marked daily at the snapshot mids by
 :class:`strategies.option_strategy.OptionStrategy`; fills, commissions and slippage come from
 :class:`brokers.OptionsBroker`.
 
+Risk layer (:mod:`strategies.risk`, ``docs/risk.md``; :class:`OptionRiskMixin` first in the MRO),
+first thing each bar: the ``max_drawdown`` kill switch flattens the book at the snapshot's
+bid/ask and refuses every later entry; ``max_daily_loss`` refuses entries for the rest of the
+session; ``stop_loss`` closes the calendar when its P&L since entry (legs at the mid marks, net
+of costs paid) reaches ``-stop_loss`` x its premium at entry (the debit paid or credit received,
+plus opening commissions: :meth:`strategies.risk.TagLedger.basis` of a two-expiry position).
+``sizing = "max_loss"`` sizes with :func:`strategies.risk.max_loss_contracts` on the loss per
+unit: the **debit** for a bought calendar (its maximum loss while the front is alive: the long
+back-month option is worth at least the short front one at the same strike), ``stop_loss`` x the
+**credit** for a sold one (its loss is not bounded by the credit: the stop defines it, as for
+``vrp_harvest``), plus the round-trip commission, prices at the broker's fill rule.
+
 The design sketch builds the curve from the 0DTE and 1DTE options of an intraday chain. Our 2019
 chains are 15:45 ET snapshots, where a same-day expiry has minutes left, so the front starts at
 ``front_min_dte`` (5) days and the curve comes from the expiries after it
@@ -41,10 +53,19 @@ from pydantic import Field, model_validator
 from brokers import OptionsBroker
 from data_feeds import SnapshotCache, chain_feed
 from data_feeds.calendar import TZ
-from data_feeds.chains import ChainSnapshot
+from data_feeds.chains import ChainSnapshot, Combo
+from data_feeds.contracts import OptionQuote
 from data_feeds.ohlc import fingerprint
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
 from strategies.option_strategy import OptionStrategy
+from strategies.risk import (
+    OptionRiskMixin,
+    RiskConfig,
+    max_loss_contracts,
+    sleeve_by_prefix,
+    sleeve_info,
+    track_sleeves,
+)
 
 __all__ = [
     "TERM_SIGNAL_COLUMNS",
@@ -239,9 +260,26 @@ class TermStructureSlopeParams(StrategyParams):
     right : {'C', 'P'}
         Right of the calendar's two legs.
     contracts : int
-        Calendars per trade.
+        Calendars per trade with ``sizing = "fixed"``.
     allow_long, allow_short : bool
         Enable buying (front rich) / selling (front cheap) the calendar.
+    sizing : {"fixed", "max_loss"}
+        ``fixed``: ``contracts``; ``max_loss``: :func:`strategies.risk.max_loss_contracts` of
+        ``account_risk`` on the loss per unit (module docstring; a sold calendar needs
+        ``stop_loss``), capped at ``max_contracts``.
+    account_risk : float
+        Share of the equity a calendar may lose (decimal, 0.02 = 2%).
+    max_contracts : int
+        Cap on calendars per trade with ``sizing = "max_loss"``.
+    stop_loss : float, optional
+        Close the calendar when its P&L since entry is ``<= -stop_loss`` x its premium at entry
+        (decimal multiple); ``None``: no stop.
+    max_drawdown : float, optional
+        Kill switch: account drawdown from its peak (decimal) that flattens the book and blocks
+        every later entry (:class:`strategies.risk.RiskConfig`); ``None``: off.
+    max_daily_loss : float, optional
+        Loss since the previous session's last value (decimal) that blocks entries for the
+        rest of the session; ``None``: off.
     """
 
     chain_symbol: str = "SPX"
@@ -259,6 +297,12 @@ class TermStructureSlopeParams(StrategyParams):
     contracts: int = Field(1, ge=1, le=100)
     allow_long: bool = True
     allow_short: bool = True
+    sizing: Literal["fixed", "max_loss"] = "fixed"
+    account_risk: float = Field(0.02, gt=0.0, le=0.5)
+    max_contracts: int = Field(10, ge=1, le=1000)
+    stop_loss: float | None = Field(None, gt=0.0, le=10.0)
+    max_drawdown: float | None = Field(0.25, gt=0.0, lt=1.0)
+    max_daily_loss: float | None = Field(None, gt=0.0, lt=1.0)
 
     @model_validator(mode="after")
     def _consistent(self) -> TermStructureSlopeParams:
@@ -274,11 +318,26 @@ class TermStructureSlopeParams(StrategyParams):
             )
         if self.front_min_dte > self.fit_max_dte:
             raise ValueError("front_min_dte must be <= fit_max_dte")
+        if self.sizing == "max_loss" and self.allow_short and self.stop_loss is None:
+            raise ValueError(
+                "sizing = 'max_loss' with allow_short needs stop_loss: a sold calendar's loss is "
+                "not bounded by its credit, the loss budgeted per unit is the stop"
+            )
         return self
 
+    def risk_config(self) -> RiskConfig:
+        """The :class:`strategies.risk.RiskConfig` of these parameters (kill switch, daily loss,
+        position stop)."""
+        return RiskConfig(
+            max_drawdown=self.max_drawdown,
+            max_daily_loss=self.max_daily_loss,
+            stop_loss=self.stop_loss,
+        )
 
-class TermStructureSlopeStrategy(OptionStrategy):
-    """backtrader face: one calendar at a time, opened and closed on the day's signal.
+
+class TermStructureSlopeStrategy(OptionRiskMixin, OptionStrategy):
+    """backtrader face: one calendar at a time, opened and closed on the day's signal, under the
+    risk layer (module docstring).
 
     Parameters (backtrader ``params``)
     ----------------------------------
@@ -293,9 +352,10 @@ class TermStructureSlopeStrategy(OptionStrategy):
     ``D``'s quotes. ``log_rows`` holds one row per bar (``status``: ``no_signal``,
     ``stand_aside``, ``traded`` (the entry day of a calendar, completed with ``exit_date``,
     ``exit_reason`` and ``net_pnl`` when it closes: what the run summary counts), ``holding``,
-    ``closed``, ``exit_deferred``, ``window_end``, ``strike_not_quoted``, ``rejected``) and
-    ``trades`` one row per calendar (entry/exit dates, reason, net P&L in dollars from the fills
-    and settlements of its legs).
+    ``closed``, ``exit_deferred``, ``window_end``, ``strike_not_quoted``, ``rejected``,
+    ``risk_blocked``, ``size_zero``, ``no_premium``) and ``trades`` one row per calendar
+    (entry/exit dates, ``contracts``, reason -- ``kill_switch`` and ``stop_loss`` from the risk
+    layer --, net P&L in dollars from the fills and settlements of its legs).
     """
 
     params = (("rules", None), ("signals", None), ("last_day", None))
@@ -309,9 +369,12 @@ class TermStructureSlopeStrategy(OptionStrategy):
         self.trades: list[dict[str, Any]] = []
         self.open_trade: dict[str, Any] | None = None
         self.counts = {"exit_deferred": 0, "trades": 0}
+        self.setup_risk(self.rules.risk_config())
+        track_sleeves(self, sleeve_by_prefix())
 
     def next_chain(self, snapshot: ChainSnapshot) -> None:
-        """Manage the open calendar, then decide on a new one (class docstring)."""
+        """Risk step, manage the open calendar, then decide on a new one (class docstring)."""
+        self.risk_step()
         day = snapshot.quote_date
         sig = self.signals.get(day, {})
         residual = float(sig.get("residual", math.nan))
@@ -319,8 +382,8 @@ class TermStructureSlopeStrategy(OptionStrategy):
         self.log_rows.append(row)
         if self.open_trade is not None:
             self._manage(snapshot, day, residual, row)
-            if self.open_trade is not None:
-                return
+            if self.open_trade is not None or row.get("exit_reason") == "stop_loss":
+                return  # still open, or stopped out on this snapshot: no re-entry on it
         if day >= self.last_day:
             row.setdefault("status", "window_end")
             return
@@ -343,8 +406,18 @@ class TermStructureSlopeStrategy(OptionStrategy):
         except (KeyError, ValueError):
             row["status"] = "strike_not_quoted"
             return
+        if self.risk_blocked():
+            row["status"] = "risk_blocked"
+            return
+        contracts = r.contracts
+        if r.sizing == "max_loss":
+            contracts, loss = self._size(combo, side, snapshot)
+            row.update(loss_budget_per_unit=loss, contracts=contracts)
+            if contracts < 1:
+                row["status"] = "size_zero" if loss > 0 else "no_premium"
+                return
         tag = f"calendar {day:%Y-%m-%d}"
-        fills = self.open_combo(combo, side * r.contracts, tag=tag)
+        fills = self.open_combo(combo, side * contracts, tag=tag)
         if not fills:
             row["status"] = "rejected"
             return
@@ -358,6 +431,7 @@ class TermStructureSlopeStrategy(OptionStrategy):
             "next_expiration": sig["next_expiration"],
             "strike": float(sig["atm_strike"]),
             "entry_price": combo.ask if side > 0 else combo.bid,
+            "contracts": contracts,
             "bars": 0,
             "row": row,
         }
@@ -367,8 +441,15 @@ class TermStructureSlopeStrategy(OptionStrategy):
         t = self.open_trade
         assert t is not None
         t["bars"] += 1
-        if t["tag"] not in self.combos:  # settled (a deferred exit ran past expiry)
-            self._finish(day, "settled")
+        if t["tag"] not in self.combos:  # closed by the risk layer this bar, or settled
+            reason = "settled"  # (a deferred exit ran past expiry)
+            if self.risk.killed:
+                reason = "kill_switch"
+            elif any(a.kind == "stop_position" and a.name == t["tag"] for a in self.risk.events):
+                reason = "stop_loss"
+            if reason != "settled":
+                row.update(status="closed", exit_reason=reason)
+            self._finish(day, reason)
             return
         r = self.rules
         reason = None
@@ -391,6 +472,32 @@ class TermStructureSlopeStrategy(OptionStrategy):
         row["status"] = "closed"
         row["exit_reason"] = reason
         self._finish(day, reason)
+
+    def _size(self, combo: Combo, side: int, snap: ChainSnapshot) -> tuple[int, float]:
+        """Calendars and the loss budgeted per unit (dollars) under ``sizing = "max_loss"``.
+
+        ``premium = side * sum ratio * fill_price`` per unit at the broker's fill rule
+        (:meth:`brokers.costs.OptionCostModel.fill_price`): a debit for ``side = 1`` (loss =
+        the debit), a credit for ``side = -1`` (loss = ``stop_loss`` x the credit); times the
+        multiplier, plus ``2 * legs`` commissions. ``(0, 0.0)`` when the premium is not
+        positive (a calendar that pays to buy or costs to sell is not traded).
+        """
+        r = self.rules
+        costs = self.obroker.costs
+        paid = 0.0  # dollars per unit, > 0 paid
+        for c, ratio in combo.legs:
+            q = snap.row(c)
+            quote = OptionQuote(float(q["bid"]), float(q["ask"]))
+            paid += ratio * side * costs.fill_price(quote, ratio * side, c.root) * c.multiplier
+        premium = paid if side > 0 else -paid
+        if not premium > 0:
+            return 0, 0.0
+        scale = 1.0 if side > 0 else float(r.stop_loss or math.nan)
+        loss = scale * premium + 2 * len(combo.legs) * costs.commission_per_contract
+        n = max_loss_contracts(
+            self.broker.getvalue(), r.account_risk, loss, max_contracts=r.max_contracts
+        )
+        return n, loss
 
     def _finish(self, day: dt.date, reason: str) -> None:
         t = self.open_trade
@@ -552,6 +659,9 @@ class TermStructureSlope(StrategyPlugin):
             "exit_deferred": float(strat.counts["exit_deferred"]),
             "stale_marks": float(len(broker.stale_marks)),
             "rejections": float(len(broker.rejections)),
+            "risk_events": strat.risk.events_frame(),
+            "killed": strat.risk.killed,
+            **sleeve_info(strat),
         }
         log = pd.DataFrame(strat.log_rows)
         result = BacktestResult(

@@ -1,6 +1,7 @@
 """``skew_dislocation`` on the real 2019 SPX/SPXW chains: realized skewness by hand, the
 expected-skew fit against statsmodels on past points only, one risk reversal's P&L by hand from
-the raw vendor rows (duckdb), the delta hedge, and no look-ahead."""
+the raw vendor rows (duckdb), the delta hedge, no look-ahead, and the risk layer (kill switch
+flattening options and hedge, the position stop and max-loss sizing, each by hand)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ import pytest
 import statsmodels.api as sm
 
 from data_feeds import load_ohlc
+from strategies.hedging import DeltaHedgedStrategy
+from strategies.risk import OptionRiskMixin
 from strategies.skew_dislocation import (
     SkewDislocation,
     SkewDislocationParams,
+    SkewDislocationStrategy,
     expected_skew,
     realized_skewness,
 )
@@ -160,3 +164,137 @@ def test_params_reject_inconsistent_rules() -> None:
         SkewDislocationParams(fit_window=5, min_fit=6)
     with pytest.raises(ValueError, match="fixed at load time"):
         SkewDislocation({}).prepare({}, {"target_dte": [30]})
+
+
+# --------------------------------------------------------------------------------------
+# the risk layer (issue 6): kill switch, position stop, max-loss sizing
+# --------------------------------------------------------------------------------------
+
+
+def _underlying_last(shared_data: Path, day: str) -> float:
+    """The vendor file's SPX price of one quote date (what the snapshot carries)."""
+    rows = duckdb.sql(
+        f"select distinct underlying_last from '{shared_data / RAW}' where root = 'SPXW' and "
+        f"quotedate = DATE '{day}'"
+    ).fetchall()
+    assert len(rows) == 1, rows
+    return rows[0][0]
+
+
+def _window(plugin: SkewDislocation, first: dt.date, last: dt.date) -> tuple:
+    days = plugin.trading_days()
+    return days[days.date == first][0], days[days.date == last][0]
+
+
+def test_kill_switch_flattens_options_and_hedge_and_blocks_every_later_entry(
+    shared_data, plugin
+) -> None:
+    """z = +3 on every date from 2019-06-10: sell the risk reversal and hedge it; a 1e-6
+    drawdown limit trips on 2019-06-11 (the spread paid at entry alone is a drawdown). The
+    kill must close both legs at that snapshot's bid/ask and sell the hedge shares at its SPX
+    price, and every later date (z still +3) must stay flat."""
+    assert SkewDislocationStrategy.__mro__.index(OptionRiskMixin) < (
+        SkewDislocationStrategy.__mro__.index(DeltaHedgedStrategy)
+    )
+    a, b = dt.date(2019, 6, 10), dt.date(2019, 6, 11)
+    later = [d for d in plugin.quote_dates if d >= a]
+    pl = _forced(plugin, dict.fromkeys(later, 3.0))
+    start, end = _window(plugin, a, dt.date(2019, 6, 20))
+    res = pl.backtest(plugin.base.model_copy(update={"max_drawdown": 1e-6}), start, end, cash=1e6)
+    assert res.info["killed"] is True
+    ev = res.info["risk_events"]
+    kill = ev[ev["kind"] == "kill"].iloc[0]
+    assert kill["time"].date() == b and kill["value"] >= 1e-6
+    fills = res.trades
+    assert set(fills["time"].dt.date) == {a, b}  # nothing at all after the kill day
+    # options: sold call at its a-bid / put bought at its a-ask, closed at the b-ask / b-bid
+    exp, kc, kp = "2019-07-10", 2960.0, 2805.0
+    ca, pa = _raw(shared_data, str(a), exp, kc, "call"), _raw(shared_data, str(a), exp, kp, "put")
+    cb, pb = _raw(shared_data, str(b), exp, kc, "call"), _raw(shared_data, str(b), exp, kp, "put")
+    closes = fills[fills["tag"] == "close rr 2019-06-10"].set_index("right")
+    assert closes.loc["C", "price"] == pytest.approx(cb["ask"], abs=1e-9)
+    assert closes.loc["P", "price"] == pytest.approx(pb["bid"], abs=1e-9)
+    options = 100 * (ca["bid"] - pa["ask"] - cb["ask"] + pb["bid"]) - 4 * 1.0
+    t = res.info["rr_trades"].iloc[0]
+    assert (t["exit_date"], t["exit_reason"]) == (b, "kill_switch")
+    assert t["net_pnl"] == pytest.approx(options, abs=1e-9)
+    # hedge: bought q index units at a's price + 0.05 ($0.005 each), sold at b's price
+    stock = fills[fills["event"] == "stock_fill"].set_index("tag")
+    q = int(stock.loc["delta hedge", "quantity"])
+    assert q > 0 and int(stock.loc["risk flatten", "quantity"]) == -q
+    s_a, s_b = _underlying_last(shared_data, str(a)), _underlying_last(shared_data, str(b))
+    assert stock.loc["risk flatten", "price"] == pytest.approx(s_b, abs=1e-9)
+    hedge = q * (s_b - (s_a + 0.05)) - 0.005 * q
+    assert res.value.iloc[-1] - 1e6 == pytest.approx(options + hedge, abs=1e-6)
+    assert fills.groupby(["expiration", "strike", "right"])["quantity"].sum().eq(0).all()
+    log = res.daily_log.set_index("date")
+    blocked = [d for d in later if b <= d < end.date()]
+    assert len(blocked) >= 3
+    assert (log.loc[blocked, "status"] == "risk_blocked").all()
+
+
+def test_stop_loss_on_the_hedged_position_by_hand(shared_data, plugin) -> None:
+    """The stop compares the position's P&L (legs at the snapshot mids, hedge at its SPX price,
+    net of costs paid) with ``stop_loss`` x the gross premium at the fills; by hand on
+    2019-06-11 that P&L is about -$17.9 on a $3,670 basis: a 0.0045 stop (-$16.5) closes it
+    there, a 0.005 stop (-$18.35) does not."""
+    a, b = dt.date(2019, 6, 10), dt.date(2019, 6, 11)
+    pl = _forced(plugin, {a: 3.0, b: 3.0, dt.date(2019, 6, 12): 3.0})
+    start, end = _window(plugin, a, dt.date(2019, 6, 13))
+    exp, kc, kp = "2019-07-10", 2960.0, 2805.0
+    ca, pa = _raw(shared_data, str(a), exp, kc, "call"), _raw(shared_data, str(a), exp, kp, "put")
+    cb, pb = _raw(shared_data, str(b), exp, kc, "call"), _raw(shared_data, str(b), exp, kp, "put")
+    basis = 100 * (ca["bid"] + pa["ask"])
+    tight = pl.backtest(plugin.base.model_copy(update={"stop_loss": 0.0045}), start, end, cash=1e6)
+    q = int(tight.trades.query("tag == 'delta hedge'")["quantity"].iloc[0])
+    s_a, s_b = _underlying_last(shared_data, str(a)), _underlying_last(shared_data, str(b))
+    mid_c, mid_p = 0.5 * (cb["bid"] + cb["ask"]), 0.5 * (pb["bid"] + pb["ask"])
+    legs = 100 * (ca["bid"] - pa["ask"] - mid_c + mid_p) - 2 * 1.0  # opening commissions paid
+    pnl = legs + q * (s_b - (s_a + 0.05)) - 0.005 * q
+    assert -0.005 * basis < pnl < -0.0045 * basis
+    trades = tight.info["rr_trades"]
+    assert trades.iloc[0]["basis"] == pytest.approx(basis, abs=1e-9)
+    assert (trades.iloc[0]["exit_date"], trades.iloc[0]["exit_reason"]) == (b, "stop_loss")
+    stop = tight.info["risk_events"].query("kind == 'stop_position'").iloc[0]
+    assert stop["value"] == pytest.approx(pnl, abs=1e-6)
+    log = tight.daily_log.set_index("date")
+    assert log.loc[b, "status"] == "closed"  # no re-entry on the stop's own snapshot
+    assert trades.iloc[1]["entry_date"] == dt.date(2019, 6, 12)
+    loose = pl.backtest(plugin.base.model_copy(update={"stop_loss": 0.005}), start, end, cash=1e6)
+    assert loose.info["risk_events"].query("kind == 'stop_position'").empty
+    assert loose.info["rr_trades"].iloc[0]["exit_reason"] != "stop_loss"
+
+
+def test_max_loss_sizing_by_hand(shared_data, plugin) -> None:
+    """Units = floor(account_risk * equity / (stop_loss * gross premium * 100 + 4 * $1)),
+    gross premium at the touch (call bid + put ask) of the raw 2019-06-10 rows, capped."""
+    a = dt.date(2019, 6, 10)
+    pl = _forced(plugin, {a: 3.0})
+    start, end = _window(plugin, a, dt.date(2019, 6, 12))
+    ca = _raw(shared_data, str(a), "2019-07-10", 2960.0, "call")
+    pa = _raw(shared_data, str(a), "2019-07-10", 2805.0, "put")
+    loss = 0.5 * 100 * (ca["bid"] + pa["ask"]) + 4 * 1.0
+    rules = {"sizing": "max_loss", "stop_loss": 0.5, "account_risk": 0.01, "max_contracts": 50}
+    res = pl.backtest(plugin.base.model_copy(update=rules), start, end, cash=1e6)
+    n = math.floor(0.01 * 1e6 / loss)
+    assert n >= 2
+    t = res.info["rr_trades"].iloc[0]
+    assert t["contracts"] == n
+    opened = res.trades[res.trades["tag"] == "rr 2019-06-10"].set_index("right")["quantity"]
+    assert (opened["C"], opened["P"]) == (-n, n)
+    assert res.daily_log.set_index("date").loc[a, "loss_budget_per_unit"] == pytest.approx(loss)
+    capped = pl.backtest(
+        plugin.base.model_copy(update={**rules, "max_contracts": n - 1}), start, end, cash=1e6
+    )
+    assert capped.info["rr_trades"].iloc[0]["contracts"] == n - 1
+
+
+def test_risk_params_are_validated() -> None:
+    with pytest.raises(ValueError, match="stop_loss"):
+        SkewDislocationParams(sizing="max_loss")
+    with pytest.raises(ValueError, match="max_drawdown"):
+        SkewDislocationParams(max_drawdown=1.5)
+    with pytest.raises(ValueError, match="account_risk"):
+        SkewDislocationParams(account_risk=0.0)
+    cfg = SkewDislocationParams(stop_loss=0.5, max_daily_loss=0.02).risk_config()
+    assert (cfg.max_drawdown, cfg.max_daily_loss, cfg.stop_loss) == (0.25, 0.02, 0.5)
