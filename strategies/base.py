@@ -67,6 +67,9 @@ class StrategyPlugin(ABC):
     description: ClassVar[str]
     Params: ClassVar[type[StrategyParams]]
     required_data: ClassVar[tuple[str, ...]]
+    #: Parameters fixed when :meth:`prepare` builds its tables (refused in the search space by
+    #: :meth:`check_search_space`).
+    load_time_params: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self, fixed: Mapping[str, Any] | None = None, broker: Mapping[str, Any] | None = None
@@ -103,9 +106,90 @@ class StrategyPlugin(ABC):
     ) -> BacktestResult:
         """Run one backtest over sessions ``start..end`` (inclusive) with ``cash`` dollars."""
 
-    @abstractmethod
     def benchmark(self) -> pd.Series:
-        """Daily returns of the underlying held long (the tearsheet's benchmark)."""
+        """Daily returns of the underlying held long (the tearsheet's benchmark).
+
+        The default is the close-to-close returns of ``self.underlying`` (the ``[data]``
+        underlying frame kept by :meth:`prepare`); a plugin without one overrides this.
+
+        Raises
+        ------
+        NotImplementedError
+            The plugin keeps no ``underlying`` frame and does not override this.
+        """
+        underlying = getattr(self, "underlying", None)
+        if underlying is None:
+            raise NotImplementedError(f"{type(self).__name__} has no underlying to benchmark")
+        return underlying["close"].pct_change().rename("benchmark")
+
+    def check_search_space(self, grid: Mapping[str, Sequence[Any]]) -> None:
+        """Refuse a :attr:`load_time_params` parameter in the search space.
+
+        Raises
+        ------
+        ValueError
+            A parameter fixed when :meth:`prepare` builds its tables is in ``grid``.
+        """
+        tunable = self.load_time_params & set(grid)
+        if tunable:
+            raise ValueError(
+                f"parameters {sorted(tunable)} are fixed at load time; move them from "
+                "[strategy.search_space] to [strategy.params]"
+            )
+
+    def chain_quote_dates(
+        self, source: Any, symbol: str, root: str, sessions: pd.Index
+    ) -> list[dt.date]:
+        """The stored quote dates of ``symbol``/``root`` that are sessions of the underlying.
+
+        Parameters
+        ----------
+        source : data_feeds.chain_feed.SnapshotSource
+            Where the chains are (``quote_dates(symbol, roots)``).
+        symbol, root : str
+            Chain symbol (e.g. ``"SPX"``) and option root (e.g. ``"SPXW"``).
+        sessions : pandas.Index
+            The underlying's session timestamps.
+
+        Returns
+        -------
+        list of datetime.date
+            Quote dates inside the sessions; how many stored dates were left out is appended to
+            :attr:`reports`.
+
+        Raises
+        ------
+        ValueError
+            No stored quote date is a session of the underlying.
+        """
+        stored = source.quote_dates(symbol, [root])
+        inside = set(pd.DatetimeIndex(sessions).date)
+        dates = [d for d in stored if d in inside]
+        if not dates:
+            raise ValueError(
+                f"no {symbol}/{root} quote date inside the underlying's sessions "
+                f"({len(stored)} stored)"
+            )
+        if len(stored) > len(dates):
+            self.reports.append(
+                f"{len(stored) - len(dates)} {symbol}/{root} quote dates outside the underlying's "
+                "sessions are not traded"
+            )
+        return dates
+
+    def window_days(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
+        """The :meth:`trading_days` inside ``[start, end]`` (a backtest window).
+
+        Raises
+        ------
+        ValueError
+            No trading day inside the window.
+        """
+        days = self.trading_days()
+        inside = days[(days >= start) & (days <= end)]
+        if len(inside) == 0:
+            raise ValueError(f"no trading day of {self.name} between {start} and {end}")
+        return inside
 
     @abstractmethod
     def data_fingerprint(self) -> str:

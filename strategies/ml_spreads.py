@@ -1385,6 +1385,7 @@ class MlSpreads(StrategyPlugin):
     )
     Params = MlSpreadsParams
     required_data = ("underlying", "vix", "chains")
+    load_time_params = LOAD_TIME_PARAMS
 
     def __init__(
         self,
@@ -1413,12 +1414,7 @@ class MlSpreads(StrategyPlugin):
             ``chain_symbol`` / ``root`` inside the underlying's sessions; not enough history for
             the first model (names the sessions needed).
         """
-        tunable = LOAD_TIME_PARAMS & set(grid)
-        if tunable:
-            raise ValueError(
-                f"parameters {sorted(tunable)} are fixed at load time; move them from "
-                "[strategy.search_space] to [strategy.params]"
-            )
+        self.check_search_space(grid)
         p = MlSpreadsParams(**self.fixed)
         self.base = p
         self.underlying = data["underlying"]
@@ -1581,10 +1577,7 @@ class MlSpreads(StrategyPlugin):
         """One Cerebro over the chain snapshots of ``[start, end]`` with the options broker."""
         assert isinstance(params, MlSpreadsParams)
         p = params
-        days = self.trading_days()
-        inside = days[(days >= start) & (days <= end)]
-        if len(inside) == 0:
-            raise ValueError(f"no trading day of ml_spreads between {start} and {end}")
+        inside = self.window_days(start, end)
         feed = chain_feed(
             self.source,
             p.chain_symbol,
@@ -1621,10 +1614,6 @@ class MlSpreads(StrategyPlugin):
         return BacktestResult(
             returns=returns, value=value, trades=broker.fills_frame(), daily_log=log, info=info
         )
-
-    def benchmark(self) -> pd.Series:
-        """Daily close-to-close returns of the ``[data]`` underlying (buy and hold)."""
-        return self.underlying["close"].pct_change().rename("benchmark")
 
     def data_fingerprint(self) -> str:
         """Hash of the underlying, the aligned VIX and the chain's underlying price series."""

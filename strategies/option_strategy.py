@@ -26,7 +26,8 @@ against the snapshot with the :class:`~data_feeds.chains.ChainSnapshot` queries.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import backtrader as bt
 import numpy as np
@@ -35,8 +36,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from brokers import OptionFill, OptionsBroker, OrderRejected
 from brokers.margin import underlying_of
+from data_feeds.chain_feed import SnapshotSource, chain_feed
 from data_feeds.chains import ChainSnapshot, Combo, settlement_time
 from data_feeds.contracts import OptionContract
+from strategies.base import run_cerebro
 
 
 class ComboSpec(BaseModel):
@@ -371,4 +374,64 @@ class OptionStrategy(bt.Strategy):
         self.rejections.append((when, tag, reason))
 
 
-__all__ = ["ComboSpec", "OptionStrategy"]
+def run_chain_cerebro(
+    strategy_cls: type[bt.Strategy],
+    source: SnapshotSource,
+    symbol: str,
+    root: str,
+    days: pd.DatetimeIndex,
+    *,
+    settlement: pd.DataFrame,
+    broker_params: Mapping[str, Any],
+    cash: float,
+    target_dte: float,
+    rate: float,
+    strategy_kwargs: Mapping[str, Any] | None = None,
+) -> tuple[bt.Strategy, pd.Series, pd.Series]:
+    """One Cerebro of an option strategy over the chain snapshots of ``days``.
+
+    The chain feed (:func:`data_feeds.chain_feed.chain_feed`, one bar per snapshot of ``root``
+    from ``days[0]`` to ``days[-1]``) with an :class:`brokers.OptionsBroker` settling ``symbol``
+    on ``settlement``, run by :func:`strategies.base.run_cerebro`.
+
+    Parameters
+    ----------
+    strategy_cls : type of backtrader.Strategy
+        Usually an :class:`OptionStrategy` subclass.
+    source : data_feeds.chain_feed.SnapshotSource
+        Where the snapshots come from (a chain store or a ``SnapshotCache`` over one).
+    symbol, root : str
+        Chain symbol (``"SPX"``) and option root (``"SPXW"``).
+    days : pandas.DatetimeIndex
+        The window's trading days (non-empty; e.g. :meth:`StrategyPlugin.window_days`).
+    settlement : pandas.DataFrame
+        Daily ``open``/``close`` of the underlying (index points) for AM/PM settlement.
+    broker_params : mapping
+        :class:`brokers.OptionsBroker` keyword arguments (``[broker]``).
+    cash : float
+        Starting cash in dollars.
+    target_dte, rate : float
+        Chain-feed line parameters: the expiry the feed's lines follow (calendar days) and the
+        rate (decimal, continuous) of its implied vols.
+    strategy_kwargs : mapping, optional
+        Strategy params.
+
+    Returns
+    -------
+    tuple
+        ``(strategy, value, returns)`` as :func:`strategies.base.run_cerebro`.
+    """
+    feed = chain_feed(
+        source,
+        symbol,
+        roots=[root],
+        start=days[0].date(),
+        end=days[-1].date(),
+        target_dte=float(target_dte),
+        rate=rate,
+    )
+    broker = OptionsBroker(**broker_params, settlement_prices={symbol: settlement})
+    return run_cerebro(strategy_cls, [feed], broker, cash=cash, strategy_kwargs=strategy_kwargs)
+
+
+__all__ = ["ComboSpec", "OptionStrategy", "run_chain_cerebro"]

@@ -61,14 +61,14 @@ import pandas as pd
 from pydantic import Field, model_validator
 from scipy.stats import skew
 
-from brokers import OptionsBroker
-from data_feeds import SnapshotCache, chain_feed
+from data_feeds import SnapshotCache
 from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot, Combo
 from data_feeds.contracts import OptionQuote
 from data_feeds.ohlc import fingerprint
-from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
+from strategies.base import BacktestResult, StrategyParams, StrategyPlugin
 from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
+from strategies.option_strategy import run_chain_cerebro
 from strategies.risk import (
     OptionRiskMixin,
     PositionRisk,
@@ -590,6 +590,7 @@ class SkewDislocation(StrategyPlugin):
     description = "25-delta risk reversal vs the skew implied by realized return skewness"
     Params = SkewDislocationParams
     required_data = ("underlying", "chains")
+    load_time_params = LOAD_TIME_PARAMS
 
     def __init__(
         self, fixed: Mapping[str, Any] | None = None, broker: Mapping[str, Any] | None = None
@@ -614,24 +615,14 @@ class SkewDislocation(StrategyPlugin):
             A load-time parameter in the search space; no quote date inside the underlying's
             sessions.
         """
-        tunable = LOAD_TIME_PARAMS & set(grid)
-        if tunable:
-            raise ValueError(
-                f"parameters {sorted(tunable)} are fixed at load time; move them from "
-                "[strategy.search_space] to [strategy.params]"
-            )
+        self.check_search_space(grid)
         p = SkewDislocationParams(**self.fixed)
         self.base = p
         self.underlying = data["underlying"]
         self.source = SnapshotCache(data["chains"])
-        stored = self.source.quote_dates(p.chain_symbol, [p.root])
-        sessions = set(self.underlying.index.date)
-        self.quote_dates = [d for d in stored if d in sessions]
-        if not self.quote_dates:
-            raise ValueError(
-                f"no {p.chain_symbol}/{p.root} quote date inside the underlying's sessions "
-                f"({len(stored)} stored)"
-            )
+        self.quote_dates = self.chain_quote_dates(
+            self.source, p.chain_symbol, p.root, self.underlying.index
+        )
         rows = [
             snapshot_skew(
                 self.source.snapshot(p.chain_symbol, d, None, [p.root], False, p.rate),
@@ -676,32 +667,22 @@ class SkewDislocation(StrategyPlugin):
         """One Cerebro over the snapshots of ``[start, end]``."""
         assert isinstance(params, SkewDislocationParams)
         p = params
-        days = self.trading_days()
-        inside = days[(days >= start) & (days <= end)]
-        if len(inside) == 0:
-            raise ValueError(f"no trading day of skew_dislocation between {start} and {end}")
+        inside = self.window_days(start, end)
         table = self.signal_table(p)
         signals = {
             ts.date(): rec for ts, rec in zip(table.index, table.to_dict("records"), strict=True)
         }
-        feed = chain_feed(
+        strat, value, returns = run_chain_cerebro(
+            SkewDislocationStrategy,
             self.source,
             p.chain_symbol,
-            roots=[p.root],
-            start=inside[0].date(),
-            end=inside[-1].date(),
+            p.root,
+            inside,
+            settlement=self.underlying[["open", "close"]],
+            broker_params=self.broker_params,
+            cash=cash,
             target_dte=p.target_dte,
             rate=p.rate,
-        )
-        broker = OptionsBroker(
-            **self.broker_params,
-            settlement_prices={p.chain_symbol: self.underlying[["open", "close"]]},
-        )
-        strat, value, returns = run_cerebro(
-            SkewDislocationStrategy,
-            [feed],
-            broker,
-            cash=cash,
             strategy_kwargs={
                 "rules": p,
                 "signals": signals,
@@ -713,8 +694,8 @@ class SkewDislocation(StrategyPlugin):
         info: dict[str, Any] = {
             "market_source": f"chain:{p.chain_symbol}:{p.root}",
             "exit_deferred": float(strat.counts["exit_deferred"]),
-            "stale_marks": float(len(broker.stale_marks)),
-            "rejections": float(len(broker.rejections)),
+            "stale_marks": float(len(strat.broker.stale_marks)),
+            "rejections": float(len(strat.broker.rejections)),
             "rr_trades": pd.DataFrame(strat.trades),
             "pnl_breakdown": pnl,
             "risk_events": strat.risk.events_frame(),
@@ -727,14 +708,10 @@ class SkewDislocation(StrategyPlugin):
         return BacktestResult(
             returns=returns,
             value=value,
-            trades=broker.fills_frame(),
+            trades=strat.broker.fills_frame(),
             daily_log=pd.DataFrame(strat.log_rows),
             info=info,
         )
-
-    def benchmark(self) -> pd.Series:
-        """Daily close-to-close returns of the ``[data]`` underlying (buy and hold)."""
-        return self.underlying["close"].pct_change().rename("benchmark")
 
     def data_fingerprint(self) -> str:
         """Hash of the underlying and the risk-reversal series."""

@@ -66,8 +66,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from brokers import OptionsBroker
-from data_feeds import SnapshotCache, chain_feed
+from data_feeds import SnapshotCache
 from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot
 from data_feeds.contracts import OptionContract
@@ -76,8 +75,9 @@ from data_feeds.surfaces import SurfaceFitConfig, fit_snapshot
 from pricing.iv_chain import implied_vols_from_quotes
 from pricing.sabr import sabr_implied_vol
 from pricing.svi import fit_svi, svi_implied_vol
-from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
+from strategies.base import BacktestResult, StrategyParams, StrategyPlugin
 from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
+from strategies.option_strategy import run_chain_cerebro
 from strategies.risk import (
     OptionRiskMixin,
     RiskConfig,
@@ -698,6 +698,7 @@ class SurfaceArbitrage(StrategyPlugin):
     description = "Delta-hedged single options whose bid/ask vol is far from the fitted smile"
     Params = SurfaceArbitrageParams
     required_data = ("underlying", "chains")
+    load_time_params = LOAD_TIME_PARAMS
 
     def prepare(self, data: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> None:
         """Fit the smiles and compute the candidate table of every quote date.
@@ -715,29 +716,14 @@ class SurfaceArbitrage(StrategyPlugin):
         ValueError
             A load-time parameter is searched; no quote date inside the underlying's sessions.
         """
-        tunable = LOAD_TIME_PARAMS & set(grid)
-        if tunable:
-            raise ValueError(
-                f"parameters {sorted(tunable)} are fixed at load time; move them from "
-                "[strategy.search_space] to [strategy.params]"
-            )
+        self.check_search_space(grid)
         p = SurfaceArbitrageParams(**self.fixed)
         self.base = p
         self.underlying = data["underlying"]
         self.source = SnapshotCache(data["chains"])
-        stored = self.source.quote_dates(p.chain_symbol, [p.root])
-        sessions = set(self.underlying.index.date)
-        self.quote_dates = [d for d in stored if d in sessions]
-        if not self.quote_dates:
-            raise ValueError(
-                f"no {p.chain_symbol}/{p.root} quote date inside the underlying's sessions "
-                f"({len(stored)} stored)"
-            )
-        if len(stored) > len(self.quote_dates):
-            self.reports.append(
-                f"{len(stored) - len(self.quote_dates)} quote dates outside the underlying's "
-                "sessions left out"
-            )
+        self.quote_dates = self.chain_quote_dates(
+            self.source, p.chain_symbol, p.root, self.underlying.index
+        )
         self.candidates: dict[dt.date, pd.DataFrame] = {}
         self.slices: dict[dt.date, pd.DataFrame] = {}
         rows = []
@@ -796,28 +782,18 @@ class SurfaceArbitrage(StrategyPlugin):
         """
         assert isinstance(params, SurfaceArbitrageParams)
         p = params
-        days = self.trading_days()
-        inside = days[(days >= start) & (days <= end)]
-        if len(inside) == 0:
-            raise ValueError(f"no trading day of surface_arbitrage between {start} and {end}")
-        feed = chain_feed(
+        inside = self.window_days(start, end)
+        strat, value, returns = run_chain_cerebro(
+            SurfaceArbitrageStrategy,
             self.source,
             p.chain_symbol,
-            roots=[p.root],
-            start=inside[0].date(),
-            end=inside[-1].date(),
-            target_dte=float(p.min_dte),
-            rate=p.rate,
-        )
-        broker = OptionsBroker(
-            **self.broker_params,
-            settlement_prices={p.chain_symbol: self.underlying[["open", "close"]]},
-        )
-        strat, value, returns = run_cerebro(
-            SurfaceArbitrageStrategy,
-            [feed],
-            broker,
+            p.root,
+            inside,
+            settlement=self.underlying[["open", "close"]],
+            broker_params=self.broker_params,
             cash=cash,
+            target_dte=p.min_dte,
+            rate=p.rate,
             strategy_kwargs={
                 "rules": p,
                 "candidates": self.candidates,
@@ -832,8 +808,8 @@ class SurfaceArbitrage(StrategyPlugin):
             "market_source": f"chain:{p.chain_symbol}:{p.root}",
             **{k: float(v) for k, v in strat.counts.items()},
             "positions": float(len(trades)),
-            "stale_marks": float(len(broker.stale_marks)),
-            "rejections": float(len(broker.rejections)),
+            "stale_marks": float(len(strat.broker.stale_marks)),
+            "rejections": float(len(strat.broker.rejections)),
             "sa_trades": trades,
             "pnl_breakdown": pnl,
             "risk_events": strat.risk.events_frame(),
@@ -854,12 +830,12 @@ class SurfaceArbitrage(StrategyPlugin):
                 "date", kind="stable", ignore_index=True
             )
         return BacktestResult(
-            returns=returns, value=value, trades=broker.fills_frame(), daily_log=log, info=info
+            returns=returns,
+            value=value,
+            trades=strat.broker.fills_frame(),
+            daily_log=log,
+            info=info,
         )
-
-    def benchmark(self) -> pd.Series:
-        """Daily close-to-close returns of the ``[data]`` underlying (buy and hold)."""
-        return self.underlying["close"].pct_change().rename("benchmark")
 
     def data_fingerprint(self) -> str:
         """Hash of the underlying and of every date's candidate gaps."""

@@ -50,14 +50,13 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from brokers import OptionsBroker
-from data_feeds import SnapshotCache, chain_feed
+from data_feeds import SnapshotCache
 from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot, Combo
 from data_feeds.contracts import OptionQuote
 from data_feeds.ohlc import fingerprint
-from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
-from strategies.option_strategy import OptionStrategy
+from strategies.base import BacktestResult, StrategyParams, StrategyPlugin
+from strategies.option_strategy import OptionStrategy, run_chain_cerebro
 from strategies.risk import (
     OptionRiskMixin,
     RiskConfig,
@@ -554,6 +553,7 @@ class TermStructureSlope(StrategyPlugin):
     description = "Front ATM IV vs the line through the other expiries: trade the calendar"
     Params = TermStructureSlopeParams
     required_data = ("underlying", "chains")
+    load_time_params = LOAD_TIME_PARAMS
 
     def prepare(self, data: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> None:
         """The signal table of every quote date inside the underlying's sessions.
@@ -572,29 +572,14 @@ class TermStructureSlope(StrategyPlugin):
             A load-time parameter in the search space, or no quote date of
             ``chain_symbol`` / ``root`` inside the underlying's sessions.
         """
-        tunable = LOAD_TIME_PARAMS & set(grid)
-        if tunable:
-            raise ValueError(
-                f"parameters {sorted(tunable)} are fixed at load time; move them from "
-                "[strategy.search_space] to [strategy.params]"
-            )
+        self.check_search_space(grid)
         p = TermStructureSlopeParams(**self.fixed)
         self.base = p
         self.underlying = data["underlying"]
         self.source = SnapshotCache(data["chains"])
-        stored = self.source.quote_dates(p.chain_symbol, [p.root])
-        sessions = set(self.underlying.index.date)
-        self.quote_dates = [d for d in stored if d in sessions]
-        if not self.quote_dates:
-            raise ValueError(
-                f"no {p.chain_symbol}/{p.root} quote date inside the underlying's sessions "
-                f"({len(stored)} stored)"
-            )
-        if len(stored) > len(self.quote_dates):
-            self.reports.append(
-                f"{len(stored) - len(self.quote_dates)} quote dates outside the underlying's "
-                "sessions are not traded"
-            )
+        self.quote_dates = self.chain_quote_dates(
+            self.source, p.chain_symbol, p.root, self.underlying.index
+        )
         self.table = term_signal_table(
             self.source,
             p.chain_symbol,
@@ -629,50 +614,40 @@ class TermStructureSlope(StrategyPlugin):
         """One Cerebro over the snapshots of ``[start, end]`` with the options broker."""
         assert isinstance(params, TermStructureSlopeParams)
         p = params
-        days = self.trading_days()
-        inside = days[(days >= start) & (days <= end)]
-        if len(inside) == 0:
-            raise ValueError(f"no trading day of term_structure_slope between {start} and {end}")
-        feed = chain_feed(
+        inside = self.window_days(start, end)
+        strat, value, returns = run_chain_cerebro(
+            TermStructureSlopeStrategy,
             self.source,
             p.chain_symbol,
-            roots=[p.root],
-            start=inside[0].date(),
-            end=inside[-1].date(),
+            p.root,
+            inside,
+            settlement=self.underlying[["open", "close"]],
+            broker_params=self.broker_params,
+            cash=cash,
             target_dte=30.0,
             rate=p.rate,
-        )
-        broker = OptionsBroker(
-            **self.broker_params,
-            settlement_prices={p.chain_symbol: self.underlying[["open", "close"]]},
-        )
-        strat, value, returns = run_cerebro(
-            TermStructureSlopeStrategy,
-            [feed],
-            broker,
-            cash=cash,
             strategy_kwargs={"rules": p, "signals": self._signals, "last_day": inside[-1].date()},
         )
         info = {
             "market_source": f"chain:{p.chain_symbol}:{p.root}",
             "trades": float(len(strat.trades)),
             "exit_deferred": float(strat.counts["exit_deferred"]),
-            "stale_marks": float(len(broker.stale_marks)),
-            "rejections": float(len(broker.rejections)),
+            "stale_marks": float(len(strat.broker.stale_marks)),
+            "rejections": float(len(strat.broker.rejections)),
             "risk_events": strat.risk.events_frame(),
             "killed": strat.risk.killed,
             **sleeve_info(strat),
         }
         log = pd.DataFrame(strat.log_rows)
         result = BacktestResult(
-            returns=returns, value=value, trades=broker.fills_frame(), daily_log=log, info=info
+            returns=returns,
+            value=value,
+            trades=strat.broker.fills_frame(),
+            daily_log=log,
+            info=info,
         )
         result.info["calendar_trades"] = pd.DataFrame(strat.trades)
         return result
-
-    def benchmark(self) -> pd.Series:
-        """Daily close-to-close returns of the ``[data]`` underlying (buy and hold)."""
-        return self.underlying["close"].pct_change().rename("benchmark")
 
     def data_fingerprint(self) -> str:
         """Hash of the underlying and the signal table's numeric columns."""

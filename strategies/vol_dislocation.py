@@ -656,6 +656,7 @@ class VolDislocation(StrategyPlugin):
     description = "0DTE SPX opening straddle: auction IV vs HAR range-vol forecast, intraday exits"
     Params: ClassVar[type[StrategyParams]] = VolDislocationParams
     required_data = ("underlying", "chains")
+    load_time_params = LOAD_TIME_PARAMS
     strategy_cls: ClassVar[type[VolDislocationStrategy]] = VolDislocationStrategy
     #: Signal-table parameters (searchable; one table per combination, built in ``prepare``).
     signal_keys: ClassVar[tuple[str, ...]] = ("rv_estimator",)
@@ -685,12 +686,7 @@ class VolDislocation(StrategyPlugin):
             A load-time parameter is searched; the quote file has no date inside the daily
             sessions.
         """
-        tunable = LOAD_TIME_PARAMS & set(grid)
-        if tunable:
-            raise ValueError(
-                f"parameters {sorted(tunable)} are fixed at load time; move them from "
-                "[strategy.search_space] to [strategy.params]"
-            )
+        self.check_search_space(grid)
         p = self.Params(**self.fixed)
         assert isinstance(p, VolDislocationParams)
         self.base = p
@@ -907,10 +903,6 @@ class VolDislocation(StrategyPlugin):
             daily_log=daily_log.reset_index(drop=True),
             info=info,
         )
-
-    def benchmark(self) -> pd.Series:
-        """Daily close-to-close returns of the SPX daily file (buy and hold)."""
-        return self.underlying["close"].pct_change().rename("benchmark")
 
     def data_fingerprint(self) -> str:
         """Hash of the daily bars and the auction frame."""

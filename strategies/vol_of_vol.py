@@ -58,15 +58,15 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from brokers import OptionsBroker
-from data_feeds import SnapshotCache, chain_feed, load_vvix
+from data_feeds import SnapshotCache, load_vvix
 from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot
 from data_feeds.ohlc import fingerprint
 from indicators import vvix_signals
 from indicators.vol_signals import past_zscore_nb
-from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
+from strategies.base import BacktestResult, StrategyParams, StrategyPlugin
 from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
+from strategies.option_strategy import run_chain_cerebro
 from strategies.risk import (
     OptionRiskMixin,
     RiskConfig,
@@ -556,6 +556,7 @@ class VolOfVolGamma(StrategyPlugin):
     description = "Buy delta-hedged SPXW straddles when VVIX rises and VIX lags the fitted relation"
     Params = VolOfVolParams
     required_data = ("underlying", "vix", "chains")
+    load_time_params = LOAD_TIME_PARAMS
 
     def __init__(
         self, fixed: Mapping[str, Any] | None = None, broker: Mapping[str, Any] | None = None
@@ -581,12 +582,7 @@ class VolOfVolGamma(StrategyPlugin):
             A load-time parameter is searched; no quote date with a previous session in the
             underlying.
         """
-        tunable = LOAD_TIME_PARAMS & set(grid)
-        if tunable:
-            raise ValueError(
-                f"parameters {sorted(tunable)} are fixed at load time; move them from "
-                "[strategy.search_space] to [strategy.params]"
-            )
+        self.check_search_space(grid)
         p = VolOfVolParams(**self.fixed)
         self.base = p
         self.underlying = data["underlying"]
@@ -682,30 +678,20 @@ class VolOfVolGamma(StrategyPlugin):
         """
         assert isinstance(params, VolOfVolParams)
         p = params
-        days = self.trading_days()
-        inside = days[(days >= start) & (days <= end)]
-        if len(inside) == 0:
-            raise ValueError(f"no trading day of vol_of_vol between {start} and {end}")
+        inside = self.window_days(start, end)
         table = self.decision_table(p)
         signals = dict(zip(table.index, table.to_dict("records"), strict=True))
-        feed = chain_feed(
+        strat, value, returns = run_chain_cerebro(
+            VolOfVolStrategy,
             self.source,
             p.chain_symbol,
-            roots=[p.root],
-            start=inside[0].date(),
-            end=inside[-1].date(),
-            target_dte=float(p.target_dte),
-            rate=p.rate,
-        )
-        broker = OptionsBroker(
-            **self.broker_params,
-            settlement_prices={p.chain_symbol: self.underlying[["open", "close"]]},
-        )
-        strat, value, returns = run_cerebro(
-            VolOfVolStrategy,
-            [feed],
-            broker,
+            p.root,
+            inside,
+            settlement=self.underlying[["open", "close"]],
+            broker_params=self.broker_params,
             cash=cash,
+            target_dte=p.target_dte,
+            rate=p.rate,
             strategy_kwargs={
                 "rules": p,
                 "signals": signals,
@@ -723,8 +709,8 @@ class VolOfVolGamma(StrategyPlugin):
         info: dict[str, Any] = {
             "market_source": f"chain:{p.chain_symbol}:{p.root}",
             **{k: float(v) for k, v in strat.counts.items()},
-            "stale_marks": float(len(broker.stale_marks)),
-            "rejections": float(len(broker.rejections)),
+            "stale_marks": float(len(strat.broker.stale_marks)),
+            "rejections": float(len(strat.broker.rejections)),
             "risk_events": strat.risk.events_frame(),
             "killed": strat.risk.killed,
             "vov_trades": trades,
@@ -734,12 +720,12 @@ class VolOfVolGamma(StrategyPlugin):
         for col in ("option_pnl", "hedge_pnl", "costs"):
             info[col] = float(pnl[col].sum()) if len(pnl) else 0.0
         return BacktestResult(
-            returns=returns, value=value, trades=broker.fills_frame(), daily_log=log, info=info
+            returns=returns,
+            value=value,
+            trades=strat.broker.fills_frame(),
+            daily_log=log,
+            info=info,
         )
-
-    def benchmark(self) -> pd.Series:
-        """Daily close-to-close returns of the ``[data]`` underlying (buy and hold)."""
-        return self.underlying["close"].pct_change().rename("benchmark")
 
     def data_fingerprint(self) -> str:
         """Hash of the underlying bars and the VIX/VVIX panel."""

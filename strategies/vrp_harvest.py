@@ -47,8 +47,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from brokers import OptionFill, OptionsBroker
-from data_feeds import chain_feed
+from brokers import OptionFill
 from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot, Combo
 from data_feeds.contracts import OptionContract
@@ -56,8 +55,8 @@ from data_feeds.ohlc import fingerprint
 from indicators import realized_vol
 from indicators.vol_signals import vrp_signals
 from pricing.black_scholes import implied_vol_nb
-from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
-from strategies.option_strategy import OptionStrategy
+from strategies.base import BacktestResult, StrategyParams, StrategyPlugin
+from strategies.option_strategy import OptionStrategy, run_chain_cerebro
 from strategies.risk import (
     OptionRiskMixin,
     RiskConfig,
@@ -590,6 +589,7 @@ class VrpHarvest(StrategyPlugin):
     description = "Sell ATM straddles/strangles when the chain's VRP z-score is high"
     Params = VrpHarvestParams
     required_data = ("underlying", "chains")
+    load_time_params = LOAD_TIME_PARAMS
 
     def prepare(self, data: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> None:
         """ATM IV of every quote date and the VRP table of every searched signal setting.
@@ -608,12 +608,7 @@ class VrpHarvest(StrategyPlugin):
             A load-time parameter is searched; no quote date inside the underlying's sessions;
             no quote date with an ATM implied vol.
         """
-        tunable = LOAD_TIME_PARAMS & set(grid)
-        if tunable:
-            raise ValueError(
-                f"parameters {sorted(tunable)} are fixed at load time; move them from "
-                "[strategy.search_space] to [strategy.params]"
-            )
+        self.check_search_space(grid)
         p = VrpHarvestParams(**self.fixed)
         self.base = p
         self.underlying = data["underlying"]
@@ -719,27 +714,18 @@ class VrpHarvest(StrategyPlugin):
         """
         assert isinstance(params, VrpHarvestParams)
         p = params
-        days = self.trading_days()
-        inside = days[(days >= start) & (days <= end)]
-        if len(inside) == 0:
-            raise ValueError(f"no trading day of vrp_harvest between {start} and {end}")
-        feed = chain_feed(
+        inside = self.window_days(start, end)
+        strat, value, returns = run_chain_cerebro(
+            VrpHarvestStrategy,
             self.source,
             p.chain_symbol,
-            roots=[p.root],
-            start=inside[0].date(),
-            end=inside[-1].date(),
-            target_dte=float(p.target_dte),
-            rate=p.rate,
-        )
-        broker = OptionsBroker(
-            **self.broker_params, settlement_prices={p.chain_symbol: self.settlement}
-        )
-        strat, value, returns = run_cerebro(
-            VrpHarvestStrategy,
-            [feed],
-            broker,
+            p.root,
+            inside,
+            settlement=self.settlement,
+            broker_params=self.broker_params,
             cash=cash,
+            target_dte=p.target_dte,
+            rate=p.rate,
             strategy_kwargs={
                 "rules": p,
                 "signals": self.signals(p),
@@ -750,8 +736,8 @@ class VrpHarvest(StrategyPlugin):
         info = {
             "market_source": f"chain:{p.chain_symbol}:{p.root}",
             **{k: float(v) for k, v in strat.counts.items()},
-            "stale_marks": float(len(broker.stale_marks)),
-            "rejections": float(len(broker.rejections)),
+            "stale_marks": float(len(strat.broker.stale_marks)),
+            "rejections": float(len(strat.broker.rejections)),
             "risk_events": strat.risk.events_frame(),
             "killed": strat.risk.killed,
             **sleeve_info(strat),
@@ -759,14 +745,10 @@ class VrpHarvest(StrategyPlugin):
         return BacktestResult(
             returns=returns,
             value=value,
-            trades=broker.fills_frame(),
+            trades=strat.broker.fills_frame(),
             daily_log=pd.DataFrame(strat.log_rows),
             info=info,
         )
-
-    def benchmark(self) -> pd.Series:
-        """Daily close-to-close returns of the ``[data]`` underlying (buy and hold)."""
-        return self.underlying["close"].pct_change().rename("benchmark")
 
     def data_fingerprint(self) -> str:
         """Hash of the underlying bars and the chain's ATM implied vols."""

@@ -440,10 +440,6 @@ class ZeroDteStraddle(StrategyPlugin):
             info={"market_source": self.market_label()},
         )
 
-    def benchmark(self) -> pd.Series:
-        """Daily close-to-close returns of the underlying (buy and hold)."""
-        return self.underlying["close"].pct_change().rename("benchmark")
-
     def data_fingerprint(self) -> str:
         """Hash of the underlying and the market table."""
         return fingerprint(
