@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 from pathlib import Path
@@ -359,6 +360,10 @@ def test_cli_writes_csv_and_markdown_atomically(tmp_path: Path, option_run: Path
         "strategy_summary.csv",
         "strategy_summary.md",
     ]  # no temporary file left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    for p in folder.iterdir():  # readable like any file written with open() (not mkstemp's 0600)
+        assert p.stat().st_mode & 0o777 == 0o666 & ~umask
     table = pd.read_csv(folder / "strategy_summary.csv")
     assert list(table.columns) == COLUMNS
     assert list(table["experiment"]) == ["opt", "zz_missing"]
