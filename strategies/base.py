@@ -109,17 +109,20 @@ class StrategyPlugin(ABC):
     def benchmark(self) -> pd.Series:
         """Daily returns of the underlying held long (the tearsheet's benchmark).
 
-        The default is the close-to-close returns of ``self.underlying`` (the ``[data]``
-        underlying frame kept by :meth:`prepare`); a plugin without one overrides this.
+        The close-to-close returns of ``self.underlying`` (the ``[data]`` underlying frame kept
+        by :meth:`prepare`); a plugin benchmarked on something else (``ou_pairs``: leg ``y``)
+        overrides this.
 
         Raises
         ------
-        NotImplementedError
-            The plugin keeps no ``underlying`` frame and does not override this.
+        TypeError
+            The plugin keeps no ``underlying`` frame and does not override this method.
         """
         underlying = getattr(self, "underlying", None)
         if underlying is None:
-            raise NotImplementedError(f"{type(self).__name__} has no underlying to benchmark")
+            raise TypeError(
+                f"{type(self).__name__} keeps no 'underlying' frame: override benchmark()"
+            )
         return underlying["close"].pct_change().rename("benchmark")
 
     def check_search_space(self, grid: Mapping[str, Sequence[Any]]) -> None:
