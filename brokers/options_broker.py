@@ -33,6 +33,9 @@ from data_feeds.chains import ChainSnapshot, Combo, settlement_time
 from data_feeds.contracts import OptionContract, OptionQuote
 from data_feeds.errors import DataSourceError, DataValidationError, VolsuiteError
 
+WINDOW_END_TAG = "window end"
+"""Tag of the fills of :meth:`OptionsBroker.close_out` (positions closed when a window ends)."""
+
 ITM_THRESHOLD = 0.01
 """OCC exercise by exception: a physically settled leg at least this far in the money (dollars per
 share) at the expiry close is exercised (long) / assigned (short); anything less expires."""
@@ -265,10 +268,13 @@ class OptionsBroker(bt.brokers.BackBroker):
         self.option_fills: list[OptionFill] = []
         self.option_settlements: list[OptionSettlement] = []
         self.stock_fills: list[StockFill] = []
+        self.window_end_fills: list[OptionFill | StockFill] = []
         self.rejections: list[Rejection] = []
         self.stale_marks: list[tuple[dt.datetime, OptionContract]] = []
         self.underlying_prices: dict[str, float] = {}
         self._settlement: dict[str, dict[dt.date, tuple[float, float]]] = {}
+        #: the last snapshot marked per underlying symbol (its quotes close a window: close_out)
+        self._last_snapshot: dict[str, ChainSnapshot] = {}
         for symbol, frame in (self.p.settlement_prices or {}).items():
             self.set_settlement_prices(frame, symbol)
 
@@ -664,6 +670,7 @@ class OptionsBroker(bt.brokers.BackBroker):
         time = snapshot.quote_time
         stamp = _naive_et(time)
         symbol = snapshot.underlying
+        self._last_snapshot[symbol] = snapshot
         if math.isfinite(snapshot.underlying_price):
             self.underlying_prices[symbol] = float(snapshot.underlying_price)
             self.mark_underlying(symbol, float(snapshot.underlying_price))
@@ -943,6 +950,62 @@ class OptionsBroker(bt.brokers.BackBroker):
         self._refresh_value()
         return fill
 
+    # -- end of a backtest window ----------------------------------------------------------------
+    def close_out(
+        self, time: dt.datetime | pd.Timestamp, tag: str = WINDOW_END_TAG
+    ) -> list[OptionFill | StockFill]:
+        """Close every open leg and share position at its mark: the end of a backtest window.
+
+        The closing fills are kept in :attr:`window_end_fills` (not in :attr:`option_fills` /
+        :attr:`stock_fills`, which hold what the strategy traded) and appear in
+        :meth:`fills_frame` as ``event = "window_end"``.
+
+        A backtest window (an in-sample trial or an out-of-sample fold) ends flat, so the next
+        fold's account starts from cash equal to this window's final equity, and the fills of
+        ``trades.csv`` alone account for the window's change of equity (docs/brokers.md, "End of
+        a window"). Each open leg becomes a fill at its last mark (the last snapshot's mid) with
+        no commission, each share position a trade at its mark with no commission: the account
+        value does not change, only positions turn into cash. The exit is free, which flatters
+        a run by the spread and commission a real exit would pay; the fill keeps the last
+        snapshot's bid/ask (when the leg was quoted there) so reports can show that cost
+        (:func:`experiments.metrics.trade_stats`, ``window_end_exit_cost``).
+
+        Parameters
+        ----------
+        time : datetime.datetime or pandas.Timestamp
+            The window's end (e.g. the last session's close); stamps the closing fills.
+        tag : str
+            Tag of the closing fills (default ``"window end"``).
+
+        Returns
+        -------
+        list of OptionFill and StockFill
+            The closing fills, in book order; empty when the book is flat.
+        """
+        stamp = _naive_et(time)
+        fills: list[OptionFill | StockFill] = []
+        for contract, pos in list(self.option_positions.items()):
+            bid = ask = pos.mark
+            snap = self._last_snapshot.get(underlying_of(contract.root))
+            if snap is not None and snap.quote_time < _due(contract) and snap.has(contract):
+                row = snap.row(contract)
+                if math.isfinite(float(row["bid"])) and math.isfinite(float(row["ask"])):
+                    bid, ask = float(row["bid"]), float(row["ask"])
+            qty = -pos.quantity
+            cash_flow = -qty * pos.mark * contract.multiplier
+            self.cash += cash_flow
+            del self.option_positions[contract]
+            fills.append(OptionFill(stamp, contract, qty, pos.mark, bid, ask, 0.0, cash_flow, tag))
+        for symbol, shares in list(self.underlying_positions.items()):
+            qty = -shares.quantity
+            cash_flow = -qty * shares.mark
+            self.cash += cash_flow
+            del self.underlying_positions[symbol]
+            fills.append(StockFill(stamp, symbol, qty, shares.mark, 0.0, cash_flow, tag))
+        self.window_end_fills.extend(fills)
+        self._refresh_value()
+        return fills
+
     # -- value ------------------------------------------------------------------------------------
     def options_value(self) -> float:
         """Dollars: mark-to-market value of the option book (shorts negative)."""
@@ -1009,7 +1072,14 @@ class OptionsBroker(bt.brokers.BackBroker):
         return pd.DataFrame(rows, columns=columns)
 
     def fills_frame(self) -> pd.DataFrame:
-        """Fills, settlements and share trades as one frame, in time order (the trades CSV)."""
+        """Fills, settlements, share trades and window-end closes as one frame, in time order (the
+        trades CSV).
+
+        ``event``: ``fill`` (option order fill), ``settlement`` (cash settlement, exercise,
+        assignment, expiry), ``stock_fill`` (shares traded), ``window_end`` (a position closed at
+        its mark when the backtest window ended, :meth:`close_out`; ``right = "stock"`` for
+        shares). ``cash_flow`` in dollars; their sum is the window's change of account value.
+        """
         rows = []
         for f in self.option_fills:
             rows.append(
@@ -1041,6 +1111,25 @@ class OptionsBroker(bt.brokers.BackBroker):
                     "kind": s.kind,
                     "price_source": s.price_source,
                     "shares": s.shares,
+                }
+            )
+        for w in self.window_end_fills:
+            rows.append(
+                {
+                    "time": w.time,
+                    "event": "window_end",
+                    **(
+                        _contract_cols(w.contract)
+                        if isinstance(w, OptionFill)
+                        else {"root": w.symbol, "right": "stock"}
+                    ),
+                    "quantity": w.quantity,
+                    "price": w.price,
+                    "bid": w.bid if isinstance(w, OptionFill) else None,
+                    "ask": w.ask if isinstance(w, OptionFill) else None,
+                    "commission": w.commission,
+                    "cash_flow": w.cash_flow,
+                    "tag": w.tag,
                 }
             )
         for t in self.stock_fills:

@@ -27,6 +27,9 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from brokers import OptionsBroker
+from data_feeds.chains import settlement_time
+
 
 class StrategyParams(BaseModel):
     """Base of every plugin's parameter model: unknown keys are errors, values are validated."""
@@ -200,13 +203,17 @@ class StrategyPlugin(ABC):
 
 
 class DailyValue(bt.Analyzer):
-    """Records ``broker.getvalue()`` at the end of each bar, after the strategy has traded."""
+    """Records ``broker.getvalue()`` and ``broker.getcash()`` at the end of each bar, after the
+    strategy has traded (the last bar of a day wins)."""
 
     def start(self) -> None:
         self.values: dict[dt.date, float] = {}
+        self.cash: dict[dt.date, float] = {}
 
     def next(self) -> None:
-        self.values[self.data.datetime.date(0)] = self.strategy.broker.getvalue()
+        day = self.data.datetime.date(0)
+        self.values[day] = self.strategy.broker.getvalue()
+        self.cash[day] = self.strategy.broker.getcash()
 
     def get_analysis(self) -> dict[dt.date, float]:
         return self.values
@@ -240,14 +247,19 @@ def run_cerebro(
     strategy : backtrader.Strategy
         The finished strategy instance.
     value : pandas.Series
-        Account value (dollars) per session, tz-aware index.
+        Account value (dollars) per session, tz-aware index. ``value.attrs["cash"]`` maps each
+        session timestamp to the broker's cash (dollars), so positions value = value - cash.
     returns : pandas.Series
         Daily simple returns; the first against ``cash``.
 
     Notes
     -----
-    ``stdstats=False`` and no plotting: backtrader's plotting forces TkAgg and must never run
-    headless. ``runonce`` vectorizes indicators; ``preload`` is on.
+    The window ends flat: with an :class:`brokers.OptionsBroker`, positions still open after the
+    last bar are closed at their marks (:meth:`brokers.OptionsBroker.close_out`, fills tagged
+    ``window end``; the value does not change), so the broker's fills (``fills_frame``) account
+    for the whole change of value. ``stdstats=False``
+    and no plotting: backtrader's plotting forces TkAgg and must never run headless.
+    ``runonce`` vectorizes indicators; ``preload`` is on.
     """
     cerebro = bt.Cerebro(stdstats=False, maxcpus=1)
     for feed in feeds:
@@ -257,9 +269,16 @@ def run_cerebro(
     cerebro.addstrategy(strategy_cls, **dict(strategy_kwargs or {}))
     cerebro.addanalyzer(DailyValue, _name="daily_value")
     (strategy,) = cerebro.run()
-    values = strategy.analyzers.daily_value.get_analysis()
+    analyzer = strategy.analyzers.daily_value
+    values, cash_by_day = dict(analyzer.values), dict(analyzer.cash)
+    if values and isinstance(broker, OptionsBroker):
+        last = max(values)
+        if broker.close_out(settlement_time(last, "PM")):
+            cash_by_day[last] = broker.getcash()
     index = pd.DatetimeIndex(pd.to_datetime(list(values.keys()))).tz_localize("America/New_York")
     value = pd.Series(list(values.values()), index=index, name="value", dtype=float)
+    # a plain dict (not a Series): pandas compares attrs when it combines frames
+    value.attrs["cash"] = {ts: float(cash_by_day[d]) for ts, d in zip(index, values, strict=True)}
     prev = np.concatenate([[cash], value.to_numpy()[:-1]])
     returns = pd.Series(value.to_numpy() / prev - 1.0, index=index, name="returns")
     return strategy, value, returns

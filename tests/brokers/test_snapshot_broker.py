@@ -352,3 +352,37 @@ def test_value_is_cash_plus_marks_on_every_bar_of_a_run(
     assert broker.option_positions == {}
     kinds = broker.fills_frame().groupby("event").size().to_dict()
     assert kinds == {"fill": 7, "settlement": 5}
+
+
+def test_close_out_ends_a_window_flat_at_the_marks_and_the_fills_add_up(
+    shared_data: Path, jun20: ChainSnapshot
+) -> None:
+    """Positions open when a window ends are closed at their marks (raw mids) without costs;
+    every cash flow of the window (fills + window-end closes) adds up to the value change."""
+    path = shared_data / SPX_FILE
+    broker = make_broker(shared_data, cash=100_000.0)
+    call, put = c("SPXW", "2019-06-28", 2950.0, "C"), c("SPXW", "2019-06-28", 2950.0, "P")
+    broker.execute_snapshot([(call, 1), (put, 1)], -2, jun20, tag="short straddle")
+    broker.mark_to_snapshot(jun20)
+    broker.trade_underlying("SPX", 3, 2950.0, jun20.quote_time, commission=0.0, tag="hedge")
+    broker.mark_underlying("SPX", 2960.0)
+    value_before = broker.getvalue()
+    end = pd.Timestamp("2019-06-20 16:00").tz_localize("America/New_York")
+    fills = broker.close_out(end)
+    assert broker.option_positions == {} and broker.underlying_positions == {}
+    assert len(fills) == 3 and broker.getvalue() == pytest.approx(value_before, abs=1e-9)
+    cb, ca = raw_quote(path, "2019-06-20", "SPXW", "2019-06-28", 2950.0, "C")
+    pb, pa = raw_quote(path, "2019-06-20", "SPXW", "2019-06-28", 2950.0, "P")
+    frame = broker.fills_frame()
+    closes = frame[frame["event"] == "window_end"]
+    assert set(closes["tag"]) == {"window end"} and closes["commission"].sum() == 0.0
+    opt = closes[closes["right"] != "stock"].set_index("right")
+    assert opt.loc["C", "price"] == pytest.approx((cb + ca) / 2, abs=1e-9)
+    assert opt.loc["P", "price"] == pytest.approx((pb + pa) / 2, abs=1e-9)
+    assert (opt.loc["C", "bid"], opt.loc["C", "ask"]) == (cb, ca)  # kept for the exit cost
+    # buying back 2 straddles at the mids and selling 3 index units at 2960
+    assert closes["cash_flow"].sum() == pytest.approx(
+        -2 * 100 * ((cb + ca) / 2 + (pb + pa) / 2) + 3 * 2960.0, abs=1e-6
+    )
+    assert frame["cash_flow"].sum() == pytest.approx(broker.getvalue() - 100_000.0, abs=1e-6)
+    assert broker.close_out(end) == []  # already flat
