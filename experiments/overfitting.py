@@ -202,7 +202,11 @@ def sharpe_standard_error(returns: ArrayLike | pd.Series, *, periods: int = PERI
     Mertens (2002); Opdyke (2007), eq. for the iid non-normal case; Bailey & López de Prado
     (2012) eq. 8.
     """
-    m = return_moments(returns)
+    return _mertens_se(return_moments(returns), periods)
+
+
+def _mertens_se(m: ReturnMoments, periods: int) -> float:
+    """Annualized Mertens standard error from the sample moments (NaN for a flat series)."""
     if math.isnan(m.sharpe):
         return math.nan
     var_pp = _sr_variance_factor(m.sharpe, m.skew, m.kurtosis) / (m.n - 1)
@@ -275,9 +279,7 @@ def sharpe_confidence_interval(
     if math.isnan(m.sharpe):
         return (math.nan, math.nan)
     sr_ann = m.sharpe * math.sqrt(periods)
-    half = float(stats.norm.ppf(0.5 + level / 2.0)) * sharpe_standard_error(
-        returns, periods=periods
-    )
+    half = float(stats.norm.ppf(0.5 + level / 2.0)) * _mertens_se(m, periods)
     return (sr_ann - half, sr_ann + half)
 
 
