@@ -391,14 +391,17 @@ def test_pbo_truncation_equals_dropping_leading_rows() -> None:
 
 
 def test_pbo_speed_16_splits_1000_by_100() -> None:
+    # CPU time of this process (the machine is shared; wall time would measure the neighbours).
+    # Single-threaded numpy, so CPU time is the unloaded wall time (~0.07 s measured).
     m = np.random.default_rng(1).normal(0.0, 0.01, size=(1000, 100))
-    probability_of_backtest_overfitting(m, n_splits=4)  # warm-up (BLAS threads)
+    probability_of_backtest_overfitting(m, n_splits=4)  # warm-up
     best = math.inf
     for _ in range(2):
-        t0 = time.perf_counter()
-        probability_of_backtest_overfitting(m, n_splits=16)
-        best = min(best, time.perf_counter() - t0)
-    assert best < 1.0
+        t0 = time.process_time()
+        res = probability_of_backtest_overfitting(m, n_splits=16)
+        best = min(best, time.process_time() - t0)
+    assert res.n_combinations == 12_870
+    assert best < 0.5
 
 
 def test_pbo_bad_input() -> None:
