@@ -17,7 +17,7 @@ section per statistic. Conventions:
 References
 ----------
 .. [1] A. W. Lo, "The Statistics of Sharpe Ratios", Financial Analysts Journal 58(4), 36-52,
-   2002 (iid-normal standard error, eq. 8).
+   2002 (asymptotic standard error under iid normal returns).
 .. [2] E. Mertens, "Comments on variance of the IID estimator in Lo (2002)", working paper,
    University of Basel, 2002; J. D. Opdyke, "Comparing Sharpe ratios: so where are the
    p-values?", Journal of Asset Management 8(5), 308-336, 2007 (non-normal iid standard error).
@@ -67,7 +67,7 @@ __all__ = [
 ]
 
 EULER_GAMMA: float = float(np.euler_gamma)
-"""Euler-Mascheroni constant, ``0.5772...`` (expected maximum of Gaussian draws, [4] eq. 6)."""
+"""Euler-Mascheroni constant, ``0.5772...`` (expected maximum of Gaussian draws, [4])."""
 
 _ZERO_SD_REL = 1e-6
 """A (sub-)sample whose std is below this fraction of its root mean square counts as zero
@@ -158,7 +158,7 @@ def return_moments(returns: ArrayLike | pd.Series) -> ReturnMoments:
 
 
 def _sr_variance_factor(sr: float, skew: float, kurtosis: float) -> float:
-    """``1 - skew*SR + (kurt - 1)/4 * SR^2`` (per-period SR): [2]; [3] eq. 8; [4] eq. 2."""
+    """``1 - skew*SR + (kurt - 1)/4 * SR^2`` (per-period SR): [2], [3], [4]."""
     return 1.0 - skew * sr + (kurtosis - 1.0) / 4.0 * sr * sr
 
 
@@ -199,8 +199,8 @@ def sharpe_standard_error(returns: ArrayLike | pd.Series, *, periods: int = PERI
 
     References
     ----------
-    Mertens (2002); Opdyke (2007), eq. for the iid non-normal case; Bailey & López de Prado
-    (2012) eq. 8.
+    Mertens (2002); Opdyke (2007), the iid non-normal case; Bailey & López de Prado (2012),
+    the distribution of the estimated Sharpe ratio.
     """
     return _mertens_se(return_moments(returns), periods)
 
@@ -216,8 +216,9 @@ def _mertens_se(m: ReturnMoments, periods: int) -> float:
 def sharpe_standard_error_iid(returns: ArrayLike | pd.Series, *, periods: int = PERIODS) -> float:
     """Standard error of the **annualized** Sharpe ratio for iid normal returns (Lo 2002).
 
-    Lo (2002), eq. 8 (asymptotic variance ``1 + SR^2 / 2`` of ``sqrt(n) * SR_hat``), on the
-    per-period ratio: ``se_pp = sqrt((1 + SR^2 / 2) / n)``; annualized ``se_pp * sqrt(periods)``.
+    Lo (2002), iid normal case (asymptotic variance ``1 + SR^2 / 2`` of
+    ``sqrt(n) * SR_hat``), on the per-period ratio: ``se_pp = sqrt((1 + SR^2 / 2) / n)``;
+    annualized ``se_pp * sqrt(periods)``.
     Kept for comparison; the product uses :func:`sharpe_standard_error` (Mertens), which allows
     for skew and fat tails.
 
@@ -293,7 +294,8 @@ def probabilistic_sharpe_ratio(
 ) -> float:
     """Probability that the true Sharpe ratio exceeds a benchmark (PSR).
 
-    Bailey & López de Prado (2012), eq. 11; (2014) eq. 2, all Sharpe ratios **per period**
+    Bailey & López de Prado (2012), PSR definition (restated in their 2014 DSR paper), all
+    Sharpe ratios **per period**
     (not annualized):
 
     ``PSR = Phi((SR - SR*) * sqrt(n - 1) / sqrt(1 - skew * SR + (kurt - 1) / 4 * SR^2))``.
@@ -345,7 +347,8 @@ def probabilistic_sharpe_ratio(
 def expected_max_sharpe(n_trials: int, var_sharpe: float, mean_sharpe: float = 0.0) -> float:
     """Expected maximum Sharpe ratio of ``n_trials`` independent trials (false-strategy theorem).
 
-    Bailey & López de Prado (2014), eq. 6 (also Bailey et al. 2014, Proposition 1):
+    Bailey & López de Prado (2014), expected maximum Sharpe ratio under the null (the false
+    strategy result; also Bailey, Borwein, López de Prado & Zhu 2014):
 
     ``E[max SR] ~= mean + sqrt(V) * ((1 - g) * Phi^{-1}(1 - 1/N) + g * Phi^{-1}(1 - 1/(N e)))``
 
@@ -383,7 +386,7 @@ def expected_max_sharpe(n_trials: int, var_sharpe: float, mean_sharpe: float = 0
 
 
 def _max_z(n_trials: int) -> float:
-    """``(1 - g) Phi^{-1}(1 - 1/N) + g Phi^{-1}(1 - 1/(N e))`` for ``N >= 2``: [4] eq. 6."""
+    """``(1 - g) Phi^{-1}(1 - 1/N) + g Phi^{-1}(1 - 1/(N e))`` for ``N >= 2`` ([4], [5])."""
     return float(
         (1.0 - EULER_GAMMA) * stats.norm.ppf(1.0 - 1.0 / n_trials)
         + EULER_GAMMA * stats.norm.ppf(1.0 - 1.0 / (n_trials * math.e))
@@ -399,7 +402,7 @@ def deflated_sharpe_ratio(
 ) -> float:
     """Deflated Sharpe ratio (DSR) of the selected trial's daily returns.
 
-    Bailey & López de Prado (2014), eq. 9: the PSR of the observed per-period Sharpe ratio
+    Bailey & López de Prado (2014), DSR definition: the PSR of the observed per-period Sharpe ratio
     against the expected maximum Sharpe ratio of ``n_trials`` skill-less trials,
     ``DSR = PSR(SR0)`` with ``SR0 = sqrt(V_pp) * ((1-g) Phi^{-1}(1-1/N) + g Phi^{-1}(1-1/(N e)))``.
 
@@ -491,9 +494,9 @@ def deflated_sharpe_from_trials(
 def min_backtest_length(n_trials: int, target_sharpe: float) -> float:
     """Minimum backtest length in **years** (MinBTL) for ``n_trials`` skill-less trials.
 
-    Bailey, Borwein, López de Prado & Zhu (2014), Theorem 2 / eq. 6: with annualized Sharpe
-    ratios of unit variance per year of data, the expected maximum of ``N`` skill-less trials
-    over ``y`` years is ``E[max_N] / sqrt(y)``; the backtest must be at least
+    Bailey, Borwein, López de Prado & Zhu (2014), eq. 6 and the MinBTL theorem: with
+    annualized Sharpe ratios of unit variance per year of data, the expected maximum of ``N``
+    skill-less trials over ``y`` years is ``E[max_N] / sqrt(y)``; the backtest must be at least
 
     ``MinBTL = ((1-g) Phi^{-1}(1-1/N) + g Phi^{-1}(1-1/(N e)))^2 / SR_target^2``
 
@@ -530,7 +533,7 @@ def min_track_record_length(
 ) -> float:
     """Minimum track record length in **observations** (MinTRL) for the PSR to reach ``level``.
 
-    Bailey & López de Prado (2012), eq. 12, all Sharpe ratios **per period**:
+    Bailey & López de Prado (2012), MinTRL definition, all Sharpe ratios **per period**:
 
     ``MinTRL = 1 + (1 - skew*SR + (kurt-1)/4*SR^2) * (Phi^{-1}(level) / (SR - SR*))^2``.
 
