@@ -175,6 +175,11 @@ class WalkForwardConfig(_Strict):
     test_days: int = Field(126, ge=5)
     step_days: int | None = Field(None, ge=5)
     min_test_days: int = Field(20, ge=1)
+    purge_days: int = Field(
+        0,
+        ge=0,
+        description="sessions left out between a training window's end and its test window",
+    )
     start: dt.date | None = None
     end: dt.date | None = None
 
@@ -353,6 +358,19 @@ class ExperimentSection(_Strict):
     initial_cash: float = Field(100_000.0, gt=0)
 
 
+class ReportConfig(_Strict):
+    """``[report]``: when a run's sample is too small for its ratios to mean anything.
+
+    A run with fewer than ``min_trades`` trades (opening orders, ``experiments.metrics``) or fewer
+    than ``min_days`` out-of-sample sessions shows "insufficient sample (n trades)" next to every
+    ratio (console, ``volsuite summary``, tearsheet); ``summary.json`` keeps the numbers and the
+    note (``metrics.sample``).
+    """
+
+    min_trades: int = Field(10, ge=0)
+    min_days: int = Field(60, ge=0)
+
+
 class TrackingConfig(_Strict):
     """``[tracking]``: where results go (defaults under ``results/``)."""
 
@@ -370,6 +388,7 @@ class ExperimentConfig(_Strict):
     walkforward: WalkForwardConfig = Field(default_factory=WalkForwardConfig)
     optimize: OptimizeConfig = Field(default_factory=OptimizeConfig)
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -18,10 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError
 
 from data_feeds import load_ohlc
-from experiments.config import ChainSourceSpec, ExperimentConfig, load_config
-from experiments.metrics import summary
+from experiments.config import (
+    ChainSourceSpec,
+    ConfigError,
+    ExperimentConfig,
+    OptimizeConfig,
+    load_config,
+)
+from experiments.metrics import fold_pbo, run_metrics
 from experiments.tearsheet import write_tearsheet
 from experiments.tracking import git_commit, log_run
 from experiments.walkforward import WalkForwardResult, make_folds, run_walkforward
@@ -114,8 +123,6 @@ def build_plugin(config: ExperimentConfig, data: dict[str, pd.DataFrame]) -> Str
     plugin = cls(fixed=config.strategy.params, broker=broker)
     missing = [k for k in plugin.data_needed() if k not in data]
     if missing:
-        from experiments.config import ConfigError
-
         raise ConfigError(f"[data] is missing {missing} needed by strategy {cls.name}")
     grid = {k: dim.values() for k, dim in config.strategy.search_space.items()}
     plugin.prepare(data, grid)
@@ -160,10 +167,8 @@ def run_experiment(
     """
     config_path = Path(config_path)
     config = load_config(config_path)
-    if trials is not None:
-        config.optimize.trials = trials
-    if seed is not None:
-        config.optimize.seed = seed
+    if trials is not None or seed is not None:
+        config.optimize = checked_overrides(config_path, config, trials=trials, seed=seed)
     data, reports = load_data(config)
     plugin = build_plugin(config, data)
     reports.extend(getattr(plugin, "reports", []))
@@ -193,13 +198,30 @@ def run_experiment(
         on_trial=on_trial,
         folds=folds,
     )
-    metrics = summary(wf.oos_returns, wf.daily_log)
+    pbos = [fold_pbo(fr.trial_returns) for fr in wf.folds]
+    metrics = run_metrics(
+        wf.oos_returns,
+        initial_cash=wf.initial_cash,
+        final_equity=wf.final_equity,
+        trades=wf.trades,
+        trial_sharpes=wf.trial_sharpes(),
+        fold_pbos=[p for p, _ in pbos],
+        is_sharpes=[fr.in_sample.get("sharpe", float("nan")) for fr in wf.folds],
+        min_trades=config.report.min_trades,
+        min_days=config.report.min_days,
+        costs=reported_costs(wf),
+    )
     market_source = str(wf.info.get("market_source", "n/a"))
     exp_dir = results_dir / config.experiment.name
     exp_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{run_id}-", dir=exp_dir))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; a run folder is as readable as any folder
     try:
-        _write_run_files(tmp, config_path, config, plugin, wf, metrics, market_source, reports)
+        _write_run_files(
+            tmp, config_path, config, plugin, wf, metrics, market_source, reports, pbos
+        )
         run_dir = exp_dir / run_id
         tmp.rename(run_dir)
     except BaseException:
@@ -234,23 +256,77 @@ def run_experiment(
     return RunOutcome(config, run_id, run_dir, mlflow_id, metrics, wf, reports, market_source)
 
 
+def checked_overrides(
+    config_path: Path, config: ExperimentConfig, *, trials: int | None, seed: int | None
+) -> OptimizeConfig:
+    """``[optimize]`` with the command line's ``--trials`` / ``--seed`` applied and validated.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the option: ``--trials`` below 1 or above the config limit, a negative
+        ``--seed``.
+    """
+    updates: dict[str, Any] = {}
+    if trials is not None:
+        updates["trials"] = trials
+    if seed is not None:
+        if seed < 0:
+            raise ConfigError(f"{config_path}: --seed: must be >= 0 (got {seed})")
+        updates["seed"] = seed
+    try:
+        return OptimizeConfig.model_validate({**config.optimize.model_dump(), **updates})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        option = "--" + str(err["loc"][0]) if err["loc"] else "--trials"
+        raise ConfigError(
+            f"{config_path}: {option}: {err['msg']} (got {err.get('input')!r})"
+        ) from None
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN/inf floats as None (strict JSON), recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def benchmark_name(config: ExperimentConfig, plugin: StrategyPlugin) -> str:
+    """Label of the tearsheet benchmark: ``"<root> buy-and-hold"`` of the plugin's underlying."""
+    root = getattr(plugin, "benchmark_label", None)
+    if root:
+        return str(root)
+    spec = config.data.sources().get("underlying")
+    name = spec.root if spec is not None and spec.root else config.strategy.name
+    return f"{name} buy-and-hold"
+
+
 def _write_run_files(
     folder: Path,
     config_path: Path,
     config: ExperimentConfig,
     plugin: StrategyPlugin,
     wf: WalkForwardResult,
-    metrics: dict[str, float],
+    metrics: dict[str, Any],
     market_source: str,
     reports: list[str],
+    pbos: list[tuple[float | None, str]],
 ) -> None:
     shutil.copyfile(config_path, folder / "config.toml")
     metrics.update(plugin.write_artifacts(folder))
     wf.oos_returns.rename("oos_return").to_csv(folder / "oos_returns.csv", index_label="date")
     wf.trades.to_csv(folder / "trades.csv", index=False)
     wf.daily_log.to_csv(folder / "daily_log.csv", index=False)
+    equity = wf.equity.copy()
+    equity["date"] = pd.DatetimeIndex(equity["date"]).date
+    equity.to_csv(folder / "equity.csv", index=False, float_format="%.6f")
     rows: list[dict[str, Any]] = []
-    for fr in wf.folds:
+    for fr, (pbo, pbo_note) in zip(wf.folds, pbos, strict=True):
+        is_sr, oos_sr = fr.in_sample.get("sharpe"), fr.oos_metrics.get("sharpe")
         rows.append(
             {
                 "fold": fr.fold.index,
@@ -258,37 +334,123 @@ def _write_run_files(
                 "train_end": fr.fold.train_end.date(),
                 "test_start": fr.fold.test_start.date(),
                 "test_end": fr.fold.test_end.date(),
+                "start_equity": fr.start_equity,
                 "best_objective": fr.best_value,
                 "n_trials": fr.n_trials,
                 "n_pruned": fr.n_pruned,
                 **{f"best.{k}": v for k, v in fr.best_params.items()},
                 **{f"is_{k}": v for k, v in fr.in_sample.items()},
                 **{f"oos_{k}": v for k, v in fr.oos_metrics.items()},
+                "oos_is_sharpe_ratio": oos_sr / is_sr if is_sr and is_sr > 0 else None,
+                "pbo": pbo,
+                "pbo_method": pbo_note,
             }
         )
-    pd.DataFrame(rows).to_csv(folder / "folds.csv", index=False)
-    title = (
-        f"{config.experiment.name}: {config.strategy.name}, walk-forward out-of-sample "
-        f"({len(wf.folds)} folds) — market data: {market_source}"
-    )
-    write_tearsheet(wf.oos_returns, plugin.benchmark(), folder / "tearsheet.html", title)
+    folds_frame = pd.DataFrame(rows)
+    folds_frame.to_csv(folder / "folds.csv", index=False)
     metrics.update(write_run_attribution([fr.out_of_sample for fr in wf.folds], folder))
-    metrics.update(reported_costs(wf))
+    evaluation = (
+        plugin.model_evaluation(wf.daily_log) if hasattr(plugin, "model_evaluation") else {}
+    )
+    for name, table in evaluation.items():
+        table.to_csv(folder / f"evaluation_{name}.csv", index=False)
+    bench_name = benchmark_name(config, plugin)
+    benchmark = plugin.benchmark()
+    write_report(
+        folder / "tearsheet.html",
+        config=config,
+        wf=wf,
+        metrics=metrics,
+        benchmark=benchmark,
+        benchmark_name=bench_name,
+        market_source=market_source,
+        folds=folds_frame,
+        evaluation=evaluation,
+    )
     (folder / "summary.json").write_text(
         json.dumps(
-            {
-                "experiment": config.experiment.name,
-                "strategy": config.strategy.name,
-                "market_source": market_source,
-                "oos_start": str(wf.oos_returns.index[0].date()),
-                "oos_end": str(wf.oos_returns.index[-1].date()),
-                "metrics": metrics,
-                "data": reports,
-                "seed": config.optimize.seed,
-                "trials": config.optimize.trials,
-            },
+            json_safe(
+                {
+                    "experiment": config.experiment.name,
+                    "strategy": config.strategy.name,
+                    "market_source": market_source,
+                    "benchmark": bench_name,
+                    "initial_cash": wf.initial_cash,
+                    "final_equity": wf.final_equity,
+                    "oos_start": str(wf.oos_returns.index[0].date()),
+                    "oos_end": str(wf.oos_returns.index[-1].date()),
+                    "metrics": metrics,
+                    "data": reports,
+                    "seed": config.optimize.seed,
+                    "trials": config.optimize.trials,
+                }
+            ),
             indent=2,
         )
+    )
+
+
+def write_report(
+    path: Path,
+    *,
+    config: ExperimentConfig,
+    wf: WalkForwardResult,
+    metrics: dict[str, Any],
+    benchmark: pd.Series,
+    benchmark_name: str,
+    market_source: str,
+    folds: pd.DataFrame,
+    evaluation: dict[str, pd.DataFrame],
+) -> Path:
+    """The run's tearsheet: our metrics (never quantstats' own) over the full OOS calendar.
+
+    The benchmark's metrics come from the same :mod:`experiments.metrics` functions on the
+    benchmark's returns over the out-of-sample sessions.
+    """
+    from experiments import metrics as perf
+
+    bench = benchmark.reindex(wf.oos_returns.index)
+    bench_metrics: dict[str, Any] = {
+        "sharpe": perf.sharpe(bench),
+        "sortino": perf.sortino(bench),
+        "cagr": perf.cagr(bench),
+        "volatility": perf.volatility(bench),
+        "max_drawdown": perf.max_drawdown(bench),
+        "calmar": perf.calmar(bench),
+        "total_return": perf.total_return(bench),
+        "days": float(bench.notna().sum()),
+    }
+    title = (
+        f"{config.experiment.name}: {config.strategy.name}, walk-forward out-of-sample "
+        f"({len(wf.folds)} folds) — market data: {market_source} — benchmark: {benchmark_name}"
+    )
+    fold_cols = [
+        c
+        for c in (
+            "fold",
+            "test_start",
+            "test_end",
+            "is_sharpe",
+            "oos_sharpe",
+            "oos_is_sharpe_ratio",
+            "pbo",
+            "oos_trades",
+        )
+        if c in folds.columns
+    ]
+    sections = [("Walk-forward folds: in-sample vs out-of-sample", folds[fold_cols])]
+    sections += [(f"Model evaluation: {name}", table) for name, table in evaluation.items()]
+    return write_tearsheet(
+        wf.oos_returns,
+        benchmark,
+        path,
+        title,
+        metrics=metrics,
+        benchmark_metrics=bench_metrics,
+        strategy_name=config.strategy.name,
+        market_source=market_source,
+        benchmark_name=benchmark_name,
+        sections=sections,
     )
 
 

@@ -11,52 +11,16 @@ printed. With ``--run`` the configs without a run folder (all of them with ``--r
 first. A config that does not validate, has no run folder, or whose run fails is a row with a
 ``status`` saying why, never a crash.
 
-Definitions (dollars unless said otherwise)
--------------------------------------------
-``sharpe``, ``total_return``, ``max_drawdown``
-    :func:`experiments.metrics.sharpe` / ``total_return`` / ``max_drawdown`` of the stitched
-    out-of-sample daily returns in ``oos_returns.csv`` (Sharpe annualized with 252 sessions,
-    ``rf = 0``); the Sharpe is checked against ``summary.json`` (a mismatch above 1e-9 is a
-    ``warn`` status).
-``days``
-    Out-of-sample sessions (rows of ``oos_returns.csv``).
-equity
-    Each fold's test window is a fresh backtest starting from ``[experiment] initial_cash``
-    (:func:`experiments.walkforward.run_walkforward`), so the equity of a day is the initial cash
-    compounded by that fold's returns up to the day (folds from ``folds.csv``).
-``net_pnl``
-    Sum over folds of ``initial_cash * (prod(1 + r) - 1)``.
-``trades``
-    Opening orders: an order is the fills sharing ``fold``, ``time`` (``date`` for share-only
-    runs) and ``tag``; it is opening when at least one of its fills makes the absolute position
-    in its contract grow or change sign (positions tracked per fold through fills and
-    settlements). Counted on the run's primary instrument: option fills when the run has any
-    (delta-hedge share trades and sales of assigned shares are then not trades), else share fills
-    (``ou_pairs``). A two-leg spread opened in one order is one trade; its closing order is not.
-``turnover``
-    Traded notional per year over mean equity: ``notional / mean(equity) / (days / 252)``, times
-    per year. Notional of an option fill ``|price| * 100 * |quantity|`` (premium, multiplier 100
-    for SPX, SPXW and SPY), of a share fill ``|price * shares|`` (SPX hedge units in index points).
-    Settlements, exercises and assignments are not trades and add no notional.
-``costs`` (>= 0)
-    ``cost_commission`` (option commissions and settlement fees, the ``commission`` column of
-    option fill and settlement rows) + ``cost_slippage`` (option fills vs mid:
-    ``quantity * (price - (bid + ask) / 2) * 100``, positive for buys above and sells below the
-    mid; the proxy quotes of ``zero_dte_straddle``'s VIX-proxy market count as quotes) +
-    ``cost_shares`` (the ``commission`` column of share fills: the whole
-    :class:`brokers.share_costs.ShareCostScheme` cost for ``ou_pairs`` (half spread, impact,
-    commission), the per-share commission for the options broker's share trades) +
-    ``cost_hedge_spread`` (delta-hedge half spreads, which ``trades.csv`` cannot show since it has
-    no mid of a share trade: ``-summary.json metrics["oos_cost.hedge_spread"]`` written by
-    :func:`experiments.runner.reported_costs`; a run with ``delta hedge`` share fills and no such
-    metric gets a ``warn`` status).
-``gross_pnl``
-    ``net_pnl + costs`` (P&L before costs).
-``costs_share``
-    ``costs / |gross_pnl|``: the share of the gross P&L eaten by costs, >= 0 whatever the sign of
-    the gross P&L (read it with ``gross_pnl``: above 1 the costs turned a gross gain into a net
-    loss; with a gross loss the costs add to it); 0 when ``costs`` is 0; NaN (``n/a``) when
-    ``gross_pnl`` is 0 and costs are not.
+Definitions
+-----------
+Every number comes from the run's ``summary.json`` (``metrics``), which
+:func:`experiments.metrics.run_metrics` computed once when the run finished; the definitions are in
+``experiments/metrics.py`` and docs/metrics.md (Sharpe annualized with 252 sessions, rf = 0, on the
+one continuous out-of-sample account; ``trades`` = opening orders; ``turnover``; ``costs`` and
+``costs_share``; ``deflated_sharpe``; ``pbo``). The Sharpe ratio is re-computed from
+``oos_returns.csv`` as a check (a mismatch above 1e-9 is a ``warn`` status). A run whose ``sample``
+is "insufficient sample (...)" shows that text instead of its Sharpe ratio and interval in the
+printed and Markdown tables (the CSV keeps the numbers and the ``sample`` column).
 ``status``
     ``ok``; ``warn: ...`` (row computed, something to check); ``no run: ...``; ``invalid config:
     ...``; ``missing data: ...`` (``--run`` and a data source cannot be read); ``run failed:
@@ -71,11 +35,10 @@ import os
 import re
 import tempfile
 import tomllib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
@@ -84,17 +47,16 @@ from rich.table import Table
 
 from data_feeds.errors import DataSourceError, DataValidationError, VolsuiteError
 from experiments import metrics as perf
-from experiments.config import ExperimentSection, TrackingConfig, load_config
+from experiments.config import TrackingConfig, load_config
 
 console = Console()
 err_console = Console(stderr=True)
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-OPTION_MULTIPLIER = 100.0
 #: A run folder name: ``<UTC stamp>-<6 hex digits>`` (:func:`experiments.runner.run_experiment`).
 RUN_ID = re.compile(r"^\d{8}T\d{6}-[0-9a-f]{6}$")
 SHARPE_TOL = 1e-9
-RUN_FILES = ("summary.json", "oos_returns.csv", "trades.csv")
+RUN_FILES = ("summary.json", "oos_returns.csv")
 
 COLUMNS = [
     "experiment",
@@ -104,6 +66,11 @@ COLUMNS = [
     "oos_end",
     "days",
     "sharpe",
+    "sharpe_ci_low",
+    "sharpe_ci_high",
+    "deflated_sharpe",
+    "pbo",
+    "sample",
     "total_return",
     "max_drawdown",
     "trades",
@@ -172,256 +139,25 @@ def read_oos_returns(path: Path) -> pd.Series:
     return out.rename("oos_return")
 
 
-def fold_ids(returns: pd.Series, folds: pd.DataFrame | None) -> np.ndarray:
-    """The fold of each out-of-sample date.
-
-    Parameters
-    ----------
-    returns : pandas.Series
-        Daily returns indexed by session date (:func:`read_oos_returns`).
-    folds : pandas.DataFrame or None
-        ``folds.csv`` (``test_start``, ``test_end`` dates, inclusive). None or empty: one fold.
-
-    Returns
-    -------
-    numpy.ndarray
-        int, shape ``(len(returns),)``: the row number of the fold whose test window holds the
-        date.
-
-    Raises
-    ------
-    RunFolderError
-        A date outside every test window.
-    """
-    ids = np.zeros(len(returns), dtype=int)
-    if folds is None or folds.empty:
-        return ids
-    ids[:] = -1
-    for k, row in enumerate(folds.itertuples()):
-        start, end = pd.Timestamp(row.test_start), pd.Timestamp(row.test_end)
-        ids[(returns.index >= start) & (returns.index <= end)] = k
-    if (ids < 0).any():
-        day = returns.index[ids < 0][0].date()
-        raise RunFolderError(f"oos_returns.csv: {day} is outside every test window of folds.csv")
-    return ids
-
-
-def fold_equity(returns: pd.Series, folds: pd.DataFrame | None, cash: float) -> pd.Series:
-    """End-of-day account value of the out-of-sample backtests, dollars.
-
-    Parameters
-    ----------
-    returns : pandas.Series
-        Daily simple returns (decimal), indexed by session date (:func:`read_oos_returns`).
-    folds : pandas.DataFrame or None
-        ``folds.csv``: each fold's test window is a fresh backtest from ``cash``
-        (:func:`experiments.walkforward.run_walkforward`). None: one window over the whole series.
-    cash : float
-        ``[experiment] initial_cash``, dollars.
-
-    Returns
-    -------
-    pandas.Series
-        ``cash * cumprod(1 + r)`` within each fold, same index as ``returns``.
-
-    Raises
-    ------
-    RunFolderError
-        A return date outside every fold's test window.
-    """
-    growth = (1.0 + returns.fillna(0.0)).groupby(fold_ids(returns, folds)).cumprod()
-    return (cash * growth).rename("equity")
-
-
-def net_pnl(returns: pd.Series, folds: pd.DataFrame | None, cash: float) -> float:
-    """Dollars gained out of sample: ``sum over folds of cash * (prod(1 + r) - 1)``.
-
-    Same inputs as :func:`fold_equity`.
-    """
-    growth = (1.0 + returns.fillna(0.0)).groupby(fold_ids(returns, folds)).prod()
-    return float((cash * (growth - 1.0)).sum())
-
-
-# -- trades.csv -----------------------------------------------------------------------------------
-def _fills(trades: pd.DataFrame) -> pd.DataFrame:
-    """Normalize the two trades.csv layouts to one frame of fills and settlements.
-
-    Options broker layout (``event`` column: fill / settlement / stock_fill) or share layout
-    (``ou_pairs``: ``fold, date, leg, size, price, commission, status``). Columns of the result:
-    ``fold, time, tag, key, kind`` (option / share / settlement), ``quantity, price, bid, ask,
-    commission``; rows of not-completed share orders (size 0) are dropped.
-    """
-    if "event" in trades:
-        t = trades
-        kind = t["event"].map({"fill": "option", "stock_fill": "share", "settlement": "settlement"})
-        unknown = kind.isna()
-        if unknown.any():
-            raise RunFolderError(
-                f"trades.csv: unknown event {t.loc[unknown, 'event'].iloc[0]!r} "
-                "(expected fill, stock_fill or settlement)"
-            )
-        key = (
-            t["root"].astype(str)
-            + "|"
-            + t.get("expiration", pd.Series("", index=t.index)).astype(str)
-            + "|"
-            + t.get("strike", pd.Series("", index=t.index)).astype(str)
-            + "|"
-            + t.get("right", pd.Series("", index=t.index)).astype(str)
-        )
-        out = pd.DataFrame(
-            {
-                "fold": t.get("fold", pd.Series(0, index=t.index)),
-                "time": t["time"].astype(str),
-                "tag": t.get("tag", pd.Series("", index=t.index)).fillna("").astype(str),
-                "key": key.where(kind != "share", "shares|" + t["root"].astype(str)),
-                "kind": kind,
-                "quantity": t["quantity"].astype(float),
-                "price": t["price"].astype(float),
-                "bid": t.get("bid", pd.Series(np.nan, index=t.index)).astype(float),
-                "ask": t.get("ask", pd.Series(np.nan, index=t.index)).astype(float),
-                "commission": t["commission"].fillna(0.0).astype(float),
-            }
-        )
-        return out
-    need = {"date", "leg", "size", "price", "commission"}
-    if not need <= set(trades.columns):
-        raise RunFolderError(
-            f"trades.csv: expected an 'event' column (options broker) or columns {sorted(need)} "
-            f"(share fills); got {list(trades.columns)}"
-        )
-    t = trades[trades["size"].astype(float) != 0.0]
-    if "status" in t:
-        t = t[t["status"] == "Completed"]
-    return pd.DataFrame(
-        {
-            "fold": t.get("fold", pd.Series(0, index=t.index)),
-            "time": t["date"].astype(str),
-            "tag": "",
-            "key": "shares|" + t["leg"].astype(str),
-            "kind": "share",
-            "quantity": t["size"].astype(float),
-            "price": t["price"].astype(float),
-            "bid": np.nan,
-            "ask": np.nan,
-            "commission": t["commission"].fillna(0.0).astype(float),
-        }
-    ).reset_index(drop=True)
-
-
-def opening_orders(fills: pd.DataFrame, kind: str) -> int:
-    """Number of opening orders of one instrument kind (see the module docstring, ``trades``).
-
-    Parameters
-    ----------
-    fills : pandas.DataFrame
-        :func:`_fills` output in file (time) order.
-    kind : {"option", "share"}
-        The instrument counted; settlements always update the option positions.
-
-    Returns
-    -------
-    int
-    """
-    opening: set[tuple[Any, str, str]] = set()
-    for _, grp in fills.groupby("fold", sort=False):
-        pos: dict[str, float] = {}
-        for row in grp.itertuples():
-            before = pos.get(row.key, 0.0)
-            if row.kind == "settlement":  # the settled quantity leaves the book
-                pos[row.key] = before - row.quantity
-                continue
-            after = before + row.quantity
-            pos[row.key] = after
-            if row.kind == kind and (abs(after) > abs(before) + 1e-9 or before * after < 0):
-                opening.add((row.fold, row.time, row.tag))
-    return len(opening)
-
-
-def trade_stats(trades: pd.DataFrame) -> dict[str, float]:
-    """Trades, notional and costs of one run's ``trades.csv`` (module docstring definitions).
-
-    Parameters
-    ----------
-    trades : pandas.DataFrame
-        ``trades.csv`` as read by :func:`pandas.read_csv` (either layout).
-
-    Returns
-    -------
-    dict
-        ``trades`` (opening orders), ``notional`` (dollars), ``cost_commission``,
-        ``cost_slippage``, ``cost_shares`` (dollars, as charged), ``hedge_fills`` (share fills
-        tagged ``delta hedge``) and ``unquoted_fills`` (option fills without a bid/ask, whose
-        slippage is unknown and counted as 0).
-
-    Raises
-    ------
-    RunFolderError
-        Unknown layout or event.
-    """
-    if trades.empty:
-        zero = ("trades", "notional", "cost_commission", "cost_slippage", "cost_shares")
-        return {k: 0.0 for k in (*zero, "hedge_fills", "unquoted_fills")}
-    f = _fills(trades)
-    opt = f[f["kind"] == "option"]
-    shares = f[f["kind"] == "share"]
-    settle = f[f["kind"] == "settlement"]
-    quoted = opt["bid"].notna() & opt["ask"].notna()
-    mid = 0.5 * (opt["bid"] + opt["ask"])
-    slippage = (opt["quantity"] * (opt["price"] - mid) * OPTION_MULTIPLIER)[quoted]
-    notional = float((opt["price"].abs() * OPTION_MULTIPLIER * opt["quantity"].abs()).sum())
-    notional += float((shares["price"] * shares["quantity"]).abs().sum())
-    return {
-        "trades": float(opening_orders(f, "option" if len(opt) else "share")),
-        "notional": notional,
-        "cost_commission": float(opt["commission"].sum() + settle["commission"].sum()),
-        "cost_slippage": float(slippage.sum()),
-        "cost_shares": float(shares["commission"].sum()),
-        "hedge_fills": float((shares["tag"] == "delta hedge").sum()),
-        "unquoted_fills": float((~quoted).sum()),
-    }
-
-
-def costs_share(costs: float, gross: float) -> float:
-    """``costs / |gross|``; 0 when ``costs`` is 0, NaN when ``gross`` is 0 and costs are not."""
-    if costs == 0:
-        return 0.0
-    return float("nan") if gross == 0 else costs / abs(gross)
-
-
 # -- one row ---------------------------------------------------------------------------------------
-def _initial_cash(run_dir: Path) -> float:
-    """``[experiment] initial_cash`` of the run's ``config.toml`` (model default if absent)."""
-    default = float(ExperimentSection.model_fields["initial_cash"].default)
-    path = run_dir / "config.toml"
-    if not path.exists():
-        return default
-    try:
-        return float(
-            tomllib.loads(path.read_text()).get("experiment", {}).get("initial_cash", default)
-        )
-    except (tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
-        raise RunFolderError(f"{path}: experiment.initial_cash unreadable ({exc})") from None
-
-
 def summarize_run(run_dir: Path) -> dict[str, Any]:
-    """One summary row from a ``volsuite run`` folder.
+    """One summary row from a ``volsuite run`` folder: the run's own ``summary.json`` metrics.
 
     Parameters
     ----------
     run_dir : pathlib.Path
-        ``<results_dir>/<experiment>/<run id>/`` with ``summary.json``, ``oos_returns.csv``,
-        ``trades.csv`` (``folds.csv`` and ``config.toml`` used when present).
+        ``<results_dir>/<experiment>/<run id>/`` with ``summary.json`` and ``oos_returns.csv``.
 
     Returns
     -------
     dict
-        The :data:`COLUMNS` except ``config`` (module docstring definitions).
+        The :data:`COLUMNS` except ``config``.
 
     Raises
     ------
     RunFolderError
-        A needed file is missing or malformed.
+        A needed file is missing or malformed, or ``summary.json`` predates the one metrics
+        source (no ``final_equity``: rerun the config).
     """
     import json
 
@@ -432,67 +168,32 @@ def summarize_run(run_dir: Path) -> dict[str, Any]:
         summary = json.loads((run_dir / "summary.json").read_text())
     except json.JSONDecodeError as exc:
         raise RunFolderError(f"{run_dir / 'summary.json'}: invalid JSON ({exc})") from None
-    reported = summary.get("metrics", {})
+    m = summary.get("metrics", {})
+    if "final_equity" not in m:
+        raise RunFolderError(
+            f"{run_dir / 'summary.json'}: written before the continuous account (no "
+            "metrics.final_equity); rerun the config (volsuite summary --run --rerun)"
+        )
     returns = read_oos_returns(run_dir / "oos_returns.csv")
-    folds = pd.read_csv(run_dir / "folds.csv") if (run_dir / "folds.csv").exists() else None
-    cash = _initial_cash(run_dir)
-    equity = fold_equity(returns, folds, cash)
-    net = net_pnl(returns, folds, cash)
-    try:
-        trades = pd.read_csv(run_dir / "trades.csv", low_memory=False)
-    except pd.errors.EmptyDataError:  # a run without any fill writes an empty file
-        trades = pd.DataFrame()
-    stats = trade_stats(trades)
-    hedge_spread = reported.get("oos_cost.hedge_spread")
-    cost_hedge = 0.0 - float(hedge_spread) if hedge_spread is not None else 0.0
-    cost_parts = {
-        "cost_commission": stats["cost_commission"],
-        "cost_slippage": stats["cost_slippage"],
-        "cost_shares": stats["cost_shares"],
-        "cost_hedge_spread": cost_hedge,
-    }
-    costs = float(sum(cost_parts.values()))
-    gross = net + costs
-    days = len(returns)
-    mean_equity = float(equity.mean()) if days else float("nan")
-    years = days / perf.PERIODS
-    turnover = stats["notional"] / mean_equity / years if days and mean_equity > 0 else float("nan")
-    sharpe = perf.sharpe(returns)
     warnings = []
-    if "sharpe" in reported and not math.isclose(
-        sharpe, float(reported["sharpe"]), rel_tol=0.0, abs_tol=SHARPE_TOL
-    ):
+    sharpe = perf.sharpe(returns)
+    if not math.isclose(sharpe, float(m["sharpe"]), rel_tol=0.0, abs_tol=SHARPE_TOL):
         warnings.append(
-            f"Sharpe {sharpe:.6g} from oos_returns.csv != {float(reported['sharpe']):.6g} in "
-            "summary.json"
+            f"Sharpe {sharpe:.6g} from oos_returns.csv != {float(m['sharpe']):.6g} in summary.json"
         )
-    if stats["hedge_fills"] and hedge_spread is None:
-        warnings.append(
-            f"{int(stats['hedge_fills'])} delta-hedge share fills but no oos_cost.hedge_spread in "
-            "summary.json (run predates it): hedge half spreads not in costs"
-        )
-    if stats["unquoted_fills"]:
-        warnings.append(f"{int(stats['unquoted_fills'])} option fills without bid/ask: slippage 0")
-    return {
-        "experiment": summary.get("experiment", run_dir.parent.name),
-        "strategy": summary.get("strategy", ""),
-        "market_source": summary.get("market_source", ""),
-        "oos_start": str(returns.index[0].date()) if days else "",
-        "oos_end": str(returns.index[-1].date()) if days else "",
-        "days": days,
-        "sharpe": sharpe,
-        "total_return": perf.total_return(returns),
-        "max_drawdown": perf.max_drawdown(returns),
-        "trades": int(stats["trades"]),
-        "turnover": turnover,
-        "net_pnl": net,
-        "gross_pnl": gross,
-        "costs": costs,
-        "costs_share": costs_share(costs, gross),
-        **cost_parts,
-        "status": "warn: " + "; ".join(warnings) if warnings else "ok",
-        "run_dir": str(run_dir),
-    }
+    if m.get("unquoted_fills"):
+        warnings.append(f"{int(m['unquoted_fills'])} option fills without bid/ask: slippage 0")
+    row = {c: m.get(c) for c in COLUMNS if c in m}
+    row.update(
+        experiment=summary.get("experiment", run_dir.parent.name),
+        strategy=summary.get("strategy", ""),
+        market_source=summary.get("market_source", ""),
+        oos_start=summary.get("oos_start", ""),
+        oos_end=summary.get("oos_end", ""),
+        status="warn: " + "; ".join(warnings) if warnings else "ok",
+        run_dir=str(run_dir),
+    )
+    return row
 
 
 def _status_row(experiment: str, strategy: str, config: Path, status: str) -> dict[str, Any]:
@@ -654,14 +355,37 @@ def _fmt(value: Any, kind: str) -> str:
     return str(value)
 
 
+def display_cells(row: Mapping[str, Any]) -> list[str]:
+    """The :data:`DISPLAY` cells of one row; an insufficient sample replaces the Sharpe ratio
+    and its interval by the ``sample`` note."""
+    cells = []
+    for col, _, kind in DISPLAY:
+        if col in ("sharpe", "sharpe_ci") and row.get("sample"):
+            cells.append(str(row["sample"]) if col == "sharpe" else "")
+        elif kind == "ci":
+            lo, hi = row.get("sharpe_ci_low"), row.get("sharpe_ci_high")
+            cells.append(
+                "n/a"
+                if lo is None or hi is None or pd.isna(lo) or pd.isna(hi)
+                else f"[{lo:.2f}, {hi:.2f}]"
+            )
+        else:
+            cells.append(_fmt(row.get(col), kind))
+    return cells
+
+
 #: Columns of the printed and Markdown tables: (column, header, format).
 DISPLAY = [
     ("experiment", "experiment", "text"),
     ("strategy", "strategy", "text"),
     ("oos_start", "OOS start", "text"),
     ("oos_end", "OOS end", "text"),
+    ("market_source", "market", "text"),
     ("days", "days", "int"),
     ("sharpe", "Sharpe", "x"),
+    ("sharpe_ci", "Sharpe 95% CI", "ci"),
+    ("deflated_sharpe", "DSR", "x"),
+    ("pbo", "PBO", "x"),
     ("total_return", "total return", "pct"),
     ("max_drawdown", "max DD", "pct"),
     ("trades", "trades", "int"),
@@ -682,16 +406,18 @@ def to_markdown(frame: pd.DataFrame) -> str:
         "|" + "|".join("---" if k == "text" else "---:" for _, _, k in DISPLAY) + "|",
     ]
     for row in frame.to_dict("records"):
-        cells = [_fmt(row[c], k).replace("|", "\\|") for c, _, k in DISPLAY]
+        cells = [c.replace("|", "\\|") for c in display_cells(row)]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        "Sharpe: annualized (252), rf = 0, from oos_returns.csv. trades: opening orders of the "
-        "primary instrument (options, else shares). turnover: traded notional (options |premium| "
-        "x 100 x qty, shares |price x shares|) / mean equity, per year. costs: commissions + "
+        "Every number is the run's summary.json (experiments.metrics.run_metrics, computed "
+        "once). Sharpe: annualized (252), rf = 0, on the one continuous out-of-sample account, "
+        "95% interval from its non-normal standard error (Mertens 2002). DSR: deflated Sharpe "
+        "ratio over the study's trials (Bailey and Lopez de Prado 2014). PBO: probability of "
+        "backtest overfitting by CSCV, mean over folds (Bailey et al. 2017). trades: opening "
+        "orders. turnover: traded notional / mean equity, per year. costs: commissions + "
         "settlement fees + option slippage vs mid + share cost model + hedge half spreads; "
-        "gross P&L = net + costs; costs/|gross| >= 0 (n/a when gross is 0). Definitions: "
-        "`experiments/summary.py`.",
+        "gross P&L = net + costs. Definitions: docs/metrics.md.",
         "",
     ]
     return "\n".join(lines)
@@ -719,7 +445,7 @@ def rich_table(frame: pd.DataFrame) -> Table:
     for row in frame.to_dict("records"):
         status = str(row["status"])
         style = "green" if status == "ok" else "yellow" if status.startswith("warn") else "red"
-        cells = [escape(_fmt(row[c], k)) for c, _, k in DISPLAY]
+        cells = [escape(c) for c in display_cells(row)]
         cells[-1] = f"[{style}]{escape(status)}[/]"
         table.add_row(*cells)
     return table
@@ -794,16 +520,11 @@ def register(app: typer.Typer) -> None:
 __all__ = [
     "COLUMNS",
     "build_summary",
-    "costs_share",
-    "fold_equity",
-    "fold_ids",
-    "net_pnl",
+    "display_cells",
     "newest_run",
-    "opening_orders",
     "register",
     "summarize_run",
     "summary_frame",
     "summary_row",
-    "trade_stats",
     "write_summary",
 ]

@@ -1,10 +1,22 @@
 """Walk-forward optimization: per-fold Optuna studies in-sample, best parameters out-of-sample.
 
 For each fold the study maximizes the configured objective over the training sessions; the best
-trial's parameters then run on the fold's test sessions; the test returns of all folds are stitched
-into one out-of-sample series. Indicators are causal and computed once on the whole history
-(``StrategyPlugin.prepare``), so a test window's first day has its full warm-up without seeing
-anything after it.
+trial's parameters then run on the fold's test sessions. Indicators are causal and computed once on
+the whole history (``StrategyPlugin.prepare``), so a test window's first day has its full warm-up
+without seeing anything after it.
+
+One continuous out-of-sample account: fold ``k``'s test backtest starts with the equity fold
+``k - 1`` ended with (fold 0 with ``[experiment] initial_cash``). Every backtest window ends flat:
+positions still open after its last bar are closed at their marks (``window end`` rows of
+``trades.csv``, :meth:`brokers.OptionsBroker.close_out`), so fold ``k + 1`` starts in cash and the
+stitched returns compound to ``final equity / initial cash - 1`` exactly (docs/metrics.md).
+
+Purge and embargo (López de Prado 2018, ch. 7): an in-sample trial is a backtest that ends flat at
+its training window's last session, so no in-sample trade's holding period reaches into the test
+window and its P&L uses no price after the training window. ``[walkforward] purge_days`` leaves a
+further gap of sessions between the two windows when wanted. Training windows always precede their
+test window, so the embargo of that chapter (dropping training data right after a test window)
+never applies.
 """
 
 from __future__ import annotations
@@ -13,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import optuna
 import pandas as pd
 from pydantic import ValidationError
@@ -30,7 +43,8 @@ class WalkForwardError(VolsuiteError, ValueError):
 
 @dataclass(frozen=True)
 class Fold:
-    """One walk-forward fold: inclusive session bounds of its train and test windows."""
+    """One walk-forward fold: inclusive session bounds of its train and test windows (the train
+    window ends ``purge`` sessions before the test window starts)."""
 
     index: int
     train_start: pd.Timestamp
@@ -49,7 +63,8 @@ def make_folds(days: pd.DatetimeIndex, config: WFConfig) -> list[Fold]:
     days : pandas.DatetimeIndex
         The strategy's trading sessions (increasing).
     config : WalkForwardConfig
-        Scheme (rolling/anchored), train/test/step lengths in sessions, optional start/end dates.
+        Scheme (rolling/anchored), train/test/step lengths in sessions, ``purge_days`` (the
+        training window ends that many sessions before its test window), optional start/end dates.
 
     Returns
     -------
@@ -68,6 +83,12 @@ def make_folds(days: pd.DatetimeIndex, config: WFConfig) -> list[Fold]:
         days = days[days <= pd.Timestamp(config.end).tz_localize(days.tz)]
     n, train, test = len(days), config.train_days, config.test_days
     step = config.step_days or test
+    purge = config.purge_days
+    if purge < 0 or purge >= train - 1:
+        raise WalkForwardError(
+            f"walkforward: purge_days ({purge}) must be >= 0 and leave at least 2 of the "
+            f"train_days ({train}) sessions"
+        )
     if n < train + config.min_test_days:
         raise WalkForwardError(
             f"walkforward: {n} trading sessions, need at least train_days ({train}) + "
@@ -82,10 +103,10 @@ def make_folds(days: pd.DatetimeIndex, config: WFConfig) -> list[Fold]:
             Fold(
                 len(folds),
                 days[train_start],
-                days[test_start - 1],
+                days[test_start - 1 - purge],
                 days[test_start],
                 days[test_end],
-                test_start - train_start,
+                test_start - purge - train_start,
                 test_end - test_start + 1,
             )
         )
@@ -119,17 +140,54 @@ class FoldResult:
     out_of_sample: BacktestResult
     oos_metrics: dict[str, float]
     study_name: str
+    start_equity: float = 0.0
+    trial_returns: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass
 class WalkForwardResult:
-    """All folds plus the stitched out-of-sample series."""
+    """All folds plus the one continuous out-of-sample account.
+
+    Attributes
+    ----------
+    folds : list of FoldResult
+        In time order; ``trial_returns`` of each holds every completed trial's in-sample daily
+        returns (sessions x trial numbers), the matrix of the PBO.
+    oos_returns : pandas.Series
+        Daily returns of the continuous out-of-sample equity (``equity[t] / equity[t-1] - 1``,
+        the first day against the initial cash).
+    trades : pandas.DataFrame
+        Every out-of-sample fill, settlement and window-end close, with its ``fold``.
+    daily_log : pandas.DataFrame
+        The strategy's out-of-sample decision log, with ``fold``.
+    equity : pandas.DataFrame
+        ``date, fold, cash, positions_value, equity`` (dollars) per out-of-sample session.
+    initial_cash : float
+        Dollars at the start of fold 0.
+    info : dict
+        The first fold's backtest ``info`` (e.g. ``market_source``).
+    """
 
     folds: list[FoldResult]
     oos_returns: pd.Series
     trades: pd.DataFrame
     daily_log: pd.DataFrame
+    equity: pd.DataFrame = field(default_factory=pd.DataFrame)
+    initial_cash: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def final_equity(self) -> float:
+        """Dollars at the end of the last fold."""
+        return float(self.equity["equity"].iloc[-1]) if len(self.equity) else self.initial_cash
+
+    def trial_sharpes(self) -> list[float]:
+        """Annualized in-sample Sharpe ratio of every completed trial of every fold."""
+        from experiments.metrics import sharpe
+
+        return [
+            sharpe(fr.trial_returns[c]) for fr in self.folds for c in fr.trial_returns.columns
+        ]
 
 
 def run_walkforward(
@@ -161,7 +219,8 @@ def run_walkforward(
         Trials, objective, sampler and seed. Fold ``k``'s sampler is seeded with ``seed + k``, so a
         config and seed give the same studies every time (single-threaded Optuna).
     cash : float
-        Starting cash of every backtest (dollars).
+        Dollars: the starting cash of every in-sample trial and of fold 0's test backtest; fold
+        ``k``'s test backtest starts with fold ``k - 1``'s final equity.
     storage : str or None
         Optuna storage URL (``sqlite:///results/optuna.db``) or None for in-memory.
     study_prefix : str
@@ -179,9 +238,13 @@ def run_walkforward(
     objective_fn = OBJECTIVES[opt.objective]
     folds = list(folds) if folds is not None else make_folds(plugin.trading_days(), wf)
     results: list[FoldResult] = []
+    equity = float(cash)
     for fold in folds:
+        trial_returns: dict[int, pd.Series] = {}
 
-        def objective(trial: optuna.Trial, fold: Fold = fold) -> float:
+        def objective(
+            trial: optuna.Trial, fold: Fold = fold, kept: dict[int, pd.Series] = trial_returns
+        ) -> float:
             values = {**fixed, **suggest(trial, space)}
             try:
                 params = plugin.Params(**values)
@@ -189,7 +252,8 @@ def run_walkforward(
                 raise optuna.TrialPruned(str(exc.errors()[0]["msg"])) from None
             res = plugin.backtest(params, fold.train_start, fold.train_end, cash=cash)
             # kept on the trial so the best one's in-sample run need not be repeated
-            trial.set_user_attr("in_sample", summary(res.returns, res.daily_log))
+            trial.set_user_attr("in_sample", summary(res.returns, res.trades))
+            kept[trial.number] = res.returns
             return objective_fn(res.returns)
 
         sampler = (
@@ -208,6 +272,7 @@ def run_walkforward(
         callbacks = [lambda s, t, k=fold.index: on_trial(k, t.number)] if on_trial else []
         study.optimize(objective, n_trials=opt.trials, callbacks=callbacks, n_jobs=1)
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        complete_ids = {t.number for t in complete}
         if complete:
             best_params, best_value = dict(study.best_params), float(study.best_value)
             in_sample = dict(study.best_trial.user_attrs["in_sample"])
@@ -216,8 +281,11 @@ def run_walkforward(
             best_params, best_value = {}, float("nan")
             params = plugin.Params(**fixed)
             ins = plugin.backtest(params, fold.train_start, fold.train_end, cash=cash)
-            in_sample = summary(ins.returns, ins.daily_log)
-        oos = plugin.backtest(params, fold.test_start, fold.test_end, cash=cash)
+            in_sample = summary(ins.returns, ins.trades)
+        oos = plugin.backtest(params, fold.test_start, fold.test_end, cash=equity)
+        start_equity = equity
+        if len(oos.value):
+            equity = float(oos.value.iloc[-1])
         results.append(
             FoldResult(
                 fold=fold,
@@ -227,16 +295,69 @@ def run_walkforward(
                 n_pruned=len(study.trials) - len(complete),
                 in_sample=in_sample,
                 out_of_sample=oos,
-                oos_metrics=summary(oos.returns, oos.daily_log),
+                oos_metrics=summary(oos.returns, oos.trades),
                 study_name=name,
+                start_equity=start_equity,
+                trial_returns=pd.DataFrame(
+                    {k: trial_returns[k] for k in sorted(trial_returns) if k in complete_ids}
+                ),
             )
         )
-    oos_returns = pd.concat([r.out_of_sample.returns for r in results]).rename("strategy")
     trades = pd.concat(
         [r.out_of_sample.trades.assign(fold=r.fold.index) for r in results], ignore_index=True
     )
     daily_log = pd.concat(
         [r.out_of_sample.daily_log.assign(fold=r.fold.index) for r in results], ignore_index=True
     )
+    equity_frame = equity_table(results)
+    values = equity_frame["equity"].to_numpy()
+    prev = np.concatenate([[float(cash)], values[:-1]])
+    oos_returns = pd.Series(
+        values / prev - 1.0, index=pd.DatetimeIndex(equity_frame.index), name="strategy"
+    )
     info = dict(results[0].out_of_sample.info) if results else {}
-    return WalkForwardResult(results, oos_returns, trades, daily_log, info)
+    return WalkForwardResult(
+        results,
+        oos_returns,
+        trades,
+        daily_log,
+        equity_frame.reset_index(names="date"),
+        float(cash),
+        info,
+    )
+
+
+def equity_table(results: Sequence[FoldResult]) -> pd.DataFrame:
+    """The continuous out-of-sample account: ``fold, cash, positions_value, equity`` per session.
+
+    Parameters
+    ----------
+    results : sequence of FoldResult
+        Folds in time order; each out-of-sample backtest's ``value`` (dollars) and, where the
+        plugin ran :func:`strategies.base.run_cerebro`, its cash (``value.attrs["cash"]``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by session (tz-aware), dollars. ``cash`` is NaN for a backtest that did not
+        record it (then ``positions_value`` is NaN too).
+    """
+    frames = []
+    for r in results:
+        value = r.out_of_sample.value.astype(float)
+        cash_map = value.attrs.get("cash") or {}
+        cash = pd.Series([cash_map.get(ts, np.nan) for ts in value.index], index=value.index)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "fold": r.fold.index,
+                    "cash": cash,
+                    "positions_value": value - cash,
+                    "equity": value,
+                },
+                index=value.index,
+            )
+        )
+    if not frames:
+        return pd.DataFrame(columns=["fold", "cash", "positions_value", "equity"])
+    return pd.concat(frames)

@@ -282,3 +282,45 @@ def run_cerebro(
     prev = np.concatenate([[cash], value.to_numpy()[:-1]])
     returns = pd.Series(value.to_numpy() / prev - 1.0, index=index, name="returns")
     return strategy, value, returns
+
+
+def window_end_rows(
+    broker: bt.brokers.BackBroker, feeds: Sequence[bt.feeds.DataBase]
+) -> pd.DataFrame:
+    """Share positions of a backtrader broker still open after the last bar, as window-end rows.
+
+    The share-strategy twin of :meth:`brokers.OptionsBroker.close_out`: each open position is
+    closed at its data's last close with no cost (the account value does not change), so the
+    fills of a window plus these rows account for its whole change of value.
+
+    Parameters
+    ----------
+    broker : backtrader.brokers.BackBroker
+        The finished run's broker.
+    feeds : sequence of backtrader data feeds
+        The traded data; ``_name`` names the leg.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``date, leg, size, price, commission, status, cash_flow`` (dollars; ``size`` in
+        shares, the closing trade's sign; ``status = "window_end"``); empty when flat.
+    """
+    rows = []
+    for data in feeds:
+        size = float(broker.getposition(data).size)
+        if size:
+            price = float(data.close[0])
+            rows.append(
+                {
+                    "date": data.datetime.date(0),
+                    "leg": data._name,
+                    "size": -size,
+                    "price": price,
+                    "commission": 0.0,
+                    "status": "window_end",
+                    "cash_flow": size * price,
+                }
+            )
+    columns = ["date", "leg", "size", "price", "commission", "status", "cash_flow"]
+    return pd.DataFrame(rows, columns=columns)

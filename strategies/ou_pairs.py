@@ -47,7 +47,13 @@ from brokers.share_costs import ShareCostScheme, past_daily_vol_and_adv, share_t
 from data_feeds.ohlc import fingerprint
 from data_feeds.spread_feed import align_legs, apply_health, formation_table, pair_feeds
 from pricing.ou import bertram_thresholds, leung_li_levels
-from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
+from strategies.base import (
+    BacktestResult,
+    StrategyParams,
+    StrategyPlugin,
+    run_cerebro,
+    window_end_rows,
+)
 from strategies.risk import RiskConfig, RiskMixin, VolManagedSizer, fixed_fractional_units
 
 LEVEL_COLUMNS = (
@@ -728,13 +734,18 @@ class OUPairs(StrategyPlugin):
             },
         )
         keep = (value.index >= start) & (value.index <= end)
+        fills = pd.DataFrame(
+            strat.fills, columns=["date", "leg", "size", "price", "commission", "status"]
+        )
+        fills["cash_flow"] = -fills["size"] * fills["price"].fillna(0.0) - fills["commission"]
+        fills = pd.concat([fills, window_end_rows(broker, [feed_y, feed_x])], ignore_index=True)
         log = pd.DataFrame(strat.log_rows)
         if not log.empty:
             log = log.loc[pd.to_datetime(log["date"]) >= start.tz_localize(None)]
         return BacktestResult(
             returns=returns.loc[keep],
             value=value.loc[keep],
-            trades=pd.DataFrame(strat.fills),
+            trades=fills,
             daily_log=log.reset_index(drop=True),
             info={
                 "market_source": f"pair {params.y_symbol}/{params.x_symbol} daily closes",
