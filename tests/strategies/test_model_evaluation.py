@@ -285,3 +285,35 @@ def test_vrp_signalled_rows_match_the_signal_rule(shared_data: Path, chain_store
     trades = log.loc[np.isfinite(log["net_pnl"].to_numpy(float)), "net_pnl"]
     assert hits["signal"]["n_trades"] == len(trades)
     assert hits["signal"]["hit_rate"] == pytest.approx((trades > 0).mean())
+
+
+@pytest.mark.shared_data
+def test_vol_of_vol_signalled_rows_match_the_signal_rule(
+    shared_data: Path, chain_store_2019
+) -> None:
+    from data_feeds import load_vvix
+
+    start, end = "2017-01-01", "2019-07-31"
+    spx = load_ohlc(str(shared_data / "index/spx_vix_spy_qqq_daily.csv"), root="SPX",
+                    start=start, end=end)
+    vix = load_ohlc(str(shared_data / "index/vix_daily.csv"), start=start, end=end)
+    vvix, _ = load_vvix(shared_data / "index/vvix_daily.csv")
+    fixed = {"rate": 0.024, "fit_window": 252, "min_fit": 63, "vvix_threshold": 0.5,
+             "residual_threshold": 0.5, "account_risk": 0.02,
+             "max_contracts": 5}  # the settings of test_vol_of_vol.py
+    plugin = VolOfVolGamma(fixed, {"commission_per_contract": 1.0, "slippage_spread_fraction": 0.5})
+    plugin.prepare({"underlying": spx, "vix": vix, "vvix": vvix, "chains": chain_store_2019}, {})
+    days = plugin.trading_days()
+    log = plugin.backtest(plugin.base, days[0], days[-1], cash=1_000_000.0).daily_log
+    hits = _rows(plugin.model_evaluation(log)["signal_hit_rates"], "signal")
+    assert not [k for k in hits if k.startswith("unknown")]
+    # Independent rule: with a flat book (not holding / closing) and before the window's last
+    # day, the signal fires when vvix_stat > vvix_threshold and residual_z < -residual_threshold.
+    flat = ~log["status"].isin(["holding", "closed", "exit_deferred", "window_end"]).to_numpy()
+    stat, rz = log["vvix_stat"].to_numpy(float), log["residual_z"].to_numpy(float)
+    fired = flat & (stat > plugin.base.vvix_threshold) & (rz < -plugin.base.residual_threshold)
+    assert hits["signal"]["n_signals"] == int(fired.sum()) > 0
+    pnl = log.get("net_pnl", pd.Series(np.nan, index=log.index)).to_numpy(float)
+    trades = pnl[np.isfinite(pnl)]
+    assert hits["signal"]["n_trades"] == len(trades)
+    assert hits["signal"]["total_net_pnl"] == pytest.approx(trades.sum())
