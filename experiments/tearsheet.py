@@ -251,8 +251,9 @@ def frame_table(frame: pd.DataFrame) -> str:
     Parameters
     ----------
     frame : pandas.DataFrame
-        Any table; cells that are NaN/None/NA render ``n/a``; floats with 4 significant digits
-        below 100 in absolute value, else with thousands separators and 2 decimals.
+        Any table; cells that are NaN/None/NA render ``n/a``, empty strings an em dash (not
+        applicable); floats with 4 significant digits below 100 in absolute value, else with
+        thousands separators and 2 decimals.
 
     Returns
     -------
@@ -312,7 +313,7 @@ def _cell(value: Any) -> str:
         return f"{x:,.2f}" if abs(x) >= 100 else f"{x:.4g}"
     if isinstance(value, pd.Timestamp):
         return value.strftime("%Y-%m-%d") if value == value.normalize() else str(value)
-    return str(value)
+    return str(value) if str(value) else _DASH
 
 
 def _row(label: str, strategy: str, bench: str, note: str) -> str:

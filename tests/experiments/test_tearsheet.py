@@ -72,7 +72,7 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     rng = np.random.default_rng(3)
     strat = pd.Series(np.r_[np.zeros(20), rng.normal(0.001, 0.01, 31)], index=idx)
     bench = pd.Series(rng.normal(0.0003, 0.01, 51), index=idx)
-    folds = pd.DataFrame({"is_sharpe": [1.5, np.nan], "oos_sharpe": [0.9, 0.2]},
+    folds = pd.DataFrame({"is_sharpe": [1.5, np.nan], "oos_sharpe": [0.9, 0.2], "x": ["", "y"]},
                          index=pd.Index([0, 1], name="fold"))
     html = _write(tmp, strat, bench, notes=["walk-forward: 2 folds"],
                   sections=[("In-sample vs out-of-sample Sharpe per fold", folds)])
@@ -142,9 +142,9 @@ def test_sections_after_headline_with_na(page: tuple[str, Path]) -> None:
     html = page[0]
     at = html.index("<h2>In-sample vs out-of-sample Sharpe per fold</h2>")
     assert at > html.index("</table>")
-    assert ("<tr><th>fold</th><th>is_sharpe</th><th>oos_sharpe</th></tr>"
-            "<tr><td>0</td><td>1.5</td><td>0.9</td></tr>"
-            "<tr><td>1</td><td>n/a</td><td>0.2</td></tr>") in html
+    assert ("<tr><th>fold</th><th>is_sharpe</th><th>oos_sharpe</th><th>x</th></tr>"
+            "<tr><td>0</td><td>1.5</td><td>0.9</td><td>\u2014</td></tr>"
+            "<tr><td>1</td><td>n/a</td><td>0.2</td><td>y</td></tr>") in html
     assert "<li>walk-forward: 2 folds</li>" in html
 
 
