@@ -95,6 +95,23 @@ class StrategyPlugin(ABC):
         default writes nothing."""
         return {}
 
+    def model_evaluation(self, daily_log: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        """Model-evaluation tables over the stitched out-of-sample daily log (name -> table).
+
+        Parameters
+        ----------
+        daily_log : pandas.DataFrame
+            The out-of-sample folds' :attr:`BacktestResult.daily_log` rows concatenated in date
+            order (one row per out-of-sample session).
+
+        Returns
+        -------
+        dict[str, pandas.DataFrame]
+            Table name (a file-name stem without spaces) -> table; the runner writes each to
+            ``evaluation_<name>.csv`` and shows it in the tearsheet. The default is ``{}``.
+        """
+        return {}
+
     @abstractmethod
     def prepare(self, data: Mapping[str, pd.DataFrame], grid: Mapping[str, Sequence[Any]]) -> None:
         """Load-time work: indicators for every value in ``grid`` (parameter name -> values)."""

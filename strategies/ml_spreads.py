@@ -56,6 +56,7 @@ from data_feeds.ohlc import fingerprint
 from indicators.features import REGIMES, RegimeThresholds, market_features
 from pricing import bs_greeks, implied_vol
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
+from strategies.evaluation import outcome_table, transition_counts
 from strategies.ml_models import (
     DIRECTION_CLASSES,
     ModelSettings,
@@ -1662,3 +1663,34 @@ class MlSpreads(StrategyPlugin):
             )
         )
         return {k: v for k, v in metrics.items() if math.isfinite(v)}
+
+
+    # -- model evaluation (design doc 001: performance per regime, regime transitions) ----------
+    def model_evaluation(self, daily_log: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        """Performance per regime and regime transitions over the out-of-sample days.
+
+        Parameters
+        ----------
+        daily_log : pandas.DataFrame
+            Stitched out-of-sample daily log (``date``, ``regime`` of the day's signal, built from
+            the previous session; ``net_pnl`` in dollars on each spread's entry row, at the last
+            marks for a spread still open at the end).
+
+        Returns
+        -------
+        dict[str, pandas.DataFrame]
+            ``regime_outcomes``: :func:`strategies.evaluation.outcome_table` by ``regime`` of the
+            entry day (:data:`indicators.features.REGIMES` first; days without a signal under
+            ``"(none)"``); ``regime_transitions``:
+            :func:`strategies.evaluation.transition_counts` of the regime from session t-1 to t
+            (consecutive log rows in date order; pairs with a missing regime not counted).
+        """
+        log = daily_log.sort_values("date", kind="stable") if "date" in daily_log else daily_log
+        missing = pd.Series(np.nan, index=log.index)
+        regime = log.get("regime", missing)
+        return {
+            "regime_outcomes": outcome_table(
+                regime, log.get("net_pnl", missing), name="regime", order=list(REGIMES)
+            ),
+            "regime_transitions": transition_counts(regime, order=list(REGIMES)),
+        }

@@ -65,6 +65,7 @@ from data_feeds.ohlc import fingerprint
 from indicators import vvix_signals
 from indicators.vol_signals import past_zscore_nb
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin
+from strategies.evaluation import signal_evaluation
 from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
 from strategies.option_strategy import run_chain_cerebro
 from strategies.risk import (
@@ -748,6 +749,48 @@ class VolOfVolGamma(StrategyPlugin):
         p = self.base
         fires = (dec["vvix_stat"] > p.vvix_threshold) & (dec["residual_z"] < -p.residual_threshold)
         return {"vov_fire_dates": float(fires.sum()), "vov_quote_dates": float(len(dec))}
+
+
+    # -- model evaluation (issue 13: signal hit rates) --------------------------------------------
+    #: Statuses a log row reaches only after the entry signal fired (``vvix_stat >
+    #: vvix_threshold`` and ``residual_z < -residual_threshold``, flat book); the straddle's
+    #: hedged P&L is booked on its entry row, whose status becomes ``traded``.
+    ENTRY_STATUSES = frozenset(
+        {"risk_blocked", "expiry_too_near", "no_combo", "size_zero", "rejected", "opened",
+         "traded"}
+    )
+    #: Statuses of rows whose signal did not fire or was not evaluated (holding a straddle).
+    NO_ENTRY_STATUSES = frozenset(
+        {"window_end", "no_signal", "no_close", "no_fit", "below_threshold", "holding",
+         "exit_deferred", "closed"}
+    )
+    #: Edges of the ``residual_z`` buckets of ``signal_buckets`` (left-closed; the signal needs a
+    #: negative residual: implied vol lagging the fitted relation).
+    RESIDUAL_Z_EDGES = (-np.inf, -3.0, -2.0, -1.0, 0.0, np.inf)
+
+    def model_evaluation(self, daily_log: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        """Hit rates of the entry signal, overall and by ``residual_z`` bucket.
+
+        Parameters
+        ----------
+        daily_log : pandas.DataFrame
+            Stitched out-of-sample daily log (``status``, ``residual_z``, ``net_pnl`` = option +
+            hedge P&L + hedge costs in dollars on each straddle's entry row).
+
+        Returns
+        -------
+        dict[str, pandas.DataFrame]
+            ``signal_hit_rates`` and ``signal_buckets`` of
+            :func:`strategies.evaluation.signal_evaluation` (:attr:`ENTRY_STATUSES` signalled,
+            buckets :attr:`RESIDUAL_Z_EDGES` of ``residual_z``).
+        """
+        return signal_evaluation(
+            daily_log,
+            entry_statuses=self.ENTRY_STATUSES,
+            other_statuses=self.NO_ENTRY_STATUSES,
+            signal_column="residual_z",
+            edges=self.RESIDUAL_Z_EDGES,
+        )
 
 
 def _with_hedge_pnl(trades: pd.DataFrame, pnl: pd.DataFrame) -> pd.DataFrame:

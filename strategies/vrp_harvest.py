@@ -56,6 +56,7 @@ from indicators import realized_vol
 from indicators.vol_signals import vrp_signals
 from pricing.black_scholes import implied_vol_nb
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin
+from strategies.evaluation import signal_evaluation
 from strategies.option_strategy import OptionStrategy, run_chain_cerebro
 from strategies.risk import (
     OptionRiskMixin,
@@ -766,3 +767,42 @@ class VrpHarvest(StrategyPlugin):
         self.atm.to_csv(out / "atm_iv.csv", index_label="date")
         self.signals().to_csv(out / "signals.csv", index_label="date")
         return {"vrp_atm_iv_coverage": float(self.atm["atm_iv"].notna().mean())}
+
+
+    # -- model evaluation (issue 13: signal hit rates) --------------------------------------------
+    #: Statuses a log row reaches only after the entry signal fired (``vrp_zscore >= entry_z``
+    #: and ``vrp > min_vrp``); the trade is booked on the row as ``traded`` / ``open_at_end``.
+    ENTRY_STATUSES = frozenset(
+        {"max_open", "risk_blocked", "no_combo", "expiry_held", "no_bid", "size_zero",
+         "rejected", "open", "traded", "open_at_end"}
+    )
+    #: Statuses of rows whose signal did not fire or was not evaluated.
+    NO_ENTRY_STATUSES = frozenset(
+        {"no_signal", "window_end", "no_zscore", "below_threshold"}
+    )
+    #: Edges of the ``vrp_zscore`` buckets of ``signal_buckets`` (left-closed).
+    ZSCORE_EDGES = (-np.inf, 0.0, 1.0, 2.0, 3.0, np.inf)
+
+    def model_evaluation(self, daily_log: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        """Hit rates of the entry signal, overall and by ``vrp_zscore`` bucket.
+
+        Parameters
+        ----------
+        daily_log : pandas.DataFrame
+            Stitched out-of-sample daily log (``status``, ``vrp_zscore``, ``net_pnl`` in dollars
+            on each position's entry row, at the last marks for one still open at the end).
+
+        Returns
+        -------
+        dict[str, pandas.DataFrame]
+            ``signal_hit_rates`` and ``signal_buckets`` of
+            :func:`strategies.evaluation.signal_evaluation` (:attr:`ENTRY_STATUSES` signalled,
+            buckets :attr:`ZSCORE_EDGES` of ``vrp_zscore``).
+        """
+        return signal_evaluation(
+            daily_log,
+            entry_statuses=self.ENTRY_STATUSES,
+            other_statuses=self.NO_ENTRY_STATUSES,
+            signal_column="vrp_zscore",
+            edges=self.ZSCORE_EDGES,
+        )

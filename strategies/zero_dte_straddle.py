@@ -45,6 +45,7 @@ from data_feeds.ohlc import fingerprint
 from indicators import RealizedVol, har_forecast
 from pricing.black_scholes import straddle_price_nb
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
+from strategies.evaluation import error_stats, outcome_table
 
 Estimator = Literal["close_to_close", "parkinson", "garman_klass", "rogers_satchell", "yang_zhang"]
 
@@ -451,6 +452,161 @@ class ZeroDteStraddle(StrategyPlugin):
                 axis=1,
             )
         )
+
+    # -- model evaluation (design doc 003: forecast vs realized, outcomes per quadrant) ----------
+    def model_evaluation(self, daily_log: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        """Forecast errors by estimator and outcomes per quadrant over the out-of-sample log.
+
+        Parameters
+        ----------
+        daily_log : pandas.DataFrame
+            Stitched out-of-sample daily log of this plugin (columns of
+            ``docs/zero_dte_straddle.md``; ``date`` and ``expiration`` as dates or ISO strings).
+
+        Returns
+        -------
+        dict[str, pandas.DataFrame]
+            ``forecast_errors`` (:meth:`forecast_errors`) and ``quadrant_outcomes``
+            (:meth:`quadrant_outcomes`).
+        """
+        return {
+            "forecast_errors": self.forecast_errors(daily_log),
+            "quadrant_outcomes": self.quadrant_outcomes(daily_log),
+        }
+
+    def quadrant_outcomes(self, daily_log: pd.DataFrame) -> pd.DataFrame:
+        """Days, trades, hit rate and net P&L (dollars) per quadrant of :data:`QUADRANTS`.
+
+        A day belongs to the quadrant logged for it (days without a decision: ``"(none)"``); a
+        trade is a row with a finite ``net_pnl`` (booked on its entry row). See
+        :func:`strategies.evaluation.outcome_table`.
+        """
+        missing = pd.Series(np.nan, index=daily_log.index)
+        quadrant = daily_log.get("quadrant", missing)
+        pnl = daily_log.get("net_pnl", missing)
+        return outcome_table(quadrant, pnl, name="quadrant", order=list(QUADRANTS.values()))
+
+    def forecast_errors(self, daily_log: pd.DataFrame) -> pd.DataFrame:
+        """Model straddle vs settled straddle, and model IV vs realized vol, per forecast.
+
+        For every out-of-sample day with a decision (finite ``spot``, ``strike``, ``tte``,
+        ``horizon_sessions``) whose expiry close is in the underlying data, the settled straddle
+        is ``|close_T - K|`` (index points) and the realized vol on the option's clock is
+        ``|ln(close_T / spot)| / (sqrt(2 / pi) sqrt(tte))`` (decimal; the mean-absolute-deviation
+        estimator of sigma: ``E|X| = sigma sqrt(tte) sqrt(2/pi)`` for ``X ~ N(0, sigma^2 tte)``).
+        Each model prices the day as the strategy does: ``model_iv = sqrt(f^2 / 252 * horizon /
+        tte)`` from forecast ``f``, Black-Scholes straddle at ``spot``, ``strike``, ``tte`` and the
+        fixed ``rate`` / ``div_yield`` (:func:`pricing.black_scholes.straddle_price_nb`).
+
+        Rows:
+
+        * ``selected``: the forecast each day actually used (the log's ``model_straddle`` and
+          ``model_iv``: the fold's best parameters);
+        * ``<estimator> rolling``, for every prepared estimator: the estimator over the rolling
+          window the selected forecast used that day (identified by matching the logged
+          ``forecast_vol`` to the prepared forecasts); on days the selection was a HAR forecast,
+          the fixed ``window`` parameter (column ``windows`` lists the windows used);
+        * ``<estimator> har``, for every prepared HAR forecast;
+        * ``market``: the market straddle mid and market IV, the benchmark a model must beat.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``model, estimator, forecast, windows, n_days, n_unsettled, n, mae_usd,
+            rmse_usd, bias_usd, mae_vol_pts, rmse_vol_pts, bias_vol_pts``: ``n_days`` decided
+            and settled days (``n_unsettled``: decided days whose expiry close is not in the
+            data, left out), ``n`` of them with a forecast; errors of ``model - realized`` per
+            straddle of one contract per leg (x multiplier 100: dollars) and in vol points
+            (x100 decimal vol); bias > 0: the model is too rich.
+            :func:`strategies.evaluation.error_stats`.
+
+        Raises
+        ------
+        ValueError
+            A log date is not a session of the underlying data.
+        """
+        cols = ["spot", "strike", "tte", "horizon_sessions"]
+        cols_out = [
+            "model", "estimator", "forecast", "windows", "n_days", "n_unsettled", "n",
+            "mae_usd", "rmse_usd", "bias_usd", "mae_vol_pts", "rmse_vol_pts", "bias_vol_pts",
+        ]
+        if daily_log.empty or not set(cols) <= set(daily_log):
+            return pd.DataFrame(columns=cols_out)
+        log = daily_log.reset_index(drop=True)
+        num = {c: pd.to_numeric(log[c], errors="raise").to_numpy(float) for c in cols}
+        index = self.underlying.index
+        naive = (index.tz_localize(None) if index.tz is not None else index).normalize()
+        pos = naive.get_indexer(pd.to_datetime(log["date"]).dt.normalize())
+        if (pos < 0).any():
+            bad = log["date"].iloc[int(np.argmax(pos < 0))]
+            raise ValueError(f"daily_log date {bad} is not a session of the underlying data")
+        expiry = pd.to_datetime(log.get("expiration", log["date"])).dt.normalize()
+        exp_pos = np.full(len(log), -1)
+        has_expiry = expiry.notna().to_numpy()
+        exp_pos[has_expiry] = naive.get_indexer(expiry[has_expiry])
+        close = self.underlying["close"].to_numpy(float)
+        settle = np.where(exp_pos >= 0, close[np.maximum(exp_pos, 0)], np.nan)
+        decided = np.all([np.isfinite(num[c]) for c in cols], axis=0) & (num["tte"] > 0)
+        use = decided & np.isfinite(settle)
+        unsettled = int((decided & ~use).sum())
+        spot, strike, tte, horizon = (num[c][use] for c in cols)
+        pos, settle = pos[use], settle[use]
+        paid = np.abs(settle - strike)
+        realized_vol = np.abs(np.log(settle / spot)) / (math.sqrt(2.0 / math.pi) * np.sqrt(tte))
+        base = ZeroDteStraddleParams(**self.fixed)
+        mult = float(OptionContract(base.root, dt.date(2000, 1, 1), 1.0, "C").multiplier)
+
+        def straddles(forecast: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            iv = np.sqrt(forecast**2 / 252.0 * horizon / tte)
+            px = np.array(
+                [
+                    straddle_price_nb(s, k, t, base.rate, base.div_yield, v)
+                    if math.isfinite(v) and v > 0
+                    else np.nan
+                    for s, k, t, v in zip(spot, strike, tte, iv, strict=True)
+                ]
+            )
+            return px, iv
+
+        def row(model: str, est: str, kind: str, windows: str, px: np.ndarray, iv: np.ndarray):
+            usd = error_stats(px * mult, paid * mult)
+            pts = error_stats(iv * 100.0, realized_vol * 100.0)
+            return {
+                "model": model, "estimator": est, "forecast": kind, "windows": windows,
+                "n_days": int(use.sum()), "n_unsettled": unsettled, "n": usd["n"],
+                "mae_usd": usd["mae"], "rmse_usd": usd["rmse"], "bias_usd": usd["bias"],
+                "mae_vol_pts": pts["mae"], "rmse_vol_pts": pts["rmse"], "bias_vol_pts": pts["bias"],
+            }
+
+        def logged(c: str) -> np.ndarray:
+            if c not in log:
+                return np.full(int(use.sum()), np.nan)
+            return pd.to_numeric(log[c], errors="raise").to_numpy(float)[use]
+
+        rows = [
+            row("selected", "", "", "", logged("model_straddle"), logged("model_iv")),
+        ]
+        # The selected rolling window of each day: the prepared forecast equal to the logged one.
+        chosen = logged("forecast_vol")
+        window = np.full(len(pos), float(base.window))
+        for (_, w), values in sorted(self._rolling.items()):
+            window[np.isclose(values[pos], chosen, rtol=1e-12, atol=0.0)] = w
+        estimators = list(dict.fromkeys([e for e, _ in self._rolling] + list(self._har)))
+        for est in estimators:
+            if any(e == est for e, _ in self._rolling):
+                f = np.array(
+                    [
+                        self._rolling[(est, int(w))][p] if (est, int(w)) in self._rolling
+                        else np.nan
+                        for w, p in zip(window, pos, strict=True)
+                    ]
+                )
+                used = ", ".join(str(int(w)) for w in np.unique(window[np.isfinite(f)]))
+                rows.append(row(f"{est} rolling", est, "rolling", used, *straddles(f)))
+            if est in self._har:
+                rows.append(row(f"{est} har", est, "har", "", *straddles(self._har[est][pos])))
+        rows.append(row("market", "", "", "", logged("market_straddle"), logged("market_iv")))
+        return pd.DataFrame(rows, columns=cols_out)
 
 
 def _chain_table_report(market: pd.DataFrame, params: ZeroDteStraddleParams) -> str:
