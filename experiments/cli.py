@@ -28,12 +28,13 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from data_feeds.errors import VolsuiteError
 
@@ -103,23 +104,8 @@ def run(
         _fail(exc)
         return
     for line in outcome.load_reports:
-        console.print(f"[dim]data[/] {line}", highlight=False, soft_wrap=True)
-    m = outcome.metrics
-    table = Table(
-        title=f"{outcome.config.experiment.name}: out-of-sample "
-        f"({len(outcome.result.folds)} folds, "
-        f"{outcome.result.oos_returns.index[0].date()} .. "
-        f"{outcome.result.oos_returns.index[-1].date()})"
-    )
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_row("market data", outcome.market_source)
-    table.add_row("Sharpe", f"{m['sharpe']:.2f}")
-    table.add_row("CAGR", f"{m['cagr']:.2%}")
-    table.add_row("max drawdown", f"{m['max_drawdown']:.2%}")
-    table.add_row("hit rate", f"{m.get('hit_rate', 0.0):.1%}")
-    table.add_row("trades", f"{int(m.get('trades', 0))}")
-    console.print(table)
+        console.print(Text("data ", style="dim") + Text(line), highlight=False, soft_wrap=True)
+    console.print(run_table(outcome))
     # paths in full (a table cell would truncate them on a narrow terminal)
     console.print(
         f"tearsheet  {outcome.run_dir / 'tearsheet.html'}", highlight=False, soft_wrap=True
@@ -130,6 +116,48 @@ def run(
         highlight=False,
         soft_wrap=True,
     )
+
+
+def run_table(outcome: Any) -> Table:
+    """The console table of a finished run: the metrics of ``summary.json``, as the tearsheet
+    shows them (an insufficient sample replaces every ratio by its note)."""
+    m = outcome.metrics
+    oos = outcome.result.oos_returns
+    table = Table(
+        title=f"{outcome.config.experiment.name}: out-of-sample ({len(outcome.result.folds)} "
+        f"folds, {oos.index[0].date()} .. {oos.index[-1].date()})"
+    )
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    sample = m.get("sample")
+
+    def num(key: str, fmt: str, ratio: bool = False) -> str:
+        value = m.get(key)
+        if ratio and sample:
+            return str(sample)
+        return "n/a" if value is None else format(value, fmt)
+
+    lo, hi = m.get("sharpe_ci_low"), m.get("sharpe_ci_high")
+    rows = [
+        ("market data", str(outcome.market_source)),
+        ("Sharpe", num("sharpe", ".2f", True)),
+        (
+            "Sharpe 95% interval",
+            str(sample) if sample else "n/a" if lo is None else f"[{lo:.2f}, {hi:.2f}]",
+        ),
+        ("deflated Sharpe (DSR)", num("deflated_sharpe", ".2f")),
+        ("PBO", num("pbo", ".2f")),
+        ("Sortino", num("sortino", ".2f", True)),
+        ("CAGR", num("cagr", ".2%", True)),
+        ("total return", num("total_return", ".2%")),
+        ("net P&L $", num("net_pnl", ",.2f")),
+        ("max drawdown", num("max_drawdown", ".2%")),
+        ("trades (opening orders)", num("trades", ".0f")),
+        ("days", num("days", ".0f")),
+    ]
+    for label, value in rows:
+        table.add_row(Text(label), Text(value))
+    return table
 
 
 @app.command("list")

@@ -46,7 +46,9 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
-from experiments.metrics import PERIODS
+PERIODS = 252
+"""Sessions per year used to annualize (the same 252 as :data:`experiments.metrics.PERIODS`,
+which is this constant)."""
 
 __all__ = [
     "EULER_GAMMA",

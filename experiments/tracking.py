@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,23 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
         out[prefix] = (
             value if isinstance(value, (int, float, str, bool)) else json.dumps(value, default=str)
         )
+
+
+def numeric_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """The finite numbers of a metrics dict, keys prefixed (MLflow takes floats only; a value
+    that could not be computed, None or NaN, is left out rather than logged as 0)."""
+    out = {}
+    for k, v in metrics.items():
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            continue
+        if math.isfinite(float(v)):
+            out[f"{prefix}{k}"] = float(v)
+    return out
+
+
+def metric_tags(metrics: dict[str, Any]) -> dict[str, str]:
+    """The text metrics as MLflow tags (e.g. ``sample``: "insufficient sample (3 trades)")."""
+    return {k: str(v) for k, v in metrics.items() if isinstance(v, str)}
 
 
 def log_run(
@@ -109,9 +127,9 @@ def log_run(
     params: dict[str, Any] = {}
     _flatten("", config, params)
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as parent:
-        mlflow.set_tags(tags)
+        mlflow.set_tags({**tags, **metric_tags(metrics)})
         mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
-        mlflow.log_metrics({f"oos_{k}": float(v) for k, v in metrics.items()})
+        mlflow.log_metrics(numeric_metrics(metrics, prefix="oos_"))
         for fr in result.folds:
             with mlflow.start_run(
                 experiment_id=exp_id, run_name=f"{run_name}-fold{fr.fold.index}", nested=True
@@ -130,9 +148,9 @@ def log_run(
                 )
                 mlflow.log_metrics(
                     {
-                        **{f"is_{k}": float(v) for k, v in fr.in_sample.items()},
-                        **{f"oos_{k}": float(v) for k, v in fr.oos_metrics.items()},
-                        "best_objective": fr.best_value if fr.best_value == fr.best_value else 0.0,
+                        **numeric_metrics(fr.in_sample, prefix="is_"),
+                        **numeric_metrics(fr.oos_metrics, prefix="oos_"),
+                        **numeric_metrics({"best_objective": fr.best_value}),
                     }
                 )
         mlflow.log_artifacts(str(run_dir))
