@@ -42,12 +42,24 @@ def test_degenerate_series() -> None:
     assert metrics.cagr(wiped) == -1.0
 
 
-def test_summary_counts_trades_and_hits() -> None:
-    log = pd.DataFrame(
+def test_summary_counts_opening_orders() -> None:
+    """A straddle opened in one order and closed in another is one trade (opening orders)."""
+    fills = pd.DataFrame(
         {
-            "status": ["traded", "stand_aside", "traded", "traded"],
-            "net_pnl": [10.0, np.nan, -5.0, 2.0],
+            "time": ["2019-06-03 15:45"] * 2 + ["2019-06-04 15:45"] * 2,
+            "event": ["fill"] * 4,
+            "root": ["SPXW"] * 4,
+            "expiration": ["2019-06-21"] * 4,
+            "strike": [2750.0] * 4,
+            "right": ["C", "P", "C", "P"],
+            "quantity": [1, 1, -1, -1],
+            "price": [4.0, 3.0, 4.5, 2.5],
+            "bid": [3.9, 2.9, 4.5, 2.5],
+            "ask": [4.0, 3.0, 4.6, 2.6],
+            "commission": [1.0] * 4,
+            "cash_flow": [-401.0, -301.0, 449.0, 249.0],
+            "tag": ["open", "open", "close open", "close open"],
         }
     )
-    out = metrics.summary(pd.Series([0.01, 0.0, -0.01, 0.002]), log)
-    assert out["trades"] == 3 and out["hit_rate"] == pytest.approx(2 / 3)
+    out = metrics.summary(pd.Series([0.01, 0.0, -0.01, 0.002]), fills)
+    assert out["trades"] == 1 and out["days"] == 4

@@ -1,9 +1,11 @@
-"""``volsuite summary`` (experiments.summary): every column checked by hand on synthetic runs.
+"""``volsuite summary`` (experiments.summary) and the run metrics it shows, by hand.
 
-The run folders are written here with known returns and fills; the expected numbers are hand
-calculations in the test (numpy for the Sharpe ratio, the arithmetic written out for costs,
-notional, equity and P&L), never the module's own output. One slow test runs a real config
-end to end on the shared 2019 SPX chains and checks the cost columns against the raw fills.
+The trade, cost and account columns are computed once by :func:`experiments.metrics.run_metrics`
+when a run finishes; here they are checked by hand on synthetic fills and returns (numpy for the
+Sharpe ratio, the arithmetic written out for costs, notional, equity and P&L). Run folders are
+written with the ``summary.json`` a run writes, and the summary must show exactly those numbers.
+One slow test runs a real config end to end on the shared 2019 SPX chains and checks the cost
+columns against the raw fills.
 """
 
 from __future__ import annotations
@@ -22,15 +24,9 @@ import pytest
 from typer.testing import CliRunner
 
 from data_feeds.errors import DataSourceError
+from experiments.metrics import costs_share, run_metrics, trade_stats
 from experiments.runner import reported_costs
-from experiments.summary import (
-    COLUMNS,
-    costs_share,
-    newest_run,
-    summarize_run,
-    summary_row,
-    trade_stats,
-)
+from experiments.summary import COLUMNS, RunFolderError, newest_run, summarize_run, summary_row
 
 OPTION_COLS = (
     "time,event,root,expiration,strike,right,quantity,price,bid,ask,underlying_price,"
@@ -103,11 +99,26 @@ def write_run(
     (folder / "config.toml").write_text(
         f'[experiment]\nname = "{experiment}"\ninitial_cash = {cash}\n'
     )
+    r = pd.Series(list(returns.values()), index=pd.to_datetime(list(returns)))
+    computed = run_metrics(
+        r,
+        initial_cash=cash,
+        final_equity=cash * float(np.prod(1.0 + r.to_numpy())),
+        trades=pd.read_csv(folder / "trades.csv") if trades.strip().count("\n") else None,
+        trial_sharpes=[],
+        fold_pbos=[],
+        is_sharpes=[],
+        min_trades=0,
+        min_days=0,
+        costs=metrics,
+    )
     payload = {
         "experiment": experiment,
         "strategy": strategy,
         "market_source": "chain:SPX:SPXW",
-        "metrics": {"sharpe": np_sharpe(list(returns.values())), **(metrics or {})},
+        "oos_start": next(iter(returns)),
+        "oos_end": list(returns)[-1],
+        "metrics": computed,
     }
     (folder / "summary.json").write_text(json.dumps(payload))
     for name in skip:
@@ -140,9 +151,10 @@ def option_run(tmp_path: Path) -> Path:
 def test_option_run_every_column_by_hand(option_run: Path):
     row = summarize_run(option_run)
     r = list(OPTION_RETURNS.values())
-    # fold equity restarts at the initial cash: 10100, 9898 | 10300, 10300, 10197
-    mean_equity = (10_100 + 9_898 + 10_300 + 10_300 + 10_197) / 5
-    net = (9_898 - 10_000) + (10_197 - 10_000)
+    # one continuous account: 10100, 9898, 10194.94, 10194.94, 10092.9906
+    path = [10_100.0, 9_898.0, 9_898.0 * 1.03, 9_898.0 * 1.03, 9_898.0 * 1.03 * 0.99]
+    mean_equity = sum(path) / 5
+    net = path[-1] - 10_000
     # slippage vs mid, contracts x (price - mid) x 100: 20 + 10 + 20 + 10 + 10 + 40
     slippage = 20 + 10 + 20 + 10 + 10 + 40
     commission = 1 + 1 + 1 + 1.3 + 0.65 + 2.6 + 0.5  # fills + the settlement fee
@@ -179,7 +191,7 @@ def test_share_run_counts_round_trips_and_share_costs(tmp_path: Path):
         strategy="ou_pairs",
     )
     row = summarize_run(run)
-    net = 100_000 * (1.001 * 1.002 - 1)
+    net = 100_000 * (1.001 * 1.002 - 1)  # one window: the account compounds
     costs = 2.0 + 1.5 + 2.1 + 1.4  # the Margin row (size 0) costs nothing
     notional = 100 * 50 + 80 * 60 + 100 * 52 + 80 * 59
     mean_equity = (100_100 + 100_000 * 1.001 * 1.002) / 2
@@ -219,6 +231,7 @@ def test_losing_run_with_costs_larger_than_the_gross_loss(tmp_path: Path):
     assert row["gross_pnl"] == pytest.approx(-29.0)
     assert row["costs_share"] == pytest.approx(21.0 / 29.0)
     assert row["sharpe"] == 0.0  # one day: no standard deviation
+    assert row["sharpe_ci_low"] is None and row["deflated_sharpe"] is None  # n/a, not NaN
 
 
 def test_empty_trades_file_is_zero_trades_and_costs(tmp_path: Path):
@@ -253,8 +266,10 @@ def test_warnings_sharpe_mismatch_and_unreported_hedge_costs(tmp_path: Path):
     row = summarize_run(run)
     assert row["status"].startswith("warn: ")
     assert "Sharpe" in row["status"] and "summary.json" in row["status"]
-    assert "1 delta-hedge share fills" in row["status"]
-    assert row["cost_hedge_spread"] == 0.0
+    payload["metrics"].pop("final_equity")  # a run folder from before the continuous account
+    (run / "summary.json").write_text(json.dumps(payload))
+    with pytest.raises(RunFolderError, match="rerun the config"):
+        summarize_run(run)
 
 
 def test_newest_run_ignores_temporary_and_foreign_folders(tmp_path: Path):
@@ -285,10 +300,10 @@ def test_status_rows_missing_folder_invalid_config_bad_folder(tmp_path: Path):
         trades=OPTION_TRADES,
         folds=OPTION_FOLDS,
         cash=10_000.0,
-        skip=("trades.csv",),
+        skip=("oos_returns.csv",),
     )
     row = summary_row(write_config(tmp_path / "c.toml", "broken", results))
-    assert row["status"].startswith("bad run folder: ") and "trades.csv" in row["status"]
+    assert row["status"].startswith("bad run folder: ") and "oos_returns.csv" in row["status"]
 
 
 def test_run_option_runs_only_configs_without_folder_and_reports_failures(tmp_path: Path):
@@ -371,7 +386,8 @@ def test_cli_writes_csv_and_markdown_atomically(tmp_path: Path, option_run: Path
     assert table.loc[0, "sharpe"] == pytest.approx(np_sharpe(list(OPTION_RETURNS.values())))
     assert table.loc[1, "status"].startswith("no run: ") and pd.isna(table.loc[1, "trades"])
     md = (folder / "strategy_summary.md").read_text()
-    assert md.count("\n| ") == 3 and "| opt | vrp_harvest | 2020-01-02 | 2020-01-08 | 5 |" in md
+    assert md.count("\n| ") == 3
+    assert "| opt | vrp_harvest | 2020-01-02 | 2020-01-08 | chain:SPX:SPXW | 5 |" in md
     bad = CliRunner().invoke(app, ["summary", "--configs", str(tmp_path / "nope*.toml")])
     assert bad.exit_code == 2 and "matches no config file" in bad.output
 
