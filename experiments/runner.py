@@ -296,13 +296,26 @@ def json_safe(value: Any) -> Any:
 
 
 def benchmark_name(config: ExperimentConfig, plugin: StrategyPlugin) -> str:
-    """Label of the tearsheet benchmark: ``"<root> buy-and-hold"`` of the plugin's underlying."""
-    root = getattr(plugin, "benchmark_label", None)
-    if root:
-        return str(root)
+    """Label of the tearsheet benchmark: the plugin's ``benchmark_label`` if it has one, else
+    ``"<root> buy-and-hold"`` of the ``[data.underlying]`` source (its ``root``, the builtin's
+    name, or the file name)."""
+    label = getattr(plugin, "benchmark_label", None)
+    if label:
+        return str(label)
     spec = config.data.sources().get("underlying")
-    name = spec.root if spec is not None and spec.root else config.strategy.name
+    if spec is None:
+        return f"{config.strategy.name} benchmark"
+    if spec.root:
+        name = spec.root
+    elif spec.source in BUILTIN_NAMES:
+        name = BUILTIN_NAMES[spec.source]
+    else:
+        name = Path(spec.source.split(":", 1)[-1]).stem
     return f"{name} buy-and-hold"
+
+
+#: Display names of the builtin data sources.
+BUILTIN_NAMES = {"builtin:sp500": "S&P 500 (SPX)", "builtin:vix": "VIX"}
 
 
 def _write_run_files(
@@ -390,6 +403,38 @@ def _write_run_files(
     )
 
 
+#: Metrics shown in the tearsheet's headline table (the rest go to the account/costs table).
+HEADLINE = (
+    "sharpe",
+    "sortino",
+    "calmar",
+    "cagr",
+    "total_return",
+    "max_drawdown",
+    "volatility",
+    "days",
+    "trades",
+    "deflated_sharpe",
+    "pbo",
+    "oos_is_sharpe_ratio",
+    "min_backtest_years",
+)
+#: Dollar rows of the tearsheet's account and costs table: (metric, label).
+ACCOUNT_ROWS = (
+    ("initial_cash", "initial cash"),
+    ("final_equity", "final equity"),
+    ("net_pnl", "net P&L"),
+    ("gross_pnl", "gross P&L (before costs)"),
+    ("costs", "costs"),
+    ("cost_commission", "  commissions and settlement fees"),
+    ("cost_slippage", "  option fills vs mid"),
+    ("cost_shares", "  share cost model"),
+    ("cost_hedge_spread", "  delta-hedge half spreads"),
+    ("notional", "traded notional"),
+    ("window_end_exit_cost", "half spreads not paid on window-end closes at the mark"),
+)
+
+
 def write_report(
     path: Path,
     *,
@@ -438,14 +483,28 @@ def write_report(
         )
         if c in folds.columns
     ]
-    sections = [("Walk-forward folds: in-sample vs out-of-sample", folds[fold_cols])]
+    headline = {k: v for k, v in metrics.items() if k in HEADLINE or k.startswith("sharpe_ci")}
+    headline["sample"] = metrics.get("sample")
+    money = [
+        (label, metrics.get(key)) for key, label in ACCOUNT_ROWS if metrics.get(key) is not None
+    ]
+    account = pd.DataFrame(
+        {
+            "item": [label for label, _ in money],
+            "dollars": [f"{float(v):,.2f}" for _, v in money],
+        }
+    )
+    sections = [
+        ("Account and costs (dollars, out-of-sample)", account),
+        ("Walk-forward folds: in-sample vs out-of-sample", folds[fold_cols]),
+    ]
     sections += [(f"Model evaluation: {name}", table) for name, table in evaluation.items()]
     return write_tearsheet(
         wf.oos_returns,
         benchmark,
         path,
         title,
-        metrics=metrics,
+        metrics=headline,
         benchmark_metrics=bench_metrics,
         strategy_name=config.strategy.name,
         market_source=market_source,

@@ -754,6 +754,11 @@ class OUPairs(StrategyPlugin):
             },
         )
 
+    @property
+    def benchmark_label(self) -> str:
+        """Name of the tearsheet benchmark: leg ``y`` held long."""
+        return f"{self.fixed.get('y_symbol', 'leg y')} buy-and-hold"
+
     def benchmark(self) -> pd.Series:
         """Daily close-to-close returns of leg ``y`` held long."""
         return self.y["close"].pct_change().rename("benchmark")
