@@ -388,6 +388,11 @@ class ReconcileReport:
         Client order ids open at the venue.
     adopted_orders : list of str
         Open venue orders the session did not know (tracked from now on).
+    kill_pending : str or None
+        The kill switch fired and the venue still holds what it must remove (open orders, and
+        positions when flattening), or could not be asked: what remains. None otherwise.
+    error : str or None
+        The venue could not be reached: the reconciliation did not happen (nothing compared).
     """
 
     when: str
@@ -396,10 +401,15 @@ class ReconcileReport:
     cash_after: float = math.nan
     open_orders: list[str] = field(default_factory=list)
     adopted_orders: list[str] = field(default_factory=list)
+    kill_pending: str | None = None
+    error: str | None = None
 
     @property
     def clean(self) -> bool:
-        """Nothing differed (positions, cash within a cent, no unknown open order)."""
+        """Nothing differed (positions, cash within a cent, no unknown open order), the venue
+        answered, and no fired kill switch still waits for the venue to confirm its clean-up."""
+        if self.error is not None or self.kill_pending is not None:
+            return False
         cash_same = (
             math.isnan(self.cash_before)
             or math.isnan(self.cash_after)
@@ -411,7 +421,12 @@ class ReconcileReport:
         """One line for logs and the status table."""
         if self.clean:
             return f"reconcile ({self.when}): book matches the venue"
-        parts = [
+        parts = []
+        if self.error is not None:
+            parts.append(f"NOT reconciled, {self.error}")
+        if self.kill_pending is not None:
+            parts.append(f"KILL SWITCH NOT COMPLETE: {self.kill_pending}")
+        parts += [
             f"{d.symbol} {d.kind} {d.local_quantity:+d} -> {d.venue_quantity:+d}"
             for d in self.position_diffs
         ]
