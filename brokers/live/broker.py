@@ -52,6 +52,7 @@ from brokers.live.safety import (
     RiskLimits,
     call_with_retries,
     client_order_id,
+    decision_key,
     diff_positions,
     new_session_id,
     pre_trade_check,
@@ -75,6 +76,11 @@ class KillSwitchEngaged(VolsuiteError):
     """A live session cannot start (or trade) while the kill switch flag file exists."""
 
 
+class DecisionAlreadySent(VenueRejected):
+    """A resumed session made a decision an earlier run of the same session already sent (same
+    deterministic client order id): it is not sent twice."""
+
+
 class LiveOptionsBroker(OptionsBroker):
     """:class:`brokers.OptionsBroker` that routes fills to a venue (see the module docstring).
 
@@ -92,7 +98,9 @@ class LiveOptionsBroker(OptionsBroker):
     audit : AuditLog, optional
         Where every event goes (default: in memory only).
     session : str, optional
-        Session id used in client order ids (default :func:`new_session_id`).
+        Session id used in client order ids (default :func:`new_session_id`); a resumed session
+        keeps its id, so a decision it makes again carries the same client order id
+        (:func:`brokers.live.safety.client_order_id`) and is not sent twice.
     retry : RetryPolicy, optional
         Backoff for transient venue errors.
     fill_timeout : float
@@ -104,6 +112,8 @@ class LiveOptionsBroker(OptionsBroker):
         Waits the given seconds (default ``time.sleep``; injected in tests).
     adopt_venue_cash : bool
         Reconciliation sets the local cash to the venue's (default True).
+    strategy_name : str
+        The strategy's registered name, part of every client order id (default ``""``).
     kill_retry_rounds : int
         At the end of a session, rounds of clean-up tried for a kill the venue has not confirmed
         while it is unreachable (default 10; waits ``retry.delay(n)`` between rounds).
@@ -140,6 +150,7 @@ class LiveOptionsBroker(OptionsBroker):
         ("sleep", None),
         ("adopt_venue_cash", True),
         ("kill_retry_rounds", 10),
+        ("strategy_name", ""),
     )
 
     def __init__(self) -> None:
@@ -159,7 +170,7 @@ class LiveOptionsBroker(OptionsBroker):
         self._tags: dict[str, str] = {}
         self._quotes: dict[str, dict[OptionContract, OptionQuote]] = {}
         self._booked: dict[str, dict[OptionContract, tuple[int, float]]] = {}
-        self._seq = 0
+        self._decisions: dict[str, int] = {}
         self.killed = False
         self.kill_complete = False
         self.kill_flatten = False
@@ -508,6 +519,7 @@ class LiveOptionsBroker(OptionsBroker):
             if order.client_order_id not in self.venue_orders:
                 report.adopted_orders.append(order.client_order_id)
                 self.venue_orders[order.client_order_id] = order
+                self._mark_booked(order)  # fills before adoption are in the venue's positions
                 self._tags.setdefault(order.client_order_id, "adopted")
         if self.killed:
             held = [p for p in positions if p.quantity]
@@ -621,9 +633,27 @@ class LiveOptionsBroker(OptionsBroker):
         return done
 
     # -- orders -----------------------------------------------------------------------------------
-    def _next_client_id(self) -> str:
-        self._seq += 1
-        return client_order_id(self.session, self._seq)
+    def _next_client_id(
+        self,
+        time: dt.datetime | pd.Timestamp,
+        legs: Sequence[tuple[OptionContract, int]],
+        quantity: int,
+        tag: str,
+    ) -> str:
+        """The deterministic client order id of this decision (:func:`client_order_id` of the
+        session, the strategy and :func:`decision_key`); identical decisions at one time are
+        numbered."""
+        base = decision_key(_aware_et(time), legs, quantity, tag, 0)
+        self._decisions[base] = self._decisions.get(base, 0) + 1
+        key = decision_key(_aware_et(time), legs, quantity, tag, self._decisions[base])
+        return client_order_id(self.session, str(self.p.strategy_name or ""), key)
+
+    def _mark_booked(self, order: VenueOrder) -> None:
+        """Count ``order``'s fills so far as booked (they reached the book through
+        reconciliation, not through this process)."""
+        booked = self._booked.setdefault(order.order_id, {})
+        for lf in order.fills:
+            booked[lf.contract] = (lf.quantity, lf.price * lf.quantity)
 
     def _fill(
         self,
@@ -657,7 +687,9 @@ class LiveOptionsBroker(OptionsBroker):
         prices = [self.costs.fill_price(quote, q, c.root) for c, q, quote in planned]
         net = sum((q // units) * p for (_, q, _), p in zip(planned, prices, strict=True))
         request = OrderRequest(
-            client_order_id=self._next_client_id(),
+            client_order_id=self._next_client_id(
+                time, [(c, q // units) for c, q in legs], units, tag
+            ),
             legs=tuple(OrderLeg(c, q // units, _closes(c, q, positions)) for c, q in legs),
             quantity=units,
             limit_price=float(net),
@@ -741,7 +773,7 @@ class LiveOptionsBroker(OptionsBroker):
             self.audit.write("rejection", when, legs=legs_record(contracts), reason=reason, tag=tag)
             raise self._reject(reason, when, contracts, tag)
         request = OrderRequest(
-            client_order_id=self._next_client_id(),
+            client_order_id=self._next_client_id(when, legs, quantity, tag),
             legs=tuple(OrderLeg(c, r, _closes(c, r * quantity, positions)) for c, r in legs),
             quantity=quantity,
             limit_price=float(limit_price),
@@ -772,9 +804,15 @@ class LiveOptionsBroker(OptionsBroker):
             order.
         VenueRejected
             The venue refused it.
+        DecisionAlreadySent
+            An earlier run of this session (before a restart) already sent this decision: it is
+            not sent again (its fills reached the book through the start-up reconciliation).
         """
         cid = request.client_order_id
         now = self.venue.now()
+        if cid in self.venue_orders:  # adopted at start-up: sent by this session before a restart
+            known = self.venue_orders[cid]
+            self._already_sent(known, "open order adopted at start-up")
         self.audit.write(
             "order_submitted",
             now,
@@ -786,6 +824,7 @@ class LiveOptionsBroker(OptionsBroker):
         )
         self._tags[cid] = request.tag
         attempt = 1
+        tried = False  # an earlier attempt of *this* call may have reached the venue
         order: VenueOrder | None = None
         while order is None:
             try:
@@ -796,6 +835,8 @@ class LiveOptionsBroker(OptionsBroker):
                     raise VenueRejected(
                         f"{cid}: venue reports a duplicate client order id but has no such order"
                     ) from None
+                if not tried:  # not our retry: an earlier run of the session sent it
+                    self._already_sent(order, "the venue already has this client order id")
                 self.audit.write(
                     "order_status",
                     self.venue.now(),
@@ -805,6 +846,7 @@ class LiveOptionsBroker(OptionsBroker):
                     status=order.status,
                 )
             except TransientVenueError as exc:
+                tried = True
                 found = None
                 if exc.maybe_applied or attempt >= self.retry.max_attempts:
                     found = self._lookup_after_error(cid)
@@ -845,6 +887,27 @@ class LiveOptionsBroker(OptionsBroker):
             }
         )
         return order
+
+    def _already_sent(self, order: VenueOrder, why: str) -> None:
+        """Refuse to send again a decision an earlier run of this session sent (see
+        :meth:`submit`): track the order, count its fills as booked, say so, raise."""
+        cid = order.client_order_id
+        self.venue_orders[cid] = order
+        self._tags.setdefault(cid, "earlier run")
+        self._mark_booked(order)
+        reason = (
+            f"decision already sent by an earlier run of session {self.session} ({cid}, "
+            f"{order.status}; {why}): not sent again"
+        )
+        self.audit.write(
+            "order_status",
+            self.venue.now(),
+            client_order_id=cid,
+            order_id=order.order_id,
+            reason=reason,
+            status=order.status,
+        )
+        raise DecisionAlreadySent(reason, status=422)
 
     def _lookup_after_error(self, cid: str) -> VenueOrder | None:
         try:
@@ -970,4 +1033,4 @@ def _closes(contract: OptionContract, qty: int, positions: Mapping[OptionContrac
     return held != 0 and (held > 0) != (qty > 0) and abs(qty) <= abs(held)
 
 
-__all__ = ["KillSwitchEngaged", "LiveOptionsBroker"]
+__all__ = ["DecisionAlreadySent", "KillSwitchEngaged", "LiveOptionsBroker"]

@@ -19,20 +19,19 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "brokers" / "live"))
-from fake_alpaca import (  # noqa: E402
+from fake_alpaca import (
     KEY,
     SECRET,
     FakeAlpaca,
     _Handler,
     _Server,
-    occ,
     spy_chain,
 )
 
-from brokers import OrderRejected  # noqa: E402
-from brokers.live import AuditLog, KillSwitch, LiveStore, RetryPolicy  # noqa: E402
-from brokers.live.alpaca import AlpacaAdapter  # noqa: E402
-from data_feeds.contracts import OptionContract  # noqa: E402
+from brokers import OrderRejected
+from brokers.live import AuditLog, KillSwitch, LiveStore, RetryPolicy
+from brokers.live.alpaca import AlpacaAdapter
+from data_feeds.contracts import OptionContract
 
 pytestmark = pytest.mark.filterwarnings("ignore:websockets.legacy is deprecated:DeprecationWarning")
 
@@ -81,7 +80,12 @@ def start_broker(url: str, folder: Path, session: str = "s1", **kw):
     venue = adapter(url)
     audit = AuditLog(folder / "audit.jsonl", session)
     store = LiveStore(venue, audit=audit, retry=FAST, session=session, **kw)
-    broker = store.getbroker(commission_per_contract=0.0, fill_timeout=0.0, sleep=lambda s: None)
+    broker = store.getbroker(
+        commission_per_contract=0.0,
+        fill_timeout=0.0,
+        sleep=lambda s: None,
+        strategy_name="test_strategy",
+    )
     broker.setcash(100_000.0)
     broker.start()
     return venue, broker
@@ -186,3 +190,49 @@ def test_reconcile_with_orders_left_after_a_kill_is_not_clean(venue_url, tmp_pat
     assert "1 open order" in broker.kill_status
     broker.stop()
     assert "KILL SWITCH NOT COMPLETE: 1 open order" in broker.reconciliations[-1].summary()
+
+
+# -- item 2: a restarted session does not send a decision twice ---------------------------------
+def test_a_restarted_session_never_sends_a_decision_twice(venue_url, tmp_path) -> None:
+    """The first run of session ``run1`` makes two decisions (a straddle on the 10:00 bar, a put
+    on the 10:01 bar) and dies; the restarted run (same session) replays both bars, in the other
+    order. The venue keeps one straddle and one put, and the book agrees with it."""
+    from dataclasses import replace
+
+    import pandas as pd
+
+    fake, url = venue_url
+    venue, first = start_broker(url, tmp_path / "a", session="run1")
+    snap = venue.chain_snapshot("SPY")
+    t1 = snap.quote_time.floor("min")
+    bar1, bar2 = replace(snap, quote_time=t1), replace(snap, quote_time=t1 + pd.Timedelta("1min"))
+    straddle = [(spy(580, "C"), 1), (spy(580, "P"), 1)]
+    first.execute_snapshot(straddle, 1, bar1, tag="open")
+    first.execute_snapshot([(spy(575, "P"), 1)], 2, bar2, tag="hedge")
+    venue_after_first = fake.signed_positions()
+    assert len(fake.orders) == 2
+    # the process dies here (no stop); the session is restarted with the same id
+    _, second = start_broker(url, tmp_path / "b", session="run1")
+    assert {c: p.quantity for c, p in second.option_positions.items()} == {
+        spy(580, "C"): 1,
+        spy(580, "P"): 1,
+        spy(575, "P"): 2,
+    }
+    for bar, legs, n, tag in (
+        (bar2, [(spy(575, "P"), 1)], 2, "hedge"),
+        (bar1, straddle, 1, "open"),
+    ):
+        with pytest.raises(OrderRejected, match="already sent by an earlier run of session run1"):
+            second.execute_snapshot(legs, n, bar, tag=tag)
+    assert len(fake.orders) == 2 and fake.signed_positions() == venue_after_first
+    assert {c: p.quantity for c, p in second.option_positions.items()} == {
+        spy(580, "C"): 1,
+        spy(580, "P"): 1,
+        spy(575, "P"): 2,
+    }
+    assert second.cash == pytest.approx(fake.cash)
+    # a new decision of the restarted run goes through
+    second.execute_snapshot([(spy(585, "C"), 1)], 1, bar2, tag="new")
+    assert len(fake.orders) == 3
+    second.stop()
+    assert second.reconciliations[-1].clean, second.reconciliations[-1].summary()
