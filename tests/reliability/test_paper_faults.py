@@ -11,12 +11,16 @@ headers it received), never the broker's view of itself.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import typer
+from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "brokers" / "live"))
 from fake_alpaca import (
@@ -29,9 +33,12 @@ from fake_alpaca import (
 )
 
 from brokers import OrderRejected
-from brokers.live import AuditLog, KillSwitch, LiveStore, RetryPolicy
+from brokers.live import AuditLog, KillSwitch, LiveStore, RetryPolicy, VenueRejected, read_audit
 from brokers.live.alpaca import AlpacaAdapter
 from data_feeds.contracts import OptionContract
+from experiments.paper import PaperComponents
+from strategies import ComboSpec, OptionStrategy
+from strategies.base import StrategyParams, StrategyPlugin
 
 pytestmark = pytest.mark.filterwarnings("ignore:websockets.legacy is deprecated:DeprecationWarning")
 
@@ -199,8 +206,6 @@ def test_a_restarted_session_never_sends_a_decision_twice(venue_url, tmp_path) -
     order. The venue keeps one straddle and one put, and the book agrees with it."""
     from dataclasses import replace
 
-    import pandas as pd
-
     fake, url = venue_url
     venue, first = start_broker(url, tmp_path / "a", session="run1")
     snap = venue.chain_snapshot("SPY")
@@ -236,3 +241,257 @@ def test_a_restarted_session_never_sends_a_decision_twice(venue_url, tmp_path) -
     assert len(fake.orders) == 3
     second.stop()
     assert second.reconciliations[-1].clean, second.reconciliations[-1].summary()
+
+
+# -- the `volsuite paper` command against the fake venue ------------------------------------------
+class EnterWhenFlat(OptionStrategy):
+    """Buy one ATM SPY straddle (about 3 days out) whenever the book holds no option: a strategy
+    that re-enters only if it does not see the positions reconciliation adopted."""
+
+    def next_chain(self, snapshot) -> None:
+        if not self.obroker.option_positions:
+            self.open_combo(ComboSpec(kind="straddle", root="SPY", target_dte=3), 1, tag="entry")
+
+
+class NoParams(StrategyParams):
+    """No parameters."""
+
+
+class EnterWhenFlatPlugin(StrategyPlugin):
+    """A paper-only plugin for these tests: :class:`EnterWhenFlat` on the store's live chain
+    feed (``paper_components``)."""
+
+    name = "enter_when_flat_test"
+    description = "test: straddle when flat"
+    Params = NoParams
+    required_data = ()
+
+    def prepare(self, data, grid) -> None:
+        self.days = pd.DatetimeIndex(data["underlying"].index)
+
+    def trading_days(self) -> pd.DatetimeIndex:
+        return self.days
+
+    def backtest(self, params, start, end, *, cash):
+        raise TypeError("enter_when_flat_test is a paper-trading test plugin: no backtest")
+
+    def data_fingerprint(self) -> str:
+        return "enter_when_flat_test"
+
+    def paper_components(self, params, store) -> PaperComponents:
+        feed = store.getdata("SPY", roots=["SPY"], target_dte=3, far_dte=10)
+        return PaperComponents(EnterWhenFlat, {}, [feed])
+
+
+ALPACA_CONFIG = """
+[experiment]
+name = "paper_faults"
+[data]
+start = "2009-01-02"
+end = "2009-12-31"
+[data.underlying]
+source = "builtin:sp500"
+[strategy]
+name = "enter_when_flat_test"
+[broker]
+kind = "alpaca-paper"
+commission_per_contract = 0.0
+[broker.alpaca]
+base_url = "{base_url}"
+data_url = "{data_url}"
+poll_seconds = 0.2
+fill_timeout_seconds = 0.0
+request_timeout_seconds = 1.0
+max_dte = 12
+[broker.safety]
+audit_dir = "{tmp}/paper"
+kill_switch_file = "{tmp}/KILL"
+max_retries = 2
+backoff_seconds = 0.0
+max_backoff_seconds = 0.0
+[tracking]
+results_dir = "{tmp}/results"
+"""
+
+
+@pytest.fixture
+def plugin_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    from strategies import STRATEGIES
+
+    monkeypatch.setitem(STRATEGIES, EnterWhenFlatPlugin.name, EnterWhenFlatPlugin)
+
+
+def alpaca_config(tmp: Path, base_url: str, data_url: str | None = None) -> Path:
+    path = tmp / "alpaca.toml"
+    path.write_text(ALPACA_CONFIG.format(base_url=base_url, data_url=data_url or base_url, tmp=tmp))
+    return path
+
+
+def cli() -> typer.Typer:
+    from experiments.cli_paper import register
+
+    app = typer.Typer()
+    register(app)
+
+    @app.command("noop")
+    def noop() -> None:  # a second command keeps 'paper' a named sub-command
+        pass
+
+    return app
+
+
+def soon(seconds: float) -> str:
+    return (pd.Timestamp.now(tz="America/New_York") + pd.Timedelta(seconds=seconds)).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("field", "url"),
+    [
+        ("base_url", "https://paper-api.evil.example"),
+        ("base_url", "https://paper-api.alpaca.markets.evil.example"),
+        ("data_url", "https://data.evil.example"),
+    ],
+)
+def test_bad_hosts_fail_at_start_with_one_line(
+    venue_url, tmp_path, plugin_registered, field: str, url: str
+) -> None:
+    fake, good = venue_url
+    config = alpaca_config(
+        tmp_path, url if field == "base_url" else good, url if field == "data_url" else good
+    )
+    out = CliRunner().invoke(cli(), ["paper", str(config), "--no-live"])
+    assert out.exit_code == 2, out.output
+    lines = out.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: [broker.alpaca] " + field), out.output
+    assert "Traceback" not in out.output and fake.requests == []
+    assert not (tmp_path / "paper").exists()
+
+
+def test_a_redirect_is_an_error_and_keys_do_not_follow(venue_url) -> None:
+    """The venue answers 307 to another host (here: a second local server reached as
+    ``localhost``): the adapter does not follow, the other host receives nothing."""
+    fake, url = venue_url
+    quotes, _ = spy_chain(dt.date.today())
+    elsewhere = FakeAlpaca(quotes=quotes, stock_price={"SPY": 580.0})
+    server, thread = _serve(elsewhere)
+    try:
+        fake.redirect = f"http://localhost:{server.server_address[1]}"
+        with pytest.raises(VenueRejected, match=r"HTTP 307 redirect to localhost/v2/account: not"):
+            adapter(url).account()
+        assert elsewhere.requests == [] and elsewhere.headers == []
+        assert len(fake.requests) == 1  # asked once, not retried, not followed
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_resume_continues_a_session_without_re_entering(
+    venue_url, tmp_path, plugin_registered
+) -> None:
+    fake, url = venue_url
+    config = alpaca_config(tmp_path, url)
+    runner = CliRunner()
+    first = runner.invoke(cli(), ["paper", str(config), "--no-live", "--until", soon(6.0)])
+    assert first.exit_code == 0, first.output
+    (folder,) = (tmp_path / "paper").iterdir()
+    assert len(fake.orders) == 1 and len(fake.signed_positions()) == 2  # one straddle
+    straddle = fake.signed_positions()
+    resumed = runner.invoke(
+        cli(), ["paper", str(config), "--no-live", "--until", soon(4.0), "--resume", folder.name]
+    )
+    assert resumed.exit_code == 0, resumed.output
+    assert [p.name for p in (tmp_path / "paper").iterdir()] == [folder.name]  # same session
+    assert len(fake.orders) == 1 and fake.signed_positions() == straddle  # no second straddle
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["resumed"] is True and summary["orders"] == 0
+    start = [r for r in read_audit(folder / "audit.jsonl").itertuples() if r.event == "reconcile"]
+    adopted = [r for r in start if "missing_locally" in str(r.detail)]
+    assert len(adopted) == 1  # the resumed run's start-up reconciliation adopted the straddle
+    state = json.loads((folder / "state.json").read_text())
+    assert state["running"] is False and state["resumed"] is True
+    # a session that does not exist, or a replay, cannot be resumed
+    missing = runner.invoke(cli(), ["paper", str(config), "--no-live", "--resume", "nope"])
+    assert missing.exit_code == 2 and "no session nope under" in missing.output
+
+
+def test_stop_without_a_running_session_says_so(tmp_path) -> None:
+    out = CliRunner().invoke(cli(), ["paper", "stop", "--flag-file", str(tmp_path / "KILL")])
+    assert out.exit_code == 0, out.output
+    assert "no paper session running" in out.output
+    assert "next tick" not in out.output
+    assert KillSwitch(tmp_path / "KILL").engaged()  # the switch still latches
+
+
+def _session_in_thread(config: Path, seconds: float):
+    """Run the paper session of ``config`` in a thread (the session's process; the CLI runner is
+    not thread-safe, so the session is run through ``build_session``); returns the thread and a
+    list receiving the finished session (or its exception)."""
+    from experiments.paper import build_session
+
+    done: list = []
+
+    def target() -> None:
+        try:
+            done.append(build_session(config, until=soon(seconds)).run())
+        except Exception as exc:  # reported by the test
+            done.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, done
+
+
+def _wait_running(folder_root: Path, timeout: float = 20.0) -> None:
+    import time
+
+    from experiments.paper import running_sessions
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if running_sessions(folder_root):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no session started under {folder_root}")
+
+
+def test_stop_reports_that_the_kill_completed(venue_url, tmp_path, plugin_registered) -> None:
+    fake, url = venue_url
+    config = alpaca_config(tmp_path, url)
+    thread, done = _session_in_thread(config, 30.0)
+    _wait_running(tmp_path / "paper")
+    while len(fake.signed_positions()) < 2:  # the straddle is on
+        threading.Event().wait(0.05)
+    out = CliRunner().invoke(cli(), ["paper", "stop", "--config", str(config), "--wait", "20"])
+    thread.join(timeout=30)
+    assert out.exit_code == 0, out.output
+    assert "kill switch complete: the venue confirms no open orders, no positions" in out.output
+    (session,) = done
+    assert session.broker.killed and session.broker.kill_complete
+    assert fake.signed_positions() == {} and open_orders_at(fake) == []
+
+
+def test_stop_reports_a_kill_the_venue_did_not_confirm(
+    venue_url, tmp_path, plugin_registered
+) -> None:
+    """The venue goes down just before the stop: the session cannot cancel or flatten; the stop
+    command says so (exit 3), and so does the session (exit 3)."""
+    fake, url = venue_url
+    config = alpaca_config(tmp_path, url)
+    thread, done = _session_in_thread(config, 30.0)
+    _wait_running(tmp_path / "paper")
+    while len(fake.signed_positions()) < 2:  # the straddle is on
+        threading.Event().wait(0.05)
+    fake.down = "503"
+    out = CliRunner().invoke(cli(), ["paper", "stop", "--config", str(config), "--wait", "20"])
+    thread.join(timeout=30)
+    assert out.exit_code == 3, out.output
+    assert "kill switch NOT complete" in out.output and "HTTP 503" in out.output
+    (session,) = done
+    assert session.broker.killed and not session.broker.kill_complete
+    (folder,) = (tmp_path / "paper").iterdir()
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["kill_complete"] is False
+    assert "book matches the venue" not in summary["reconciliations"][-1]
+    fake.down = None
+    assert len(fake.signed_positions()) == 2  # exactly what was reported: still there
