@@ -376,8 +376,14 @@ def _num(x: float) -> float | None:
     return float(x) if math.isfinite(float(x)) else None
 
 
+SESSION_CLOSE = dt.time(16, 0)
+"""Time (ET) a daily bar's session is taken to end, for the replay clock of a strategy on daily
+bars (the bars are stamped with their date)."""
+
+
 class _Status(bt.Analyzer):
-    """Calls the session's ``on_bar`` after every bar (the live status display)."""
+    """After every bar: ``--speed`` pacing of a strategy on its own feed, the state file, and the
+    session's ``on_bar`` (the live status display)."""
 
     params = (("session", None),)
 
@@ -387,7 +393,10 @@ class _Status(bt.Analyzer):
             return
         session.strategy = self.strategy
         stamp = pd.Timestamp(self.strategy.datetime.datetime(0))
-        session.pace(stamp.tz_localize(TZ) if stamp.tzinfo is None else stamp.tz_convert(TZ))
+        stamp = stamp.tz_localize(TZ) if stamp.tzinfo is None else stamp.tz_convert(TZ)
+        if stamp == stamp.normalize():  # a daily bar, stamped with its date: the whole session
+            stamp = pd.Timestamp.combine(stamp.date(), SESSION_CLOSE).tz_localize(TZ)
+        session.pace(stamp)
         write_state(session, running=True)
         if session.on_bar is not None:
             session.on_bar(session)

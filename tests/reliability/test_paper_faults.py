@@ -11,6 +11,7 @@ headers it received), never the broker's view of itself.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import sys
 import threading
@@ -495,3 +496,80 @@ def test_stop_reports_a_kill_the_venue_did_not_confirm(
     assert "book matches the venue" not in summary["reconciliations"][-1]
     fake.down = None
     assert len(fake.signed_positions()) == 2  # exactly what was reported: still there
+
+
+# -- item 4: --speed and replay progress for a strategy on its own feed ---------------------------
+@pytest.fixture
+def zero_dte_config(tmp_path, shared_data):
+    """The ``zero_dte_straddle`` replay config of ``tests/experiments/test_paper.py`` over
+    2019-05-28 .. 06-07 on a slice of the real 2019 SPXW chains (its helpers are reused)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    import test_paper
+
+    db = test_paper.small_store.__wrapped__(shared_data, _Factory(tmp_path / "store"))
+    return test_paper.write_config(tmp_path, db, shared_data)
+
+
+class _Factory:
+    """``tmp_path_factory.mktemp`` for one folder (the reused module fixture's argument)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def mktemp(self, name: str) -> Path:
+        folder = self.root / name
+        folder.mkdir(parents=True)
+        return folder
+
+
+TRADING_DAYS = ["2019-05-28", "2019-05-29", "2019-05-30", "2019-05-31"]
+TRADING_DAYS += ["2019-06-03", "2019-06-04", "2019-06-05", "2019-06-06", "2019-06-07"]
+
+
+@pytest.mark.shared_data
+def test_speed_paces_zero_dte_straddle_and_status_shows_progress(zero_dte_config) -> None:
+    from rich.console import Console
+
+    from experiments.paper import build_session, replay_progress, status_renderable
+
+    waits: list[float] = []
+    seen: list[tuple[float, str]] = []
+
+    def on_bar(session) -> None:
+        console = Console(record=True, width=200)
+        console.print(status_renderable(session))
+        seen.append((replay_progress(session)["done"], console.export_text()))
+
+    # 86,400 recorded seconds per wall second: one wall second per calendar day between bars
+    session = build_session(zero_dte_config, speed=86_400, sleep=waits.append, on_bar=on_bar)
+    session.run()
+    bars = [pd.Timestamp(d) for d in TRADING_DAYS]
+    gaps = [(b - a).days for a, b in itertools.pairwise(bars)]
+    assert gaps == [1, 1, 1, 3, 1, 1, 1, 1]  # the weekend of June 1-2 (hand count)
+    assert session.waited == pytest.approx(gaps)
+    assert waits[: len(gaps)] == pytest.approx(gaps)  # the waits went to the sleep function
+    # progress: the share of the window's 9 daily snapshots (15:45) passed; a daily bar counts
+    # as its whole session (to 16:00), so after the k-th day's bar, k of 9
+    fractions = [f for f, _ in seen]
+    assert fractions == pytest.approx([k / 9 for k in range(1, 10)])
+    assert replay_progress(session) == {
+        "clock": "2019-06-07T16:00:00-04:00",
+        "start": "2019-05-28T15:45:00-04:00",
+        "end": "2019-06-07T15:45:00-04:00",
+        "snapshots_done": 9,
+        "snapshots": 9,
+        "done": 1.0,
+    }
+    assert "of the window (" in seen[2][1] and "replay 2019-05-30" in seen[2][1]
+    state = json.loads((session.folder / "state.json").read_text())
+    assert state["running"] is False and state["replay"]["done"] == 1.0
+
+
+@pytest.mark.shared_data
+def test_speed_zero_does_not_wait(zero_dte_config) -> None:
+    from experiments.paper import build_session
+
+    waits: list[float] = []
+    session = build_session(zero_dte_config, speed=0, sleep=waits.append)
+    session.run()
+    assert session.waited == [] and waits == []
