@@ -475,15 +475,16 @@ def test_stop_reports_that_the_kill_completed(venue_url, tmp_path, plugin_regist
 def test_stop_reports_a_kill_the_venue_did_not_confirm(
     venue_url, tmp_path, plugin_registered
 ) -> None:
-    """The venue goes down just before the stop: the session cannot cancel or flatten; the stop
-    command says so (exit 3), and so does the session (exit 3)."""
+    """The venue's trading API goes down just before the stop (market data stays up, so the
+    session keeps ticking and sees the flag): the session cannot cancel or flatten; the stop
+    command says so (exit 3), and so does the session's summary."""
     fake, url = venue_url
     config = alpaca_config(tmp_path, url)
     thread, done = _session_in_thread(config, 30.0)
     _wait_running(tmp_path / "paper")
     while len(fake.signed_positions()) < 2:  # the straddle is on
         threading.Event().wait(0.05)
-    fake.down = "503"
+    fake.down, fake.down_paths = "503", ("/v2/orders", "/v2/positions")
     out = CliRunner().invoke(cli(), ["paper", "stop", "--config", str(config), "--wait", "20"])
     thread.join(timeout=30)
     assert out.exit_code == 3, out.output

@@ -21,7 +21,9 @@ Faults (``FakeAlpaca.faults``, consumed in order by the first matching request):
 Outage and redirects:
 
 ``FakeAlpaca.down``       ``"503"``: every request is answered HTTP 503 (venue down, nothing
-                          done); ``"drop"``: every connection is closed without an answer
+                          done); ``"drop"``: every connection is closed without an answer;
+                          with ``down_paths`` only requests whose path starts with one of them
+                          (the trading API down, market data up)
 ``FakeAlpaca.redirect``   every request is answered ``307`` with ``Location: <redirect><path>``
                           (an endpoint that moved to another host)
 ``FakeAlpaca.headers``    the key headers each request carried (``(key, secret)``), for the
@@ -78,6 +80,7 @@ class FakeAlpaca:
     bodies: list[dict[str, Any]] = field(default_factory=list)
     auth_failures: int = 0
     down: str | None = None
+    down_paths: tuple[str, ...] | None = None
     redirect: str | None = None
     headers: list[tuple[str | None, str | None]] = field(default_factory=list)
     page_size: int = 1000
@@ -438,10 +441,11 @@ class _Handler(BaseHTTPRequestHandler):
         if fake.redirect is not None:
             self._send(307, {"message": "moved"}, {"Location": fake.redirect + self.path})
             return
-        if fake.down == "503":
+        hit = fake.down_paths is None or path.startswith(fake.down_paths)
+        if fake.down == "503" and hit:
             self._send(503, {"code": 50300000, "message": "service unavailable"})
             return
-        if fake.down == "drop":
+        if fake.down == "drop" and hit:
             self._drop()
             return
         if (
