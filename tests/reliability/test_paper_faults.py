@@ -574,3 +574,19 @@ def test_speed_zero_does_not_wait(zero_dte_config) -> None:
     session = build_session(zero_dte_config, speed=0, sleep=waits.append)
     session.run()
     assert session.waited == [] and waits == []
+
+
+@pytest.mark.parametrize("stray", ["\r", " "])
+def test_a_key_with_a_stray_character_never_reaches_the_cli_output(
+    venue_url, tmp_path, plugin_registered, monkeypatch, stray: str
+) -> None:
+    """The issue's case: a secret with a stray carriage return used to come back inside the
+    exception text the CLI printed. Now: one line naming the variable, no key, nothing sent."""
+    fake, url = venue_url
+    monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET + stray)
+    out = CliRunner().invoke(cli(), ["paper", str(alpaca_config(tmp_path, url)), "--no-live"])
+    assert out.exit_code == 2, out.output
+    assert SECRET not in out.output and KEY not in out.output
+    (error,) = [line for line in out.output.splitlines() if line.startswith("error:")]
+    assert "APCA_API_SECRET_KEY contains whitespace or a control character" in error
+    assert fake.requests == []
