@@ -491,6 +491,13 @@ def test_stop_reports_a_kill_the_venue_did_not_confirm(
     assert "kill switch NOT complete" in out.output and "HTTP 503" in out.output
     (session,) = done
     assert session.broker.killed and not session.broker.kill_complete
+    from rich.console import Console
+
+    from experiments.paper import status_renderable
+
+    console = Console(record=True, width=250)
+    console.print(status_renderable(session))
+    assert "KILL NOT COMPLETE: venue: " in console.export_text()
     (folder,) = (tmp_path / "paper").iterdir()
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["kill_complete"] is False

@@ -439,3 +439,19 @@ def test_option_strategy_runs_unchanged_on_alpaca(fake_alpaca, tmp_path) -> None
     assert broker.getvalue() == pytest.approx(100_000.0 - 2 * 0.10 * 100)
     assert fake.signed_positions() == {} and len(fake.orders) == 2
     assert strat.rejections == []
+
+
+def test_the_fake_venue_refuses_a_duplicate_client_order_id_as_alpaca_does(fake_alpaca) -> None:
+    """Alpaca answers HTTP 422 ``client_order_id must be unique`` to a second order under an id
+    it has seen; the fake does the same (and books nothing), and the adapter raises
+    ``DuplicateClientOrderId``."""
+    from brokers.live.adapter import DuplicateClientOrderId
+
+    fake, url = fake_alpaca
+    venue = adapter(url)
+    order = OrderRequest("vs-dup-0001", (OrderLeg(spy(580, "C"), 1),), 1, 5.0)
+    venue.submit_order(order)
+    with pytest.raises(DuplicateClientOrderId, match=r"client_order_id must be unique"):
+        venue.submit_order(order)
+    assert fake.client_ids() == ["vs-dup-0001"] and fake.posts() == 2
+    assert fake.signed_positions() == {occ("SPY", near_expiry(), "C", 580): 1}
