@@ -1,13 +1,19 @@
 """``volsuite paper``: paper-trade an experiment config, or stop a running session.
 
-``volsuite paper CONFIG [--from-run RUN] [--speed X] [--until T]``
+``volsuite paper CONFIG [--from-run RUN] [--speed X] [--until T] [--resume SESSION]``
     run the config's strategy on the venue of ``[broker] kind`` (``replay`` or
     ``alpaca-paper``) with the run's best out-of-sample parameters (or the config's), with a live
-    status table (positions, book greeks, P&L, last orders); the audit log and the session files
-    go to ``results/paper/<session>/``.
-``volsuite paper stop [--flag-file PATH | --config CONFIG] [--no-flatten] [--reason TEXT]``
-    engage the kill switch: the running session cancels every open order and (unless
-    ``--no-flatten``) closes every position at its next clock tick, then ends.
+    status table (positions, book greeks, P&L, replay progress, last orders); the audit log and
+    the session files go to ``results/paper/<session>/``. ``--resume SESSION`` continues an
+    earlier session (Alpaca): same session id and client order ids, positions adopted at start.
+    Exit 3 when the session ends with its kill switch not confirmed by the venue.
+``volsuite paper stop [--flag-file PATH | --config CONFIG] [--no-flatten] [--reason TEXT]
+[--wait S]``
+    engage the kill switch, then report for every running session (the ``state.json`` files
+    under the audit directory: ``--config``'s ``audit_dir``, else the flag file's folder)
+    whether its kill completed (no open order, and flat unless ``--no-flatten``, confirmed by the
+    venue) within ``--wait`` seconds: exit 0 when every kill completed or no session runs, 3 when
+    one has not (yet).
 ``volsuite paper stop --clear``
     remove the flag file (a session refuses to start while it exists).
 
@@ -33,26 +39,42 @@ err_console = Console(stderr=True)
 DEFAULT_FLAG = Path("results/paper/KILL")
 
 
+KILL_INCOMPLETE_EXIT = 3
+"""Exit code when a kill switch is not confirmed complete by the venue."""
+
+
 def _fail(exc: Exception | str) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    from brokers.live.safety import scrub_secrets
+
+    text = scrub_secrets(str(exc))
+    err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
 def _stop(
-    flag_file: Path | None, config: Path | None, no_flatten: bool, clear: bool, reason: str
+    flag_file: Path | None,
+    config: Path | None,
+    no_flatten: bool,
+    clear: bool,
+    reason: str,
+    wait: float = 30.0,
 ) -> None:
     from brokers.live import KillSwitch
 
     path = flag_file
-    if path is None and config is not None:
+    audit_dir: Path | None = None
+    if config is not None:
         from experiments.config import load_config
 
         try:
-            path = Path(load_config(config).broker.safety.kill_switch_file)
+            safety = load_config(config).broker.safety
         except VolsuiteError as exc:
             _fail(exc)
             return
+        path = path or Path(safety.kill_switch_file)
+        audit_dir = Path(safety.audit_dir)
     switch = KillSwitch(path or DEFAULT_FLAG)
+    audit_dir = audit_dir or switch.path.parent
     if clear:
         removed = switch.clear()
         console.print(
@@ -61,15 +83,32 @@ def _stop(
             markup=False,
         )
         return
+    from experiments.paper import kill_report, running_sessions, wait_for_kill
+
+    running = [str(st["session"]) for st in running_sessions(audit_dir)]
     switch.trigger(reason, flatten=not no_flatten)
+    say = {"highlight": False, "soft_wrap": True, "markup": False}
+    if not running:
+        console.print(
+            f"no paper session running (none under {audit_dir}); kill switch engaged: "
+            f"{switch.path}: new sessions refuse to start until 'volsuite paper stop --clear'",
+            **say,
+        )
+        return
     action = "cancel open orders" if no_flatten else "cancel open orders and flatten"
     console.print(
-        f"kill switch engaged: {switch.path} (the session will {action} at its next tick; "
-        "'volsuite paper stop --clear' re-arms)",
-        highlight=False,
-        soft_wrap=True,
-        markup=False,
+        f"kill switch engaged: {switch.path}; waiting up to {wait:g} s for {len(running)} "
+        f"session(s) to {action} and the venue to confirm",
+        **say,
     )
+    states = wait_for_kill(audit_dir, running, timeout=wait)
+    complete = True
+    for session, state in states.items():
+        done, line = kill_report(session, state)
+        complete = complete and done
+        console.print(line, **say)
+    if not complete:
+        raise typer.Exit(code=KILL_INCOMPLETE_EXIT)
 
 
 def paper(
@@ -113,10 +152,24 @@ def paper(
     reason: Annotated[str, typer.Option(help="stop: reason written to the audit log.")] = (
         "volsuite paper stop"
     ),
+    wait: Annotated[
+        float,
+        typer.Option(
+            min=0.0, help="stop: seconds to wait for the running session(s) to confirm the kill."
+        ),
+    ] = 30.0,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            help="Continue this earlier session (alpaca-paper): same id and client order ids; "
+            "the venue's positions are adopted before the first bar.",
+        ),
+    ] = None,
 ) -> None:
     """Paper-trade CONFIG on the venue of its broker kind, or 'stop' the running session."""
     if target == "stop":
-        _stop(flag_file, config, no_flatten, clear, reason)
+        _stop(flag_file, config, no_flatten, clear, reason, wait)
         return
     os.environ.setdefault("MPLBACKEND", "Agg")
     from experiments.paper import build_session, status_renderable
@@ -135,6 +188,7 @@ def paper(
             until=until,
             tracking_uri=tracking_uri,
             on_bar=on_bar,
+            resume=resume,
         )
     except VolsuiteError as exc:
         _fail(exc)
@@ -177,6 +231,15 @@ def paper(
         markup=False,
     )
     console.print(f"results    {session.folder}", highlight=False, soft_wrap=True, markup=False)
+    if broker.killed and not broker.kill_complete:
+        err_console.print(
+            f"KILL SWITCH NOT COMPLETE: {broker.kill_status}; open orders / positions remain "
+            "at the venue: close them there (the flag file stays engaged)",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
+        raise typer.Exit(code=KILL_INCOMPLETE_EXIT)
 
 
 def register(app: typer.Typer) -> None:

@@ -24,9 +24,13 @@ recorded quotes). Everything the session does goes to the audit log
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 import math
+import os
+import socket
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -263,6 +267,12 @@ class PaperSession:
         The running / finished strategy instance.
     notes : list of str
         What the session wants the user to know (symbol map, windows).
+    resumed : bool
+        ``--resume``: the session id of an earlier run (same client order ids, same folder).
+    bar_time : pandas.Timestamp or None
+        Time of the strategy's last bar (ET): the replay clock of a strategy on its own feed.
+    waited : list of float
+        Wall seconds waited between bars to honour ``--speed`` on a strategy's own feed.
     """
 
     config: ExperimentConfig
@@ -277,6 +287,10 @@ class PaperSession:
     notes: list[str] = field(default_factory=list)
     strategy: bt.Strategy | None = None
     on_bar: Callable[[PaperSession], None] | None = None
+    resumed: bool = False
+    sleep: Callable[[float], None] = time.sleep
+    bar_time: pd.Timestamp | None = None
+    waited: list[float] = field(default_factory=list)
 
     def run(self) -> PaperSession:
         """Run the Cerebro to the end (data exhausted, ``--until``, kill switch) and write the
@@ -289,15 +303,44 @@ class PaperSession:
         cerebro.setbroker(self.broker)
         cerebro.addstrategy(self.components.strategy_cls, **self.components.strategy_kwargs)
         cerebro.addanalyzer(_Status, _name="paper_status", session=self)
+        write_state(self, running=True)
         try:
             (self.strategy,) = cerebro.run()
         finally:
-            if self.broker.started:  # an exception inside the run: close the session properly
-                self.broker.stop()
-            if not math.isnan(self.broker.start_value):  # the session did start
-                self.write_outputs()
-            self.store.audit.close()
+            try:
+                if self.broker.started:  # an exception inside the run: close the session
+                    self.broker.stop()
+                if not math.isnan(self.broker.start_value):  # the session did start
+                    self.write_outputs()
+            finally:
+                write_state(self, running=False)
+                self.store.audit.close()
         return self
+
+    def paces(self) -> bool:
+        """The strategy runs on its own historical feed (not the store's live feeds) over a
+        replay venue with a finite ``speed > 0``: :meth:`pace` does the waiting the venue's own
+        ``tick`` would do."""
+        from brokers.live.store import ChainSnapshotFeed, LiveBarFeed
+
+        speed = getattr(self.venue, "speed", None)
+        if not isinstance(self.venue, ReplayVenue) or not speed or not math.isfinite(speed):
+            return False
+        return not any(
+            isinstance(f, ChainSnapshotFeed | LiveBarFeed) for f in self.components.feeds
+        )
+
+    def pace(self, bar_time: pd.Timestamp) -> float:
+        """Wait ``(bar_time - previous bar) / speed`` wall seconds (``--speed`` for a strategy on
+        its own feed, e.g. ``zero_dte_straddle``); returns the wait (0 on the first bar, when
+        :meth:`paces` is False, or when the clock did not move)."""
+        previous, self.bar_time = self.bar_time, bar_time
+        if previous is None or not self.paces() or bar_time <= previous:
+            return 0.0
+        wait = (bar_time - previous).total_seconds() / float(self.venue.speed)  # type: ignore[attr-defined]
+        self.waited.append(wait)
+        self.sleep(wait)
+        return wait
 
     def write_outputs(self) -> None:
         """``fills.csv``, ``orders.csv``, ``positions.csv``, ``summary.json`` next to the audit
@@ -321,6 +364,9 @@ class PaperSession:
             "fills": len(self.broker.option_fills),
             "rejections": len(self.broker.rejections),
             "killed": self.broker.killed,
+            "kill_complete": self.broker.kill_complete if self.broker.killed else None,
+            "kill_status": self.broker.kill_status,
+            "resumed": self.resumed,
             "reconciliations": [r.summary() for r in self.broker.reconciliations],
         }
         (self.folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
@@ -330,15 +376,29 @@ def _num(x: float) -> float | None:
     return float(x) if math.isfinite(float(x)) else None
 
 
+SESSION_CLOSE = dt.time(16, 0)
+"""Time (ET) a daily bar's session is taken to end, for the replay clock of a strategy on daily
+bars (the bars are stamped with their date)."""
+
+
 class _Status(bt.Analyzer):
-    """Calls the session's ``on_bar`` after every bar (the live status display)."""
+    """After every bar: ``--speed`` pacing of a strategy on its own feed, the state file, and the
+    session's ``on_bar`` (the live status display)."""
 
     params = (("session", None),)
 
     def next(self) -> None:
         session = self.p.session
-        if session is not None and session.on_bar is not None:
-            session.strategy = self.strategy
+        if session is None:
+            return
+        session.strategy = self.strategy
+        stamp = pd.Timestamp(self.strategy.datetime.datetime(0))
+        stamp = stamp.tz_localize(TZ) if stamp.tzinfo is None else stamp.tz_convert(TZ)
+        if stamp == stamp.normalize():  # a daily bar, stamped with its date: the whole session
+            stamp = pd.Timestamp.combine(stamp.date(), SESSION_CLOSE).tz_localize(TZ)
+        session.pace(stamp)
+        write_state(session, running=True)
+        if session.on_bar is not None:
             session.on_bar(session)
 
 
@@ -547,6 +607,7 @@ def build_session(
     sleep: Callable[[float], None] | None = None,
     on_bar: Callable[[PaperSession], None] | None = None,
     session: str | None = None,
+    resume: str | None = None,
 ) -> PaperSession:
     """Load the config, the data and the parameters; build venue, store, broker and strategy.
 
@@ -568,6 +629,11 @@ def build_session(
         Called with the session after each bar (the live status display).
     session : str, optional
         Session id (default: a new one).
+    resume : str, optional
+        ``--resume SESSION``: continue that earlier session (:func:`check_resume`): same id (so
+        a decision made again carries its earlier client order id and is not sent twice), same
+        folder (the audit log is appended to); the start-up reconciliation puts the venue's
+        positions and open orders in the book before the strategy's first bar.
 
     Returns
     -------
@@ -577,7 +643,9 @@ def build_session(
     ------
     ConfigError
         ``kind = "backtest"``, an unsupported strategy/venue pair, an SPX strategy on Alpaca
-        without ``symbol_map``, a bad ``--from-run``.
+        without ``symbol_map``, a bad ``--from-run``, a ``--resume`` that cannot be resumed.
+    UnsafeEndpoint
+        ``[broker.alpaca] base_url`` / ``data_url`` not Alpaca's paper / data host (or loopback).
     KillSwitchEngaged
         The kill-switch file exists (the switch latches until cleared).
     """
@@ -590,6 +658,13 @@ def build_session(
             f"{config_path}: [broker] kind = 'backtest'; set kind = 'replay' or 'alpaca-paper' "
             "to paper-trade (volsuite run backtests whatever kind says)"
         )
+    if kind == "alpaca-paper":  # before anything else: keys go to Alpaca's hosts only
+        from brokers.live.alpaca import DATA_HOST, PAPER_HOST, check_endpoint
+
+        check_endpoint(config.broker.alpaca.base_url, field="base_url", host=PAPER_HOST)
+        check_endpoint(config.broker.alpaca.data_url, field="data_url", host=DATA_HOST)
+    if resume is not None:
+        check_resume(config, resume)
     plugin_cls = get_strategy(config.strategy.name)
     params, source = resolve_params(
         config, plugin_cls, from_run=from_run, tracking_uri=tracking_uri
@@ -618,7 +693,7 @@ def build_session(
             f"kill switch engaged ({kill_switch.path}): remove the file or run "
             "'volsuite paper stop --clear' before starting a session"
         )
-    session_id = session or new_session_id()
+    session_id = resume or session or new_session_id()
     stop_at = _parse_time(until, first_day)
     folder = _session_folder(config, session_id)
     audit = AuditLog(folder / "audit.jsonl", session_id)
@@ -636,6 +711,7 @@ def build_session(
     broker_kwargs: dict[str, Any] = {
         **config.broker.backtest_params(),
         "fill_timeout": fill_timeout,
+        "strategy_name": config.strategy.name,  # part of every client order id
     }
     if sleep is not None:
         broker_kwargs["sleep"] = sleep
@@ -654,6 +730,11 @@ def build_session(
         )
     if components.note:
         notes.append(components.note)
+    if resume is not None:
+        notes.append(
+            f"resuming session {resume}: the start-up reconciliation adopts the venue's positions "
+            "and open orders; a decision this session already sent is not sent again"
+        )
     return PaperSession(
         config,
         params,
@@ -666,7 +747,46 @@ def build_session(
         config.experiment.initial_cash,
         notes,
         on_bar=on_bar,
+        resumed=resume is not None,
+        sleep=sleep or time.sleep,
     )
+
+
+def check_resume(config: ExperimentConfig, session: str) -> Path:
+    """Whether ``--resume session`` can continue: its folder exists under ``audit_dir`` with an
+    audit log, it is not running, and the venue keeps its state between processes.
+
+    Returns
+    -------
+    pathlib.Path
+        The session folder.
+
+    Raises
+    ------
+    ConfigError
+        Not a session id, no such session, the session still running, or ``kind = "replay"``
+        (the replay venue's book lives in the session's process: nothing to resume).
+    """
+    if not session or not all(ch.isalnum() or ch in "-_" for ch in session):
+        raise ConfigError(f"--resume {session!r}: a session id has letters, digits, '-', '_'")
+    folder = _session_folder(config, session)
+    if not (folder / "audit.jsonl").is_file():
+        raise ConfigError(
+            f"--resume {session}: no session {session} under {config.broker.safety.audit_dir} "
+            "(no audit.jsonl)"
+        )
+    state = read_state(folder)
+    if state is not None and state["alive"]:
+        raise ConfigError(
+            f"--resume {session}: the session is still running (pid {state.get('pid')}); stop "
+            "it first ('volsuite paper stop')"
+        )
+    if config.broker.kind == "replay":
+        raise ConfigError(
+            f"--resume {session}: the replay venue keeps its book in the session's process, so "
+            "a replay cannot be continued; start a new session"
+        )
+    return folder
 
 
 def run_paper(config_path: str | Path, **kwargs: Any) -> PaperSession:
@@ -703,6 +823,150 @@ def run_live(
     return strategy, broker
 
 
+# -- session state: what `volsuite paper stop` and the status read ------------------------------
+STATE_FILE = "state.json"
+"""Written (atomically) next to a session's audit log at its start, after every bar and at its
+end: ``session, pid, host, running, updated, venue, venue_time, replay, killed, kill_complete,
+kill_status``."""
+
+
+def replay_progress(session: PaperSession) -> dict[str, Any] | None:
+    """How far a replay session is: the replay clock and the share of the window's recorded
+    snapshots it has passed; None for a venue without a schedule (Alpaca).
+
+    The replay clock is the later of the venue clock and the strategy's last bar (a strategy on
+    its own feed moves the venue only when it trades). ``done`` is the number of scheduled
+    snapshot times at or before the clock over their count (0 before the first tick, 1 at the
+    end).
+
+    Returns
+    -------
+    dict or None
+        ``clock`` (ISO, ET), ``start``/``end`` (first/last snapshot), ``snapshots_done``,
+        ``snapshots``, ``done`` (fraction in [0, 1]).
+    """
+    schedule = getattr(session.venue, "schedule", None)
+    if not schedule:
+        return None
+    clock = session.venue.now()
+    if session.bar_time is not None and session.bar_time > clock:
+        clock = session.bar_time
+    done = bisect.bisect_right(schedule, clock)
+    return {
+        "clock": clock.isoformat(),
+        "start": schedule[0].isoformat(),
+        "end": schedule[-1].isoformat(),
+        "snapshots_done": done,
+        "snapshots": len(schedule),
+        "done": done / len(schedule),
+    }
+
+
+def session_state(session: PaperSession, *, running: bool) -> dict[str, Any]:
+    """The content of the session's :data:`STATE_FILE` now (see there)."""
+    broker = session.broker
+    return {
+        "session": session.store.session,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "running": running,
+        "updated": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+        "venue": session.venue.name,
+        "venue_time": session.venue.now().isoformat(),
+        "replay": replay_progress(session),
+        "resumed": session.resumed,
+        "killed": broker.killed,
+        "kill_complete": broker.kill_complete if broker.killed else None,
+        "kill_status": broker.kill_status,
+    }
+
+
+def write_state(session: PaperSession, *, running: bool) -> Path:
+    """Write :func:`session_state` to ``<session folder>/state.json`` (temporary file + rename:
+    a reader never sees half a file)."""
+    session.folder.mkdir(parents=True, exist_ok=True)
+    path = session.folder / STATE_FILE
+    tmp = path.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(session_state(session, running=running), indent=1))
+    tmp.replace(path)
+    return path
+
+
+def read_state(folder: str | Path) -> dict[str, Any] | None:
+    """A session folder's state (None when it has none or it is not JSON), with ``alive``: the
+    state says running and its process exists on this host."""
+    try:
+        state = json.loads((Path(folder) / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict):
+        return None
+    state["alive"] = bool(state.get("running")) and _process_alive(state)
+    return state
+
+
+def _process_alive(state: Mapping[str, Any]) -> bool:
+    if state.get("host") != socket.gethostname():
+        return True  # another machine: trust its own word
+    try:
+        os.kill(int(state.get("pid", -1)), 0)
+    except (ProcessLookupError, ValueError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_sessions(audit_dir: str | Path) -> list[dict[str, Any]]:
+    """States of the sessions under ``audit_dir`` whose process is running (see
+    :func:`read_state`), oldest update first."""
+    root = Path(audit_dir)
+    if not root.is_dir():
+        return []
+    states = [read_state(d) for d in root.iterdir() if d.is_dir()]
+    alive = [st for st in states if st is not None and st["alive"]]
+    return sorted(alive, key=lambda st: str(st.get("updated", "")))
+
+
+def wait_for_kill(
+    audit_dir: str | Path,
+    sessions: Sequence[str],
+    *,
+    timeout: float,
+    poll: float = 0.2,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, dict[str, Any]]:
+    """Wait until every session in ``sessions`` reports its kill complete or has ended, at most
+    ``timeout`` wall seconds; their last states (a session without a readable state maps to
+    ``{}``)."""
+    deadline = time.monotonic() + max(float(timeout), 0.0)
+    while True:
+        states = {s: read_state(Path(audit_dir) / s) or {} for s in sessions}
+        settled = all(st.get("kill_complete") or not st.get("alive") for st in states.values())
+        if settled or time.monotonic() >= deadline:
+            return states
+        sleep(poll)
+
+
+def kill_report(session: str, state: Mapping[str, Any]) -> tuple[bool, str]:
+    """One line on a session's kill from its state, and whether the kill is complete."""
+    if not state:
+        return False, f"session {session}: no state file; cannot tell whether the kill completed"
+    status = str(state.get("kill_status", "?"))
+    if state.get("kill_complete"):
+        ended = "" if state.get("alive") else " (session ended)"
+        return True, f"session {session}: kill switch {status}{ended}"
+    if not state.get("killed"):
+        if state.get("alive"):
+            return False, (
+                f"session {session}: has not acted on the kill switch yet (it checks the flag at "
+                "its next tick / order); run 'volsuite paper stop' again to see"
+            )
+        return False, f"session {session}: ended without acting on the kill switch"
+    where = "still running and retrying" if state.get("alive") else "ended"
+    return False, f"session {session}: kill switch {status} (session {where})"
+
+
 # -- status ---------------------------------------------------------------------------------------
 def book_greeks(broker: LiveOptionsBroker, snapshot: ChainSnapshot | None) -> dict[str, float]:
     """Dollar greeks of the broker's option book from ``snapshot`` (Black-76 on the parity
@@ -725,6 +989,7 @@ def book_greeks(broker: LiveOptionsBroker, snapshot: ChainSnapshot | None) -> di
 def status_renderable(session: PaperSession) -> Any:
     """The live status display: account line, positions, book greeks, last orders (rich)."""
     from rich.console import Group
+    from rich.markup import escape
     from rich.table import Table
 
     broker = session.broker
@@ -741,13 +1006,28 @@ def status_renderable(session: PaperSession) -> Any:
     head = Table.grid(padding=(0, 2))
     for _ in range(6):
         head.add_column()
+    progress = replay_progress(session)
+    if progress is not None:
+        clock = (
+            f"replay {pd.Timestamp(progress['clock']):%Y-%m-%d %H:%M}, "
+            f"{progress['done']:.0%} of the window ({progress['snapshots_done']}/"
+            f"{progress['snapshots']} snapshots)"
+        )
+    else:
+        clock = f"venue time {venue.now():%Y-%m-%d %H:%M}"
+    if not broker.killed:
+        kill = f"orders {len(broker.venue_orders)}"
+    elif broker.kill_complete:
+        kill = "[bold red]KILLED[/] (complete)"
+    else:
+        kill = f"[bold red]KILL NOT COMPLETE[/]: {escape(broker.kill_pending)}"
     head.add_row(
         f"[bold]{venue.name}[/]",
         f"session {session.store.session}",
-        f"venue time {venue.now():%Y-%m-%d %H:%M}",
+        clock,
         f"value ${broker.getvalue():,.2f}",
         f"P&L ${broker.pnl():+,.2f}",
-        "[bold red]KILLED[/]" if broker.killed else f"orders {len(broker.venue_orders)}",
+        kill,
     )
     pos = Table(title="positions", title_justify="left")
     for col in ("root", "expiration", "strike", "right", "qty", "avg", "mark", "value $"):
@@ -793,6 +1073,7 @@ def status_renderable(session: PaperSession) -> Any:
 
 __all__ = [
     "ROOTS_NOT_ON_ALPACA",
+    "STATE_FILE",
     "PaperComponents",
     "PaperSession",
     "apply_symbol_map",
@@ -801,9 +1082,17 @@ __all__ = [
     "book_greeks",
     "build_session",
     "check_alpaca_symbols",
+    "check_resume",
     "default_tracking_uri",
+    "kill_report",
+    "read_state",
+    "replay_progress",
     "resolve_params",
     "run_live",
     "run_paper",
+    "running_sessions",
+    "session_state",
     "status_renderable",
+    "wait_for_kill",
+    "write_state",
 ]

@@ -39,8 +39,12 @@ Endpoints used (Alpaca Trading API v2 and Market Data API):
 
 Keys come from the environment only (``APCA_API_KEY_ID`` / ``APCA_API_SECRET_KEY``, or
 ``ALPACA_API_KEY`` / ``ALPACA_SECRET_KEY``), go into request headers and nowhere else: never into
-messages, logs, the audit log or ``repr``. The paper endpoint is the default and the only remote
-one accepted (a loopback URL is allowed for tests).
+messages, logs, the audit log or ``repr`` (every error message is passed through
+:func:`brokers.live.safety.scrub_secrets`; a key with whitespace or a control character, such as a
+stray ``\\r``, is refused before any request). They are sent to exactly two hosts,
+``https://paper-api.alpaca.markets`` (trading) and ``https://data.alpaca.markets`` (market data),
+or to ``127.0.0.1`` / ``localhost`` for tests (:func:`check_endpoint`); redirects are never
+followed (a 3xx answer is an error, and the keys do not go to the new location).
 
 Alpaca lists equity and ETF options (SPY), **not SPX/SPXW**; see ``docs/paper_trading.md`` for
 ``symbol_map``.
@@ -74,8 +78,10 @@ from brokers.live.adapter import (
     VenueRejected,
     parse_occ_symbol,
 )
+from brokers.live.safety import KEY_ENV, SECRET_ENV, scrub_secrets
 from data_feeds.calendar import TZ
 from data_feeds.chains import QUOTE_COLUMNS, ChainSnapshot
+from data_feeds.errors import VolsuiteError
 
 PAPER_URL = "https://paper-api.alpaca.markets"
 """Alpaca's paper-trading endpoint (the default)."""
@@ -83,16 +89,69 @@ PAPER_URL = "https://paper-api.alpaca.markets"
 DATA_URL = "https://data.alpaca.markets"
 """Alpaca's market-data endpoint."""
 
-KEY_ENV = ("APCA_API_KEY_ID", "ALPACA_API_KEY")
-SECRET_ENV = ("APCA_API_SECRET_KEY", "ALPACA_SECRET_KEY")
+PAPER_HOST = "paper-api.alpaca.markets"
+DATA_HOST = "data.alpaca.markets"
+TEST_HOSTS = frozenset({"127.0.0.1", "localhost"})
+"""Hosts a test may point both endpoints at (the local fake venue)."""
 
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+class UnsafeEndpoint(VolsuiteError, ValueError):
+    """An Alpaca endpoint on a host the keys must not go to (one line; a ``ValueError`` too)."""
+
+
+def check_endpoint(url: str, *, field: str = "base_url", host: str = PAPER_HOST) -> str:
+    """``url`` without a trailing slash if the keys may go there, else :class:`UnsafeEndpoint`.
+
+    Accepted: ``https://<host>`` exactly (default port, no user, path, query or fragment), or
+    ``http(s)://127.0.0.1[:port]`` / ``http(s)://localhost[:port]`` (the local fake venue of the
+    tests). A host that merely starts or ends like Alpaca's (``paper-api.evil.example``,
+    ``paper-api.alpaca.markets.evil.example``) is refused.
+
+    Parameters
+    ----------
+    url : str
+        The endpoint from ``[broker.alpaca]``.
+    field : str
+        Its config key, for the message (``base_url`` or ``data_url``).
+    host : str
+        The one remote host allowed for this endpoint (:data:`PAPER_HOST` or :data:`DATA_HOST`).
+
+    Raises
+    ------
+    UnsafeEndpoint
+        Any other URL (one line naming the key and the hosts accepted).
+    """
+    what = (
+        f"[broker.alpaca] {field} = {url!r}: Alpaca keys are sent only to https://{host} "
+        "(or http://127.0.0.1 / http://localhost for tests); volsuite sends no live orders"
+    )
+    try:
+        parsed = urlparse(str(url).strip())
+        name = (parsed.hostname or "").lower()
+        port = parsed.port
+    except ValueError:
+        raise UnsafeEndpoint(f"{what} (not a URL)") from None
+    extra = parsed.username or parsed.password or parsed.query or parsed.fragment
+    if parsed.path not in ("", "/") or extra:
+        raise UnsafeEndpoint(f"{what} (no path, user, query or fragment allowed)")
+    if name in TEST_HOSTS and parsed.scheme in ("http", "https"):
+        return str(url).strip().rstrip("/")
+    if name != host or parsed.scheme != "https" or port not in (None, 443):
+        raise UnsafeEndpoint(what)
+    return f"https://{host}"
 
 
 def _env(names: Sequence[str]) -> str | None:
+    """The first of ``names`` set in the environment, refused if it holds whitespace or a control
+    character (a stray ``\\r`` from a Windows file; the value is never shown)."""
     for name in names:
         value = os.environ.get(name)
         if value:
+            if any(ch.isspace() or not ch.isprintable() for ch in value):
+                raise VenueRejected(
+                    f"{name} contains whitespace or a control character (a stray \\r or space?); "
+                    "set it to the key alone"
+                )
             return value
     return None
 
@@ -110,19 +169,6 @@ def _ts(value: Any) -> pd.Timestamp | None:
         return None
     ts = pd.Timestamp(value)
     return ts.tz_localize("UTC").tz_convert(TZ) if ts.tzinfo is None else ts.tz_convert(TZ)
-
-
-def _check_base_url(url: str) -> str:
-    parsed = urlparse(url)
-    host = (parsed.hostname or "").lower()
-    if host in _LOOPBACK:
-        return url.rstrip("/")
-    if parsed.scheme != "https" or not host.startswith("paper-api."):
-        raise ValueError(
-            f"base_url {url!r}: only Alpaca's paper endpoint ({PAPER_URL}) is accepted "
-            "(or a loopback URL for tests); volsuite does not send live orders"
-        )
-    return url.rstrip("/")
 
 
 class AlpacaAdapter(VenueAdapter):
@@ -155,8 +201,9 @@ class AlpacaAdapter(VenueAdapter):
 
     Raises
     ------
-    ValueError
-        ``base_url`` is not the paper endpoint (or a loopback test URL).
+    UnsafeEndpoint
+        ``base_url`` is not the paper endpoint or ``data_url`` not the data endpoint (or a
+        loopback test URL: :func:`check_endpoint`).
     """
 
     name = "alpaca-paper"
@@ -179,8 +226,8 @@ class AlpacaAdapter(VenueAdapter):
     ) -> None:
         self.underlying = underlying.strip().upper()
         self.roots = [r.upper() for r in roots] if roots else [self.underlying]
-        self.base_url = _check_base_url(base_url)
-        self.data_url = data_url.rstrip("/")
+        self.base_url = check_endpoint(base_url, field="base_url", host=PAPER_HOST)
+        self.data_url = check_endpoint(data_url, field="data_url", host=DATA_HOST)
         self.option_feed = option_feed
         self.stock_feed = stock_feed
         self.poll_seconds = float(poll_seconds)
@@ -227,6 +274,7 @@ class AlpacaAdapter(VenueAdapter):
                 json=body,
                 headers=self._headers(),
                 timeout=self.timeout,
+                allow_redirects=False,  # the key headers must never follow a redirect
             )
         except requests.Timeout as exc:
             self._broken = True
@@ -240,10 +288,24 @@ class AlpacaAdapter(VenueAdapter):
                 f"{where}: connection failed or dropped ({type(exc).__name__})",
                 maybe_applied=method != "GET",
             ) from None
+        except requests.RequestException as exc:  # e.g. an invalid header: never show its value
+            raise VenueRejected(
+                scrub_secrets(f"{where}: request not sent ({type(exc).__name__}: {exc})")
+            ) from None
         if self._broken:
             self._broken = False
             self._reconnected = True
         status = resp.status_code
+        if 300 <= status < 400:
+            target = urlparse(resp.headers.get("Location", ""))
+            raise VenueRejected(
+                scrub_secrets(
+                    f"{where}: HTTP {status} redirect to {target.hostname or '?'}{target.path}: "
+                    "not followed (keys go only to the configured endpoint; check base_url / "
+                    "data_url)"
+                ),
+                status=status,
+            )
         if status == 429:
             retry_after = _f(resp.headers.get("Retry-After"), math.nan)
             raise TransientVenueError(
@@ -270,10 +332,10 @@ class AlpacaAdapter(VenueAdapter):
         try:
             data = resp.json()
         except ValueError:
-            return resp.text[:200]
+            return scrub_secrets(resp.text[:200])
         if isinstance(data, dict):
-            return str(data.get("message") or data)[:300]
-        return str(data)[:300]
+            return scrub_secrets(str(data.get("message") or data)[:300])
+        return scrub_secrets(str(data)[:300])
 
     def consume_reconnect(self) -> bool:
         """True once after a request succeeded following a timeout or dropped connection."""
@@ -640,4 +702,13 @@ class AlpacaAdapter(VenueAdapter):
         )
 
 
-__all__ = ["DATA_URL", "PAPER_URL", "AlpacaAdapter"]
+__all__ = [
+    "DATA_HOST",
+    "DATA_URL",
+    "PAPER_HOST",
+    "PAPER_URL",
+    "TEST_HOSTS",
+    "AlpacaAdapter",
+    "UnsafeEndpoint",
+    "check_endpoint",
+]

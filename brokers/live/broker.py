@@ -52,6 +52,7 @@ from brokers.live.safety import (
     RiskLimits,
     call_with_retries,
     client_order_id,
+    decision_key,
     diff_positions,
     new_session_id,
     pre_trade_check,
@@ -75,6 +76,11 @@ class KillSwitchEngaged(VolsuiteError):
     """A live session cannot start (or trade) while the kill switch flag file exists."""
 
 
+class DecisionAlreadySent(VenueRejected):
+    """A resumed session made a decision an earlier run of the same session already sent (same
+    deterministic client order id): it is not sent twice."""
+
+
 class LiveOptionsBroker(OptionsBroker):
     """:class:`brokers.OptionsBroker` that routes fills to a venue (see the module docstring).
 
@@ -92,7 +98,9 @@ class LiveOptionsBroker(OptionsBroker):
     audit : AuditLog, optional
         Where every event goes (default: in memory only).
     session : str, optional
-        Session id used in client order ids (default :func:`new_session_id`).
+        Session id used in client order ids (default :func:`new_session_id`); a resumed session
+        keeps its id, so a decision it makes again carries the same client order id
+        (:func:`brokers.live.safety.client_order_id`) and is not sent twice.
     retry : RetryPolicy, optional
         Backoff for transient venue errors.
     fill_timeout : float
@@ -104,13 +112,22 @@ class LiveOptionsBroker(OptionsBroker):
         Waits the given seconds (default ``time.sleep``; injected in tests).
     adopt_venue_cash : bool
         Reconciliation sets the local cash to the venue's (default True).
+    strategy_name : str
+        The strategy's registered name, part of every client order id (default ``""``).
+    kill_retry_rounds : int
+        At the end of a session, rounds of clean-up tried for a kill the venue has not confirmed
+        while it is unreachable (default 10; waits ``retry.delay(n)`` between rounds).
 
     Attributes
     ----------
     venue_orders : dict of str to VenueOrder
         Every order of the session by client order id (last known state).
     killed : bool
-        The kill switch has fired.
+        The kill switch has fired: no new orders (latched).
+    kill_complete : bool
+        The venue confirmed the kill's clean-up: no open order and, when flattening, no position.
+    kill_status : str
+        One line on the kill (see :meth:`kill`).
     reconciliations : list of ReconcileReport
     order_log : collections.deque
         The last 50 orders as dicts (time, client id, legs, quantity, limit, status, tag) for the
@@ -132,6 +149,8 @@ class LiveOptionsBroker(OptionsBroker):
         ("poll_interval", 0.5),
         ("sleep", None),
         ("adopt_venue_cash", True),
+        ("kill_retry_rounds", 10),
+        ("strategy_name", ""),
     )
 
     def __init__(self) -> None:
@@ -151,8 +170,14 @@ class LiveOptionsBroker(OptionsBroker):
         self._tags: dict[str, str] = {}
         self._quotes: dict[str, dict[OptionContract, OptionQuote]] = {}
         self._booked: dict[str, dict[OptionContract, tuple[int, float]]] = {}
-        self._seq = 0
+        self._decisions: dict[str, int] = {}
         self.killed = False
+        self.kill_complete = False
+        self.kill_flatten = False
+        self.kill_reason = ""
+        self.kill_pending = ""
+        self.kill_transient = False
+        self.kill_rounds = 0
         self.started = False
         self.reconciliations: list[ReconcileReport] = []
         self.order_log: deque[dict[str, Any]] = deque(maxlen=50)
@@ -202,8 +227,21 @@ class LiveOptionsBroker(OptionsBroker):
         """Settle what is due by the venue clock, reconcile a last time, close the session."""
         if self.started:
             try:
+                if self.killed and not self.kill_complete:
+                    self._finish_kill_at_stop()
                 self.settle_due(self.venue.now())
-                self.reconcile("end")
+                try:
+                    self.reconcile("end")
+                except VenueError as exc:
+                    report = ReconcileReport("end", error=f"venue: {exc}")
+                    report.kill_pending = self._kill_pending_text()
+                    self.reconciliations.append(report)
+                    self.audit.write(
+                        "reconcile",
+                        self.venue.now(),
+                        reason="end",
+                        detail={"clean": False, "summary": report.summary()},
+                    )
             finally:
                 self.audit.write(
                     "session_end",
@@ -211,6 +249,7 @@ class LiveOptionsBroker(OptionsBroker):
                     value=float(self.getvalue()),
                     cash=float(self.cash),
                     killed=self.killed,
+                    detail={"kill_complete": self.kill_complete, "kill_status": self.kill_status},
                 )
                 self.venue.close()
                 self.started = False
@@ -226,7 +265,8 @@ class LiveOptionsBroker(OptionsBroker):
         """Kill switch check, reconcile after a reconnect, book fills of resting orders."""
         if not self.started:
             return
-        self.check_kill_switch()
+        if self.check_kill_switch():
+            return  # the kill's clean-up (retried until confirmed) handles the open orders
         if self.venue.consume_reconnect():
             self.reconcile("reconnect")
         for cid, order in list(self.venue_orders.items()):
@@ -236,8 +276,12 @@ class LiveOptionsBroker(OptionsBroker):
 
     # -- kill switch ------------------------------------------------------------------------------
     def check_kill_switch(self) -> bool:
-        """Fire the kill switch if its flag file appeared; True when the session is killed."""
+        """Fire the kill switch if its flag file appeared, and while a fired kill is not confirmed
+        by the venue, try once more to finish it; True when the session is killed (no new
+        orders)."""
         if self.killed:
+            if not self.kill_complete:
+                self._finish_kill()
             return True
         if self.kill_switch is not None and self.kill_switch.engaged():
             state = self.kill_switch.state()
@@ -249,8 +293,16 @@ class LiveOptionsBroker(OptionsBroker):
         return self.killed
 
     def kill(self, reason: str, *, flatten: bool | None = None) -> None:
-        """Stop trading now: cancel every open order at the venue and (``flatten``) close every
-        position; later orders are refused. Idempotent.
+        """Stop trading now: refuse every later order, cancel every open order at the venue and
+        (``flatten``) close every position, then check with the venue that it worked.
+
+        The refusal of new orders latches at once (:attr:`killed`); the clean-up is done only when
+        the venue confirms it (:attr:`kill_complete`: no open order and, when flattening, no
+        position). A venue that is unreachable or refuses a close leaves the kill *pending*:
+        the reason is in :attr:`kill_status`, the audit log (``kill_switch`` records with
+        ``detail.phase = "incomplete"``) and every later reconciliation, and the clean-up is tried
+        again at every tick, before any order and at the end of the session
+        (:meth:`stop`, up to ``kill_retry_rounds`` rounds with backoff). Idempotent.
 
         Parameters
         ----------
@@ -262,50 +314,137 @@ class LiveOptionsBroker(OptionsBroker):
         if self.killed:
             return
         self.killed = True
-        flatten = bool(self.p.flatten_on_kill if flatten is None else flatten)
-        now = self.venue.now()
-        self.audit.write("kill_switch", now, reason=reason, flatten=flatten)
-        cancelled = call_with_retries(
-            self.venue.cancel_all_orders, self.retry, sleep=self._sleep, on_retry=self._on_retry
+        self.kill_flatten = bool(self.p.flatten_on_kill if flatten is None else flatten)
+        self.kill_reason = reason
+        self.audit.write(
+            "kill_switch",
+            self.venue.now(),
+            reason=reason,
+            flatten=self.kill_flatten,
+            detail={"phase": "engaged"},
         )
-        for oid in cancelled:
-            self.audit.write("cancel", now, order_id=oid, reason=f"kill switch: {reason}")
-        for cid, order in list(self.venue_orders.items()):
-            if order.is_open:
-                self._book_order(self._refresh(order), self._tags.get(cid, ""))
-        if flatten:
-            closing = call_with_retries(
-                self.venue.close_all_positions,
-                self.retry,
-                sleep=self._sleep,
-                on_retry=self._on_retry,
-            )
-            for order in closing:
-                self.venue_orders[order.client_order_id] = order
-                self._tags[order.client_order_id] = "kill switch"
-                self.audit.write(
-                    "order_submitted",
-                    now,
-                    client_order_id=order.client_order_id,
-                    order_id=order.order_id,
-                    legs=legs_record((leg.contract, leg.ratio) for leg in order.legs),
-                    quantity=order.quantity,
-                    limit_price=order.limit_price,
-                    tag="kill switch flatten",
-                )
-                done = self._await(order, cancel=False)
-                if done.status == "rejected" or (done.filled_quantity == 0 and done.is_terminal):
-                    self.audit.write(
-                        "rejection",
-                        now,
-                        client_order_id=done.client_order_id,
-                        order_id=done.order_id,
-                        reason=f"flatten: {done.reason or done.status}",
-                    )
-                self._book_order(done, "kill switch")
-        self.reconcile("kill switch")
+        self._finish_kill()
         if self.stop_run is not None:
             self.stop_run()
+
+    @property
+    def kill_status(self) -> str:
+        """One line: ``"not engaged"``, ``"complete: ..."`` or ``"NOT complete: <why>"``."""
+        if not self.killed:
+            return "not engaged"
+        what = "no open orders, no positions" if self.kill_flatten else "no open orders"
+        if self.kill_complete:
+            return f"complete: the venue confirms {what}"
+        return (
+            f"NOT complete after {self.kill_rounds} attempt(s): {self.kill_pending}; "
+            f"retrying until the venue confirms {what}"
+        )
+
+    def _finish_kill(self) -> bool:
+        """One round of the kill's clean-up (cancel, flatten, confirm); True when the venue
+        confirms it. Venue errors are caught: they leave the kill pending (audit log)."""
+        if self.kill_complete:
+            return True
+        self.kill_rounds += 1
+        now = self.venue.now()
+        try:
+            cancelled = self._call(self.venue.cancel_all_orders)
+            for oid in cancelled:
+                self.audit.write(
+                    "cancel", now, order_id=oid, reason=f"kill switch: {self.kill_reason}"
+                )
+            for cid, order in list(self.venue_orders.items()):
+                if order.is_open:
+                    self._book_order(self._refresh(order), self._tags.get(cid, ""))
+            if self.kill_flatten and [p for p in self._call(self.venue.positions) if p.quantity]:
+                self._flatten(now)
+            open_orders = self._call(self.venue.open_orders)
+            held = [p for p in self._call(self.venue.positions) if p.quantity]
+        except VenueError as exc:
+            self.kill_transient = isinstance(exc, TransientVenueError)
+            self.kill_pending = f"venue: {exc}"
+        else:
+            self.kill_transient = False
+            left = []
+            if open_orders:
+                left.append(f"{len(open_orders)} open order(s) at the venue")
+            if self.kill_flatten and held:
+                left.append(f"{len(held)} position(s) at the venue ({held[0].symbol} ...)")
+            self.kill_pending = "; ".join(left)
+            self.kill_complete = not left
+        if self.kill_complete:
+            self.kill_pending = ""
+            self.audit.write(
+                "kill_switch",
+                self.venue.now(),
+                reason=self.kill_reason,
+                flatten=self.kill_flatten,
+                detail={
+                    "phase": "complete",
+                    "attempt": self.kill_rounds,
+                    "status": self.kill_status,
+                },
+            )
+        else:
+            self.audit.write(
+                "kill_switch",
+                self.venue.now(),
+                reason=self.kill_reason,
+                flatten=self.kill_flatten,
+                detail={
+                    "phase": "incomplete",
+                    "attempt": self.kill_rounds,
+                    "status": self.kill_status,
+                },
+            )
+        if not self.kill_transient:
+            try:
+                self.reconcile("kill switch")
+            except VenueError as exc:  # the venue went away between the round and now
+                self.kill_transient = isinstance(exc, TransientVenueError)
+        return self.kill_complete
+
+    def _flatten(self, now: pd.Timestamp) -> None:
+        """Close every position at the venue (the kill switch's closing orders keep working)."""
+        closing = self._call(self.venue.close_all_positions)
+        for order in closing:
+            self.venue_orders[order.client_order_id] = order
+            self._tags[order.client_order_id] = "kill switch"
+            self.audit.write(
+                "order_submitted",
+                now,
+                client_order_id=order.client_order_id,
+                order_id=order.order_id,
+                legs=legs_record((leg.contract, leg.ratio) for leg in order.legs),
+                quantity=order.quantity,
+                limit_price=order.limit_price,
+                tag="kill switch flatten",
+            )
+            done = (
+                order
+                if order.is_terminal or not order.order_id
+                else self._await(order, cancel=False)
+            )
+            if done.status == "rejected" or (done.filled_quantity == 0 and done.is_terminal):
+                self.audit.write(
+                    "rejection",
+                    now,
+                    client_order_id=done.client_order_id,
+                    order_id=done.order_id,
+                    reason=f"flatten: {done.reason or done.status}",
+                )
+            self._book_order(done, "kill switch")
+
+    def _finish_kill_at_stop(self) -> None:
+        """At the end of a session: retry a pending kill while the venue is unreachable (up to
+        ``kill_retry_rounds`` rounds, waiting the retry policy's backoff between them); a venue
+        that answers but still holds something gets one more round (waiting cannot help it)."""
+        rounds = 0
+        while not self.kill_complete and rounds < int(self.p.kill_retry_rounds):
+            rounds += 1
+            if self._finish_kill() or not self.kill_transient:
+                break
+            self._sleep(self.retry.delay(rounds))
 
     # -- reconciliation ---------------------------------------------------------------------------
     def _call(self, fn: Callable[[], Any]) -> Any:
@@ -315,6 +454,11 @@ class LiveOptionsBroker(OptionsBroker):
         self.audit.write(
             "retry", self.venue.now(), attempt=attempt, reason=str(exc), wait_seconds=wait
         )
+
+    def _kill_pending_text(self) -> str | None:
+        if not self.killed or self.kill_complete:
+            return None
+        return self.kill_pending or "not confirmed by the venue"
 
     def reconcile(self, when: str) -> ReconcileReport:
         """Make the local book agree with the venue (positions, cash, open orders).
@@ -375,7 +519,20 @@ class LiveOptionsBroker(OptionsBroker):
             if order.client_order_id not in self.venue_orders:
                 report.adopted_orders.append(order.client_order_id)
                 self.venue_orders[order.client_order_id] = order
+                self._mark_booked(order)  # fills before adoption are in the venue's positions
                 self._tags.setdefault(order.client_order_id, "adopted")
+        if self.killed:
+            held = [p for p in positions if p.quantity]
+            if not open_orders and (not self.kill_flatten or not held):
+                if not self.kill_complete:
+                    self.kill_complete, self.kill_pending = True, ""
+            else:
+                self.kill_complete = False
+                left = [f"{len(open_orders)} open order(s)"] if open_orders else []
+                if self.kill_flatten and held:
+                    left.append(f"{len(held)} position(s)")
+                self.kill_pending = " and ".join(left) + " still at the venue"
+        report.kill_pending = self._kill_pending_text()
         self._refresh_value()
         self.reconciliations.append(report)
         self.audit.write(
@@ -384,6 +541,7 @@ class LiveOptionsBroker(OptionsBroker):
             reason=when,
             detail={
                 "clean": report.clean,
+                "kill_pending": report.kill_pending,
                 "summary": report.summary(),
                 "position_diffs": [
                     {
@@ -475,9 +633,27 @@ class LiveOptionsBroker(OptionsBroker):
         return done
 
     # -- orders -----------------------------------------------------------------------------------
-    def _next_client_id(self) -> str:
-        self._seq += 1
-        return client_order_id(self.session, self._seq)
+    def _next_client_id(
+        self,
+        time: dt.datetime | pd.Timestamp,
+        legs: Sequence[tuple[OptionContract, int]],
+        quantity: int,
+        tag: str,
+    ) -> str:
+        """The deterministic client order id of this decision (:func:`client_order_id` of the
+        session, the strategy and :func:`decision_key`); identical decisions at one time are
+        numbered."""
+        base = decision_key(_aware_et(time), legs, quantity, tag, 0)
+        self._decisions[base] = self._decisions.get(base, 0) + 1
+        key = decision_key(_aware_et(time), legs, quantity, tag, self._decisions[base])
+        return client_order_id(self.session, str(self.p.strategy_name or ""), key)
+
+    def _mark_booked(self, order: VenueOrder) -> None:
+        """Count ``order``'s fills so far as booked (they reached the book through
+        reconciliation, not through this process)."""
+        booked = self._booked.setdefault(order.order_id, {})
+        for lf in order.fills:
+            booked[lf.contract] = (lf.quantity, lf.price * lf.quantity)
 
     def _fill(
         self,
@@ -511,7 +687,9 @@ class LiveOptionsBroker(OptionsBroker):
         prices = [self.costs.fill_price(quote, q, c.root) for c, q, quote in planned]
         net = sum((q // units) * p for (_, q, _), p in zip(planned, prices, strict=True))
         request = OrderRequest(
-            client_order_id=self._next_client_id(),
+            client_order_id=self._next_client_id(
+                time, [(c, q // units) for c, q in legs], units, tag
+            ),
             legs=tuple(OrderLeg(c, q // units, _closes(c, q, positions)) for c, q in legs),
             quantity=units,
             limit_price=float(net),
@@ -595,7 +773,7 @@ class LiveOptionsBroker(OptionsBroker):
             self.audit.write("rejection", when, legs=legs_record(contracts), reason=reason, tag=tag)
             raise self._reject(reason, when, contracts, tag)
         request = OrderRequest(
-            client_order_id=self._next_client_id(),
+            client_order_id=self._next_client_id(when, legs, quantity, tag),
             legs=tuple(OrderLeg(c, r, _closes(c, r * quantity, positions)) for c, r in legs),
             quantity=quantity,
             limit_price=float(limit_price),
@@ -626,9 +804,15 @@ class LiveOptionsBroker(OptionsBroker):
             order.
         VenueRejected
             The venue refused it.
+        DecisionAlreadySent
+            An earlier run of this session (before a restart) already sent this decision: it is
+            not sent again (its fills reached the book through the start-up reconciliation).
         """
         cid = request.client_order_id
         now = self.venue.now()
+        if cid in self.venue_orders:  # adopted at start-up: sent by this session before a restart
+            known = self.venue_orders[cid]
+            self._already_sent(known, "open order adopted at start-up")
         self.audit.write(
             "order_submitted",
             now,
@@ -640,6 +824,7 @@ class LiveOptionsBroker(OptionsBroker):
         )
         self._tags[cid] = request.tag
         attempt = 1
+        tried = False  # an earlier attempt of *this* call may have reached the venue
         order: VenueOrder | None = None
         while order is None:
             try:
@@ -650,6 +835,8 @@ class LiveOptionsBroker(OptionsBroker):
                     raise VenueRejected(
                         f"{cid}: venue reports a duplicate client order id but has no such order"
                     ) from None
+                if not tried:  # not our retry: an earlier run of the session sent it
+                    self._already_sent(order, "the venue already has this client order id")
                 self.audit.write(
                     "order_status",
                     self.venue.now(),
@@ -659,6 +846,7 @@ class LiveOptionsBroker(OptionsBroker):
                     status=order.status,
                 )
             except TransientVenueError as exc:
+                tried = True
                 found = None
                 if exc.maybe_applied or attempt >= self.retry.max_attempts:
                     found = self._lookup_after_error(cid)
@@ -699,6 +887,27 @@ class LiveOptionsBroker(OptionsBroker):
             }
         )
         return order
+
+    def _already_sent(self, order: VenueOrder, why: str) -> None:
+        """Refuse to send again a decision an earlier run of this session sent (see
+        :meth:`submit`): track the order, count its fills as booked, say so, raise."""
+        cid = order.client_order_id
+        self.venue_orders[cid] = order
+        self._tags.setdefault(cid, "earlier run")
+        self._mark_booked(order)
+        reason = (
+            f"decision already sent by an earlier run of session {self.session} ({cid}, "
+            f"{order.status}; {why}): not sent again"
+        )
+        self.audit.write(
+            "order_status",
+            self.venue.now(),
+            client_order_id=cid,
+            order_id=order.order_id,
+            reason=reason,
+            status=order.status,
+        )
+        raise DecisionAlreadySent(reason, status=422)
 
     def _lookup_after_error(self, cid: str) -> VenueOrder | None:
         try:
@@ -824,4 +1033,4 @@ def _closes(contract: OptionContract, qty: int, positions: Mapping[OptionContrac
     return held != 0 and (held > 0) != (qty > 0) and abs(qty) <= abs(held)
 
 
-__all__ = ["KillSwitchEngaged", "LiveOptionsBroker"]
+__all__ = ["DecisionAlreadySent", "KillSwitchEngaged", "LiveOptionsBroker"]

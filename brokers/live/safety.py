@@ -14,6 +14,7 @@ on its own (``tests/brokers/live/test_safety.py``).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import math
 import os
@@ -32,6 +33,45 @@ T = TypeVar("T")
 
 CLIENT_ORDER_ID_MAX = 48
 """Longest client order id accepted (Alpaca: 48 characters)."""
+
+KEY_ENV = ("APCA_API_KEY_ID", "ALPACA_API_KEY")
+"""Environment variables holding the Alpaca key id (first one set wins)."""
+
+SECRET_ENV = ("APCA_API_SECRET_KEY", "ALPACA_SECRET_KEY")
+"""Environment variables holding the Alpaca secret key (first one set wins)."""
+
+_SCRUB_MIN = 4  # shorter values are not treated as secrets (they would blank ordinary words)
+
+
+def scrub_secrets(text: str, names: Sequence[str] = KEY_ENV + SECRET_ENV) -> str:
+    """``text`` with the value of every key variable in the environment replaced by ``***``.
+
+    Each value is removed as it is, stripped of surrounding whitespace, and in its ``repr``
+    form (``'abc\\r'``: how ``requests`` and Python quote a header value with a stray carriage
+    return), so a key with a stray ``\\r`` or space cannot leak in an exception message, a log
+    line or the audit log.
+
+    Parameters
+    ----------
+    text : str
+        A message about to be shown or written.
+    names : sequence of str
+        Environment variables whose values are secret (default: the Alpaca key variables).
+
+    Returns
+    -------
+    str
+    """
+    out = str(text)
+    for name in names:
+        value = os.environ.get(name)
+        if not value:
+            continue
+        forms = {value, value.strip(), repr(value)[1:-1], repr(value.strip())[1:-1]}
+        for form in sorted(forms, key=len, reverse=True):
+            if len(form) >= _SCRUB_MIN:
+                out = out.replace(form, "***")
+    return out
 
 
 # -- pre-trade checks ------------------------------------------------------------------------------
@@ -242,27 +282,76 @@ class KillSwitch:
 def new_session_id() -> str:
     """A fresh session id: UTC ``YYMMDDHHMMSS`` plus 6 random hex digits (18 characters).
 
-    Client order ids embed it, so ids of a restarted session never collide with an earlier
-    session's orders at the venue.
+    Client order ids embed it, so ids of a new session never collide with an earlier session's
+    orders at the venue; ``volsuite paper CONFIG --resume SESSION`` keeps the id instead, so a
+    resumed session's repeated decisions carry their earlier ids (:func:`client_order_id`).
     """
     return dt.datetime.now(dt.UTC).strftime("%y%m%d%H%M%S") + secrets.token_hex(3)
 
 
-def client_order_id(session: str, sequence: int, prefix: str = "vs") -> str:
-    """The client order id of the ``sequence``-th order of ``session``: ``vs-<session>-<seq>``.
+def decision_key(
+    time: object,
+    legs: Iterable[tuple[OptionContract, int]],
+    quantity: int,
+    tag: str = "",
+    occurrence: int = 1,
+) -> str:
+    """The identity of one trading decision, as text: decision time, legs, units, tag, and the
+    how-many-th identical decision it is at that time (1 for the first).
 
-    The id is a pure function of its inputs: a retry of the same submission sends the same id,
-    and the venue refuses a second order under it (no doubled order).
+    A strategy that re-runs the same bar (a resumed session, a replayed clock) makes the same
+    decision with the same key; two different decisions never share one.
+
+    Parameters
+    ----------
+    time : datetime-like
+        The decision's time (the bar / snapshot time the strategy decided on; ISO text is used).
+    legs : iterable of (OptionContract, int)
+        Contracts and signed ratios (or contracts); order does not matter.
+    quantity : int
+        Units of the legs.
+    tag : str
+        The strategy's label of the order.
+    occurrence : int
+        1 for the first identical decision at ``time``, 2 for the second ...
+
+    Returns
+    -------
+    str
+    """
+    stamp = time.isoformat() if hasattr(time, "isoformat") else str(time)
+    leg_text = ",".join(sorted(f"{c}:{int(q):+d}" for c, q in legs))
+    return f"{stamp}|{leg_text}|x{int(quantity)}|{tag}|#{int(occurrence)}"
+
+
+def client_order_id(run: str, strategy: str, decision: str, prefix: str = "vs") -> str:
+    """The client order id of ``decision`` of ``strategy`` in ``run``:
+    ``vs-<run>-<16 hex digits of SHA-256(strategy, decision)>``.
+
+    A pure function of its inputs: a retried submission, and the same decision made again by a
+    restarted (``--resume``) session of the same run, carry the same id, and the venue refuses a
+    second order under it (Alpaca: HTTP 422 ``client_order_id must be unique``), so no decision is
+    ever sent twice. 64 bits of the hash make two different decisions of a run collide with
+    probability about ``n^2 / 2^65`` (``n`` orders: 1e-11 for a million).
+
+    Parameters
+    ----------
+    run : str
+        The session id (kept by ``--resume``).
+    strategy : str
+        The strategy's registered name.
+    decision : str
+        :func:`decision_key` of the order.
+    prefix : str
 
     Raises
     ------
     ValueError
         The id would exceed :data:`CLIENT_ORDER_ID_MAX` characters or contain characters other
-        than letters, digits, ``-`` and ``_``; a negative ``sequence``.
+        than letters, digits, ``-`` and ``_``.
     """
-    if sequence < 0:
-        raise ValueError(f"sequence must be >= 0, got {sequence}")
-    cid = f"{prefix}-{session}-{sequence:05d}"
+    digest = hashlib.sha256(f"{strategy}\x1f{decision}".encode()).hexdigest()[:16]
+    cid = f"{prefix}-{run}-{digest}"
     if len(cid) > CLIENT_ORDER_ID_MAX:
         raise ValueError(f"client order id {cid!r} longer than {CLIENT_ORDER_ID_MAX} characters")
     if not all(ch.isalnum() or ch in "-_" for ch in cid):
@@ -388,6 +477,11 @@ class ReconcileReport:
         Client order ids open at the venue.
     adopted_orders : list of str
         Open venue orders the session did not know (tracked from now on).
+    kill_pending : str or None
+        The kill switch fired and the venue still holds what it must remove (open orders, and
+        positions when flattening), or could not be asked: what remains. None otherwise.
+    error : str or None
+        The venue could not be reached: the reconciliation did not happen (nothing compared).
     """
 
     when: str
@@ -396,10 +490,15 @@ class ReconcileReport:
     cash_after: float = math.nan
     open_orders: list[str] = field(default_factory=list)
     adopted_orders: list[str] = field(default_factory=list)
+    kill_pending: str | None = None
+    error: str | None = None
 
     @property
     def clean(self) -> bool:
-        """Nothing differed (positions, cash within a cent, no unknown open order)."""
+        """Nothing differed (positions, cash within a cent, no unknown open order), the venue
+        answered, and no fired kill switch still waits for the venue to confirm its clean-up."""
+        if self.error is not None or self.kill_pending is not None:
+            return False
         cash_same = (
             math.isnan(self.cash_before)
             or math.isnan(self.cash_after)
@@ -411,7 +510,12 @@ class ReconcileReport:
         """One line for logs and the status table."""
         if self.clean:
             return f"reconcile ({self.when}): book matches the venue"
-        parts = [
+        parts = []
+        if self.error is not None:
+            parts.append(f"NOT reconciled, {self.error}")
+        if self.kill_pending is not None:
+            parts.append(f"KILL SWITCH NOT COMPLETE: {self.kill_pending}")
+        parts += [
             f"{d.symbol} {d.kind} {d.local_quantity:+d} -> {d.venue_quantity:+d}"
             for d in self.position_diffs
         ]
@@ -466,6 +570,8 @@ def diff_positions(local: Mapping[str, int], venue: Iterable[VenuePosition]) -> 
 
 __all__ = [
     "CLIENT_ORDER_ID_MAX",
+    "KEY_ENV",
+    "SECRET_ENV",
     "KillSwitch",
     "PositionDiff",
     "ReconcileReport",
@@ -473,8 +579,10 @@ __all__ = [
     "RiskLimits",
     "call_with_retries",
     "client_order_id",
+    "decision_key",
     "diff_positions",
     "new_session_id",
     "pre_trade_check",
     "reduces_only",
+    "scrub_secrets",
 ]

@@ -17,6 +17,17 @@ Faults (``FakeAlpaca.faults``, consumed in order by the first matching request):
 ``500_after_accept``      the order is recorded, then HTTP 500
 ``drop``                  the connection is closed without an answer, nothing recorded
 ``drop_after_accept``     the order is recorded, then the connection is closed without an answer
+
+Outage and redirects:
+
+``FakeAlpaca.down``       ``"503"``: every request is answered HTTP 503 (venue down, nothing
+                          done); ``"drop"``: every connection is closed without an answer;
+                          with ``down_paths`` only requests whose path starts with one of them
+                          (the trading API down, market data up)
+``FakeAlpaca.redirect``   every request is answered ``307`` with ``Location: <redirect><path>``
+                          (an endpoint that moved to another host)
+``FakeAlpaca.headers``    the key headers each request carried (``(key, secret)``), for the
+                          redirect tests
 """
 
 from __future__ import annotations
@@ -68,6 +79,10 @@ class FakeAlpaca:
     requests: list[tuple[str, str]] = field(default_factory=list)
     bodies: list[dict[str, Any]] = field(default_factory=list)
     auth_failures: int = 0
+    down: str | None = None
+    down_paths: tuple[str, ...] | None = None
+    redirect: str | None = None
+    headers: list[tuple[str | None, str | None]] = field(default_factory=list)
     page_size: int = 1000
     fill: bool = True
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -418,8 +433,21 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length)) if length else None
         with fake.lock:
             fake.requests.append((method, path))
+            fake.headers.append(
+                (self.headers.get("APCA-API-KEY-ID"), self.headers.get("APCA-API-SECRET-KEY"))
+            )
             if body is not None:
                 fake.bodies.append(body)
+        if fake.redirect is not None:
+            self._send(307, {"message": "moved"}, {"Location": fake.redirect + self.path})
+            return
+        hit = fake.down_paths is None or path.startswith(fake.down_paths)
+        if fake.down == "503" and hit:
+            self._send(503, {"code": 50300000, "message": "service unavailable"})
+            return
+        if fake.down == "drop" and hit:
+            self._drop()
+            return
         if (
             self.headers.get("APCA-API-KEY-ID") != KEY
             or self.headers.get("APCA-API-SECRET-KEY") != SECRET

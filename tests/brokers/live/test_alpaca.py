@@ -322,10 +322,85 @@ def test_keys_come_from_the_environment_and_are_never_written(
     assert KEY not in str(err.value)
 
 
-def test_only_the_paper_endpoint() -> None:
-    with pytest.raises(ValueError, match="paper endpoint"):
-        AlpacaAdapter("SPY", base_url="https://api.alpaca.markets")
-    assert AlpacaAdapter("SPY").base_url == "https://paper-api.alpaca.markets"
+BAD_BASE = [
+    "https://api.alpaca.markets",  # live trading
+    "https://paper-api.evil.example",  # starts like Alpaca's host
+    "https://paper-api.alpaca.markets.evil.example",  # ends elsewhere
+    "https://evil.example/paper-api.alpaca.markets",
+    "https://paper-api.alpaca.markets@evil.example",  # user info: the host is evil.example
+    "http://paper-api.alpaca.markets",  # keys in clear text
+    "https://paper-api.alpaca.markets:8443",
+    "https://paper-api.alpaca.markets/v2",  # a path
+    "https://data.alpaca.markets",  # the data host is not the trading host
+    "https://127.0.0.1.evil.example",
+    "ftp://127.0.0.1",
+]
+
+
+@pytest.mark.parametrize("url", BAD_BASE)
+def test_keys_go_only_to_the_exact_paper_host(url: str) -> None:
+    from brokers.live.alpaca import UnsafeEndpoint
+    from data_feeds.errors import VolsuiteError
+
+    with pytest.raises(UnsafeEndpoint, match=r"\[broker.alpaca\] base_url = .*paper-api") as err:
+        AlpacaAdapter("SPY", base_url=url)
+    assert isinstance(err.value, VolsuiteError) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://data.evil.example", "https://paper-api.alpaca.markets", "http://data.alpaca.markets"],
+)
+def test_data_url_is_checked_too(url: str) -> None:
+    from brokers.live.alpaca import UnsafeEndpoint
+
+    with pytest.raises(UnsafeEndpoint, match=r"data_url = .*https://data.alpaca.markets"):
+        AlpacaAdapter("SPY", data_url=url)
+
+
+def test_the_exact_hosts_and_loopback_are_accepted() -> None:
+    venue = AlpacaAdapter("SPY")
+    assert (venue.base_url, venue.data_url) == (
+        "https://paper-api.alpaca.markets",
+        "https://data.alpaca.markets",
+    )
+    for url in (
+        "http://127.0.0.1:8123",
+        "http://localhost:9/",
+        "https://PAPER-API.alpaca.markets/",
+    ):
+        assert AlpacaAdapter("SPY", base_url=url).base_url in (
+            "http://127.0.0.1:8123",
+            "http://localhost:9",
+            "https://paper-api.alpaca.markets",
+        )
+
+
+@pytest.mark.parametrize("stray", ["\r", " ", "\n", "\t"])
+def test_a_key_with_a_stray_character_is_refused_without_showing_it(
+    fake_alpaca, monkeypatch, stray: str
+) -> None:
+    fake, url = fake_alpaca
+    monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET + stray)
+    with pytest.raises(VenueRejected, match="APCA_API_SECRET_KEY contains whitespace") as err:
+        adapter(url).account()
+    assert SECRET not in str(err.value) and SECRET not in repr(err.value)
+    assert fake.requests == []  # nothing was sent
+
+
+def test_scrub_secrets_removes_every_form_of_a_key(monkeypatch) -> None:
+    from brokers.live.safety import scrub_secrets
+
+    monkeypatch.setenv("APCA_API_KEY_ID", "AKID1234")
+    monkeypatch.setenv("APCA_API_SECRET_KEY", "s3cr3t-value\r")
+    text = (
+        "Invalid return character or leading space in header: APCA-API-SECRET-KEY "
+        "'s3cr3t-value\\r' key AKID1234 and s3cr3t-value"
+    )
+    out = scrub_secrets(text)
+    assert "s3cr3t" not in out and "AKID1234" not in out
+    assert out.count("***") == 3
+    assert scrub_secrets("nothing secret here") == "nothing secret here"
 
 
 # -- the same strategy class, live on the fake venue -----------------------------------------------
@@ -364,3 +439,19 @@ def test_option_strategy_runs_unchanged_on_alpaca(fake_alpaca, tmp_path) -> None
     assert broker.getvalue() == pytest.approx(100_000.0 - 2 * 0.10 * 100)
     assert fake.signed_positions() == {} and len(fake.orders) == 2
     assert strat.rejections == []
+
+
+def test_the_fake_venue_refuses_a_duplicate_client_order_id_as_alpaca_does(fake_alpaca) -> None:
+    """Alpaca answers HTTP 422 ``client_order_id must be unique`` to a second order under an id
+    it has seen; the fake does the same (and books nothing), and the adapter raises
+    ``DuplicateClientOrderId``."""
+    from brokers.live.adapter import DuplicateClientOrderId
+
+    fake, url = fake_alpaca
+    venue = adapter(url)
+    order = OrderRequest("vs-dup-0001", (OrderLeg(spy(580, "C"), 1),), 1, 5.0)
+    venue.submit_order(order)
+    with pytest.raises(DuplicateClientOrderId, match=r"client_order_id must be unique"):
+        venue.submit_order(order)
+    assert fake.client_ids() == ["vs-dup-0001"] and fake.posts() == 2
+    assert fake.signed_positions() == {occ("SPY", near_expiry(), "C", 580): 1}

@@ -253,9 +253,10 @@ def test_kill_switch_cancels_and_flattens_within_one_tick(
     ten = pd.Timestamp(f"{DAY} 09:40", tz="America/New_York")
     assert strategy.bars[-1] == ten  # no bar after the one that raised the flag
     assert venue.now() == ten  # the venue clock did not move: acted on within the tick
-    (kill,) = audit.events("kill_switch")
-    assert pd.Timestamp(kill["venue_time"]) == ten
-    assert kill["flatten"] is flatten
+    kill, done = audit.events("kill_switch")  # engaged, then confirmed by the venue
+    assert [kill["detail"]["phase"], done["detail"]["phase"]] == ["engaged", "complete"]
+    assert pd.Timestamp(kill["venue_time"]) == pd.Timestamp(done["venue_time"]) == ten
+    assert kill["flatten"] is flatten and broker.kill_complete
     assert venue.open_orders() == []
     assert venue.orders[strategy.resting.order_id].status == "canceled"
     cancels = audit.events("cancel")

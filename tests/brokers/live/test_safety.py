@@ -25,7 +25,12 @@ from brokers.live import (
     read_audit,
 )
 from brokers.live.adapter import VenuePosition
-from brokers.live.safety import call_with_retries, diff_positions, new_session_id
+from brokers.live.safety import (
+    call_with_retries,
+    decision_key,
+    diff_positions,
+    new_session_id,
+)
 from data_feeds.contracts import OptionContract
 
 EXP = dt.date(2021, 1, 6)
@@ -131,16 +136,35 @@ def test_call_with_retries_retries_transient_errors_only() -> None:
     assert len(waits) == n_waits  # never retried
 
 
-def test_client_order_ids_are_deterministic_and_bounded() -> None:
+def test_client_order_ids_are_deterministic_per_run_strategy_and_decision() -> None:
+    import hashlib
+
     session = new_session_id()
     assert len(session) == 18
-    assert client_order_id(session, 7) == client_order_id(session, 7) == f"vs-{session}-00007"
-    assert client_order_id(session, 7) != client_order_id(session, 8)
-    assert len(client_order_id(session, 99_999)) <= 48
+    t = dt.datetime(2021, 1, 4, 9, 45, tzinfo=dt.UTC)
+    key = decision_key(t, [(C3800, 1), (P3700, 1)], 2, "open")
+    # the key lists the legs in a fixed order: the same decision however the legs are ordered
+    assert key == decision_key(t, [(P3700, 1), (C3800, 1)], 2, "open")
+    assert key == (
+        "2021-01-04T09:45:00+00:00|SPXW 2021-01-06 3700P:+1,SPXW 2021-01-06 3800C:+1|x2|open|#1"
+    )
+    # the id: 16 hex digits of SHA-256 over strategy, unit separator, key (hashlib by hand)
+    digest = hashlib.sha256(("zero_dte_straddle\x1f" + key).encode()).hexdigest()[:16]
+    cid = client_order_id(session, "zero_dte_straddle", key)
+    assert cid == f"vs-{session}-{digest}" and len(cid) == 38 <= 48
+    assert cid == client_order_id(session, "zero_dte_straddle", key)  # a restart: same id
+    others = {
+        client_order_id(new_session_id() + "x", "zero_dte_straddle", key),  # another run
+        client_order_id(session, "vrp_harvest", key),  # another strategy
+        client_order_id(session, "zero_dte_straddle", key.replace("x2", "x1")),
+        client_order_id(session, "zero_dte_straddle", key.replace("#1", "#2")),
+        client_order_id(session, "zero_dte_straddle", key.replace("09:45", "09:46")),
+    }
+    assert cid not in others and len(others) == 5
     with pytest.raises(ValueError, match="longer than 48"):
-        client_order_id("x" * 40, 1)
+        client_order_id("x" * 40, "s", key)
     with pytest.raises(ValueError, match="only letters"):
-        client_order_id("a b", 1)
+        client_order_id("a b", "s", key)
 
 
 def test_kill_switch_file(tmp_path) -> None:
