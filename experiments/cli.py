@@ -20,6 +20,9 @@ The option-chain store (``data_feeds.chain_store``, default ``results/chains.duc
     per-source summary, quarantine reasons, flagged holiday snapshots.
 
 User errors (bad config, bad data) print one line ``error: ...`` and exit with status 2.
+``ingest chains`` has more exit codes (docs/reliability.md): 3 a file found in a folder was
+skipped as unreadable, 4 a file's every row was quarantined, 5 a stored day was not replaced by a
+file with fewer rows (give ``--replace-dates``); 2 wins over 5, 5 over 4, 4 over 3.
 """
 
 from __future__ import annotations
@@ -167,6 +170,14 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(chains_app, name="chains")
 
 DEFAULT_DB = Path("results/chains.duckdb")
+EXIT_ERROR = 2
+"""A user error, or a named file that could not be ingested."""
+EXIT_SKIPPED = 3
+"""A file found in a folder was skipped because it could not be read (corrupt, empty, binary)."""
+EXIT_ALL_QUARANTINED = 4
+"""A file was read but every row was quarantined: nothing was stored from it."""
+EXIT_REPLACE_REFUSED = 5
+"""A stored day would have been replaced by fewer rows; refused (``--replace-dates``)."""
 DbOption = Annotated[Path, typer.Option("--db", help="Chain store (DuckDB file).")]
 
 
@@ -212,10 +223,18 @@ def ingest_chains(
     ] = "vendor",
     db: DbOption = DEFAULT_DB,
     config: Annotated[Path | None, typer.Option("--config", help="ChainIngestConfig TOML.")] = None,
+    replace_dates: Annotated[
+        bool,
+        typer.Option("--replace-dates", help="Allow replacing a stored day with fewer rows."),
+    ] = False,
 ) -> None:
-    """Validate option-chain files and store them (idempotent; see docs/data.md)."""
-    from data_feeds.chain_ingest import discover_files, load_ingest_config
-    from data_feeds.chain_store import ChainStore
+    """Validate option-chain files and store them (idempotent; see docs/data.md).
+
+    Exit codes: 0 ok, 2 error, 3 a folder file skipped as unreadable, 4 a file entirely
+    quarantined, 5 a stored day not replaced by fewer rows (see docs/reliability.md).
+    """
+    from data_feeds.chain_ingest import UNREADABLE, discover_files, load_ingest_config
+    from data_feeds.chain_store import ChainStore, ReplaceRefusedError
 
     try:
         cfg = load_ingest_config(config)
@@ -223,11 +242,16 @@ def ingest_chains(
     except VolsuiteError as exc:
         _fail(exc)
         return
+    unreadable = 0
     for path, why in skipped:
-        console.print(f"[dim]skipped[/] {path}: {why}", highlight=False, soft_wrap=True)
+        if why.startswith(UNREADABLE):
+            unreadable += 1
+            err_console.print(f"[bold red]skipped[/] {why}", highlight=False, soft_wrap=True)
+        else:
+            console.print(f"[dim]skipped[/] {path}: {why}", highlight=False, soft_wrap=True)
     if not files:
         _fail(VolsuiteError(f"no {fmt} chain file found in {[str(p) for p in paths]}"))
-    failed = 0
+    failed = refused = all_quarantined = 0
     totals = {"added": 0, "replaced": 0, "unchanged": 0, "quarantined": 0}
     try:
         store = ChainStore(db)
@@ -237,11 +261,23 @@ def ingest_chains(
     with store:
         for path in files:
             try:
-                report = store.ingest(path, fmt, config=cfg)
+                report = store.ingest(path, fmt, config=cfg, replace_dates=replace_dates)
             except VolsuiteError as exc:
-                failed += 1
+                if isinstance(exc, ReplaceRefusedError):
+                    refused += 1
+                else:
+                    failed += 1
                 err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
                 continue
+            if report.rows_read and report.rows_quarantined == report.rows_read:
+                all_quarantined += 1
+                err_console.print(
+                    f"[bold red]error:[/] {path}: every row ({report.rows_read:,}) quarantined, "
+                    "nothing stored: "
+                    + ", ".join(f"{k}={v}" for k, v in report.quarantined_by_reason.items()),
+                    highlight=False,
+                    soft_wrap=True,
+                )
             console.print(_ingest_table(report))
             for note in report.notes:
                 console.print(f"  [dim]note[/] {note}", highlight=False, soft_wrap=True)
@@ -255,8 +291,14 @@ def ingest_chains(
         highlight=False,
         soft_wrap=True,
     )
-    if failed:
-        raise typer.Exit(code=2)
+    for n, code in (
+        (failed, EXIT_ERROR),
+        (refused, EXIT_REPLACE_REFUSED),
+        (all_quarantined, EXIT_ALL_QUARANTINED),
+        (unreadable, EXIT_SKIPPED),
+    ):
+        if n:
+            raise typer.Exit(code=code)
 
 
 @ingest_app.command("underlying")
