@@ -505,7 +505,7 @@ def validate_ohlc(
     cols = [*prices, *(["volume"] if "volume" in frame.columns else [])]
     values = frame[cols].to_numpy(dtype=float)
     rules: list[tuple[str, str, np.ndarray]] = []
-    weekend = frame.index.dayofweek.to_numpy() >= 5
+    weekend = frame.index.day_of_week.to_numpy() >= 5
     rules.append(("date", "dated on a weekend (no NYSE session), has prices", weekend))
     for j, col in enumerate(cols):
         rules.append((col, "missing value on a trading day (NaN)", np.isnan(values[:, j])))
