@@ -1122,12 +1122,12 @@ def _parse_sql(name: str, kind: str, raw: str, sql_type: str, lay: _Layout) -> s
         return d
     if kind == "date":
         up = sql_type.upper()
+        if name in lay.date_sql:  # decided per file by _resolve_dates
+            return lay.date_sql[name].replace("{t}", t).replace("{raw}", raw)
         if up == "DATE":
             return raw
         if up.startswith("TIMESTAMP"):
             return f"CAST({raw} AS DATE)"
-        if name in lay.date_sql:
-            return lay.date_sql[name].replace("{t}", t).replace("{raw}", raw)
         if lay.date_format == "auto":
             return (
                 f"CAST(coalesce(try_strptime({t}, '%Y-%m-%d'), try_strptime({t}, '%m/%d/%Y'), "
@@ -1208,8 +1208,8 @@ def _resolve_dates(con: duckdb.DuckDBPyConnection, lay: _Layout, source_name: st
         stats[name] = con.execute(
             f"""SELECT
                 count(*) FILTER (WHERE {s_}),
-                coalesce(max({p1}) FILTER (WHERE {s_}), 0),
-                coalesce(max({p2}) FILTER (WHERE {s_}), 0),
+                coalesce(max({p1}) FILTER (WHERE {s_} AND {p2} <= 12 AND {p1} <= 31), 0),
+                coalesce(max({p2}) FILTER (WHERE {s_} AND {p1} <= 12 AND {p2} <= 31), 0),
                 count(*) FILTER (WHERE {s_} AND {p1} <> {p2} AND {p1} <= 12 AND {p2} <= 12),
                 any_value({t}) FILTER (WHERE {s_} AND {p1} <> {p2} AND {p1} <= 12
                     AND {p2} <= 12),

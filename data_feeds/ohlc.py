@@ -298,9 +298,11 @@ def _parse_dates(
         parts = text[slash].str.split("/", expand=True)
         a, b = parts[0].astype(int), parts[1].astype(int)
         amb = (a != b) & (a <= 12) & (b <= 12)
+        # evidence only from values that are a date in one of the orders (13/45 is in neither:
+        # it stays unparsed and is named by its row below)
         order = day_month_order(
-            int(a.max()),
-            int(b.max()),
+            int(np.max(a[(b <= 12) & (a <= 31)].to_numpy(), initial=0)),
+            int(np.max(b[(a <= 12) & (b <= 31)].to_numpy(), initial=0)),
             int(amb.sum()),
             source,
             repr(text[slash][amb].iloc[0]) if amb.any() else None,
