@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -54,7 +55,8 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
 def _fail(exc: Exception) -> None:
-    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    # escape: a message such as "add [roots.ZZZ] ..." is text, not rich markup
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -233,6 +235,8 @@ def ingest_chains(
     Exit codes: 0 ok, 2 error, 3 a folder file skipped as unreadable, 4 a file entirely
     quarantined, 5 a stored day not replaced by fewer rows (see docs/reliability.md).
     """
+    import duckdb
+
     from data_feeds.chain_ingest import UNREADABLE, discover_files, load_ingest_config
     from data_feeds.chain_store import ChainStore, ReplaceRefusedError
 
@@ -246,9 +250,15 @@ def ingest_chains(
     for path, why in skipped:
         if why.startswith(UNREADABLE):
             unreadable += 1
-            err_console.print(f"[bold red]skipped[/] {why}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[bold red]skipped[/] {escape(why)}", highlight=False, soft_wrap=True
+            )
         else:
-            console.print(f"[dim]skipped[/] {path}: {why}", highlight=False, soft_wrap=True)
+            console.print(
+                f"[dim]skipped[/] {escape(str(path))}: {escape(why)}",
+                highlight=False,
+                soft_wrap=True,
+            )
     if not files:
         _fail(VolsuiteError(f"no {fmt} chain file found in {[str(p) for p in paths]}"))
     failed = refused = all_quarantined = 0
@@ -267,13 +277,25 @@ def ingest_chains(
                     refused += 1
                 else:
                     failed += 1
-                err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+                err_console.print(
+                    f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+                )
+                continue
+            except (OSError, duckdb.Error) as exc:  # never a traceback: one line, exit 2
+                failed += 1
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                err_console.print(
+                    f"[bold red]error:[/] {escape(str(path))}: {type(exc).__name__}: "
+                    f"{escape(first)}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
                 continue
             if report.rows_read and report.rows_quarantined == report.rows_read:
                 all_quarantined += 1
                 err_console.print(
-                    f"[bold red]error:[/] {path}: every row ({report.rows_read:,}) quarantined, "
-                    "nothing stored: "
+                    f"[bold red]error:[/] {escape(str(path))}: every row "
+                    f"({report.rows_read:,}) quarantined, nothing stored: "
                     + ", ".join(f"{k}={v}" for k, v in report.quarantined_by_reason.items()),
                     highlight=False,
                     soft_wrap=True,
