@@ -17,10 +17,13 @@ Validation rules (first match wins)
  2    ``unparseable field: F`` -- a field is present but not a number / date / time / call-put
       value (required fields first, then the optional ones; NaN and inf count as unparseable)
  3    ``non-positive strike``
+ 3a   ``date out of range`` -- the quote date is before 1900 or after 2199 (a mis-read year)
  4    ``holiday snapshot repeating previous session`` -- the quote date is not an NYSE session and
       the row's underlying price equals the previous session's (its last snapshot) in the same
       file; otherwise ``quote date is not an NYSE session``
  5    ``expiration before quote date``
+ 5a   ``expiration beyond horizon`` -- more than ``validation.max_expiry_years`` (10) years after
+      the quote date (``9999-12-31`` placeholders)
  6    ``negative price`` -- bid, ask or last < 0 (a bid of 0 is *not* an error: no bid is a real
       market state)
  7    ``negative volume, open interest or size``

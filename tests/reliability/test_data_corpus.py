@@ -11,8 +11,8 @@ already holds two other days is checksummed before and after; an error leaves it
 success only adds the case's own days). Expected row counts are counted in the test from the
 source rows with the ``csv`` module and by hand, never read from the code under test.
 
-The table of cases is printed in ``docs/reliability.md`` (``python -m
-tests.reliability.test_data_corpus`` prints it again).
+The table of cases is printed in ``docs/reliability.md`` (``PYTHONPATH=. python
+tests/reliability/test_data_corpus.py`` prints it again).
 """
 
 from __future__ import annotations
@@ -107,6 +107,8 @@ class Stored:
     exit: int = 0
 
     def __str__(self) -> str:
+        if self.added == -1:
+            return "every row of the slice stored under SPX, quote date 2019-05-01; exit 0"
         q = ", ".join(f"{n} quarantined: {r}" for r, n in self.quarantined.items())
         return f"stored {self.added}" + (f"; {q}" if q else "") + f"; exit {self.exit}"
 
