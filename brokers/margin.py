@@ -78,7 +78,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from data_feeds.contracts import OptionContract
+from data_feeds.contracts import ROOT_UNDERLYING, OptionContract, underlying_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,17 +118,8 @@ EQUITY = MarginRates(0.20, 0.10)
 ROOT_RATES: dict[str, MarginRates] = {"SPX": BROAD_BASED_INDEX, "SPXW": BROAD_BASED_INDEX}
 """Rates by option root; roots not listed (SPY) use :data:`EQUITY`."""
 
-ROOT_UNDERLYING: dict[str, str] = {"SPX": "SPX", "SPXW": "SPX", "SPY": "SPY"}
-"""Underlying symbol of each option root (SPX and SPXW are both on the SPX index)."""
-
 STOCK_MARGIN_RATE = 0.5
 """Reg-T initial margin on stock, long or short (12 CFR 220.12)."""
-
-
-def underlying_of(root: str) -> str:
-    """Underlying symbol of an option root (``SPXW`` -> ``SPX``); unknown roots map to
-    themselves."""
-    return ROOT_UNDERLYING.get(root, root)
 
 
 def rates_for(root: str, overrides: Mapping[str, MarginRates] | None = None) -> MarginRates:

@@ -272,6 +272,7 @@ class OptionsBroker(bt.brokers.BackBroker):
         self.rejections: list[Rejection] = []
         self.stale_marks: list[tuple[dt.datetime, OptionContract]] = []
         self.underlying_prices: dict[str, float] = {}
+        self.margin_notes: list[str] = []
         self._settlement: dict[str, dict[dt.date, tuple[float, float]]] = {}
         #: the last snapshot marked per underlying symbol (its quotes close a window: close_out)
         self._last_snapshot: dict[str, ChainSnapshot] = {}
@@ -516,10 +517,37 @@ class OptionsBroker(bt.brokers.BackBroker):
                 raise self._reject(f"{contract}: ask is 0, no offer to buy", time, legs, tag)
             planned.append((contract, qty, OptionQuote(bid, ask)))
         if math.isfinite(snapshot.underlying_price):
-            self.underlying_prices[snapshot.underlying] = float(snapshot.underlying_price)
+            self.underlying_prices[underlying_of(snapshot.underlying)] = float(
+                snapshot.underlying_price
+            )
         if self.p.margin_check:
-            self._check_margin(planned, dict(self.underlying_prices), time, tag)
+            prices = self._prices_or_parity_forward(snapshot, [c for c, _q, _ in planned])
+            self._check_margin(planned, prices, time, tag)
         return self._fill(planned, time, tag)
+
+    def _prices_or_parity_forward(
+        self, snapshot: ChainSnapshot, contracts: Sequence[OptionContract]
+    ) -> dict[str, float]:
+        """Underlying prices for a margin check: the last seen ones, and for an underlying with
+        no finite price the put-call-parity forward of the leg's expiry on ``snapshot``
+        (:meth:`data_feeds.chains.ChainSnapshot.forward`; noted in :attr:`margin_notes`). An
+        underlying with neither stays missing (the margin check then names it)."""
+        prices = dict(self.underlying_prices)
+        for c in contracts:
+            sym = underlying_of(c.root)
+            if math.isfinite(prices.get(sym, float("nan"))):
+                continue
+            try:
+                fwd = snapshot.forward(c.expiration, c.root)
+            except (KeyError, ValueError):
+                continue
+            if math.isfinite(fwd) and fwd > 0:
+                prices[sym] = float(fwd)
+                self.margin_notes.append(
+                    f"{snapshot.quote_time:%Y-%m-%d %H:%M}: no {sym} price; margin used the "
+                    f"parity forward {fwd:.2f} of {c.root} {c.expiration:%Y-%m-%d}"
+                )
+        return prices
 
     def _fill(
         self,
@@ -656,7 +684,11 @@ class OptionsBroker(bt.brokers.BackBroker):
 
         A leg the snapshot does not quote (or quotes with a NaN mid) keeps its last mark; each such
         case is appended to :attr:`stale_marks` as ``(time, contract)`` and counted. Legs whose
-        settlement time has passed are left for settlement (not re-marked, not counted).
+        settlement time has passed are left for settlement (not re-marked, not counted). The
+        snapshot's underlying and each leg's root are compared through the one root table
+        (:func:`data_feeds.contracts.underlying_of`), so a snapshot labelled with a root
+        (``SPXW``) still marks its legs, and a leg it cannot mark is counted stale, never
+        skipped.
 
         Parameters
         ----------
@@ -669,7 +701,7 @@ class OptionsBroker(bt.brokers.BackBroker):
         """
         time = snapshot.quote_time
         stamp = _naive_et(time)
-        symbol = snapshot.underlying
+        symbol = underlying_of(snapshot.underlying)
         self._last_snapshot[symbol] = snapshot
         if math.isfinite(snapshot.underlying_price):
             self.underlying_prices[symbol] = float(snapshot.underlying_price)

@@ -111,3 +111,59 @@ def session_minutes(dates: pd.DatetimeIndex) -> pd.Series:
     sched = cal.schedule.loc[naive[inside], ["open", "close"]]
     minutes[inside] = (sched["close"] - sched["open"]).dt.total_seconds().to_numpy() / 60.0
     return pd.Series(minutes, index=dates, dtype=float)
+
+
+DAY_FIRST = "%d/%m"
+MONTH_FIRST = "%m/%d"
+
+
+def day_month_order(
+    max_first: int, max_second: int, n_ambiguous: int, source: str, example: str | None = None
+) -> str:
+    """Decide, from ALL slash dates of a file, whether they are ``MM/DD`` or ``DD/MM``.
+
+    The decision is made once per file, never value by value (``03/01/2017`` must not be read as
+    March 1st in a file whose other dates show it is January 3rd).
+
+    Parameters
+    ----------
+    max_first, max_second : int
+        Largest first and second ``/``-separated component over all slash dates of the file.
+    n_ambiguous : int
+        Slash dates whose first and second components differ and are both <= 12 (they read as
+        two different days).
+    source : str
+        File name for the error message.
+    example : str, optional
+        One ambiguous value, quoted in the error.
+
+    Returns
+    -------
+    str
+        :data:`MONTH_FIRST` (``"%m/%d"``) or :data:`DAY_FIRST` (``"%d/%m"``).
+
+    Raises
+    ------
+    DataValidationError
+        Both components exceed 12 somewhere (mixed orders), or no value exceeds 12 while some
+        values are ambiguous: the message asks for ``date_format``.
+    """
+    from data_feeds.errors import DataValidationError
+
+    if max_first > 12 and max_second > 12:
+        raise DataValidationError(
+            source,
+            "slash dates mix DD/MM and MM/DD (a first and a second component above 12); set "
+            "date_format to the file's format",
+            field="date",
+        )
+    if max_first > 12:
+        return DAY_FIRST
+    if max_second > 12 or n_ambiguous == 0:
+        return MONTH_FIRST
+    raise DataValidationError(
+        source,
+        f"ambiguous dates: {example or 'a slash date'} could be DD/MM or MM/DD (no day above 12 "
+        'in the file); set date_format = "%m/%d/%Y" or "%d/%m/%Y"',
+        field="date",
+    )

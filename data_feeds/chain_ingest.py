@@ -17,10 +17,13 @@ Validation rules (first match wins)
  2    ``unparseable field: F`` -- a field is present but not a number / date / time / call-put
       value (required fields first, then the optional ones; NaN and inf count as unparseable)
  3    ``non-positive strike``
+ 3a   ``date out of range`` -- the quote date is before 1900 or after 2199 (a mis-read year)
  4    ``holiday snapshot repeating previous session`` -- the quote date is not an NYSE session and
       the row's underlying price equals the previous session's (its last snapshot) in the same
       file; otherwise ``quote date is not an NYSE session``
  5    ``expiration before quote date``
+ 5a   ``expiration beyond horizon`` -- more than ``validation.max_expiry_years`` (10) years after
+      the quote date (``9999-12-31`` placeholders)
  6    ``negative price`` -- bid, ask or last < 0 (a bid of 0 is *not* an error: no bid is a real
       market state)
  7    ``negative volume, open interest or size``
@@ -64,14 +67,11 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from data_feeds.calendar import is_nyse_session, nyse_sessions
-from data_feeds.contracts import ROOT_SPECS
+from data_feeds.contracts import ROOT_SPECS, ROOT_UNDERLYING
 from data_feeds.errors import DataSourceError, DataValidationError
 
 FORMATS = ("vendor", "lean-minute", "generic")
 """Input formats :func:`stage_file` understands."""
-
-ROOT_UNDERLYING: dict[str, str] = {"SPX": "SPX", "SPXW": "SPX", "SPY": "SPY"}
-"""Underlying symbol of each known option root (SPX weeklies are on the SPX index)."""
 
 # (store field, kind, required)
 FIELDS: tuple[tuple[str, str, bool], ...] = (
@@ -111,6 +111,8 @@ REASON_NONPOSITIVE_STRIKE = "non-positive strike"
 REASON_HOLIDAY_REPEAT = "holiday snapshot repeating previous session"
 REASON_NOT_SESSION = "quote date is not an NYSE session"
 REASON_EXPIRED = "expiration before quote date"
+REASON_DATE_RANGE = "date out of range"
+REASON_FAR_EXPIRY = "expiration beyond horizon"
 REASON_NEGATIVE_PRICE = "negative price"
 REASON_NEGATIVE_SIZE = "negative volume, open interest or size"
 REASON_CROSSED = "crossed quote"
@@ -118,13 +120,19 @@ REASON_STRIKE_UNIT = "strike in wrong unit"
 REASON_DUPLICATE = "duplicate"
 REASON_CONFLICT = "conflicting duplicate"
 
+MIN_DATE, MAX_DATE = dt.date(1900, 1, 1), dt.date(2199, 12, 31)
+"""Quote dates outside this range are quarantined as ``date out of range`` (a mis-read year such
+as 0011); far expirations (``9999-12-31``) are ``expiration beyond horizon``."""
+
 REASON_ORDER: tuple[str, ...] = (
     REASON_MISSING,
     REASON_UNPARSEABLE,
     REASON_NONPOSITIVE_STRIKE,
+    REASON_DATE_RANGE,
     REASON_HOLIDAY_REPEAT,
     REASON_NOT_SESSION,
     REASON_EXPIRED,
+    REASON_FAR_EXPIRY,
     REASON_NEGATIVE_PRICE,
     REASON_NEGATIVE_SIZE,
     REASON_CROSSED,
@@ -194,11 +202,16 @@ class ValidationConfig(BaseModel):
     strike_unit_ratio : float
         A row is quarantined as ``strike in wrong unit`` when the underlying price ``S`` is known
         and ``K / S`` is above this ratio or below its inverse (default 50, > 1).
+    max_expiry_years : float
+        A row whose expiration is more than this many years (365.25 days) after its quote date is
+        quarantined as ``expiration beyond horizon`` (default 10: listed SPX LEAPS reach about 6
+        years; ``9999-12-31`` placeholders and mis-read years are caught).
     """
 
     model_config = ConfigDict(extra="forbid")
 
     strike_unit_ratio: float = Field(default=50.0, gt=1.0)
+    max_expiry_years: float = Field(default=10.0, gt=0.0)
 
 
 class RootConfig(BaseModel):
@@ -299,6 +312,11 @@ class ChainIngestConfig(BaseModel):
         Snapshot wall-clock time (ET) of vendor end-of-day files, which carry no time column.
         Default 15:45: the data README says the 2019 SPX snapshot is taken late in the session
         (~15:00-16:00 ET), not at the close -- an assumption, stored in ``quote_time``.
+    date_format : str
+        Date format of text date columns of ``vendor`` and ``lean-minute`` files: ``"auto"``
+        (decided once per file from all values, see :func:`data_feeds.calendar.day_month_order`)
+        or a ``strftime`` format such as ``"%d/%m/%Y"`` (``generic`` files use
+        ``generic.date_format``).
     liquidity : LiquidityConfig
         Thresholds of the ``is_liquid`` flag.
     validation : ValidationConfig
@@ -330,6 +348,7 @@ class ChainIngestConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     vendor_quote_time: dt.time = dt.time(15, 45)
+    date_format: str = "auto"
     liquidity: LiquidityConfig = Field(default_factory=LiquidityConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     roots: dict[str, RootConfig] = Field(default_factory=dict)
@@ -523,16 +542,163 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+UNREADABLE = "unreadable"
+"""Prefix of a :func:`discover_files` skip reason for a file that could not be read at all
+(corrupt, empty, binary) -- as opposed to a readable file in another layout."""
+
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def _head_bytes(path: Path, n: int = 1 << 16) -> bytes:
+    """The first ``n`` (decompressed) bytes of a file."""
+    import gzip
+
+    gz = path.name.lower().endswith(".gz")
+    try:
+        with gzip.open(path, "rb") if gz else path.open("rb") as fh:
+            return fh.read(n)
+    except (OSError, EOFError) as exc:
+        raise DataSourceError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from exc
+
+
+def check_csv_file(path: Path, delimiter: str | None = None) -> tuple[str, list[str]]:
+    """Pre-flight checks of a CSV file before DuckDB reads it; returns its dialect and header.
+
+    Catches, each as one line naming the file (and the line where it applies): an empty file, a
+    gzip file whose name does not end ``.gz``, binary data (NUL bytes or non-UTF-8 bytes in the
+    header line), a header with no known delimiter, a header-only file.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        ``.csv``/``.csv.gz``/``.txt`` file.
+    delimiter : str, optional
+        The configured delimiter; detected from the header line (``, ; tab |``, the most
+        frequent) when None.
+
+    Returns
+    -------
+    delimiter : str
+        The delimiter to read the file with.
+    columns : list of str
+        The header's column names (quotes removed).
+
+    Raises
+    ------
+    DataSourceError
+        One line: ``<file>, line N: <problem>``.
+    """
+    import csv
+
+    if path.stat().st_size == 0:
+        raise DataSourceError(f"{path}, line 1: empty file (0 bytes), expected a CSV header")
+    with path.open("rb") as fh:
+        magic = fh.read(2)
+    if magic == b"\x1f\x8b" and not path.name.lower().endswith(".gz"):
+        raise DataSourceError(
+            f"{path}, line 1: gzip-compressed data in a file named {path.suffix}; rename it to "
+            f"{path.name}.gz"
+        )
+    head = _head_bytes(path)
+    if not head.strip():
+        raise DataSourceError(f"{path}, line 1: no CSV header (the file is blank)")
+    first = head.split(b"\n", 1)[0]
+    if b"\x00" in head:
+        line = head[: head.index(b"\x00")].count(b"\n") + 1
+        raise DataSourceError(f"{path}, line {line}: binary data (NUL byte), not a CSV text file")
+    try:
+        header = first.decode("utf-8").lstrip("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise DataSourceError(
+            f"{path}, line 1: header is not UTF-8 text (byte 0x{first[exc.start]:02x} at "
+            f"column {exc.start + 1}); not a CSV file or wrong encoding"
+        ) from exc
+    if delimiter is None:
+        counts = {d: header.count(d) for d in _DELIMITERS}
+        delimiter = max(counts, key=lambda d: counts[d])
+        if counts[delimiter] == 0:
+            raise DataSourceError(
+                f"{path}, line 1: no column delimiter (, ; tab |) in the header "
+                f"{header[:60]!r}; not a CSV file"
+            )
+    rest = head.split(b"\n", 1)[1] if b"\n" in head else b""
+    if not rest.strip() and len(head) < (1 << 16):
+        raise DataSourceError(f"{path}, line 2: no data rows after the header")
+    columns = next(csv.reader([header.rstrip("\r")], delimiter=delimiter))
+    seen: set[str] = set()
+    for i, c in enumerate(columns):
+        if not c.strip():
+            raise DataSourceError(f"{path}, line 1: column {i + 1} of the header has no name")
+        if c in seen:
+            raise DataSourceError(f"{path}, line 1: column name {c!r} appears twice in the header")
+        seen.add(c)
+    return delimiter, columns
+
+
+def duckdb_error_line(path: Path | str, exc: BaseException) -> str:
+    """One line for a DuckDB read error: ``<file>, line N: <problem>`` (no sniffer dump).
+
+    Parameters
+    ----------
+    path : pathlib.Path or str
+        The file being read.
+    exc : BaseException
+        The ``duckdb.Error``.
+
+    Returns
+    -------
+    str
+        The line and the problem (ragged row with its column counts, invalid UTF-8, unterminated
+        quote, ...), or the first line of DuckDB's message when it names no line.
+    """
+    import re
+
+    text = str(exc)
+    m = re.search(r"CSV Error on Line: (\d+)", text)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    where = f"{path}, line {m.group(1)}" if m else str(path)
+    cols = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
+    if cols:
+        return f"{where}: ragged row, expected {cols.group(1)} columns, found {cols.group(2)}"
+    if "Invalid unicode" in text or "not utf-8" in text.lower():
+        return f"{where}: invalid UTF-8 byte sequence (the file is not UTF-8; re-save it as UTF-8)"
+    if "unterminated quote" in text.lower() or ("quote" in text.lower() and m):
+        detail = next((ln for ln in lines[1:] if "quote" in ln.lower()), "bad quoting")
+        return f"{where}: {detail.rstrip('.')}"
+    if "sniffing file" in text or "automatically detect the CSV" in text:
+        return f"{where}: not a delimited text file (DuckDB could not detect a CSV layout)"
+    if m:
+        detail = next(
+            (ln for ln in lines[1:] if not ln.startswith(("Original Line", "Possible"))),
+            "malformed row",
+        )
+        return f"{where}: {detail.rstrip('.')}"
+    first = lines[0] if lines else type(exc).__name__
+    return f"{where}: cannot be read ({first[:200]})"
+
+
 def _source_sql(path: Path, delimiter: str | None = None) -> str:
-    """A DuckDB table function reading ``path`` (CSV read as text so nothing fails to load)."""
+    """A DuckDB table function reading ``path`` (CSV read as text so nothing fails to load).
+
+    CSV files are checked first (:func:`check_csv_file`) and read with an explicit dialect
+    (the header's delimiter, ``"`` quotes, strict mode), so DuckDB never guesses a dialect from
+    a sample and a fault anywhere in the file is reported with its line.
+    """
     name = path.name.lower()
     p = _lit(str(path))
     if name.endswith(".parquet"):
+        with path.open("rb") as fh:
+            magic = fh.read(4)
+        if magic != b"PAR1":
+            raise DataSourceError(f"{path}: not a parquet file (no PAR1 magic bytes)")
         return f"read_parquet({p}, file_row_number = true)"
     if name.endswith((".csv", ".csv.gz", ".txt", ".txt.gz")):
-        opts = "header = true, all_varchar = true"
-        if delimiter is not None:
-            opts += f", delim = {_lit(delimiter)}"
+        delim, names = check_csv_file(path, delimiter)
+        columns = "{" + ", ".join(f"{_lit(c)}: 'VARCHAR'" for c in names) + "}"
+        opts = (
+            f"header = true, columns = {columns}, delim = {_lit(delim)}, quote = '\"', "
+            "escape = '\"', strict_mode = true, auto_detect = false"
+        )
         return f"read_csv({p}, {opts})"
     raise DataSourceError(f"{path}: unsupported file type; expected .parquet, .csv or .csv.gz")
 
@@ -563,7 +729,7 @@ def file_columns(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
     try:
         rows = con.execute(f"DESCRIBE SELECT * FROM {_source_sql(path)}").fetchall()
     except duckdb.Error as exc:
-        raise DataSourceError(f"{path}: cannot be read ({exc})") from exc
+        raise DataSourceError(duckdb_error_line(path, exc)) from exc
     return {str(r[0]).strip().lower(): str(r[0]) for r in rows if r[0] != "file_row_number"}
 
 
@@ -663,7 +829,7 @@ def discover_files(
                 try:
                     problem = layout_problem(file_columns(con, f), fmt, config)
                 except DataSourceError as exc:
-                    problem = str(exc)
+                    problem = f"{UNREADABLE}: {exc}"
                 if problem:
                     skipped.append((f, problem))
                 else:
@@ -687,6 +853,7 @@ class _Layout:
     strike_divisor: float = 1.0
     notes: list[str] = field(default_factory=list)
     style_expr: str | None = None  # the file's own style column, checked against the root
+    date_sql: dict[str, str] = field(default_factory=dict)  # field -> parse SQL over its raw
 
 
 _DEFAULT_RIGHTS = {"C": "C", "P": "P", "CALL": "C", "PUT": "P"}
@@ -745,6 +912,8 @@ def _vendor_layout(
     ):
         take(store, theirs)
     notes = []
+    if "underlying" in exprs:
+        _map_underlying_roots(con, source, exprs, etypes, config, notes)
     if "underlying" not in exprs:  # derived from the root below
         notes.append("underlying derived from the root (no underlying column)")
     if "root" not in exprs:
@@ -823,6 +992,35 @@ def _lean_layout(
     )
 
 
+def _map_underlying_roots(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    exprs: dict[str, str],
+    etypes: dict[str, str],
+    config: ChainIngestConfig,
+    notes: list[str],
+) -> None:
+    """An ``underlying`` column that names an option root (``SPXW``) is mapped to the root's
+    underlying (``SPX``) through the one root table (:data:`data_feeds.contracts.ROOT_UNDERLYING`
+    plus configured ``[roots.X] underlying``); the mapped rows are counted in the notes."""
+    terms = config.root_terms()
+    col = exprs["underlying"]
+    u = f"upper(trim(CAST({col} AS VARCHAR)))"
+    moved = {k: v[2] for k, v in terms.items() if v[2] != k}
+    if not moved:
+        return
+    keys = ", ".join(_lit(k) for k in sorted(moved))
+    rows = con.execute(
+        f"SELECT {u}, count(*) FROM {source} WHERE {u} IN ({keys}) GROUP BY ALL ORDER BY 1"
+    ).fetchall()
+    exprs["underlying"] = _root_to_underlying_sql(col, terms)
+    etypes["underlying"] = "VARCHAR"
+    for root, n in rows:
+        notes.append(
+            f"{n} rows name the option root {root} as underlying: stored under {moved[root]}"
+        )
+
+
 def _root_to_underlying_sql(root_sql: str, terms: dict[str, tuple[str, str, str]]) -> str:
     r = f"upper(trim(CAST({root_sql} AS VARCHAR)))"
     whens = " ".join(f"WHEN {_lit(k)} THEN {_lit(v[2])}" for k, v in sorted(terms.items()))
@@ -853,6 +1051,8 @@ def _generic_layout(
             )
             notes.append("root derived from the symbol prefix")
         etypes["root"] = "VARCHAR"
+    if "underlying" in exprs:
+        _map_underlying_roots(con, source, exprs, etypes, config, notes)
     if "underlying" not in exprs:
         if g.underlying is not None:
             exprs["underlying"] = _lit(g.underlying.upper())
@@ -925,6 +1125,8 @@ def _parse_sql(name: str, kind: str, raw: str, sql_type: str, lay: _Layout) -> s
         return d
     if kind == "date":
         up = sql_type.upper()
+        if name in lay.date_sql:  # decided per file by _resolve_dates
+            return lay.date_sql[name].replace("{t}", t).replace("{raw}", raw)
         if up == "DATE":
             return raw
         if up.startswith("TIMESTAMP"):
@@ -952,6 +1154,113 @@ def _parse_sql(name: str, kind: str, raw: str, sql_type: str, lay: _Layout) -> s
         whens = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in sorted(lay.right_map.items()))
         return f"CASE upper({t}) {whens} END"
     raise AssertionError(kind)
+
+
+_ISO_DATE = r"^\d{4}-\d{1,2}-\d{1,2}$"
+_ISO_STAMP = r"^\d{4}-\d{1,2}-\d{1,2}[ T]\d"
+_OFFSET = r"(Z|[+-]\d{2}(:?\d{2})?)$"
+_MIDNIGHT = r"[ T]00:00(:00(\.0+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)?$"
+_SLASH = r"^\d{1,2}/\d{1,2}/(\d{2}|\d{4})$"
+
+
+def _resolve_dates(con: duckdb.DuckDBPyConnection, lay: _Layout, source_name: str) -> None:
+    """Decide how each date field of the file is parsed, once per file from ALL its values.
+
+    * a ``DATE`` column is taken as is; a naive ``TIMESTAMP`` by its (wall-clock) date;
+    * a tz-aware timestamp (``TIMESTAMP WITH TIME ZONE`` or text with an offset) whose every
+      value is midnight in its written zone is a date *label*: its written date is taken;
+      otherwise each instant is converted to America/New_York (exchange time) and its date taken
+      -- independent of the machine's ``TZ`` and of DuckDB's session time zone;
+    * slash dates are MM/DD or DD/MM for the whole file (:func:`data_feeds.calendar.
+      day_month_order`, evidence pooled over every date column); 2-digit years (``1/3/11``) are
+      read with the POSIX pivot (69-99 -> 19xx, 00-68 -> 20xx) and noted in the report.
+    """
+    from data_feeds.calendar import TZ, day_month_order
+
+    text_fields: list[tuple[str, str]] = []
+    for name, kind, _req in FIELDS:
+        if kind != "date" or name not in lay.exprs:
+            continue
+        expr, up = lay.exprs[name], lay.types[name].upper()
+        if up in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
+            midnight = con.execute(
+                f"SELECT coalesce(bool_and(CAST(timezone('UTC', {expr}) AS TIME) = TIME '00:00'), "
+                f"TRUE) FROM {lay.source}"
+            ).fetchall()[0][0]
+            zone = "UTC" if midnight else TZ
+            lay.date_sql[name] = f"CAST(timezone('{zone}', {{raw}}) AS DATE)"
+            lay.notes.append(
+                f"{name}: tz-aware timestamps "
+                + (
+                    "all at midnight UTC, read as date labels (the UTC date)"
+                    if midnight
+                    else "converted to America/New_York before taking the date"
+                )
+            )
+        elif _is_text(up) and lay.date_format == "auto":
+            text_fields.append((name, expr))
+    if not text_fields:
+        return
+    stats: dict[str, tuple[Any, ...]] = {}
+    for name, expr in text_fields:
+        t = f"nullif(trim(CAST({expr} AS VARCHAR)), '')"
+        s_ = f"regexp_full_match({t}, '{_SLASH[1:-1]}')"
+        p1 = f"try_cast(split_part({t}, '/', 1) AS INTEGER)"
+        p2 = f"try_cast(split_part({t}, '/', 2) AS INTEGER)"
+        stamp = f"regexp_matches({t}, '{_ISO_STAMP}')"
+        stats[name] = con.execute(
+            f"""SELECT
+                count(*) FILTER (WHERE {s_}),
+                coalesce(max({p1}) FILTER (WHERE {s_} AND {p2} <= 12 AND {p1} <= 31), 0),
+                coalesce(max({p2}) FILTER (WHERE {s_} AND {p1} <= 12 AND {p2} <= 31), 0),
+                count(*) FILTER (WHERE {s_} AND {p1} <> {p2} AND {p1} <= 12 AND {p2} <= 12),
+                any_value({t}) FILTER (WHERE {s_} AND {p1} <> {p2} AND {p1} <= 12
+                    AND {p2} <= 12),
+                count(*) FILTER (WHERE {s_} AND length(split_part({t}, '/', 3)) = 2),
+                count(*) FILTER (WHERE {stamp} AND regexp_matches({t}, '{_OFFSET}')),
+                coalesce(bool_and(regexp_matches({t}, '{_MIDNIGHT}')) FILTER (WHERE {stamp}),
+                    TRUE)
+            FROM {lay.source}"""
+        ).fetchall()[0]
+    slash = [v for v in stats.values() if v[0]]
+    order = "%m/%d"
+    if slash:
+        example = next((v[4] for v in slash if v[4]), None)
+        order = day_month_order(
+            max(v[1] for v in slash),
+            max(v[2] for v in slash),
+            sum(v[3] for v in slash),
+            source_name,
+            repr(example) if example else None,
+        )
+        if order != "%m/%d":
+            lay.notes.append("slash dates read as DD/MM (a first component above 12)")
+    for name, _expr in text_fields:
+        _n, _m1, _m2, _amb, _ex, n_yy, n_offset, all_midnight = stats[name]
+        if n_yy:
+            lay.notes.append(
+                f"{name}: {n_yy} dates with 2-digit years read with the POSIX pivot "
+                "(69-99 -> 19xx, 00-68 -> 20xx)"
+            )
+        if n_offset and all_midnight:
+            stamp_sql = "CAST(try_strptime(left({t}, 10), '%Y-%m-%d') AS DATE)"
+            lay.notes.append(f"{name}: timestamps at midnight read as date labels")
+        elif n_offset:
+            stamp_sql = f"CAST(timezone('{TZ}', try_cast({{t}} AS TIMESTAMPTZ)) AS DATE)"
+            lay.notes.append(f"{name}: offsets converted to America/New_York before the date")
+        else:
+            stamp_sql = "CAST(try_cast({t} AS TIMESTAMP) AS DATE)"
+        slash_sql = (
+            f"CASE WHEN length(split_part({{t}}, '/', 3)) = 2 "
+            f"THEN CAST(try_strptime({{t}}, '{order}/%y') AS DATE) "
+            f"ELSE CAST(try_strptime({{t}}, '{order}/%Y') AS DATE) END"
+        )
+        lay.date_sql[name] = (
+            f"CASE WHEN regexp_full_match({{t}}, '{_ISO_DATE[1:-1]}') "
+            "THEN CAST(try_strptime({t}, '%Y-%m-%d') AS DATE) "
+            f"WHEN regexp_full_match({{t}}, '{_SLASH[1:-1]}') THEN {slash_sql} "
+            f"WHEN regexp_matches({{t}}, '{_ISO_STAMP}') THEN {stamp_sql} END"
+        )
 
 
 def _missing_sql(raw: str, sql_type: str) -> str:
@@ -1023,16 +1332,24 @@ def stage_file(
     problem = layout_problem(cols, fmt, config)
     if problem:
         raise DataSourceError(f"{p}: {problem}; found {sorted(cols)}")
-    lay = _ADAPTERS[fmt](con, p, cols, config)
     data_source = f"{fmt}:{p.name}"
-    _parse(con, lay, str(p))
-    rows_read = con.execute("SELECT count(*) FROM _stg").fetchall()[0][0]
-    terms = config.root_terms()
-    _check_roots(con, str(p), terms)
-    if lay.style_expr is not None:
-        _check_style(con, lay, str(p), terms)
-    _validate(con, config, terms, data_source)
-    con.execute("DROP TABLE IF EXISTS _src")
+    try:
+        lay = _ADAPTERS[fmt](con, p, cols, config)
+        if fmt != "generic":
+            lay.date_format = config.date_format
+        _resolve_dates(con, lay, str(p))
+        _parse(con, lay, str(p))
+        rows_read = con.execute("SELECT count(*) FROM _stg").fetchall()[0][0]
+        if rows_read == 0:
+            raise DataSourceError(f"{p}, line 2: no data rows after the header")
+        terms = config.root_terms()
+        _check_roots(con, str(p), terms)
+        if lay.style_expr is not None:
+            _check_style(con, lay, str(p), terms)
+        _validate(con, config, terms, data_source)
+        con.execute("DROP TABLE IF EXISTS _src")
+    except duckdb.Error as exc:  # a fault past the header: one line naming the file and line
+        raise DataSourceError(duckdb_error_line(p, exc)) from exc
     return StagedFile(p, fmt, data_source, int(rows_read), lay.notes, config)
 
 
@@ -1082,7 +1399,7 @@ def _parse(con: duckdb.DuckDBPyConnection, lay: _Layout, source_name: str) -> No
     try:
         con.execute(sql)
     except duckdb.Error as exc:
-        raise DataSourceError(f"{source_name}: cannot be parsed ({exc})") from exc
+        raise DataSourceError(duckdb_error_line(source_name, exc)) from exc
 
 
 def _store_type(kind: str) -> str:
@@ -1146,7 +1463,8 @@ def _validate(
     dates = [
         r[0]
         for r in con.execute(
-            "SELECT DISTINCT quote_date FROM _stg WHERE quote_date IS NOT NULL"
+            "SELECT DISTINCT quote_date FROM _stg WHERE quote_date BETWEEN "
+            f"DATE '{MIN_DATE}' AND DATE '{MAX_DATE}'"
         ).fetchall()
     ]
     sess = _session_table(dates)
@@ -1154,6 +1472,7 @@ def _validate(
     con.execute("CREATE OR REPLACE TEMP TABLE _sess AS SELECT * FROM _sess_df")
     con.unregister("_sess_df")
     ratio = float(config.validation.strike_unit_ratio)
+    horizon_days = float(config.validation.max_expiry_years) * 365.25
     liq = config.liquidity
     style = " ".join(f"WHEN {_lit(k)} THEN {_lit(v[0])}" for k, v in sorted(terms.items()))
     settle = " ".join(f"WHEN {_lit(k)} THEN {_lit(v[1])}" for k, v in sorted(terms.items()))
@@ -1199,10 +1518,14 @@ def _validate(
                 CASE
                     WHEN s.parse_reason IS NOT NULL THEN s.parse_reason
                     WHEN s.strike <= 0 THEN '{REASON_NONPOSITIVE_STRIKE}'
+                    WHEN s.quote_date NOT BETWEEN DATE '{MIN_DATE}' AND DATE '{MAX_DATE}'
+                        THEN '{REASON_DATE_RANGE}'
                     WHEN NOT d.is_session AND s.underlying_price = pv.px
                         THEN '{REASON_HOLIDAY_REPEAT}'
                     WHEN NOT d.is_session THEN '{REASON_NOT_SESSION}'
                     WHEN s.expiration_date < s.quote_date THEN '{REASON_EXPIRED}'
+                    WHEN date_diff('day', s.quote_date, s.expiration_date) > {horizon_days!r}
+                        THEN '{REASON_FAR_EXPIRY}'
                     WHEN s.bid < 0 OR s.ask < 0 OR s.last < 0 THEN '{REASON_NEGATIVE_PRICE}'
                     WHEN s.volume < 0 OR s.open_interest < 0 OR s.bid_size < 0 OR s.ask_size < 0
                         THEN '{REASON_NEGATIVE_SIZE}'
@@ -1398,6 +1721,7 @@ __all__ = [
     "LIQUIDITY_CRITERIA",
     "REASON_ORDER",
     "ROOT_UNDERLYING",
+    "UNREADABLE",
     "ChainIngestConfig",
     "GenericLayout",
     "IngestReport",
@@ -1405,7 +1729,9 @@ __all__ = [
     "RootConfig",
     "StagedFile",
     "ValidationConfig",
+    "check_csv_file",
     "discover_files",
+    "duckdb_error_line",
     "enabled_criteria",
     "file_columns",
     "file_sha256",

@@ -293,6 +293,11 @@ class StoreKeyError(VolsuiteError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class ReplaceRefusedError(DataValidationError):
+    """An ingest would replace a stored ``(root, quote_date)`` partition with fewer rows and
+    ``replace_dates`` was not given; nothing was written."""
+
+
 class SnapshotNotFoundError(StoreKeyError):
     """No snapshot of the requested underlying/date/time (and roots) in the store."""
 
@@ -440,7 +445,12 @@ class ChainStore:
 
     # -- ingest -----------------------------------------------------------------------------------
     def ingest(
-        self, path: str | Path, format: str, *, config: ChainIngestConfig | None = None
+        self,
+        path: str | Path,
+        format: str,
+        *,
+        config: ChainIngestConfig | None = None,
+        replace_dates: bool = False,
     ) -> IngestReport:
         """Validate one chain file and write it, atomically and idempotently.
 
@@ -460,6 +470,9 @@ class ChainStore:
             The file layout (see ``docs/data.md``).
         config : ChainIngestConfig, optional
             Liquidity thresholds, vendor snapshot time, extra roots, the generic mapping.
+        replace_dates : bool
+            Allow a stored ``(root, quote_date)`` partition to be replaced by one with FEWER
+            rows (valid + quarantined). Without it such a file is refused, nothing written.
 
         Returns
         -------
@@ -469,9 +482,13 @@ class ChainStore:
         Raises
         ------
         DataSourceError
-            Missing/unreadable file, layout not matching ``format``, store opened read-only.
+            Missing/unreadable file (one line naming the file and line), layout not matching
+            ``format``, store opened read-only.
         DataValidationError
             Unknown root (names the row), a style that contradicts the root.
+        ReplaceRefusedError
+            A stored day would be replaced by fewer rows and ``replace_dates`` is False (names
+            the root, the date and both row counts); the store is unchanged.
         """
         t0 = time.perf_counter()
         self._require_writable()
@@ -493,6 +510,8 @@ class ChainStore:
             staged_counts(con, report, config)
             fingerprint = f"{SCHEMA_VERSION}|{format}|{config.fingerprint()}"
             self._plan(staged.data_source, fingerprint)
+            if not replace_dates:
+                self._refuse_shrinking(p)
             self._apply(report, fingerprint, t0)
         finally:
             self._index = None
@@ -501,7 +520,12 @@ class ChainStore:
         return report
 
     def ingest_path(
-        self, path: str | Path, format: str, *, config: ChainIngestConfig | None = None
+        self,
+        path: str | Path,
+        format: str,
+        *,
+        config: ChainIngestConfig | None = None,
+        replace_dates: bool = False,
     ) -> list[IngestReport]:
         """:meth:`ingest` a file, or every recognised file of a directory.
 
@@ -515,6 +539,8 @@ class ChainStore:
             File or directory.
         format : {'vendor', 'lean-minute', 'generic'}
         config : ChainIngestConfig, optional
+        replace_dates : bool
+            See :meth:`ingest`.
 
         Returns
         -------
@@ -531,7 +557,9 @@ class ChainStore:
         if not files:
             why = "; ".join(f"{f.name}: {r}" for f, r in skipped) or "empty"
             raise DataSourceError(f"{path}: no {format} chain file to ingest ({why})")
-        reports = [self.ingest(f, format, config=config) for f in files]
+        reports = [
+            self.ingest(f, format, config=config, replace_dates=replace_dates) for f in files
+        ]
         reports[0].notes.extend(f"skipped {f.name}: {r}" for f, r in skipped)
         return reports
 
@@ -570,6 +598,30 @@ class ChainStore:
             """,
             [data_source],
         )
+
+    def _refuse_shrinking(self, path: Path) -> None:
+        """Raise :class:`ReplaceRefusedError` when a replaced partition would hold fewer rows."""
+        rows = self._con.execute(
+            """
+            SELECT root, quote_date, old_stored, old_quarantined, n_valid, n_quarantined,
+                old_source, count(*) OVER ()
+            FROM _plan
+            WHERE status = 'replaced' AND n_valid + n_quarantined < old_stored + old_quarantined
+            ORDER BY quote_date, root
+            """
+        ).fetchall()
+        if rows:
+            root, day, old_v, old_q, new_v, new_q, source, n = rows[0]
+            more = f" (and {n - 1} more day(s))" if n > 1 else ""
+            raise ReplaceRefusedError(
+                str(path),
+                f"refusing to replace {root} {day:%Y-%m-%d}: stored {old_v + old_q:,} rows "
+                f"({old_v:,} valid, {old_q:,} quarantined, from {source}), this file has "
+                f"{new_v + new_q:,} ({new_v:,} valid, {new_q:,} quarantined){more}; pass "
+                "--replace-dates (replace_dates=True) to replace a stored day with fewer rows",
+                row=f"{day:%Y-%m-%d}",
+                field="quote_date",
+            )
 
     def _apply(self, report: IngestReport, fingerprint: str, t0: float) -> None:
         """Write the plan in one transaction (delete replaced partitions, insert, log)."""
@@ -1231,6 +1283,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "TABLES",
     "ChainStore",
+    "ReplaceRefusedError",
     "SnapshotNotFoundError",
     "StoreKeyError",
     "UnderlyingIngestReport",

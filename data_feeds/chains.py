@@ -77,6 +77,12 @@ QUOTE_COLUMNS = (
 PARITY_STRIKES = 3
 """Number of strikes (smallest ``|C_mid - P_mid|``) averaged by :meth:`ChainSnapshot.forward`."""
 
+ATM_MAX_DISTANCE = 0.10
+"""Sanity bound of :meth:`ChainSnapshot.atm_strike`: the ATM strike must lie within 10 % of the
+forward (relative). SPX strikes are 5-25 points apart near the money (under 1 % of the index) and
+the widest ladders in the shared data are a few percent apart; a strike further away is not at
+the money, it is the only strike a thin chain quotes on both sides (issue 17 item 9)."""
+
 
 def settlement_time(expiration: dt.date, settlement: str) -> pd.Timestamp:
     """Wall-clock settlement time of a contract expiring on ``expiration`` (tz-aware, ET).
@@ -547,7 +553,9 @@ class ChainSnapshot:
         KeyError
             Nothing quoted for that root and expiry.
         ValueError
-            No forward (see :meth:`forward`) or no strike with both rights quoted.
+            No forward (see :meth:`forward`), no strike with both rights quoted, or the nearest
+            such strike is more than :data:`ATM_MAX_DISTANCE` (10 %) of the forward away (a thin
+            chain: a far strike is not "at the money").
         """
         expiration = _as_date(expiration)
         fwd = self.forward(expiration, root)
@@ -556,7 +564,15 @@ class ChainSnapshot:
             raise ValueError(
                 f"no strike with both a call and a put in the {self._where(expiration, root)}"
             )
-        return float(strikes[int(np.argmin(np.abs(strikes - fwd)))])
+        k = float(strikes[int(np.argmin(np.abs(strikes - fwd)))])
+        if abs(k - fwd) > ATM_MAX_DISTANCE * fwd:
+            raise ValueError(
+                f"no ATM strike in the {self._where(expiration, root)}: the strike nearest the "
+                f"forward {fwd:.2f} with both a call and a put quoted is {k:g}, "
+                f"{abs(k / fwd - 1):.0%} away (more than {ATM_MAX_DISTANCE:.0%}); the chain is "
+                "too thin near the money"
+            )
+        return k
 
     def position_greeks(self, legs: Iterable[tuple[OptionContract, int]]) -> dict[str, float]:
         """Dollar greeks of option positions from this snapshot's model greeks.
@@ -1121,6 +1137,7 @@ def empty_quotes() -> pd.DataFrame:
 
 
 __all__ = [
+    "ATM_MAX_DISTANCE",
     "PARITY_STRIKES",
     "QUOTE_COLUMNS",
     "ChainSnapshot",

@@ -23,6 +23,27 @@ ROOT_SPECS: dict[str, tuple[Style, Settlement]] = {
     "SPY": ("american", "physical"),
 }
 
+#: Underlying symbol of each option root (SPX weeklies are on the SPX index). The one root table:
+#: chain ingest, margin and the broker map roots through :func:`underlying_of`.
+ROOT_UNDERLYING: dict[str, str] = {"SPX": "SPX", "SPXW": "SPX", "SPY": "SPY"}
+
+
+def underlying_of(root: str) -> str:
+    """The underlying symbol of an option root (``SPXW -> SPX``).
+
+    Parameters
+    ----------
+    root : str
+        Option root (case-insensitive, surrounding blanks ignored).
+
+    Returns
+    -------
+    str
+        Upper-case underlying symbol from :data:`ROOT_UNDERLYING`; an unknown root maps to itself.
+    """
+    r = str(root).strip().upper()
+    return ROOT_UNDERLYING.get(r, r)
+
 
 @dataclass(frozen=True, slots=True)
 class OptionContract:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_feeds.calendar import TZ, is_nyse_session
+from data_feeds.calendar import DAY_FIRST, TZ, day_month_order, is_nyse_session, nyse_sessions
 from data_feeds.errors import DataSourceError, DataValidationError
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
@@ -58,6 +58,11 @@ class LoadReport:
         Rows removed, per reason.
     notes : list[str]
         Other facts a user should know (layout detected, close-only, cache used).
+    holiday_rows : int
+        Kept rows with prices on a weekday the NYSE was closed (Cboe publishes VIX on some NYSE
+        holidays); listed in ``notes``. Weekend rows are violations, never kept silently.
+    missing_sessions : int
+        NYSE sessions between the first and last kept date with no row (listed in ``notes``).
     """
 
     source: str
@@ -65,6 +70,8 @@ class LoadReport:
     rows_kept: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    holiday_rows: int = 0
+    missing_sessions: int = 0
 
     def drop(self, reason: str, count: int) -> None:
         """Record ``count`` rows removed for ``reason`` (zero counts are not recorded)."""
@@ -74,6 +81,11 @@ class LoadReport:
     def summary(self) -> str:
         """One line: ``source: kept K of N rows (dropped: reason=n, ...)``."""
         text = f"{self.source}: kept {self.rows_kept} of {self.rows_read} rows"
+        if self.holiday_rows or self.missing_sessions:
+            text += (
+                f" ({self.holiday_rows} on NYSE holidays, {self.missing_sessions} NYSE sessions "
+                "missing)"
+            )
         if self.dropped:
             text += " (dropped: " + ", ".join(f"{k}={v}" for k, v in self.dropped.items()) + ")"
         if self.notes:
@@ -90,6 +102,7 @@ def load_ohlc(
     cache_dir: str | Path | None = None,
     downloader: Callable[[str], pd.DataFrame] | None = None,
     on_invalid: str = "raise",
+    date_format: str = "auto",
 ) -> pd.DataFrame:
     """Load one daily OHLC series as a validated frame.
 
@@ -112,6 +125,12 @@ def load_ohlc(
         What a rule violation does: ``"raise"`` (default) stops with a :class:`DataValidationError`;
         ``"drop"`` removes the row and counts it per rule in the report (for vendor files with known
         bad rows, e.g. Cboe's 1992 VIX opens outside the day's range).
+    date_format : str
+        ``"auto"`` (default): the date column's format is decided once from ALL its values -- ISO,
+        ``MM/DD/YYYY`` or ``DD/MM/YYYY`` (an ambiguous column is an error asking for
+        ``date_format``), 2-digit years with the POSIX pivot, tz-aware timestamps converted to
+        America/New_York before the date is taken (date labels at midnight keep their written
+        date); or a ``strftime`` format.
 
     Returns
     -------
@@ -129,7 +148,8 @@ def load_ohlc(
         no cache.
     DataValidationError
         Duplicate dates, NaN on a trading day, non-positive prices, ``low > open/close`` or
-        ``high < open/close``; the message names the source, the row (date) and the field.
+        ``high < open/close``, a row dated on a weekend, ambiguous or unparseable dates; the
+        message names the source, the row (date or row number) and the field.
     """
     spec = str(source)
     report = LoadReport(source=spec if root is None else f"{spec}[{root}]")
@@ -145,7 +165,7 @@ def load_ohlc(
         )
     else:
         raw = _read_file(Path(spec), report)
-    frame = _normalize(raw, report.source, root, report)
+    frame = _normalize(raw, report.source, root, report, date_format)
     return validate_ohlc(
         frame, report.source, report=report, start=start, end=end, on_invalid=on_invalid
     )
@@ -172,45 +192,174 @@ def _read_file(path: Path, report: LoadReport) -> pd.DataFrame:
             f"{path}: file not found (relative paths resolve against {Path.cwd()})"
         )
     name = path.name.lower()
-    try:
-        if name.endswith(".parquet"):
+    if name.endswith(".parquet"):
+        try:
             return pd.read_parquet(path)
-        if name.endswith((".csv", ".csv.gz", ".txt")):
-            return pd.read_csv(path)
-    except Exception as exc:
-        raise DataSourceError(f"{path}: cannot be read ({exc})") from exc
+        except Exception as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DataSourceError(f"{path}: not a readable parquet file ({first})") from exc
+    if name.endswith((".csv", ".csv.gz", ".txt")):
+        from data_feeds.chain_ingest import check_csv_file
+
+        delimiter, _names = check_csv_file(path)
+        try:
+            return pd.read_csv(path, sep=delimiter, encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataSourceError(
+                f"{path}, line {_first_non_utf8_line(path)}: invalid UTF-8 byte sequence (the "
+                "file is not UTF-8; re-save it as UTF-8)"
+            ) from exc
+        except pd.errors.ParserError as exc:
+            import re
+
+            m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+            if m:
+                raise DataSourceError(
+                    f"{path}, line {m.group(2)}: ragged row, expected {m.group(1)} columns, "
+                    f"found {m.group(3)}"
+                ) from exc
+            raise DataSourceError(f"{path}: cannot be parsed ({str(exc).strip()})") from exc
+        except Exception as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DataSourceError(f"{path}: cannot be read ({first})") from exc
     raise DataSourceError(f"{path}: unsupported file type; expected .csv, .csv.gz or .parquet")
 
 
-def _parse_dates(values: pd.Series, source: str) -> pd.DatetimeIndex:
-    """Parse ISO or US (MM/DD/YYYY) dates; name the first row that is neither."""
+def _first_non_utf8_line(path: Path) -> int:
+    """1-based line of the first line that is not valid UTF-8 (error path only)."""
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        for i, line in enumerate(fh, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return i
+    return 0
+
+
+def _bad_date(source: str, text: pd.Series, pos: int, why: str) -> DataValidationError:
+    return DataValidationError(
+        source,
+        f"date {text.iloc[pos]!r} {why} (file line {pos + 2} of a CSV with a header)",
+        row=f"#{pos + 1}",
+        field="date",
+    )
+
+
+def _aware_to_dates(stamps: pd.DatetimeIndex, wall: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """Session dates of tz-aware instants: a column whose every value is midnight in its written
+    zone (``wall``, naive) holds date labels, so the written date is taken; otherwise each instant
+    is converted to America/New_York (exchange time) before taking its date."""
+    if bool((wall == wall.normalize()).all()):
+        return wall.normalize()
+    return stamps.tz_convert(TZ).tz_localize(None).normalize()
+
+
+def _parse_dates(
+    values: pd.Series, source: str, date_format: str = "auto", report: LoadReport | None = None
+) -> pd.DatetimeIndex:
+    """Session dates of a date column, decided once for the whole column (never value by value).
+
+    ISO dates, US/European slash dates (``MM/DD`` vs ``DD/MM`` decided from all values by
+    :func:`data_feeds.calendar.day_month_order`; 2-digit years with the POSIX pivot, noted),
+    timestamps (tz-aware ones to exchange time, see :func:`_aware_to_dates`), or ``date_format``.
+    The first value that does not parse is named by its row.
+    """
+    notes = report.notes if report is not None else []
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = pd.DatetimeIndex(values)
-    else:
-        text = values.astype(str).str.strip()
-        parsed = None
-        for fmt in ("ISO8601", "%m/%d/%Y"):
-            try:
-                parsed = pd.DatetimeIndex(pd.to_datetime(text, format=fmt))
-                break
-            except (ValueError, TypeError):
-                continue
-        if parsed is None:
-            bad = pd.to_datetime(text, format="ISO8601", errors="coerce").isna()
-            pos = int(np.argmax(bad.to_numpy()))
-            raise DataValidationError(
-                source,
-                f"date {text.iloc[pos]!r} is neither ISO (YYYY-MM-DD) nor US (MM/DD/YYYY)",
-                row=f"#{pos + 1}",
-                field="date",
+        if parsed.tz is not None:
+            parsed = _aware_to_dates(parsed, parsed.tz_localize(None))
+        return parsed.normalize().tz_localize(TZ)
+    text = values.astype(str).str.strip().reset_index(drop=True)
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+    if date_format != "auto":
+        out = pd.Series(pd.to_datetime(text, format=date_format, errors="coerce"))
+        bad = out.isna().to_numpy()
+        if bad.any():
+            raise _bad_date(source, text, int(np.argmax(bad)), f"does not match {date_format!r}")
+        return pd.DatetimeIndex(out).normalize().tz_localize(TZ)
+    iso = text.str.fullmatch(r"\d{4}-\d{1,2}-\d{1,2}").to_numpy()
+    slash = text.str.fullmatch(r"\d{1,2}/\d{1,2}/(\d{2}|\d{4})").to_numpy()
+    stamp = text.str.match(r"\d{4}-\d{1,2}-\d{1,2}[ T]\d").to_numpy() & ~iso
+    other = ~(iso | slash | stamp)
+    if other.any():
+        raise _bad_date(
+            source,
+            text,
+            int(np.argmax(other)),
+            "is neither ISO (YYYY-MM-DD) nor a slash date (MM/DD/YYYY); set date_format",
+        )
+    if iso.any():
+        out[iso] = pd.to_datetime(text[iso], format="%Y-%m-%d", errors="coerce")
+    if slash.any():
+        parts = text[slash].str.split("/", expand=True)
+        a, b = parts[0].astype(int), parts[1].astype(int)
+        amb = (a != b) & (a <= 12) & (b <= 12)
+        # evidence only from values that are a date in one of the orders (13/45 is in neither:
+        # it stays unparsed and is named by its row below)
+        order = day_month_order(
+            int(np.max(a[(b <= 12) & (a <= 31)].to_numpy(), initial=0)),
+            int(np.max(b[(a <= 12) & (b <= 31)].to_numpy(), initial=0)),
+            int(amb.sum()),
+            source,
+            repr(text[slash][amb].iloc[0]) if amb.any() else None,
+        )
+        short = parts[2].str.len() == 2
+        if order == DAY_FIRST:
+            notes.append("slash dates read as DD/MM (a first component above 12)")
+        if short.any():
+            notes.append(
+                f"{int(short.sum())} dates with 2-digit years read with the POSIX pivot "
+                "(69-99 -> 19xx, 00-68 -> 20xx)"
             )
-    if parsed.tz is not None:
-        parsed = parsed.tz_convert(TZ).tz_localize(None)
-    return parsed.normalize().tz_localize(TZ)
+        idx = text[slash].index
+        out[idx[~short.to_numpy()]] = pd.to_datetime(
+            text[idx[~short.to_numpy()]], format=f"{order}/%Y", errors="coerce"
+        )
+        out[idx[short.to_numpy()]] = pd.to_datetime(
+            text[idx[short.to_numpy()]], format=f"{order}/%y", errors="coerce"
+        )
+    if stamp.any():
+        st = text[stamp]
+        offset = st.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True)
+        if offset.any():
+            if not offset.all():
+                pos = int(np.flatnonzero(stamp)[int(np.argmax(~offset.to_numpy()))])
+                raise _bad_date(source, text, pos, "has no UTC offset while others have one")
+            inst = pd.DatetimeIndex(pd.to_datetime(st, utc=True, format="ISO8601", errors="coerce"))
+            wall_text = st.str.replace(r"\s*(?:Z|[+-]\d{2}:?\d{2})$", "", regex=True)
+            wall = pd.DatetimeIndex(pd.to_datetime(wall_text, format="ISO8601", errors="coerce"))
+            if inst.isna().any() or wall.isna().any():
+                bad = inst.isna() | wall.isna()
+                pos = int(np.flatnonzero(stamp)[int(np.argmax(bad))])
+                raise _bad_date(source, text, pos, "is not a valid timestamp")
+            dates = _aware_to_dates(inst, wall)
+            notes.append(
+                "timestamps with UTC offsets: "
+                + (
+                    "all at midnight, read as date labels"
+                    if bool((wall == wall.normalize()).all())
+                    else "converted to America/New_York before taking the date"
+                )
+            )
+            out[st.index] = dates.to_numpy()
+        else:
+            out[st.index] = pd.to_datetime(st, format="ISO8601", errors="coerce").dt.normalize()
+    bad = out.isna().to_numpy()
+    if bad.any():
+        raise _bad_date(source, text, int(np.argmax(bad)), "is not a valid calendar date")
+    return pd.DatetimeIndex(out).normalize().tz_localize(TZ)
 
 
 def _normalize(
-    raw: pd.DataFrame, source: str, root: str | None, report: LoadReport
+    raw: pd.DataFrame,
+    source: str,
+    root: str | None,
+    report: LoadReport,
+    date_format: str = "auto",
 ) -> pd.DataFrame:
     """Map any supported layout onto lowercase ``open/high/low/close[/volume]`` and a date index."""
     df = raw.copy()
@@ -265,7 +414,7 @@ def _normalize(
     else:
         missing = [c for c in PRICE_COLUMNS if c not in df.columns]
         raise DataSourceError(f"{source}: OHLC layout is missing column(s) {missing}")
-    out = pd.DataFrame(index=_parse_dates(dates, source))
+    out = pd.DataFrame(index=_parse_dates(dates, source, date_format, report))
     for col in cols:
         values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
         bad = ~np.isfinite(values) & df[col].notna().to_numpy()
@@ -358,6 +507,8 @@ def validate_ohlc(
     cols = [*prices, *(["volume"] if "volume" in frame.columns else [])]
     values = frame[cols].to_numpy(dtype=float)
     rules: list[tuple[str, str, np.ndarray]] = []
+    weekend = frame.index.day_of_week.to_numpy() >= 5
+    rules.append(("date", "dated on a weekend (no NYSE session), has prices", weekend))
     for j, col in enumerate(cols):
         rules.append((col, "missing value on a trading day (NaN)", np.isnan(values[:, j])))
     with np.errstate(invalid="ignore"):
@@ -387,11 +538,33 @@ def validate_ohlc(
     frame = frame.loc[keep, cols].astype(float)
     if frame.empty:
         raise DataValidationError(source, "no rows left after filtering", field="date")
+    _session_coverage(frame, report)
     report.rows_kept = len(frame)
     frame.attrs["load_report"] = report
     frame.attrs["source"] = report.source
     frame.attrs["fingerprint"] = fingerprint(frame)
     return frame
+
+
+def _session_coverage(frame: pd.DataFrame, report: LoadReport) -> None:
+    """Count (and list in the notes) kept rows on NYSE weekday holidays and NYSE sessions with no
+    row between the first and last date -- flagged, never silent."""
+    closed = ~is_nyse_session(frame.index).to_numpy()
+    report.holiday_rows = int(closed.sum())
+    if report.holiday_rows:
+        days = ", ".join(frame.index[closed][:5].strftime("%Y-%m-%d"))
+        more = ", ..." if report.holiday_rows > 5 else ""
+        report.notes.append(
+            f"{report.holiday_rows} rows with prices on NYSE holidays kept and flagged "
+            f"({days}{more})"
+        )
+    sessions = nyse_sessions(frame.index[0], frame.index[-1])
+    missing = sessions.difference(frame.index)
+    report.missing_sessions = len(missing)
+    if len(missing):
+        days = ", ".join(missing[:5].strftime("%Y-%m-%d"))
+        more = ", ..." if len(missing) > 5 else ""
+        report.notes.append(f"{len(missing)} NYSE sessions missing ({days}{more})")
 
 
 def _as_et(value: str | pd.Timestamp) -> pd.Timestamp:

@@ -812,8 +812,16 @@ def fit_snapshot(
     ming = np.full(n_s, np.nan)
     rep = np.zeros(n_s, dtype=np.int64)
     info: dict[str, Any] = {}
+    # ATM standard deviation of each slice (quote nearest k = 0): the butterfly check grid
+    # reaches +-6 of them beyond the quotes (pricing.arbitrage.WING_SD; issue 17 item 10)
+    sd_s = np.array(
+        [
+            np.sqrt(max(float(w[a + int(np.argmin(np.abs(k[a:b])))]), 0.0)) if b > a else np.nan
+            for a, b in itertools.pairwise(offsets)
+        ]
+    )
     grid = (
-        surface_check_grid(kmin_s, kmax_s, cfg.n_check_wide, cfg.n_check_slice)
+        surface_check_grid(kmin_s, kmax_s, cfg.n_check_wide, cfg.n_check_slice, sd=sd_s)
         if n_s
         else np.linspace(-1.0, 1.0, cfg.n_check_wide)
     )

@@ -20,6 +20,9 @@ The option-chain store (``data_feeds.chain_store``, default ``results/chains.duc
     per-source summary, quarantine reasons, flagged holiday snapshots.
 
 User errors (bad config, bad data) print one line ``error: ...`` and exit with status 2.
+``ingest chains`` has more exit codes (docs/reliability.md): 3 a file found in a folder was
+skipped as unreadable, 4 a file's every row was quarantined, 5 a stored day was not replaced by a
+file with fewer rows (give ``--replace-dates``); 2 wins over 5, 5 over 4, 4 over 3.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -52,7 +56,8 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
 def _fail(exc: Exception) -> None:
-    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    # escape: a message such as "add [roots.ZZZ] ..." is text, not rich markup
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -195,6 +200,14 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(chains_app, name="chains")
 
 DEFAULT_DB = Path("results/chains.duckdb")
+EXIT_ERROR = 2
+"""A user error, or a named file that could not be ingested."""
+EXIT_SKIPPED = 3
+"""A file found in a folder was skipped because it could not be read (corrupt, empty, binary)."""
+EXIT_ALL_QUARANTINED = 4
+"""A file was read but every row was quarantined: nothing was stored from it."""
+EXIT_REPLACE_REFUSED = 5
+"""A stored day would have been replaced by fewer rows; refused (``--replace-dates``)."""
 DbOption = Annotated[Path, typer.Option("--db", help="Chain store (DuckDB file).")]
 
 
@@ -240,10 +253,20 @@ def ingest_chains(
     ] = "vendor",
     db: DbOption = DEFAULT_DB,
     config: Annotated[Path | None, typer.Option("--config", help="ChainIngestConfig TOML.")] = None,
+    replace_dates: Annotated[
+        bool,
+        typer.Option("--replace-dates", help="Allow replacing a stored day with fewer rows."),
+    ] = False,
 ) -> None:
-    """Validate option-chain files and store them (idempotent; see docs/data.md)."""
-    from data_feeds.chain_ingest import discover_files, load_ingest_config
-    from data_feeds.chain_store import ChainStore
+    """Validate option-chain files and store them (idempotent; see docs/data.md).
+
+    Exit codes: 0 ok, 2 error, 3 a folder file skipped as unreadable, 4 a file entirely
+    quarantined, 5 a stored day not replaced by fewer rows (see docs/reliability.md).
+    """
+    import duckdb
+
+    from data_feeds.chain_ingest import UNREADABLE, discover_files, load_ingest_config
+    from data_feeds.chain_store import ChainStore, ReplaceRefusedError
 
     try:
         cfg = load_ingest_config(config)
@@ -251,11 +274,22 @@ def ingest_chains(
     except VolsuiteError as exc:
         _fail(exc)
         return
+    unreadable = 0
     for path, why in skipped:
-        console.print(f"[dim]skipped[/] {path}: {why}", highlight=False, soft_wrap=True)
+        if why.startswith(UNREADABLE):
+            unreadable += 1
+            err_console.print(
+                f"[bold red]skipped[/] {escape(why)}", highlight=False, soft_wrap=True
+            )
+        else:
+            console.print(
+                f"[dim]skipped[/] {escape(str(path))}: {escape(why)}",
+                highlight=False,
+                soft_wrap=True,
+            )
     if not files:
         _fail(VolsuiteError(f"no {fmt} chain file found in {[str(p) for p in paths]}"))
-    failed = 0
+    failed = refused = all_quarantined = 0
     totals = {"added": 0, "replaced": 0, "unchanged": 0, "quarantined": 0}
     try:
         store = ChainStore(db)
@@ -265,11 +299,35 @@ def ingest_chains(
     with store:
         for path in files:
             try:
-                report = store.ingest(path, fmt, config=cfg)
+                report = store.ingest(path, fmt, config=cfg, replace_dates=replace_dates)
             except VolsuiteError as exc:
-                failed += 1
-                err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+                if isinstance(exc, ReplaceRefusedError):
+                    refused += 1
+                else:
+                    failed += 1
+                err_console.print(
+                    f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+                )
                 continue
+            except (OSError, duckdb.Error) as exc:  # never a traceback: one line, exit 2
+                failed += 1
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                err_console.print(
+                    f"[bold red]error:[/] {escape(str(path))}: {type(exc).__name__}: "
+                    f"{escape(first)}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                continue
+            if report.rows_read and report.rows_quarantined == report.rows_read:
+                all_quarantined += 1
+                err_console.print(
+                    f"[bold red]error:[/] {escape(str(path))}: every row "
+                    f"({report.rows_read:,}) quarantined, nothing stored: "
+                    + ", ".join(f"{k}={v}" for k, v in report.quarantined_by_reason.items()),
+                    highlight=False,
+                    soft_wrap=True,
+                )
             console.print(_ingest_table(report))
             for note in report.notes:
                 console.print(f"  [dim]note[/] {note}", highlight=False, soft_wrap=True)
@@ -283,8 +341,14 @@ def ingest_chains(
         highlight=False,
         soft_wrap=True,
     )
-    if failed:
-        raise typer.Exit(code=2)
+    for n, code in (
+        (failed, EXIT_ERROR),
+        (refused, EXIT_REPLACE_REFUSED),
+        (all_quarantined, EXIT_ALL_QUARANTINED),
+        (unreadable, EXIT_SKIPPED),
+    ):
+        if n:
+            raise typer.Exit(code=code)
 
 
 @ingest_app.command("underlying")

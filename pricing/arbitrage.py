@@ -50,6 +50,7 @@ __all__ = [
     "REPAIR_CALENDAR",
     "REPAIR_NONE",
     "REPAIR_WINGS",
+    "WING_SD",
     "ArbitrageReport",
     "SVISurfaceFit",
     "butterfly_violations",
@@ -486,13 +487,27 @@ class SVISurfaceFit:
         return int(self.butterfly.sum() + self.calendar.sum())
 
 
+WING_SD = 6.0
+"""Half-width of the butterfly check grid in standard deviations of each slice: ``k`` in
+``[-6 sqrt(w(0)), +6 sqrt(w(0))]`` (beyond the quotes, where a fitted slice is extrapolated and
+a negative density would otherwise pass unseen; issue 17 item 10)."""
+
+
 def surface_check_grid(
-    k_min: np.ndarray, k_max: np.ndarray, n_wide: int = 401, n_slice: int = 101
+    k_min: np.ndarray,
+    k_max: np.ndarray,
+    n_wide: int = 401,
+    n_slice: int = 101,
+    *,
+    sd: np.ndarray | None = None,
+    n_sd: float = WING_SD,
 ) -> np.ndarray:
-    """The dense check grid of a quote date: uniform over the union of the slices' quoted
-    log-moneyness ranges (``n_wide`` points) merged with a uniform grid over each slice's own
-    range (``n_slice`` points), so that short expiries, whose quotes span a few percent of
-    moneyness, are checked as densely as long ones.
+    """The dense check grid of a quote date: uniform over the union of the slices' ranges
+    (``n_wide`` points) merged with a uniform grid over each slice's own range (``n_slice``
+    points), so that short expiries, whose quotes span a few percent of moneyness, are checked as
+    densely as long ones. A slice's range is its quoted log-moneyness range widened to ``+-n_sd``
+    standard deviations ``sd = sqrt(w(0))`` (ATM total variance) when ``sd`` is given, so that
+    the extrapolated wings are checked too.
 
     Parameters
     ----------
@@ -500,6 +515,11 @@ def surface_check_grid(
         Shape ``(n_slices,)``: smallest and largest quoted log-moneyness per slice.
     n_wide, n_slice : int
         Points of the wide and per-slice grids.
+    sd : array_like, optional
+        Shape ``(n_slices,)``: ATM standard deviation ``sqrt(w(0))`` of each slice (decimal vol
+        * sqrt(years)); NaN entries keep the quoted range.
+    n_sd : float
+        Half-width of the widened range in standard deviations (default :data:`WING_SD`).
 
     Returns
     -------
@@ -511,8 +531,13 @@ def surface_check_grid(
     ValueError
         No finite range.
     """
-    lo = np.asarray(k_min, dtype=float)
-    hi = np.asarray(k_max, dtype=float)
+    lo = np.asarray(k_min, dtype=float).copy()
+    hi = np.asarray(k_max, dtype=float).copy()
+    if sd is not None:
+        half = n_sd * np.asarray(sd, dtype=float)
+        wide = np.isfinite(half) & (half > 0)
+        lo[wide] = np.fmin(lo[wide], -half[wide])
+        hi[wide] = np.fmax(hi[wide], half[wide])
     ok = np.isfinite(lo) & np.isfinite(hi) & (hi > lo)
     if not ok.any():
         raise ValueError("no slice with a finite quoted log-moneyness range to build a grid on")
@@ -585,14 +610,17 @@ def fit_svi_surface(
     g_tol: float = 0.0,
     w_tol: float = 0.0,
     parallel: bool = False,
+    n_sd: float = WING_SD,
 ) -> SVISurfaceFit:
     """Fit a raw SVI slice per expiry, check the surface for static arbitrage, repair it.
 
     1. Every slice is fitted by :func:`pricing.svi.fit_svi_slices` (one compiled call).
     2. Check grid: :func:`surface_check_grid` of the slices' quoted ranges (the union of all
        ranges, plus each slice's own range densely).
-    3. Butterfly: ``g(k) >= -g_tol`` for each slice on the *whole* check grid (its quoted range
-       and its extrapolated wings out to the widest quoted range of the date).
+    3. Butterfly: ``g(k) >= -g_tol`` for each slice on the *whole* check grid: its quoted range
+       and its extrapolated wings out to ``+-n_sd`` ATM standard deviations ``sqrt(w(0))`` of
+       every slice (and the widest quoted range of the date), so a negative density in a wing
+       beyond the quotes is counted, not passed as "0 violations".
     4. Calendar: for consecutive slices in ``tte`` order, ``w_later(k) >= w_earlier(k) -
        w_tol`` on the check-grid points inside *both* slices' quoted ranges (where both
        expiries have two-sided quotes; outside, the shorter expiry's options are worth less
@@ -626,6 +654,8 @@ def fit_svi_surface(
         Tolerances of the checks (``g`` dimensionless; ``w`` years * decimal vol**2).
     parallel : bool
         Batch fits over numba's threads (see :func:`pricing.svi.fit_svi_slices`).
+    n_sd : float
+        Butterfly check range in ATM standard deviations of each slice (default 6).
 
     Returns
     -------
@@ -660,8 +690,12 @@ def fit_svi_surface(
         if sel.any():
             ks = k[off[i] : off[i + 1]][sel]
             k_min[i], k_max[i] = ks.min(), ks.max()
+    sd = np.full(n, np.nan)
+    for i in np.flatnonzero(fitted):
+        w0 = float(svi_total_variance(np.zeros(1), *params[i])[0])
+        sd[i] = math.sqrt(w0) if w0 > 0 else np.nan
     grid = (
-        surface_check_grid(k_min[fitted], k_max[fitted], n_wide, n_slice)
+        surface_check_grid(k_min[fitted], k_max[fitted], n_wide, n_slice, sd=sd[fitted], n_sd=n_sd)
         if fitted.any()
         else np.linspace(-1.0, 1.0, n_wide)
     )

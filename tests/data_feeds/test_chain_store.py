@@ -20,6 +20,7 @@ from data_feeds.chain_ingest import ChainIngestConfig
 from data_feeds.chain_store import (
     SCHEMA_VERSION,
     ChainStore,
+    ReplaceRefusedError,
     SnapshotNotFoundError,
     StoreKeyError,
 )
@@ -150,9 +151,16 @@ def test_corrected_file_replaces_exactly_its_changed_partitions(
 
 def test_another_file_with_the_same_partition_replaces_it(store: ChainStore, tmp_path: Path):
     store.ingest(version1(tmp_path / "a.csv"), "vendor")
-    rep = store.ingest(
-        write(tmp_path / "b.csv", [spy("2021-01-05", 380, "call", 1, 1.1)]), "vendor"
-    )
+    b = write(tmp_path / "b.csv", [spy("2021-01-05", 380, "call", 1, 1.1)])
+    before = checksum(store.connection)
+    # one row for a stored day of 2 rows: refused with the counts unless replace_dates (issue 17)
+    with pytest.raises(
+        ReplaceRefusedError,
+        match=r"SPY 2021-01-05: stored 3 rows \(2 valid, 1 quarantined.* has 1 \(1 valid",
+    ):
+        store.ingest(b, "vendor")
+    assert checksum(store.connection) == before
+    rep = store.ingest(b, "vendor", replace_dates=True)
     assert rep.partitions_replaced == 1 and rep.replaced_sources == ["vendor:a.csv"]
     rows = store.connection.execute(
         "SELECT quote_date, data_source, count(*) FROM raw_options_chains GROUP BY ALL ORDER BY 1"
