@@ -216,7 +216,7 @@ def run_metrics(
         ``sharpe, sharpe_se, sharpe_ci_low, sharpe_ci_high, sortino, cagr, volatility,
         max_drawdown, calmar, total_return, net_pnl, initial_cash, final_equity, days,
         positive_days, trades, notional, turnover, cost_*``, ``window_end_*``,
-        ``deflated_sharpe, n_trials, trial_sharpe_var, pbo, folds_with_pbo, min_backtest_years,
+        ``deflated_sharpe, n_trials, trial_sharpe_var, pbo, cscv_folds, min_backtest_years,
         oos_is_sharpe_ratio, is_sharpe_mean, sample`` (None or "insufficient sample (...)").
         Values that cannot be computed are None (never NaN).
 
@@ -297,7 +297,7 @@ def run_metrics(
         "n_trials": float(len(ts)),
         "trial_sharpe_var": _finite(float(ts.var(ddof=1))) if len(ts) >= 2 else None,
         "pbo": float(np.mean(pbos)) if pbos else None,
-        "folds_with_pbo": float(len(pbos)),
+        "cscv_folds": float(len(pbos)),
         "min_backtest_years": min_btl,
         "is_sharpe_mean": _finite(is_mean),
         "oos_is_sharpe_ratio": _finite(sr / is_mean) if is_mean > 0 else None,
