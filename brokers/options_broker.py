@@ -148,7 +148,7 @@ class OptionSettlement:
         ``cash`` (index options), ``exercise`` / ``assignment`` (physical, in the money) or
         ``expired`` (physical, out of the money).
     price_source : str
-        Where ``underlying_price`` came from: ``open as SOQ proxy``, ``close`` or ``given``.
+        Where ``underlying_price`` came from: ``open as SOQ proxy`` (AM) or ``close``.
     shares : int
         Shares delivered into the book (physical settlement), signed.
     """
@@ -161,7 +161,7 @@ class OptionSettlement:
     fee: float
     cash_flow: float
     kind: str = "cash"
-    price_source: str = "given"
+    price_source: str = "close"
     shares: int = 0
 
 
