@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import backtrader as bt
+import numpy as np
 import pandas as pd
 
 from brokers.costs import OptionCostModel
@@ -253,19 +254,19 @@ def quotes_snapshot(
     if wrong:
         raise ValueError(f"quotes_snapshot({underlying!r}): legs of another underlying {wrong}")
     contracts = list(quotes)
-    bids = [float(quotes[c].bid) for c in contracts]
-    asks = [float(quotes[c].ask) for c in contracts]
-    columns: dict[str, object] = {
-        "root": [c.root for c in contracts],
-        "expiration": pd.to_datetime([c.expiration for c in contracts]).astype("datetime64[ns]"),
-        "strike": [float(c.strike) for c in contracts],
-        "right": [c.right for c in contracts],
+    bids = np.array([quotes[c].bid for c in contracts], dtype=float)
+    asks = np.array([quotes[c].ask for c in contracts], dtype=float)
+    columns: dict[str, np.ndarray] = {  # numpy columns: a strategy builds one per order
+        "root": np.array([c.root for c in contracts], dtype=object),
+        "expiration": np.array([c.expiration for c in contracts], dtype="datetime64[ns]"),
+        "strike": np.array([c.strike for c in contracts], dtype=float),
+        "right": np.array([c.right for c in contracts], dtype=object),
         "bid": bids,
         "ask": asks,
-        "mid": [0.5 * (b + a) for b, a in zip(bids, asks, strict=True)],
-        "is_liquid": [b > 0 for b in bids],
+        "mid": 0.5 * (bids + asks),
+        "is_liquid": bids > 0,
     }
-    nan = [float("nan")] * len(contracts)  # last, volume, open interest, vendor fields: unknown
+    nan = np.full(len(contracts), np.nan)  # last, volume, open interest, vendor fields: unknown
     frame = pd.DataFrame({col: columns.get(col, nan) for col in QUOTE_COLUMNS})
     return ChainSnapshot(
         underlying,
@@ -536,9 +537,19 @@ class OptionsBroker(bt.brokers.BackBroker):
             planned.append((contract, qty, OptionQuote(bid, ask)))
         if math.isfinite(snapshot.underlying_price):
             self.underlying_prices[snapshot.underlying] = float(snapshot.underlying_price)
+        self._pre_trade(legs, time, tag)
         if self.p.margin_check:
             self._check_margin(planned, dict(self.underlying_prices), time, tag)
         return self._fill(planned, time, tag)
+
+    def _pre_trade(
+        self,
+        legs: Sequence[tuple[OptionContract, int]],
+        time: dt.datetime | pd.Timestamp,
+        tag: str,
+    ) -> None:
+        """Checks made before the margin check: none here; the live broker's kill switch and
+        pre-trade limits (:class:`brokers.live.LiveOptionsBroker`) raise :class:`OrderRejected`."""
 
     def _fill(
         self,

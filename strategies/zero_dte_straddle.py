@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any, Literal
 
 import backtrader as bt
@@ -60,6 +61,13 @@ QUADRANTS = {
 
 MARKET_LINES = MARKET_COLUMNS
 """Market-table columns fed to the strategy as lines."""
+
+
+@lru_cache(maxsize=16384)
+def _session_close(day: dt.date) -> pd.Timestamp:
+    """PM settlement time of ``day`` (the NYSE close: 16:00, 13:00 on half days), cached: it is
+    asked on every bar of every trial."""
+    return settlement_time(day, "PM")
 
 
 class ZeroDteStraddleParams(StrategyParams):
@@ -244,7 +252,7 @@ class ZeroDteStraddleStrategy(bt.Strategy):
             return
         minute = int(d.trade_minute[0])
         trade_time = dt.datetime.combine(day, dt.time(minute // 60, minute % 60))
-        if pd.Timestamp(trade_time).tz_localize(TZ) >= settlement_time(expiry, "PM"):
+        if pd.Timestamp(trade_time).tz_localize(TZ) >= _session_close(expiry):
             row["status"] = "quote_after_settlement"  # e.g. a 15:45 quote on a 13:00 half day
             return
         call = OptionContract(self.p.root, expiry, strike, "C")
@@ -281,7 +289,7 @@ class ZeroDteStraddleStrategy(bt.Strategy):
         every settlement record not seen yet on the log row of the trade with that expiration
         (a live broker may settle legs on its own clock: the records, not the return value,
         are read)."""
-        self.broker.settle_due(settlement_time(day, "PM"), advance=True)
+        self.broker.settle_due(_session_close(day), advance=True)
         records = self.broker.option_settlements
         new, self._settled_seen = records[self._settled_seen :], len(records)
         by_expiry: dict[dt.date, list[Any]] = {}

@@ -467,20 +467,22 @@ class LiveOptionsBroker(OptionsBroker):
         self._seq += 1
         return client_order_id(self.session, self._seq)
 
-    def _fill(
+    def _pre_trade(
         self,
-        planned: Sequence[tuple[OptionContract, int, OptionQuote]],
+        legs: Sequence[tuple[OptionContract, int]],
         time: dt.datetime | pd.Timestamp,
         tag: str,
-    ) -> list[OptionFill]:
-        """The venue path of :meth:`execute_snapshot` (module docstring).
+    ) -> None:
+        """Safety first: the kill switch, then the venue clock brought to the order (and a
+        reconciliation after a reconnect), then the pre-trade limits
+        (:func:`brokers.live.safety.pre_trade_check`), before the margin check of
+        :meth:`OptionsBroker.execute_snapshot` and again in :meth:`_fill`.
 
         Raises
         ------
         OrderRejected
-            Kill switch engaged, pre-trade limit, venue rejection, or nothing filled in time.
+            Kill switch engaged or a pre-trade limit broken (reason in the audit log).
         """
-        legs = [(c, q) for c, q, _ in planned]
         if self.check_kill_switch():
             raise self._reject("kill switch engaged: no new orders", time, legs, tag)
         self.venue.sync(_aware_et(time))
@@ -495,6 +497,23 @@ class LiveOptionsBroker(OptionsBroker):
                 "rejection", self.venue.now(), legs=legs_record(legs), reason=reason, tag=tag
             )
             raise self._reject(reason, time, legs, tag)
+
+    def _fill(
+        self,
+        planned: Sequence[tuple[OptionContract, int, OptionQuote]],
+        time: dt.datetime | pd.Timestamp,
+        tag: str,
+    ) -> list[OptionFill]:
+        """The venue path of :meth:`execute_snapshot` (module docstring).
+
+        Raises
+        ------
+        OrderRejected
+            Kill switch engaged, pre-trade limit, venue rejection, or nothing filled in time.
+        """
+        legs = [(c, q) for c, q, _ in planned]
+        self._pre_trade(legs, time, tag)  # again: a reconnect may have changed the book
+        positions = {c: p.quantity for c, p in self.option_positions.items()}
         units = reduce(gcd, (abs(q) for _, q in legs))
         prices = [self.costs.fill_price(quote, q, c.root) for c, q, quote in planned]
         net = sum((q // units) * p for (_, q, _), p in zip(planned, prices, strict=True))
