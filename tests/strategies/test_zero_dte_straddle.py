@@ -207,3 +207,23 @@ def test_half_day_expiry_is_booked_at_the_1300_close(shared_data, chain_store_20
     else:
         hand = (payoff - ca - pa) * 100 - 2 * 1.0
     assert row["net_pnl"] == pytest.approx(hand, abs=0.005)
+
+
+def test_vix_proxy_trades_settle_at_the_session_close_of_the_calendar(
+    plugin: ZeroDteStraddle, sp500: pd.DataFrame
+) -> None:
+    """VIX-proxy mode: 2016-11-25 (the day after Thanksgiving) closed at 13:00 ET, so its straddle
+    settles at 13:00, the day before at 16:00; both at the day's close of the underlying."""
+    params = PARAMS.model_copy(update={"short_threshold": 0.0, "long_threshold": 0.0})
+    start = pd.Timestamp("2016-11-21", tz="America/New_York")
+    res = plugin.backtest(params, start, start + pd.Timedelta(days=9), cash=100_000.0)
+    log = res.daily_log.set_index("date")
+    for day, hour in ((dt.date(2016, 11, 23), 16), (dt.date(2016, 11, 25), 13)):
+        row = log.loc[day]
+        assert row["status"] == "traded", day
+        assert row["settlement_time"] == dt.datetime.combine(day, dt.time(hour, 0))
+        close = sp500.loc[pd.Timestamp(day, tz="America/New_York"), "close"]
+        assert row["settlement_price"] == pytest.approx(close, rel=1e-12)
+        settled = res.trades[(res.trades["event"] == "settlement")]
+        settled = settled[settled["expiration"] == day]
+        assert set(settled["time"]) == {pd.Timestamp(dt.datetime.combine(day, dt.time(hour)))}
