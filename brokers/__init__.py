@@ -6,6 +6,9 @@ OptionsBroker
     backtrader ``BackBroker`` with a book of option legs and shares: multi-leg orders filled at
     the chain snapshot's bid/ask, marks at mid, SPX AM / SPXW PM cash settlement, SPY
     exercise/assignment into shares, margin checks (``docs/brokers.md``).
+quotes_snapshot
+    Wrap quotes a strategy makes itself (one row per leg) as a ``ChainSnapshot`` for the broker's
+    one order path, ``OptionsBroker.execute_snapshot``.
 OptionCostModel
     Fill price inside the spread (per-root slippage) and per-contract commission.
 OrderRejected, MarginError
@@ -48,6 +51,7 @@ from brokers.options_broker import (
     Rejection,
     StockFill,
     UnderlyingPosition,
+    quotes_snapshot,
 )
 from brokers.share_costs import (
     ShareCost,
@@ -85,6 +89,7 @@ __all__ = [
     "max_loss",
     "naked_short_requirement",
     "past_daily_vol_and_adv",
+    "quotes_snapshot",
     "share_trade_cost",
     "spread_requirement",
     "underlying_of",

@@ -2,10 +2,13 @@
 
 Options are not backtrader data feeds (a chain has thousands of contracts), so the broker keeps a
 book of option legs, and of shares received by assignment, next to backtrader's own positions.
-Strategies send multi-leg orders against the chain snapshot of the moment; the broker fills every
-leg at its bid/ask with the cost model (all legs or none), checks margin, marks the book at mid,
-and settles expiring legs: SPX (AM) in cash on the opening print of the expiry date, SPXW (PM) in
-cash on the close, SPY (physical) by exercise/assignment of in-the-money legs into shares.
+Strategies send multi-leg orders against the chain snapshot of the moment (one order path,
+:meth:`OptionsBroker.execute_snapshot`; quotes a strategy makes itself are wrapped by
+:func:`quotes_snapshot`); the broker fills every leg at its bid/ask with the cost model (all legs or
+none), checks margin, marks the book at mid, and settles expiring legs (one settlement path,
+:meth:`OptionsBroker.settle_due`): SPX (AM) in cash on the opening print of the expiry date, SPXW
+(PM) in cash on the close of the NYSE session (13:00 on half days), SPY (physical) by
+exercise/assignment of in-the-money legs into shares.
 
 The account identity holds after every operation::
 
@@ -24,12 +27,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import backtrader as bt
+import numpy as np
 import pandas as pd
 
 from brokers.costs import OptionCostModel
 from brokers.margin import MarginReport, book_requirement, underlying_of
 from data_feeds.calendar import TZ
-from data_feeds.chains import ChainSnapshot, Combo, settlement_time
+from data_feeds.chains import QUOTE_COLUMNS, ChainSnapshot, Combo, settlement_time
 from data_feeds.contracts import OptionContract, OptionQuote
 from data_feeds.errors import DataSourceError, DataValidationError, VolsuiteError
 
@@ -145,7 +149,7 @@ class OptionSettlement:
         ``cash`` (index options), ``exercise`` / ``assignment`` (physical, in the money) or
         ``expired`` (physical, out of the money).
     price_source : str
-        Where ``underlying_price`` came from: ``open as SOQ proxy``, ``close`` or ``given``.
+        Where ``underlying_price`` came from: ``open as SOQ proxy`` (AM) or ``close``.
     shares : int
         Shares delivered into the book (physical settlement), signed.
     """
@@ -158,7 +162,7 @@ class OptionSettlement:
     fee: float
     cash_flow: float
     kind: str = "cash"
-    price_source: str = "given"
+    price_source: str = "close"
     shares: int = 0
 
 
@@ -204,6 +208,76 @@ def _aware_et(time: dt.datetime | pd.Timestamp) -> pd.Timestamp:
     return ts.tz_localize(TZ) if ts.tzinfo is None else ts.tz_convert(TZ)
 
 
+def quotes_snapshot(
+    underlying: str,
+    time: dt.datetime | pd.Timestamp,
+    underlying_price: float,
+    quotes: Mapping[OptionContract, OptionQuote],
+    *,
+    rate: float = 0.0,
+    source: str = "quotes",
+) -> ChainSnapshot:
+    """A :class:`data_feeds.chains.ChainSnapshot` holding one row per quoted contract, so that
+    quotes a strategy makes itself trade through :meth:`OptionsBroker.execute_snapshot` like
+    chain quotes (``zero_dte_straddle`` wraps its VIX-proxy straddle legs this way).
+
+    Parameters
+    ----------
+    underlying : str
+        Underlying symbol of the legs (``SPX`` for SPX/SPXW roots, ``SPY``).
+    time : datetime.datetime or pandas.Timestamp
+        Quote time: tz-aware, or naive America/New_York wall clock.
+    underlying_price : float
+        Underlying at ``time`` (index points / dollars per share; used by the margin check).
+    quotes : mapping OptionContract -> OptionQuote
+        Bid and ask per unit of each leg (an :class:`OptionQuote` is already validated: finite,
+        non-negative, not crossed).
+    rate : float
+        Continuously compounded rate (decimal) carried by the snapshot.
+    source : str
+        Label of where the quotes come from (e.g. ``"vix_proxy"``).
+
+    Returns
+    -------
+    ChainSnapshot
+        Columns :data:`data_feeds.chains.QUOTE_COLUMNS`: ``mid = (bid + ask) / 2``,
+        ``is_liquid = bid > 0``, vendor fields NaN.
+
+    Raises
+    ------
+    ValueError
+        No quotes, or a leg whose root belongs to another underlying than ``underlying``.
+    """
+    if not quotes:
+        raise ValueError(f"quotes_snapshot({underlying!r}): no quotes given")
+    wrong = [str(c) for c in quotes if underlying_of(c.root) != underlying]
+    if wrong:
+        raise ValueError(f"quotes_snapshot({underlying!r}): legs of another underlying {wrong}")
+    contracts = list(quotes)
+    bids = np.array([quotes[c].bid for c in contracts], dtype=float)
+    asks = np.array([quotes[c].ask for c in contracts], dtype=float)
+    columns: dict[str, np.ndarray] = {  # numpy columns: a strategy builds one per order
+        "root": np.array([c.root for c in contracts], dtype=object),
+        "expiration": np.array([c.expiration for c in contracts], dtype="datetime64[ns]"),
+        "strike": np.array([c.strike for c in contracts], dtype=float),
+        "right": np.array([c.right for c in contracts], dtype=object),
+        "bid": bids,
+        "ask": asks,
+        "mid": 0.5 * (bids + asks),
+        "is_liquid": bids > 0,
+    }
+    nan = np.full(len(contracts), np.nan)  # last, volume, open interest, vendor fields: unknown
+    frame = pd.DataFrame({col: columns.get(col, nan) for col in QUOTE_COLUMNS})
+    return ChainSnapshot(
+        underlying,
+        _aware_et(time),
+        float(underlying_price),
+        frame,
+        rate=rate,
+        source=source,
+    )
+
+
 class OptionsBroker(bt.brokers.BackBroker):
     """``BackBroker`` plus a book of option legs and shares, filled at bid/ask, margined, settled.
 
@@ -221,10 +295,7 @@ class OptionsBroker(bt.brokers.BackBroker):
     stock_commission_per_share : float
         Dollars per share when closing shares from assignment (default 0).
     margin_check : bool
-        Check margin on :meth:`execute_snapshot` orders (default True).
-    margin_check_combo : bool
-        Check margin on :meth:`execute_combo` orders (default False: the pre-snapshot path keeps
-        its behaviour).
+        Check margin on every order (:meth:`execute_snapshot`, default True).
     margin_rates : mapping str -> MarginRates, optional
         Per-root overrides of :data:`brokers.margin.ROOT_RATES`.
     stock_margin_rate : float
@@ -248,7 +319,6 @@ class OptionsBroker(bt.brokers.BackBroker):
         ("settlement_fee_per_contract", 0.0),
         ("stock_commission_per_share", 0.0),
         ("margin_check", True),
-        ("margin_check_combo", False),
         ("margin_rates", None),
         ("stock_margin_rate", 0.5),
         ("settlement_prices", None),
@@ -374,66 +444,6 @@ class OptionsBroker(bt.brokers.BackBroker):
         self.rejections.append(record)
         return error(reason, record)
 
-    def execute_combo(
-        self,
-        legs: Sequence[tuple[OptionContract, int]],
-        quotes: Mapping[OptionContract, OptionQuote],
-        time: dt.datetime,
-        tag: str = "",
-        *,
-        underlying_price: float | None = None,
-    ) -> list[OptionFill]:
-        """Fill every leg of a combo now against ``quotes`` (all legs or none).
-
-        The pre-snapshot path (a strategy passes its own quotes). Margin is checked only when the
-        ``margin_check_combo`` param is on; zero bids are not refused here (see
-        :meth:`execute_snapshot` for the snapshot path, which refuses them).
-
-        Parameters
-        ----------
-        legs : sequence of (OptionContract, int)
-            Contracts and signed quantities (> 0 buy, < 0 sell), e.g. a long straddle
-            ``[(call, 1), (put, 1)]``.
-        quotes : mapping OptionContract -> OptionQuote
-            Current two-sided quotes per unit.
-        time : datetime.datetime
-            Fill time (America/New_York wall clock).
-        tag : str
-            Label carried into the fills (e.g. ``"open"``).
-        underlying_price : float, optional
-            Underlying price for the margin check (else the last one seen).
-
-        Returns
-        -------
-        list of OptionFill
-            One fill per leg.
-
-        Raises
-        ------
-        OrderRejected
-            (a ``ValueError``) A leg has quantity 0, no quote, or an expiration before ``time``'s
-            date; logged in :attr:`rejections`.
-        MarginError
-            ``margin_check_combo`` is on and the margin is short.
-        """
-        for contract, qty in legs:
-            if qty == 0:
-                raise self._reject(f"{contract}: quantity must be non-zero", time, legs, tag)
-            if contract not in quotes:
-                raise self._reject(
-                    f"{contract}: no quote given; cannot fill the combo", time, legs, tag
-                )
-            if contract.expiration < _naive_et(time).date():
-                raise self._reject(f"{contract}: expired before {time:%Y-%m-%d}", time, legs, tag)
-        planned = [(c, q, quotes[c]) for c, q in legs]
-        if self.p.margin_check_combo:
-            prices = dict(self.underlying_prices)
-            if underlying_price is not None:
-                for c, _ in legs:
-                    prices[underlying_of(c.root)] = float(underlying_price)
-            self._check_margin(planned, prices, time, tag)
-        return self._fill(planned, time, tag)
-
     def execute_snapshot(
         self,
         legs_or_combo: Combo | Sequence[tuple[OptionContract, int]],
@@ -443,8 +453,13 @@ class OptionsBroker(bt.brokers.BackBroker):
     ) -> list[OptionFill]:
         """Fill ``quantity`` units of a combo against ``snapshot``'s bid/ask (all legs or none).
 
-        Each leg trades ``ratio * quantity`` contracts at the cost model's price (``mid +- f *
-        spread``), pays the per-contract commission, and is marked at the snapshot mid.
+        The broker's only order path: every strategy sends its orders here, with a chain snapshot
+        from the store or, for quotes a strategy makes itself (``zero_dte_straddle``'s VIX proxy),
+        a one-row-per-leg snapshot from :func:`quotes_snapshot`. The same rules apply to every
+        order: zero bids refused, margin checked (``margin_check``), legs past their settlement
+        time refused. Each leg trades ``ratio * quantity`` contracts at the cost model's price
+        (``mid +- f * spread``), pays the per-contract commission, and is marked at the snapshot
+        mid.
 
         Parameters
         ----------
@@ -466,9 +481,10 @@ class OptionsBroker(bt.brokers.BackBroker):
         ------
         OrderRejected
             (a ``ValueError``; logged in :attr:`rejections`, nothing filled) ``quantity`` or a
-            ratio is zero; a leg is not quoted in the snapshot, has a non-finite bid/ask, is
-            already settled at the snapshot time (e.g. an SPX AM leg on its expiry date after
-            09:30); a sold leg has bid 0 (nobody pays for it); a bought leg has ask 0 (no offer).
+            ratio is zero; a leg expired before the snapshot date, is not quoted in the snapshot,
+            has a non-finite bid/ask, is already settled at the snapshot time (an SPX AM leg on
+            its expiry date at or after 09:30, a PM leg at or after the session close); a sold
+            leg has bid 0 (nobody pays for it); a bought leg has ask 0 (no offer).
         MarginError
             ``margin_check`` is on and the account value after the order would be below the
             margin requirement while the order lowers the margin excess.
@@ -482,10 +498,14 @@ class OptionsBroker(bt.brokers.BackBroker):
             )
         planned = []
         for contract, qty in legs:
+            if contract.expiration < snapshot.quote_date:
+                raise self._reject(
+                    f"{contract}: expired before {snapshot.quote_date:%Y-%m-%d}", time, legs, tag
+                )
             if not snapshot.has(contract):
                 raise self._reject(
                     f"{contract}: not quoted in the {snapshot.underlying} snapshot of "
-                    f"{time:%Y-%m-%d %H:%M}",
+                    f"{time:%Y-%m-%d %H:%M} (no quote to fill at)",
                     time,
                     legs,
                     tag,
@@ -520,6 +540,7 @@ class OptionsBroker(bt.brokers.BackBroker):
             self.underlying_prices[underlying_of(snapshot.underlying)] = float(
                 snapshot.underlying_price
             )
+        self._pre_trade(legs, time, tag)
         if self.p.margin_check:
             prices = self._prices_or_parity_forward(snapshot, [c for c, _q, _ in planned])
             self._check_margin(planned, prices, time, tag)
@@ -548,6 +569,15 @@ class OptionsBroker(bt.brokers.BackBroker):
                     f"parity forward {fwd:.2f} of {c.root} {c.expiration:%Y-%m-%d}"
                 )
         return prices
+
+    def _pre_trade(
+        self,
+        legs: Sequence[tuple[OptionContract, int]],
+        time: dt.datetime | pd.Timestamp,
+        tag: str,
+    ) -> None:
+        """Checks made before the margin check: none here; the live broker's kill switch and
+        pre-trade limits (:class:`brokers.live.LiveOptionsBroker`) raise :class:`OrderRejected`."""
 
     def _fill(
         self,
@@ -739,59 +769,31 @@ class OptionsBroker(bt.brokers.BackBroker):
             self._refresh_value()
 
     # -- settlement -------------------------------------------------------------------------------
-    def settle_expiring(
-        self,
-        expiration: dt.date,
-        underlying_price: float,
-        time: dt.datetime,
-        settlement: str | None = None,
+    def settle_due(
+        self, until: dt.datetime | pd.Timestamp, *, advance: bool = False
     ) -> list[OptionSettlement]:
-        """Settle every open leg expiring on ``expiration`` at ``underlying_price``.
-
-        Cash-settled legs (AM, PM) pay ``quantity * intrinsic * multiplier``; physical legs (SPY)
-        are exercised/assigned into shares when at least :data:`ITM_THRESHOLD` in the money
-        (see :meth:`settle_due`).
-
-        Parameters
-        ----------
-        expiration : datetime.date
-            Expiration date to settle.
-        underlying_price : float
-            Settlement value: the special opening quotation for ``AM`` contracts, the official
-            close for ``PM`` and physical contracts (index points / dollars per share).
-        time : datetime.datetime
-            Settlement time.
-        settlement : {'AM', 'PM', 'physical'}, optional
-            Settle only legs with this settlement style (default: every leg expiring).
-
-        Returns
-        -------
-        list of OptionSettlement
-        """
-        done = []
-        for contract in list(self.option_positions):
-            if contract.expiration != expiration:
-                continue
-            if settlement is not None and contract.settlement != settlement:
-                continue
-            done.append(self._settle_leg(contract, float(underlying_price), time, "given"))
-        self._refresh_value()
-        return done
-
-    def settle_due(self, until: dt.datetime | pd.Timestamp) -> list[OptionSettlement]:
         """Settle every open leg whose settlement time is at or before ``until``, at the price of
-        the settlement source (:meth:`settlement_price`).
+        the settlement source (:meth:`settlement_price`): the broker's only settlement path.
 
-        AM legs settle at 09:30 ET of the expiration date at the day's open ("open as SOQ proxy");
-        PM legs at the session close at the close; physical (SPY) legs at the close: a leg at least
-        $0.01 in the money is exercised (long) or assigned (short) into shares at the strike (long
-        call +100 shares per contract, short call -100, long put -100, short put +100) and shares
-        are marked at the close; out-of-the-money legs expire worthless. No early exercise.
+        Settlement times come from :func:`data_feeds.chains.settlement_time` (the NYSE calendar of
+        ``exchange_calendars``). AM legs settle at 09:30 ET of the expiration date at the day's
+        open ("open as SOQ proxy"); PM legs at the session close (16:00, 13:00 on an early-close
+        day such as 2019-07-03) at the day's close; physical (SPY) legs at the session close at
+        the close: a leg at least $0.01 in the money is exercised (long) or assigned (short) into
+        shares at the strike (long call +100 shares per contract, short call -100, long put -100,
+        short put +100) and shares are marked at the close; out-of-the-money legs expire
+        worthless. No early exercise. Each record is stamped with the leg's settlement time, not
+        with ``until``.
 
         Parameters
         ----------
         until : datetime or pandas.Timestamp
             Tz-aware, or naive America/New_York wall clock.
+        advance : bool
+            ``until`` is the caller's own clock (a strategy on one bar per session saying its
+            session is over). The backtest broker has no other clock and ignores it; a broker whose
+            fills come from a venue first brings the venue clock to ``until``
+            (:meth:`brokers.live.LiveOptionsBroker.settle_due`).
 
         Returns
         -------

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any, Literal
 
 import backtrader as bt
@@ -31,7 +32,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from brokers import OptionsBroker
+from brokers import MarginError, OptionsBroker, quotes_snapshot, underlying_of
 from data_feeds import (
     MARKET_COLUMNS,
     OptionContract,
@@ -41,6 +42,8 @@ from data_feeds import (
     ohlc_feed,
     vix_proxy_market_table,
 )
+from data_feeds.calendar import TZ
+from data_feeds.chains import settlement_time
 from data_feeds.ohlc import fingerprint
 from indicators import RealizedVol, har_forecast
 from pricing.black_scholes import straddle_price_nb
@@ -59,6 +62,13 @@ QUADRANTS = {
 
 MARKET_LINES = MARKET_COLUMNS
 """Market-table columns fed to the strategy as lines."""
+
+
+@lru_cache(maxsize=16384)
+def _session_close(day: dt.date) -> pd.Timestamp:
+    """PM settlement time of ``day`` (the NYSE close: 16:00, 13:00 on half days), cached: it is
+    asked on every bar of every trial."""
+    return settlement_time(day, "PM")
 
 
 class ZeroDteStraddleParams(StrategyParams):
@@ -134,15 +144,19 @@ class ZeroDteStraddleStrategy(bt.Strategy):
     """backtrader face of the strategy: reads forecast and market lines, trades through the broker.
 
     Data lines used (one bar per session): ``forecast_vol`` (decimal, 252-annualized, from bars
-    before this session), the market-table lines (:data:`MARKET_LINES`: the spot and the straddle
-    quotes at ``trade_minute``) and ``close`` (the PM settlement value, read only to settle legs
-    expiring today after the day's decision). Nothing from the bar's open, high, low or close enters
-    a decision.
+    before this session) and the market-table lines (:data:`MARKET_LINES`: the spot and the
+    straddle quotes at ``trade_minute``). Nothing from the bar's open, high, low or close enters a
+    decision. The broker needs a settlement source for the underlying (``SPX``): the plugin's
+    :meth:`ZeroDteStraddle.backtest` registers the underlying's daily open/close.
 
     Each bar: (1) mark legs carried from an earlier day at today's mids (``held_*_mid``); (2) decide
-    and trade the straddle at the market table's quotes; (3) PM-settle every leg expiring today at
-    the close. A trade whose expiration is after ``last_day_ordinal`` (the end of the backtest
-    window) is not opened, so no position outlives the window.
+    and trade the straddle at the market table's quotes, wrapped as a one-row-per-leg snapshot
+    (:func:`brokers.quotes_snapshot`) through :meth:`OptionsBroker.execute_snapshot`, with its
+    rules (zero bids, margin: a short straddle the account cannot margin is logged as
+    ``margin_rejected``); (3) :meth:`OptionsBroker.settle_due` at the session close from the NYSE
+    calendar (13:00 on half days): legs expiring today settle at the day's close. A trade whose
+    expiration is after ``last_day_ordinal`` (the end of the backtest window) is not opened, so no
+    position outlives the window.
     """
 
     params = (
@@ -161,6 +175,7 @@ class ZeroDteStraddleStrategy(bt.Strategy):
     def start(self) -> None:
         self.log_rows: list[dict[str, Any]] = []
         self.open_trades: dict[dt.date, dict[str, Any]] = {}  # expiration -> its log row
+        self._settled_seen = len(self.broker.option_settlements)
 
     def next(self) -> None:
         d = self.data
@@ -169,7 +184,7 @@ class ZeroDteStraddleStrategy(bt.Strategy):
         row: dict[str, Any] = {"date": day, "market_source": self.p.market_source}
         self.log_rows.append(row)
         self._decide(d, day, row)
-        self._settle_today(d, day)
+        self._settle(day)
 
     def _mark_held(self, d: Any) -> None:
         """Re-mark carried legs (the previous row's straddle, still alive) at today's mids."""
@@ -236,16 +251,31 @@ class ZeroDteStraddleStrategy(bt.Strategy):
         if expiry in self.open_trades:
             row["status"] = "already_holding_expiry"
             return
-        call = OptionContract(self.p.root, expiry, strike, "C")
-        put = OptionContract(self.p.root, expiry, strike, "P")
-        quotes = {
-            call: OptionQuote(d.call_bid[0], d.call_ask[0]),
-            put: OptionQuote(d.put_bid[0], d.put_ask[0]),
-        }
-        qty = position * self.p.contracts
         minute = int(d.trade_minute[0])
         trade_time = dt.datetime.combine(day, dt.time(minute // 60, minute % 60))
-        fills = self.broker.execute_combo([(call, qty), (put, qty)], quotes, trade_time, tag="open")
+        if pd.Timestamp(trade_time).tz_localize(TZ) >= _session_close(expiry):
+            row["status"] = "quote_after_settlement"  # e.g. a 15:45 quote on a 13:00 half day
+            return
+        call = OptionContract(self.p.root, expiry, strike, "C")
+        put = OptionContract(self.p.root, expiry, strike, "P")
+        # the market table's straddle legs, one row per leg, through the broker's one order path
+        snapshot = quotes_snapshot(
+            underlying_of(self.p.root),
+            trade_time,
+            spot,
+            {
+                call: OptionQuote(d.call_bid[0], d.call_ask[0]),
+                put: OptionQuote(d.put_bid[0], d.put_ask[0]),
+            },
+            source=self.p.market_source,
+        )
+        try:
+            fills = self.broker.execute_snapshot(
+                [(call, 1), (put, 1)], position * self.p.contracts, snapshot, tag="open"
+            )
+        except MarginError as exc:  # the account cannot carry the short straddle: no trade
+            row.update(status="margin_rejected", reason=exc.reason)
+            return
         row.update(
             status="open",
             entry_price=sum(f.price for f in fills),
@@ -254,25 +284,35 @@ class ZeroDteStraddleStrategy(bt.Strategy):
         )
         self.open_trades[expiry] = row
 
-    def _settle_today(self, d: Any, day: dt.date) -> None:
-        row = self.open_trades.pop(day, None)
-        if row is None:
-            return
-        settlement = d.close[0]  # SPXW PM settlement: the official close of expiry day
-        settled = self.broker.settle_expiring(
-            day, settlement, dt.datetime.combine(day, dt.time(16, 0))
-        )
-        commissions = row["commissions"] + sum(s.fee for s in settled)
-        cash = row.pop("cash_open") + sum(s.cash_flow for s in settled)
-        row.update(
-            status="traded",
-            settlement_date=day,
-            settlement_price=settlement,
-            settlement_value=abs(settlement - row["strike"]),
-            commissions=commissions,
-            net_pnl=cash,
-            gross_pnl=cash + commissions,
-        )
+    def _settle(self, day: dt.date) -> None:
+        """Settle what is due by this session's close (the broker's one settlement path: SPXW PM
+        legs at the NYSE close, 13:00 on half days, at the settlement source's close) and book
+        every settlement record not seen yet on the log row of the trade with that expiration
+        (a live broker may settle legs on its own clock: the records, not the return value,
+        are read)."""
+        self.broker.settle_due(_session_close(day), advance=True)
+        records = self.broker.option_settlements
+        new, self._settled_seen = records[self._settled_seen :], len(records)
+        by_expiry: dict[dt.date, list[Any]] = {}
+        for record in new:
+            by_expiry.setdefault(record.contract.expiration, []).append(record)
+        for expiry, settled in sorted(by_expiry.items()):
+            row = self.open_trades.pop(expiry, None)
+            if row is None:
+                continue
+            price = settled[0].underlying_price
+            commissions = row["commissions"] + sum(s.fee for s in settled)
+            cash = row.pop("cash_open") + sum(s.cash_flow for s in settled)
+            row.update(
+                status="traded",
+                settlement_date=expiry,
+                settlement_time=settled[0].time,
+                settlement_price=price,
+                settlement_value=abs(price - row["strike"]),
+                commissions=commissions,
+                net_pnl=cash,
+                gross_pnl=cash + commissions,
+            )
 
 
 class ZeroDteStraddle(StrategyPlugin):
@@ -422,6 +462,9 @@ class ZeroDteStraddle(StrategyPlugin):
         assert isinstance(params, ZeroDteStraddleParams)
         feed = ohlc_feed(self.frame(params, start, end), extra=("forecast_vol", *MARKET_LINES))
         broker = OptionsBroker(**self.broker_params)
+        # settlement source of the SPXW legs: the underlying's daily open/close (PM legs settle
+        # at the close; read only by settle_due once a leg's settlement time has come)
+        broker.set_settlement_prices(self.underlying[["open", "close"]], underlying_of(params.root))
         kwargs = {
             k: getattr(params, k)
             for k, _ in ZeroDteStraddleStrategy.params._gettuple()

@@ -2,7 +2,7 @@
 
 It *is* an :class:`brokers.OptionsBroker` (same book, marks, margin check, settlement bookkeeping,
 reports), so a strategy written for the backtest (:class:`strategies.OptionStrategy`, or any
-strategy calling ``execute_snapshot`` / ``execute_combo``) runs unchanged: only the last step of an
+strategy calling ``execute_snapshot``) runs unchanged: only the last step of an
 order differs. Where the backtest fills the legs itself, the live broker
 
 1. refuses the order if the kill switch is engaged or a pre-trade limit is broken
@@ -562,15 +562,29 @@ class LiveOptionsBroker(OptionsBroker):
         return report
 
     # -- settlement -------------------------------------------------------------------------------
-    def settle_due(self, until: dt.datetime | pd.Timestamp) -> list[OptionSettlement]:
+    def settle_due(
+        self, until: dt.datetime | pd.Timestamp, *, advance: bool = False
+    ) -> list[OptionSettlement]:
         """Settle legs due by ``until`` **and** by the venue clock (a live session cannot book a
         close that has not happened yet); a leg without a settlement price is left for the venue
         to settle and reconciliation to remove (listed in :attr:`pending_settlement`).
+
+        Parameters
+        ----------
+        until : datetime or pandas.Timestamp
+            Tz-aware, or naive America/New_York wall clock.
+        advance : bool
+            ``until`` is the caller's clock (a strategy on one bar per session, such as
+            ``zero_dte_straddle``, saying its session is over): the venue clock is first brought
+            to ``until`` (:meth:`VenueAdapter.sync`: the replay venue follows, live venues ignore
+            it). Off by default, so that a strategy on intraday bars never moves a replay ahead.
 
         Returns
         -------
         list of OptionSettlement
         """
+        if advance:
+            self.venue.sync(_aware_et(until))
         limit = min(_aware_et(until), self.venue.now())
         due = [c for c in self.option_positions if _due(c) <= limit]
         due.sort(key=lambda c: (c.expiration, c.settlement != "AM", str(c)))
@@ -606,32 +620,6 @@ class LiveOptionsBroker(OptionsBroker):
         self._refresh_value()
         return done
 
-    def settle_expiring(
-        self,
-        expiration: dt.date,
-        underlying_price: float,
-        time: dt.datetime,
-        settlement: str | None = None,
-    ) -> list[OptionSettlement]:
-        """:meth:`OptionsBroker.settle_expiring` after bringing the venue clock to ``time`` (a
-        strategy that settles by itself says what time it is; the replay venue follows)."""
-        self.venue.sync(_aware_et(time))
-        done = super().settle_expiring(expiration, underlying_price, time, settlement)
-        for record in done:
-            self.audit.write(
-                "settlement",
-                self.venue.now(),
-                legs=legs_record([(record.contract, record.quantity)]),
-                price=record.value_per_unit,
-                detail={
-                    "underlying_price": record.underlying_price,
-                    "price_source": record.price_source,
-                    "cash_flow": record.cash_flow,
-                    "kind": record.kind,
-                },
-            )
-        return done
-
     # -- orders -----------------------------------------------------------------------------------
     def _next_client_id(
         self,
@@ -655,20 +643,22 @@ class LiveOptionsBroker(OptionsBroker):
         for lf in order.fills:
             booked[lf.contract] = (lf.quantity, lf.price * lf.quantity)
 
-    def _fill(
+    def _pre_trade(
         self,
-        planned: Sequence[tuple[OptionContract, int, OptionQuote]],
+        legs: Sequence[tuple[OptionContract, int]],
         time: dt.datetime | pd.Timestamp,
         tag: str,
-    ) -> list[OptionFill]:
-        """The venue path of :meth:`execute_snapshot` / :meth:`execute_combo` (module docstring).
+    ) -> None:
+        """Safety first: the kill switch, then the venue clock brought to the order (and a
+        reconciliation after a reconnect), then the pre-trade limits
+        (:func:`brokers.live.safety.pre_trade_check`), before the margin check of
+        :meth:`OptionsBroker.execute_snapshot` and again in :meth:`_fill`.
 
         Raises
         ------
         OrderRejected
-            Kill switch engaged, pre-trade limit, venue rejection, or nothing filled in time.
+            Kill switch engaged or a pre-trade limit broken (reason in the audit log).
         """
-        legs = [(c, q) for c, q, _ in planned]
         if self.check_kill_switch():
             raise self._reject("kill switch engaged: no new orders", time, legs, tag)
         self.venue.sync(_aware_et(time))
@@ -683,6 +673,23 @@ class LiveOptionsBroker(OptionsBroker):
                 "rejection", self.venue.now(), legs=legs_record(legs), reason=reason, tag=tag
             )
             raise self._reject(reason, time, legs, tag)
+
+    def _fill(
+        self,
+        planned: Sequence[tuple[OptionContract, int, OptionQuote]],
+        time: dt.datetime | pd.Timestamp,
+        tag: str,
+    ) -> list[OptionFill]:
+        """The venue path of :meth:`execute_snapshot` (module docstring).
+
+        Raises
+        ------
+        OrderRejected
+            Kill switch engaged, pre-trade limit, venue rejection, or nothing filled in time.
+        """
+        legs = [(c, q) for c, q, _ in planned]
+        self._pre_trade(legs, time, tag)  # again: a reconnect may have changed the book
+        positions = {c: p.quantity for c, p in self.option_positions.items()}
         units = reduce(gcd, (abs(q) for _, q in legs))
         prices = [self.costs.fill_price(quote, q, c.root) for c, q, quote in planned]
         net = sum((q // units) * p for (_, q, _), p in zip(planned, prices, strict=True))

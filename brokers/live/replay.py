@@ -577,8 +577,11 @@ class ReplayVenue(VenueAdapter):
         if order.limit_price is not None and net > order.limit_price + 1e-9:
             return
         try:
-            fills = self.book.execute_combo(
-                legs, quotes, snap.quote_time, tag=order.client_order_id
+            fills = self.book.execute_snapshot(
+                [(leg.contract, leg.ratio) for leg in order.legs],
+                remaining,
+                snap,
+                tag=order.client_order_id,
             )
         except OrderRejected as exc:  # pragma: no cover - validated above
             order.status, order.reason = "rejected", exc.reason

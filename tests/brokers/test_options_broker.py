@@ -1,6 +1,8 @@
 """OptionsBroker: fills at bid/ask with the slippage fraction, commissions, marks, settlement,
 margin on hand-made snapshots.
 
+Every order goes through the one order path (``execute_snapshot``; hand-made quotes wrapped by
+``quotes_snapshot``) and every settlement through ``settle_due`` with a hand-made settlement source.
 Expected numbers are computed by hand in each test from the quotes (no call into the broker's own
 arithmetic).
 """
@@ -13,7 +15,7 @@ import backtrader as bt
 import pandas as pd
 import pytest
 
-from brokers import MarginError, OptionCostModel, OptionsBroker
+from brokers import MarginError, OptionCostModel, OptionsBroker, OrderRejected, quotes_snapshot
 from data_feeds import OptionContract, OptionQuote
 from data_feeds.chains import QUOTE_COLUMNS, ChainSnapshot
 
@@ -32,10 +34,20 @@ def make_broker(**kw: float) -> OptionsBroker:
     return broker
 
 
+def snap(quotes: dict, time: dt.datetime = OPEN, price: float = 2750.0, underlying: str = "SPX"):
+    """Hand-made quotes as a one-row-per-leg snapshot (the broker's one order path)."""
+    return quotes_snapshot(underlying, time, price, quotes)
+
+
+def settlement_source(day: dt.date, open_: float, close: float) -> pd.DataFrame:
+    """A one-day settlement source (daily open and close) for ``settle_due``."""
+    return pd.DataFrame({"open": [open_], "close": [close]}, index=pd.to_datetime([day]))
+
+
 def test_round_trip_loses_exactly_the_spread_plus_commissions() -> None:
     broker = make_broker(commission_per_contract=1.25, slippage_spread_fraction=0.5)
-    broker.execute_combo([(CALL, 2), (PUT, 2)], QUOTES, OPEN)
-    broker.execute_combo([(CALL, -2), (PUT, -2)], QUOTES, OPEN)
+    broker.execute_snapshot([(CALL, 1), (PUT, 1)], 2, snap(QUOTES))
+    broker.execute_snapshot([(CALL, 1), (PUT, 1)], -2, snap(QUOTES))
     spread_cost = (0.50 + 0.50) * 2 * 100  # full spread per leg, 2 contracts, multiplier 100
     commissions = 1.25 * 2 * 4  # 4 leg-fills of 2 contracts
     assert broker.getcash() == pytest.approx(100_000.0 - spread_cost - commissions, abs=0.005)
@@ -44,9 +56,9 @@ def test_round_trip_loses_exactly_the_spread_plus_commissions() -> None:
 
 def test_fills_are_at_the_touch_by_default_and_at_mid_with_zero_slippage() -> None:
     broker = make_broker()
-    fills = broker.execute_combo([(CALL, 1), (PUT, -1)], QUOTES, OPEN)
+    fills = broker.execute_snapshot([(CALL, 1), (PUT, -1)], 1, snap(QUOTES))
     assert [f.price for f in fills] == [pytest.approx(11.70), pytest.approx(10.40)]
-    mid = make_broker(slippage_spread_fraction=0.0).execute_combo([(CALL, 1)], QUOTES, OPEN)
+    mid = make_broker(slippage_spread_fraction=0.0).execute_snapshot([(CALL, 1)], 1, snap(QUOTES))
     assert mid[0].price == pytest.approx(11.45)
     assert OptionCostModel(slippage_spread_fraction=0.25).fill_price(QUOTES[CALL], 1) == (
         pytest.approx(11.45 + 0.125)
@@ -54,8 +66,9 @@ def test_fills_are_at_the_touch_by_default_and_at_mid_with_zero_slippage() -> No
 
 
 def test_value_is_cash_plus_option_marks() -> None:
-    broker = make_broker(commission_per_contract=1.0)
-    broker.execute_combo([(CALL, -3), (PUT, -3)], QUOTES, OPEN)
+    # margin is tested below; three short straddles need ~$124k of margin on $100k: off here
+    broker = make_broker(commission_per_contract=1.0, margin_check=False)
+    broker.execute_snapshot([(CALL, 1), (PUT, 1)], -3, snap(QUOTES))
     premium = (11.20 + 10.40) * 3 * 100
     assert broker.getcash() == pytest.approx(100_000.0 + premium - 6.0)
     marks = (11.45 + 10.65) * 3 * 100
@@ -66,9 +79,11 @@ def test_value_is_cash_plus_option_marks() -> None:
 
 def test_pm_settlement_pays_intrinsic_of_each_leg() -> None:
     broker = make_broker(commission_per_contract=0.0)
-    broker.execute_combo([(CALL, 1), (PUT, 1)], QUOTES, OPEN)
+    broker.set_settlement_prices(settlement_source(DAY, 2745.0, 2761.35), "SPX")
+    broker.execute_snapshot([(CALL, 1), (PUT, 1)], 1, snap(QUOTES))
     cash_after_buy = 100_000.0 - (11.70 + 10.90) * 100
-    settled = broker.settle_expiring(DAY, 2761.35, CLOSE)
+    assert broker.settle_due(CLOSE - dt.timedelta(minutes=1)) == []  # PM: not before the close
+    settled = broker.settle_due(CLOSE)
     assert {s.contract.right: s.value_per_unit for s in settled} == {
         "C": pytest.approx(11.35),
         "P": 0.0,
@@ -78,18 +93,27 @@ def test_pm_settlement_pays_intrinsic_of_each_leg() -> None:
     assert broker.option_positions == {}
 
 
-def test_settlement_filter_by_style_and_physical_exercise() -> None:
-    """AM legs settle alone when asked; a physical (SPY) leg in the money is exercised into
-    shares (this broker version supports physical settlement; it used to refuse it)."""
+def test_settlement_by_style_and_physical_exercise() -> None:
+    """AM legs settle alone at 09:30 (on the open), PM and physical legs at the close; a physical
+    (SPY) leg in the money is exercised into shares (this broker version supports physical
+    settlement; it used to refuse it)."""
     am = OptionContract("SPX", DAY, 2750.0, "P")
     broker = make_broker(commission_per_contract=0.0)
-    broker.execute_combo([(am, 1), (CALL, 1)], {am: OptionQuote(5.0, 5.5), **QUOTES}, OPEN)
-    done = broker.settle_expiring(DAY, 2740.0, OPEN, settlement="AM")
+    # SPX opens at 2740 (the AM put's settlement) and closes at 2740: the PM call ends worthless
+    broker.set_settlement_prices(settlement_source(DAY, 2740.0, 2740.0), "SPX")
+    broker.set_settlement_prices(settlement_source(DAY, 279.0, 280.0), "SPY")
+    eve = OPEN - dt.timedelta(hours=18)  # an AM leg trades until the day before its expiry
+    broker.execute_snapshot(
+        [(am, 1), (CALL, 1)], 1, snap({am: OptionQuote(5.0, 5.5), **QUOTES}, time=eve)
+    )
+    done = broker.settle_due(OPEN)
     assert [s.contract for s in done] == [am] and done[0].value_per_unit == pytest.approx(10.0)
     spy = OptionContract("SPY", DAY, 275.0, "C")
-    broker.execute_combo([(spy, 1)], {spy: OptionQuote(1.0, 1.1)}, OPEN)
+    broker.execute_snapshot([(spy, 1)], 1, snap({spy: OptionQuote(1.0, 1.1)}, underlying="SPY"))
     cash = broker.getcash()
-    (ex,) = broker.settle_expiring(DAY, 280.0, CLOSE, settlement="physical")
+    done = broker.settle_due(CLOSE)
+    assert {s.contract for s in done} == {spy, CALL}
+    (ex,) = [s for s in done if s.contract == spy]
     assert (ex.kind, ex.shares) == ("exercise", 100)
     assert broker.getcash() == pytest.approx(cash - 275.0 * 100)  # paid the strike for 100 shares
     assert broker.underlying_positions["SPY"].quantity == 100
@@ -99,12 +123,18 @@ def test_settlement_filter_by_style_and_physical_exercise() -> None:
 def test_bad_orders_are_rejected_before_any_cash_moves() -> None:
     broker = make_broker()
     with pytest.raises(ValueError, match="no quote"):
-        broker.execute_combo(
-            [(CALL, 1), (OptionContract("SPXW", DAY, 2800.0, "C"), 1)], QUOTES, OPEN
+        broker.execute_snapshot(
+            [(CALL, 1), (OptionContract("SPXW", DAY, 2800.0, "C"), 1)], 1, snap(QUOTES)
         )
     with pytest.raises(ValueError, match="expired"):
-        broker.execute_combo([(CALL, 1)], QUOTES, OPEN + dt.timedelta(days=1))
+        broker.execute_snapshot([(CALL, 1)], 1, snap(QUOTES, time=OPEN + dt.timedelta(days=1)))
+    # the same rules as chain quotes: a PM leg at its close is settled, a zero bid is not sold
+    with pytest.raises(OrderRejected, match="already settled"):
+        broker.execute_snapshot([(CALL, 1)], 1, snap(QUOTES, time=CLOSE))
+    with pytest.raises(OrderRejected, match="nobody pays for it"):
+        broker.execute_snapshot([(CALL, 1)], -1, snap({CALL: OptionQuote(0.0, 0.05)}))
     assert broker.getcash() == 100_000.0 and broker.option_fills == []
+    assert len(broker.rejections) == 4
 
 
 def test_quote_and_contract_validation() -> None:
@@ -129,7 +159,8 @@ def test_broker_value_inside_a_cerebro_run_includes_the_option_book(sp500) -> No
             if len(self) == 1:
                 exp = dt.date(2018, 12, 21)
                 c = OptionContract("SPX", exp, 2700.0, "C")
-                self.broker.execute_combo([(c, -1)], {c: OptionQuote(100.0, 101.0)}, OPEN)
+                quotes = {c: OptionQuote(100.0, 101.0)}
+                self.broker.execute_snapshot([(c, 1)], -1, snap(quotes, price=2700.0))
             self.broker.mark_options(
                 {k: self.data.close[0] / 27.0 for k in self.broker.option_positions}
             )
@@ -142,6 +173,7 @@ def test_broker_value_inside_a_cerebro_run_includes_the_option_book(sp500) -> No
     cerebro = bt.Cerebro(stdstats=False)
     cerebro.adddata(ohlc_feed(frame))
     cerebro.setbroker(OptionsBroker())
+    cerebro.broker.setcash(1_000_000.0)  # the naked short call needs ~$50k of margin
     cerebro.addstrategy(Hold)
     cerebro.run()
     assert len(checks) == len(frame)
@@ -223,20 +255,24 @@ def test_physical_assignment_of_puts_and_the_itm_threshold() -> None:
     spy_call = OptionContract("SPY", DAY, 270.0, "C")
     broker = make_broker(commission_per_contract=0.0, settlement_fee_per_contract=0.5)
     quotes = {spy_put: OptionQuote(1.0, 1.1), spy_call: OptionQuote(5.0, 5.1)}
-    broker.execute_combo([(spy_put, -2), (spy_call, 1)], quotes, OPEN)
+    broker.set_settlement_prices(settlement_source(DAY, 275.0, 274.995), "SPY")
+    broker.execute_snapshot(
+        [(spy_put, -2), (spy_call, 1)], 1, snap(quotes, price=275.0, underlying="SPY")
+    )
     cash = broker.getcash()
     # put 0.005 in the money: below OCC's $0.01 exercise-by-exception threshold, expires;
     # call 4.995 in the money: exercised, +100 shares at 270
-    done = broker.settle_expiring(DAY, 274.995, CLOSE)
+    done = broker.settle_due(CLOSE)
     assert {s.contract.right: (s.kind, s.shares) for s in done} == {
         "P": ("expired", 0),
         "C": ("exercise", 100),
     }
     assert broker.getcash() == pytest.approx(cash - 270.0 * 100 - 3 * 0.5)
     # short put assigned 5 in the money: +200 shares bought at the strike
-    broker.execute_combo([(spy_put, -2)], quotes, OPEN)
+    broker.set_settlement_prices(settlement_source(DAY, 275.0, 270.0), "SPY")
+    broker.execute_snapshot([(spy_put, 1)], -2, snap(quotes, price=275.0, underlying="SPY"))
     cash = broker.getcash()
-    (s,) = broker.settle_expiring(DAY, 270.0, CLOSE)
+    (s,) = broker.settle_due(CLOSE)
     assert (s.kind, s.shares) == ("assignment", 200)
     assert broker.getcash() == pytest.approx(cash - 275.0 * 200 - 2 * 0.5)
     held = broker.underlying_positions["SPY"]

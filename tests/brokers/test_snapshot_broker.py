@@ -386,3 +386,46 @@ def test_close_out_ends_a_window_flat_at_the_marks_and_the_fills_add_up(
     )
     assert frame["cash_flow"].sum() == pytest.approx(broker.getvalue() - 100_000.0, abs=1e-6)
     assert broker.close_out(end) == []  # already flat
+
+
+def test_spxw_legs_expiring_on_a_half_day_settle_at_the_1300_close(shared_data: Path) -> None:
+    """2019-07-03 was an NYSE early close (13:00 ET): SPXW legs expiring that day settle at 13:00
+    at that day's SPX close (read here with the csv module), not at 16:00; from 13:00 on the
+    legs are settled and no longer tradable, although the vendor file lists them at "15:45"."""
+    path = shared_data / SPX_FILE
+    jul2 = build_snapshot(path, "SPX", "2019-07-02", max_dte=3)
+    exp = "2019-07-03"
+    call, put = c("SPXW", exp, 2975.0, "C"), c("SPXW", exp, 2975.0, "P")
+    wing = c("SPXW", exp, 2960.0, "P")
+    broker = make_broker(shared_data)
+    broker.execute_snapshot([(call, 1), (put, 1)], 2, jul2, tag="long straddle")
+    broker.execute_snapshot([(wing, -1)], 1, jul2, tag="short put")
+    cash_open = 1_000_000.0 - 2 * 100 * (
+        raw_quote(path, "2019-07-02", "SPXW", exp, 2975.0, "C")[1]
+        + raw_quote(path, "2019-07-02", "SPXW", exp, 2975.0, "P")[1]
+    )
+    cash_open += 100 * raw_quote(path, "2019-07-02", "SPXW", exp, 2960.0, "P")[0]
+    cash_open -= 5 * COMMISSION
+    assert broker.getcash() == pytest.approx(cash_open, abs=0.005)
+
+    close = raw_daily(shared_data / INDEX_FILE, "SPX", exp)["close"]
+    assert broker.settle_due(pd.Timestamp(f"{exp} 12:59", tz="America/New_York")) == []
+    done = broker.settle_due(pd.Timestamp(f"{exp} 13:00", tz="America/New_York"))
+    assert {s.contract for s in done} == {call, put, wing}
+    assert {s.time for s in done} == {dt.datetime(2019, 7, 3, 13, 0)}
+    assert {s.price_source for s in done} == {"close"}
+    assert all(s.underlying_price == pytest.approx(close, abs=1e-9) for s in done)
+    payoff = 2 * 100 * (max(close - 2975.0, 0) + max(2975.0 - close, 0)) - 100 * max(
+        2960.0 - close, 0
+    )
+    assert broker.getcash() == pytest.approx(cash_open + payoff, abs=0.005)
+    assert broker.option_positions == {} and broker.getvalue() == pytest.approx(broker.getcash())
+    frame = broker.fills_frame()
+    assert set(frame.loc[frame["event"] == "settlement", "time"]) == {pd.Timestamp(f"{exp} 13:00")}
+
+    jul3 = build_snapshot(path, "SPX", exp, max_dte=2)
+    assert jul3.has(call)  # the vendor still lists the settled legs at its 15:45 stamp
+    with pytest.raises(
+        OrderRejected, match=r"already settled \(PM settlement at 2019-07-03 13:00\)"
+    ):
+        broker.execute_snapshot([(call, 1)], 1, jul3)

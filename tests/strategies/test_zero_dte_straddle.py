@@ -1,10 +1,13 @@
 """zero_dte_straddle: look-ahead, hand-computed P&L and model IV, VIX proxy vs QuantLib,
-determinism."""
+determinism, settlement at the half-day close (real 2019 SPXW quotes)."""
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
 import math
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -151,3 +154,76 @@ def test_no_trade_when_sides_disabled(plugin: ZeroDteStraddle) -> None:
     res = plugin.backtest(p, START, END, cash=100_000.0)
     assert (res.daily_log["status"] != "traded").all()
     assert (res.returns == 0).all() and res.trades.empty
+
+
+@pytest.mark.shared_data
+def test_half_day_expiry_is_booked_at_the_1300_close(shared_data, chain_store_2019) -> None:
+    """A run over 2019-07-02..07-05 on real SPXW quotes: the next-expiry straddle traded on 07-02
+    expires on 2019-07-03, an NYSE early close, and is booked at 13:00 at that day's SPX close
+    (read here with the csv module), with the P&L by hand from the raw quotes."""
+    index = shared_data / "index" / "spx_vix_spy_qqq_daily.csv"
+    with open(index, newline="") as fh:
+        closes = {
+            r["Date"]: float(r["Close"])
+            for r in csv.DictReader(fh)
+            if r["root"] == "SPX" and r["Date"].startswith("2019-07")
+        }
+    spx = load_ohlc(str(index), root="SPX", start="2015-01-01", end="2019-07-31")
+    fixed = {
+        "market_source": "chain",
+        "chain_expiry": "next",
+        "window": 10,
+        "short_threshold": 0.0,
+        "long_threshold": 0.0,
+    }
+    plugin = ZeroDteStraddle(fixed=fixed, broker={"commission_per_contract": 1.0})
+    plugin.prepare({"underlying": spx, "chains": chain_store_2019}, {})
+    start = pd.Timestamp("2019-07-02", tz="America/New_York")
+    res = plugin.backtest(plugin.Params(**fixed), start, start + pd.Timedelta(days=3), cash=1e5)
+    log = res.daily_log.set_index("date")
+    row = log.loc[dt.date(2019, 7, 2)]
+    assert row["status"] == "traded" and row["expiration"] == dt.date(2019, 7, 3)
+    assert row["settlement_time"] == dt.datetime(2019, 7, 3, 13, 0)
+    close = closes["2019-07-03"]
+    assert row["settlement_price"] == pytest.approx(close, abs=1e-9)
+    trades = res.trades
+    settled = trades[
+        (trades["event"] == "settlement") & (trades["expiration"] == row["expiration"])
+    ]
+    assert len(settled) == 2 and set(settled["time"]) == {pd.Timestamp("2019-07-03 13:00")}
+    ((cb, ca),) = duckdb.sql(
+        f"select bid, ask from '{shared_data / 'options' / 'spx_chains_2019q2.parquet'}' where "
+        f"root = 'SPXW' and quotedate = '2019-07-02' and expiration = '2019-07-03' and "
+        f"strike = {row['strike']} and type = 'call'"
+    ).fetchall()
+    ((pb, pa),) = duckdb.sql(
+        f"select bid, ask from '{shared_data / 'options' / 'spx_chains_2019q2.parquet'}' where "
+        f"root = 'SPXW' and quotedate = '2019-07-02' and expiration = '2019-07-03' and "
+        f"strike = {row['strike']} and type = 'put'"
+    ).fetchall()
+    payoff = abs(close - row["strike"])
+    if row["position"] == -1:  # sold at the bids (slippage 0.5: the touch), settled at the close
+        hand = (cb + pb - payoff) * 100 - 2 * 1.0
+    else:
+        hand = (payoff - ca - pa) * 100 - 2 * 1.0
+    assert row["net_pnl"] == pytest.approx(hand, abs=0.005)
+
+
+def test_vix_proxy_trades_settle_at_the_session_close_of_the_calendar(
+    plugin: ZeroDteStraddle, sp500: pd.DataFrame
+) -> None:
+    """VIX-proxy mode: 2016-11-25 (the day after Thanksgiving) closed at 13:00 ET, so its straddle
+    settles at 13:00, the day before at 16:00; both at the day's close of the underlying."""
+    params = PARAMS.model_copy(update={"short_threshold": 0.0, "long_threshold": 0.0})
+    start = pd.Timestamp("2016-11-21", tz="America/New_York")
+    res = plugin.backtest(params, start, start + pd.Timedelta(days=9), cash=100_000.0)
+    log = res.daily_log.set_index("date")
+    for day, hour in ((dt.date(2016, 11, 23), 16), (dt.date(2016, 11, 25), 13)):
+        row = log.loc[day]
+        assert row["status"] == "traded", day
+        assert row["settlement_time"] == dt.datetime.combine(day, dt.time(hour, 0))
+        close = sp500.loc[pd.Timestamp(day, tz="America/New_York"), "close"]
+        assert row["settlement_price"] == pytest.approx(close, rel=1e-12)
+        settled = res.trades[(res.trades["event"] == "settlement")]
+        settled = settled[settled["expiration"] == day]
+        assert set(settled["time"]) == {pd.Timestamp(dt.datetime.combine(day, dt.time(hour)))}
