@@ -34,7 +34,8 @@ if TYPE_CHECKING:  # strategies.risk imports this module (run_cerebro)
 
 
 class StrategyParams(BaseModel):
-    """Base of every plugin's parameter model: unknown keys are errors, values are validated.
+    """Base of every plugin's parameter model: unknown keys are errors, values are validated
+    (numbers finite).
 
     Only the fields named in :attr:`tunable` may be searched (``[strategy.search_space]``); the
     others (data choices, parameters fixed when ``prepare`` builds its tables, cost-like
@@ -43,7 +44,7 @@ class StrategyParams(BaseModel):
     ``StrategyPlugin.risk``).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     #: Fields the optimizer may search.
     tunable: ClassVar[frozenset[str]] = frozenset()

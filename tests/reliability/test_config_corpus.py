@@ -116,6 +116,11 @@ CASES: list[tuple[str, Callable[[str], str | bytes], str]] = [
         "costs.slippage_by_root.SPXW: Input should be greater than or equal to 0",
     ),
     (
+        "strategy_param_inf",
+        _sub("contracts = 1\n", "contracts = 1\nstrike_increment = inf\n"),
+        "strategy.params.strike_increment: Input should be a finite number",
+    ),
+    (
         "seed_negative",
         _sub("seed = 42", "seed = -1"),
         "optimize.seed: Input should be greater than or equal to 0",
