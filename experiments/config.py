@@ -164,6 +164,9 @@ class Choice(_Strict):
 def _dimension_kind(value: Any) -> str | None:
     """Which search dimension a table is: ``choices`` -> categorical, integer bounds -> integer
     range, else float range (so a bad bound is reported as such, not as an unknown key)."""
+    for cls, tag in ((IntRange, "int"), (FloatRange, "float"), (Choice, "choices")):
+        if isinstance(value, cls):  # serializing a validated config
+            return tag
     if not isinstance(value, dict):
         return None
     if "choices" in value:
