@@ -56,7 +56,7 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
 def _fail(exc: Exception) -> None:
-    # escape: a message such as "add [roots.ZZZ] ..." is text, not rich markup
+    # escaped: a message naming a TOML section ("[strategy.params]") is not rich markup
     err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 

@@ -9,18 +9,22 @@ from __future__ import annotations
 import datetime as dt
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from brokers.cost_config import CostsConfig, ShareCostConfig
 from data_feeds.errors import VolsuiteError
+from strategies.risk.limits import RiskLimits
 
 
 class ConfigError(VolsuiteError):
@@ -28,7 +32,7 @@ class ConfigError(VolsuiteError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class DataSourceSpec(_Strict):
@@ -141,16 +145,50 @@ class FloatRange(_Strict):
 
 
 class Choice(_Strict):
-    """Categorical search dimension."""
+    """Categorical search dimension (at least one choice)."""
 
-    choices: list[Any] = Field(min_length=1)
+    choices: list[Any]
+
+    @field_validator("choices")
+    @classmethod
+    def _not_empty(cls, value: list[Any]) -> list[Any]:
+        if not value:
+            raise ValueError("empty list (expected at least one choice)")
+        return value
 
     def values(self) -> list[Any]:
         """The choices."""
         return list(self.choices)
 
 
-Dimension = IntRange | FloatRange | Choice
+def _dimension_kind(value: Any) -> str | None:
+    """Which search dimension a table is: ``choices`` -> categorical, integer bounds -> integer
+    range, else float range (so a bad bound is reported as such, not as an unknown key)."""
+    for cls, tag in ((IntRange, "int"), (FloatRange, "float"), (Choice, "choices")):
+        if isinstance(value, cls):  # serializing a validated config
+            return tag
+    if not isinstance(value, dict):
+        return None
+    if "choices" in value:
+        return "choices"
+    bounds = [value.get(k) for k in ("low", "high")]
+    if all(isinstance(b, int) and not isinstance(b, bool) for b in bounds) and not isinstance(
+        value.get("step"), float
+    ):
+        return "int"
+    return "float"
+
+
+Dimension = Annotated[
+    Annotated[IntRange, Tag("int")]
+    | Annotated[FloatRange, Tag("float")]
+    | Annotated[Choice, Tag("choices")],
+    Discriminator(
+        _dimension_kind,
+        custom_error_type="dimension",
+        custom_error_message="expected {low, high} or {choices}",
+    ),
+]
 
 
 class StrategyConfig(_Strict):
@@ -196,7 +234,7 @@ class OptimizeConfig(_Strict):
     trials: int = Field(30, ge=1, le=10_000)
     objective: Literal["sharpe", "sortino", "cagr", "calmar", "total_return"] = "sharpe"
     sampler: Literal["tpe", "random"] = "tpe"
-    seed: int = 42
+    seed: int = Field(42, ge=0)
 
 
 def _timestamp_like(value: Any) -> Any:
@@ -323,31 +361,34 @@ class SafetyConfig(_Strict):
 
 
 class BrokerConfig(_Strict):
-    """``[broker]``: which broker runs the strategy and its costs.
+    """``[broker]``: which broker runs the strategy.
 
     ``kind`` is the one line that moves a strategy from the backtest to a paper venue:
     ``backtest`` (``volsuite run``: walk-forward on :class:`brokers.OptionsBroker`), ``replay``
     (``volsuite paper``: recorded quotes on the local replay venue, ``[broker.replay]``) or
-    ``alpaca-paper`` (``volsuite paper``: Alpaca paper trading, ``[broker.alpaca]``). The cost
-    fields apply to all three; ``[broker.safety]`` to the paper kinds. ``volsuite run`` always
-    backtests, whatever ``kind`` says.
+    ``alpaca-paper`` (``volsuite paper``: Alpaca paper trading, ``[broker.alpaca]``).
+    ``[broker.safety]`` applies to the paper kinds. ``volsuite run`` always backtests, whatever
+    ``kind`` says.
 
-    The sub-sections are excluded from ``model_dump()`` (they are not ``OptionsBroker`` params);
-    :meth:`backtest_params` is the cost part.
+    Costs are in ``[costs]`` (:class:`brokers.cost_config.CostsConfig`, the same for all three
+    kinds). The former ``[broker]`` keys ``commission_per_contract``,
+    ``slippage_spread_fraction`` and ``settlement_fee_per_contract`` are still read, as aliases
+    moved into ``[costs]`` at load (``config.costs`` is the one source after load).
     """
 
     kind: Literal["backtest", "replay", "alpaca-paper"] = "backtest"
-    commission_per_contract: float = Field(1.0, ge=0.0)
-    slippage_spread_fraction: float = Field(0.5, ge=0.0, le=2.0)
-    settlement_fee_per_contract: float = Field(0.0, ge=0.0)
     replay: ReplayBrokerConfig = Field(default_factory=ReplayBrokerConfig, exclude=True)
     alpaca: AlpacaBrokerConfig = Field(default_factory=AlpacaBrokerConfig, exclude=True)
     safety: SafetyConfig = Field(default_factory=SafetyConfig, exclude=True)
 
-    def backtest_params(self) -> dict[str, float]:
-        """The :class:`brokers.OptionsBroker` cost params (commission, slippage, settlement
-        fee)."""
-        return self.model_dump(exclude={"kind"})
+
+BROKER_COST_ALIASES = (
+    "commission_per_contract",
+    "slippage_spread_fraction",
+    "settlement_fee_per_contract",
+)
+"""``[broker]`` keys read as aliases of the same ``[costs]`` keys (configs written before
+``[costs]`` existed)."""
 
 
 class ExperimentSection(_Strict):
@@ -355,7 +396,17 @@ class ExperimentSection(_Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
-    initial_cash: float = Field(100_000.0, gt=0)
+    initial_cash: float = Field(100_000.0, gt=0, description="Starting cash, dollars (finite).")
+
+    @field_validator("name")
+    @classmethod
+    def _inside_results(cls, value: str) -> str:
+        if set(value) == {"."}:
+            raise ValueError(
+                f"{value!r} would put the run folder outside results_dir/<name> "
+                "(expected letters, digits, '_', '-', '.')"
+            )
+        return value
 
 
 class ReportConfig(_Strict):
@@ -388,26 +439,89 @@ class ExperimentConfig(_Strict):
     walkforward: WalkForwardConfig = Field(default_factory=WalkForwardConfig)
     optimize: OptimizeConfig = Field(default_factory=OptimizeConfig)
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
+    costs: CostsConfig = Field(default_factory=CostsConfig)
+    risk: RiskLimits = Field(default_factory=RiskLimits)
     report: ReportConfig = Field(default_factory=ReportConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _broker_cost_aliases(cls, raw: Any) -> Any:
+        """Move the ``[broker]`` cost aliases into ``[costs]`` (refused when both set one)."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("broker"), dict):
+            return raw
+        broker = dict(raw["broker"])
+        moved = {k: broker.pop(k) for k in BROKER_COST_ALIASES if k in broker}
+        if not moved:
+            return raw
+        costs = raw.get("costs", {})
+        if not isinstance(costs, dict):
+            return raw
+        both = sorted(set(moved) & set(costs))
+        if both:
+            raise ValueError(f"broker.{both[0]}: also set as costs.{both[0]} (keep one)")
+        return {**raw, "broker": broker, "costs": {**costs, **moved}}
+
+
+_DIMENSION_TAGS = {"int", "float", "choices"}
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    """Dotted key of a pydantic error location, without union tags."""
+    parts = [str(p) for p in loc if not str(p).startswith(("function-", "tagged"))]
+    if len(parts) > 3 and parts[:2] == ["strategy", "search_space"] and parts[3] in _DIMENSION_TAGS:
+        del parts[3]  # the search dimension's discriminator tag
+    return ".".join(parts)
 
 
 def _format_error(path: Path | str, err: ValidationError) -> str:
     errors = err.errors()
     # a misspelled key shows up as "unknown key" and "required key missing": name the misspelling
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("function-", "tagged")))
+    loc = _loc(first["loc"])
     kind = first["type"]
     if kind == "extra_forbidden":
         msg = "unknown key"
     elif kind == "missing":
         msg = "required key is missing"
     else:
-        msg = first["msg"]
-        if "input" in first and kind not in ("model_type",):
+        msg = first["msg"].removeprefix("Value error, ")
+        if "input" in first and kind not in ("model_type", "value_error"):
             msg += f" (got {first['input']!r})"
     more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return f"{path}: {loc}: {msg}{more}"
+    return f"{path}: {loc}: {msg}{more}" if loc else f"{path}: {msg}{more}"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The TOML table of ``path``; :class:`ConfigError` for a file that is not UTF-8 text or not
+    TOML (one line naming the file and the byte offset / TOML position)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config ({exc.strerror})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at byte offset {exc.start}); "
+            "save the config as UTF-8"
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+
+
+def _check_results_dir(config: ExperimentConfig, path: Path | str) -> None:
+    """Refuse a ``results_dir`` that cannot be a folder (it or a parent is a regular file)."""
+    results = Path(config.tracking.results_dir)
+    for folder in (results, *results.parents):
+        if folder.exists() and not folder.is_dir():
+            where = "is" if folder == results else f"is under {str(folder)!r}, which is"
+            raise ConfigError(
+                f"{path}: tracking.results_dir: {str(results)!r} {where} a regular file "
+                "(expected a folder)"
+            )
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
@@ -416,45 +530,70 @@ def load_config(path: str | Path) -> ExperimentConfig:
     Parameters
     ----------
     path : str or pathlib.Path
-        TOML file.
+        TOML file (UTF-8).
 
     Returns
     -------
     ExperimentConfig
-        Validated config.
+        Validated config; ``config.risk`` holds the strategy's default limits
+        (``StrategyPlugin.default_risk``) where ``[risk]`` does not set them.
 
     Raises
     ------
     ConfigError
-        Missing file, TOML syntax error, unknown key, wrong type or bad range; unknown strategy;
-        a ``[strategy.params]`` or ``[strategy.search_space]`` key the strategy does not have, or a
-        search bound the strategy rejects. One line naming the file and the key.
+        Missing file, a file that is not UTF-8 (the byte offset is named), TOML syntax error,
+        unknown key, wrong type, non-finite number or bad range; a run name of only dots; a
+        ``results_dir`` under a regular file; unknown strategy; a ``[strategy.params]`` or
+        ``[strategy.search_space]`` key the strategy does not have, a search bound the strategy
+        rejects, a searched parameter the strategy does not mark tunable (costs and risk limits
+        never are), a cost or limit set as a parameter, a ``[risk]`` limit the strategy does
+        not enforce. One line naming the file and the key.
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: TOML syntax error: {exc}") from exc
+    raw = _read_toml(path)
     try:
         config = ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format_error(path, exc)) from None
+    _check_results_dir(config, path)
     validate_strategy_section(config, path)
     return config
 
 
+def _cost_and_risk_keys() -> dict[str, str]:
+    """Former parameter names of costs and risk limits -> where they are set now."""
+    keys = {k: f"costs.{k}" for k in CostsConfig.model_fields if k != "shares"}
+    keys |= {k: f"costs.shares.{k}" for k in ShareCostConfig.model_fields}
+    keys |= {k: f"risk.{k}" for k in RiskLimits.model_fields}
+    keys |= {
+        "cost_window": "costs.shares.window_days",
+        "max_vega": "risk.max_vega_per_vol_point",
+        "max_abs_vega": "risk.max_vega_per_vol_point (dollars per vol point)",
+    }
+    return keys
+
+
+COST_AND_RISK_KEYS = _cost_and_risk_keys()
+"""Names of costs and risk limits (and their former parameter names) -> their config key."""
+
+
 def validate_strategy_section(config: ExperimentConfig, path: Path | str) -> None:
-    """Check ``[strategy]`` against the registered plugin's ``Params`` model.
+    """Check ``[strategy]`` against the registered plugin's ``Params`` model, and ``[risk]``
+    against the limits the plugin enforces.
 
     Every fixed param and both ends of every search dimension are validated (each choice of a
-    categorical), so a bad bound fails now, not in trial 17 of fold 4.
+    categorical), so a bad bound fails now, not in trial 17 of fold 4. Only parameters in
+    ``Params.tunable`` may be searched. ``config.risk`` gets the plugin's
+    :attr:`~strategies.base.StrategyPlugin.default_risk` for the limits ``[risk]`` leaves unset.
 
     Raises
     ------
     ConfigError
-        Unknown strategy name, unknown parameter, or a value the strategy rejects.
+        Unknown strategy name, unknown parameter, a cost or risk limit in ``[strategy]``, a
+        searched parameter that is not tunable, a value the strategy rejects, a ``[risk]`` limit
+        the strategy does not enforce.
     """
     from strategies import get_strategy
 
@@ -465,10 +604,23 @@ def validate_strategy_section(config: ExperimentConfig, path: Path | str) -> Non
     fields = plugin.Params.model_fields
     for section in ("params", "search_space"):
         for key in getattr(config.strategy, section):
+            where = f"{path}: strategy.{section}.{key}"
+            if key in COST_AND_RISK_KEYS and key not in fields:
+                if section == "search_space":
+                    raise ConfigError(
+                        f"{where}: not tunable (costs and risk limits are fixed by the config)"
+                    )
+                raise ConfigError(
+                    f"{where}: a cost or risk limit, not a parameter: set {COST_AND_RISK_KEYS[key]}"
+                )
             if key not in fields:
                 raise ConfigError(
-                    f"{path}: strategy.{section}.{key}: unknown key (parameters of "
+                    f"{where}: unknown key (parameters of "
                     f"{plugin.name}: {', '.join(sorted(fields))})"
+                )
+            if section == "search_space" and key not in plugin.Params.tunable:
+                raise ConfigError(
+                    f"{where}: not tunable (fixed by {plugin.name}; set it in [strategy.params])"
                 )
     overlap = set(config.strategy.params) & set(config.strategy.search_space)
     if overlap:
@@ -479,6 +631,16 @@ def validate_strategy_section(config: ExperimentConfig, path: Path | str) -> Non
         for value in dim.values():
             trial = {**config.strategy.params, key: value}
             _check(plugin, trial, path, f"strategy.search_space.{key}", only=key)
+    unenforced = sorted(config.risk.model_fields_set - plugin.risk_limits)
+    if unenforced:
+        enforced = ", ".join(sorted(plugin.risk_limits)) or "none"
+        raise ConfigError(
+            f"{path}: risk.{unenforced[0]}: not enforced by strategy {plugin.name} "
+            f"(it enforces: {enforced})"
+        )
+    if plugin.default_risk:
+        set_here = config.risk.model_dump(include=config.risk.model_fields_set)
+        config.risk = RiskLimits(**{**plugin.default_risk, **set_here})
 
 
 def _check(

@@ -488,11 +488,7 @@ def _replay_venue(
     else:
         settle = source.underlying_ohlc(underlying)
     bars = load_minute_bars(rc.underlying_bars) if rc.underlying_bars else None
-    costs = OptionCostModel(
-        commission_per_contract=config.broker.commission_per_contract,
-        slippage_spread_fraction=config.broker.slippage_spread_fraction,
-        settlement_fee_per_contract=config.broker.settlement_fee_per_contract,
-    )
+    costs = OptionCostModel(**config.costs.options_broker_params())
     kwargs: dict[str, Any] = {}
     if sleep is not None:
         kwargs["sleep"] = sleep
@@ -709,7 +705,7 @@ def build_session(
     )
     fill_timeout = 0.0 if kind == "replay" else config.broker.alpaca.fill_timeout_seconds
     broker_kwargs: dict[str, Any] = {
-        **config.broker.backtest_params(),
+        **config.costs.options_broker_params(),
         "fill_timeout": fill_timeout,
         "strategy_name": config.strategy.name,  # part of every client order id
     }

@@ -117,10 +117,19 @@ def open_chain_store(spec: ChainSourceSpec) -> tuple[Any, list[str]]:
 
 
 def build_plugin(config: ExperimentConfig, data: dict[str, pd.DataFrame]) -> StrategyPlugin:
-    """Instantiate and prepare the configured strategy plugin (all indicators computed here)."""
+    """Instantiate and prepare the configured strategy plugin (all indicators computed here).
+
+    The plugin gets ``[strategy.params]`` as its fixed parameters and, apart from them, the
+    config's costs (``config.costs``; its :class:`brokers.OptionsBroker` params too) and risk
+    limits (``config.risk``).
+    """
     cls = get_strategy(config.strategy.name)
-    broker = config.broker.backtest_params()
-    plugin = cls(fixed=config.strategy.params, broker=broker)
+    plugin = cls(
+        fixed=config.strategy.params,
+        broker=config.costs.options_broker_params(),
+        costs=config.costs,
+        risk=config.risk,
+    )
     missing = [k for k in plugin.data_needed() if k not in data]
     if missing:
         raise ConfigError(f"[data] is missing {missing} needed by strategy {cls.name}")

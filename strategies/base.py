@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import backtrader as bt
 import numpy as np
@@ -28,13 +28,28 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from brokers import OptionsBroker
+from brokers.cost_config import CostsConfig
 from data_feeds.chains import settlement_time
+
+if TYPE_CHECKING:  # strategies.risk imports this module (run_cerebro)
+    from strategies.risk.limits import RiskLimits
 
 
 class StrategyParams(BaseModel):
-    """Base of every plugin's parameter model: unknown keys are errors, values are validated."""
+    """Base of every plugin's parameter model: unknown keys are errors, values are validated
+    (numbers finite).
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Only the fields named in :attr:`tunable` may be searched (``[strategy.search_space]``); the
+    others (data choices, parameters fixed when ``prepare`` builds its tables, cost-like
+    assumptions) are set in ``[strategy.params]``. Costs and risk limits are not parameters at
+    all: they come from the config's ``[costs]`` / ``[risk]`` (``StrategyPlugin.costs`` /
+    ``StrategyPlugin.risk``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    #: Fields the optimizer may search.
+    tunable: ClassVar[frozenset[str]] = frozenset()
 
 
 @dataclass
@@ -70,17 +85,41 @@ class StrategyPlugin(ABC):
     description: ClassVar[str]
     Params: ClassVar[type[StrategyParams]]
     required_data: ClassVar[tuple[str, ...]]
-    #: Parameters fixed when :meth:`prepare` builds its tables (refused in the search space by
-    #: :meth:`check_search_space`).
-    load_time_params: ClassVar[frozenset[str]] = frozenset()
+    #: ``[risk]`` fields this strategy enforces (a config setting another one is refused at load).
+    risk_limits: ClassVar[frozenset[str]] = frozenset()
+    #: This strategy's defaults of ``[risk]`` fields (the config's ``[risk]`` overrides them).
+    default_risk: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(
-        self, fixed: Mapping[str, Any] | None = None, broker: Mapping[str, Any] | None = None
+        self,
+        fixed: Mapping[str, Any] | None = None,
+        broker: Mapping[str, Any] | None = None,
+        costs: CostsConfig | None = None,
+        risk: RiskLimits | None = None,
     ) -> None:
-        """Keep the fixed parameters (``[strategy.params]``, validated by the runner), the broker
-        params (``[broker]``) and an empty list of report lines filled by :meth:`prepare`."""
+        """Keep the fixed parameters (``[strategy.params]``, validated by the runner), the cost
+        assumptions (``[costs]``) and risk limits (``[risk]``), which are not parameters, and an
+        empty list of report lines filled by :meth:`prepare`.
+
+        Parameters
+        ----------
+        fixed : mapping, optional
+            ``[strategy.params]``.
+        broker : mapping, optional
+            :class:`brokers.OptionsBroker` params; default ``costs.options_broker_params()``.
+        costs : brokers.cost_config.CostsConfig, optional
+            Cost assumptions; default ``CostsConfig()``.
+        risk : strategies.risk.limits.RiskLimits, optional
+            Risk limits; default ``RiskLimits(**default_risk)``.
+        """
+        from strategies.risk.limits import RiskLimits
+
         self.fixed = dict(fixed or {})
-        self.broker_params = dict(broker or {})
+        self.costs = costs if costs is not None else CostsConfig()
+        self.risk = risk if risk is not None else RiskLimits(**self.default_risk)
+        self.broker_params = (
+            dict(broker) if broker is not None else self.costs.options_broker_params()
+        )
         self.reports: list[str] = []
 
     def data_needed(self) -> tuple[str, ...]:
@@ -146,18 +185,19 @@ class StrategyPlugin(ABC):
         return underlying["close"].pct_change().rename("benchmark")
 
     def check_search_space(self, grid: Mapping[str, Sequence[Any]]) -> None:
-        """Refuse a :attr:`load_time_params` parameter in the search space.
+        """Refuse a parameter in the search space that ``Params.tunable`` does not name.
 
         Raises
         ------
         ValueError
-            A parameter fixed when :meth:`prepare` builds its tables is in ``grid``.
+            A parameter that is not tunable (fixed at load time, when :meth:`prepare` builds
+            its tables, or by the config) is in ``grid``.
         """
-        tunable = self.load_time_params & set(grid)
-        if tunable:
+        fixed = set(grid) - self.Params.tunable
+        if fixed:
             raise ValueError(
-                f"parameters {sorted(tunable)} are fixed at load time; move them from "
-                "[strategy.search_space] to [strategy.params]"
+                f"parameters {sorted(fixed)} are not tunable (fixed at load time or by the "
+                "config); move them from [strategy.search_space] to [strategy.params]"
             )
 
     def chain_quote_dates(

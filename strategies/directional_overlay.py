@@ -75,6 +75,14 @@ class DirectionalOverlayParams(VolDislocationParams):
         ``|delta|`` of the out-of-the-money leg (``strangle`` mode), in ``(0, 0.5)``.
     """
 
+    tunable: ClassVar[frozenset[str]] = VolDislocationParams.tunable | {
+        "drift_window",
+        "tilt_z",
+        "tilt_mode",
+        "tilt_ratio",
+        "wing_delta",
+    }
+
     drift_window: int = Field(60, ge=10, le=2000)
     tilt_z: float = Field(1.0, gt=0.0, le=10.0)
     tilt_mode: Literal["ratio", "strangle"] = "ratio"

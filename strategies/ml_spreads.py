@@ -41,13 +41,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
 from brokers import OptionFill, OptionsBroker
+from brokers.cost_config import CostsConfig
 from data_feeds import SnapshotCache, align_to_index, chain_feed
 from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot, Combo
@@ -67,7 +68,7 @@ from strategies.ml_models import (
 from strategies.option_strategy import OptionStrategy
 from strategies.risk import (
     OptionRiskMixin,
-    RiskConfig,
+    RiskLimits,
     combo_max_loss_at_fill,
     max_loss_contracts,
     sleeve_by_prefix,
@@ -669,38 +670,9 @@ def select_spread(
 # parameters
 # --------------------------------------------------------------------------------------
 
-LOAD_TIME_PARAMS = frozenset(
-    {
-        "chain_symbol",
-        "root",
-        "rate",
-        "settlement_source",
-        "horizon",
-        "direction_threshold",
-        "ml_train_days",
-        "ml_test_days",
-        "ml_step_days",
-        "ml_start",
-        "n_estimators",
-        "max_depth",
-        "learning_rate",
-        "seed",
-        "garch_window",
-        "garch_refit_every",
-        "garch_min_obs",
-        "top_confidence_fraction",
-        "min_dte",
-        "max_dte",
-        "delta_tolerance",
-        "max_delta_miss",
-    }
-)
-"""Parameters fixed when :meth:`MlSpreads.prepare` runs (the models and the chain audit depend
-on them); they may not be in ``[strategy.search_space]``."""
-
-
 class MlSpreadsParams(StrategyParams):
-    """Parameters of ``ml_spreads`` (load-time ones in :data:`LOAD_TIME_PARAMS`).
+    """Parameters of ``ml_spreads`` (searchable ones in :attr:`tunable`; the others are fixed
+    when :meth:`MlSpreads.prepare` runs: the models and the chain audit depend on them).
 
     Attributes
     ----------
@@ -762,16 +734,28 @@ class MlSpreadsParams(StrategyParams):
     delta_tolerance, max_delta_miss : float
         Delta distance within which a target counts as listed (0.05) and beyond which no
         spread is traded (0.20).
-    max_drawdown : float, optional
-        Risk layer (:class:`strategies.risk.RiskConfig`): account drawdown that trips the kill
-        switch -- flatten the book, refuse every later order (0.25; None = off).
-    max_daily_loss : float, optional
-        Risk layer: loss since the previous session's value that blocks new spreads for the
-        session (None = off).
-    max_abs_vega : float, optional
-        Risk layer: cap on ``|book vega|`` in dollars per 1.00 of implied vol; orders raising it
-        beyond are refused (None = off).
+
+    The risk layer's kill switch (``max_drawdown``), daily-loss block (``max_daily_loss``) and
+    book vega cap (``max_vega_per_vol_point``, dollars per vol point) are not parameters: they
+    come from the config's ``[risk]``.
     """
+
+    tunable: ClassVar[frozenset[str]] = frozenset(
+        {
+            "min_confidence",
+            "neutral_regime_confidence",
+            "allow_iron_condor",
+            "dte_iv_rank",
+            "exit_dte",
+            "profit_target",
+            "stop_loss",
+            "account_risk",
+            "max_contracts",
+            "skip_over_budget",
+            "max_open_spreads",
+            "min_days_between_entries",
+        }
+    )
 
     chain_symbol: str = "SPY"
     root: str = "SPY"
@@ -807,9 +791,6 @@ class MlSpreadsParams(StrategyParams):
     min_days_between_entries: int = Field(5, ge=0, le=252)
     delta_tolerance: float = Field(0.05, ge=0.0, le=0.5)
     max_delta_miss: float = Field(0.20, ge=0.0, le=1.0)
-    max_drawdown: float | None = Field(0.25, gt=0.0, lt=1.0)
-    max_daily_loss: float | None = Field(None, gt=0.0, lt=1.0)
-    max_abs_vega: float | None = Field(None, gt=0.0)
 
     @model_validator(mode="after")
     def _consistent(self) -> MlSpreadsParams:
@@ -892,6 +873,8 @@ class MlSpreadsStrategy(OptionRiskMixin, OptionStrategy):
     last_day : datetime.date, optional
         Last session of the backtest window: open spreads are closed there and nothing opens
         (default: none, positions run on).
+    limits : strategies.risk.RiskLimits, optional
+        The config's ``[risk]`` (default ``RiskLimits()``).
 
     Each bar, after :class:`OptionStrategy` settled and marked the book:
 
@@ -911,20 +894,14 @@ class MlSpreadsStrategy(OptionRiskMixin, OptionStrategy):
     and ``D``'s snapshot.
     """
 
-    params = (("rules", None), ("signals", None), ("last_day", None))
+    params = (("rules", None), ("signals", None), ("last_day", None), ("limits", None))
 
     def __init__(self) -> None:
         super().__init__()
         self.rules: MlSpreadsParams = self.p.rules or MlSpreadsParams()
         self.signals: Mapping[dt.date, dict[str, Any]] = self.p.signals or {}
         self.last_day: dt.date = self.p.last_day or dt.date.max
-        self.setup_risk(
-            RiskConfig(
-                max_drawdown=self.rules.max_drawdown,
-                max_daily_loss=self.rules.max_daily_loss,
-                max_abs_vega=self.rules.max_abs_vega,
-            )
-        )
+        self.setup_risk((self.p.limits or RiskLimits()).risk_config())
         track_sleeves(self, sleeve_by_prefix())
         self.positions_open: dict[str, SpreadPosition] = {}
         self.positions_done: list[SpreadPosition] = []
@@ -1386,14 +1363,16 @@ class MlSpreads(StrategyPlugin):
     )
     Params = MlSpreadsParams
     required_data = ("underlying", "vix", "chains")
-    load_time_params = LOAD_TIME_PARAMS
+    risk_limits = frozenset({"max_drawdown", "max_daily_loss", "max_vega_per_vol_point"})
 
     def __init__(
         self,
         fixed: Mapping[str, Any] | None = None,
         broker: Mapping[str, Any] | None = None,
+        costs: CostsConfig | None = None,
+        risk: RiskLimits | None = None,
     ) -> None:
-        super().__init__(fixed, broker)
+        super().__init__(fixed, broker, costs, risk)
         self.report_metrics: dict[str, float] = {}
 
     # -- load time ---------------------------------------------------------------------------------
@@ -1598,6 +1577,7 @@ class MlSpreads(StrategyPlugin):
             cash=cash,
             strategy_kwargs={
                 "rules": p,
+                "limits": self.risk,
                 "signals": self._signals,
                 "last_day": inside[-1].date(),
             },

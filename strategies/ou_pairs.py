@@ -36,13 +36,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import backtrader as bt
 import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from brokers.cost_config import CostsConfig
 from brokers.share_costs import ShareCostScheme, past_daily_vol_and_adv, share_trade_cost
 from data_feeds.ohlc import fingerprint
 from data_feeds.spread_feed import align_legs, apply_health, formation_table, pair_feeds
@@ -54,7 +55,7 @@ from strategies.base import (
     run_cerebro,
     window_end_rows,
 )
-from strategies.risk import RiskConfig, RiskMixin, VolManagedSizer, fixed_fractional_units
+from strategies.risk import RiskLimits, RiskMixin, VolManagedSizer, fixed_fractional_units
 
 LEVEL_COLUMNS = (
     "long_entry",
@@ -110,16 +111,31 @@ class OUPairsParams(StrategyParams):
         Moreira-Muir target volatility (annual decimal) scaling ``gross_fraction`` by
         ``target^2 / sigma^2`` of the spread's past 21 daily returns (capped at 1/gross_fraction,
         floored at 0.2); 0 = off.
-    max_drawdown, max_daily_loss, position_stop_loss : float or None
-        Risk layer limits (:class:`strategies.risk.RiskConfig`): kill switch at this account
-        drawdown, no new risk after this daily loss, close the pair when its loss reaches this
-        fraction of its entry notional. None = rule off.
-    half_spread_bps, min_half_spread, impact_coefficient, impact_exponent,
-    commission_per_share, min_commission, max_commission_pct : float
-        Share cost model (:func:`brokers.share_costs.share_trade_cost`).
-    cost_window : int
-        Past sessions for the cost model's daily vol and average volume.
+
+    The risk layer's limits (kill switch ``max_drawdown``, ``max_daily_loss``, and
+    ``position_stop_loss``: close the pair when its loss reaches this fraction of its entry
+    notional) and the share cost model (half spread, square-root impact, commission; its
+    ``window_days``) are not parameters: they come from the config's ``[risk]`` and
+    ``[costs.shares]``. The legs' labels are not searchable.
     """
+
+    tunable: ClassVar[frozenset[str]] = frozenset(
+        {
+            "formation_days",
+            "refit_days",
+            "max_pvalue",
+            "max_half_life_days",
+            "max_half_life_drift",
+            "level_method",
+            "discount_rate",
+            "stop_loss_std",
+            "bertram_rf",
+            "allow_long",
+            "allow_short",
+            "gross_fraction",
+            "vol_target",
+        }
+    )
 
     y_symbol: str = "Y"
     x_symbol: str = "X"
@@ -136,37 +152,6 @@ class OUPairsParams(StrategyParams):
     allow_short: bool = True
     gross_fraction: float = Field(0.5, gt=0.0, le=1.0)
     vol_target: float = Field(0.0, ge=0.0, le=2.0)
-    max_drawdown: float | None = Field(0.25, gt=0.0, lt=1.0)
-    max_daily_loss: float | None = Field(None, gt=0.0, lt=1.0)
-    position_stop_loss: float | None = Field(None, gt=0.0)
-    half_spread_bps: float = Field(1.0, ge=0.0)
-    min_half_spread: float = Field(0.005, ge=0.0)
-    impact_coefficient: float = Field(1.0, ge=0.0)
-    impact_exponent: float = Field(0.5, gt=0.0, le=1.0)
-    commission_per_share: float = Field(0.005, ge=0.0)
-    min_commission: float = Field(1.0, ge=0.0)
-    max_commission_pct: float = Field(0.01, ge=0.0)
-    cost_window: int = Field(20, ge=2, le=252)
-
-    def cost_kwargs(self) -> dict[str, float]:
-        """Keyword arguments of :func:`brokers.share_costs.share_trade_cost`."""
-        return {
-            "half_spread_bps": self.half_spread_bps,
-            "min_half_spread": self.min_half_spread,
-            "impact_coefficient": self.impact_coefficient,
-            "impact_exponent": self.impact_exponent,
-            "commission_per_share": self.commission_per_share,
-            "min_commission": self.min_commission,
-            "max_commission_pct": self.max_commission_pct,
-        }
-
-    def risk_config(self) -> RiskConfig:
-        """The :class:`strategies.risk.RiskConfig` of these parameters."""
-        return RiskConfig(
-            max_drawdown=self.max_drawdown,
-            max_daily_loss=self.max_daily_loss,
-            stop_loss=self.position_stop_loss,
-        )
 
 
 class OUPairsStrategy(RiskMixin, bt.Strategy):
@@ -420,10 +405,16 @@ class OUPairs(StrategyPlugin):
     Params = OUPairsParams
     required_data = ("leg_y", "leg_x")
 
+    risk_limits = frozenset({"max_drawdown", "max_daily_loss", "position_stop_loss"})
+
     def __init__(
-        self, fixed: Mapping[str, Any] | None = None, broker: Mapping[str, Any] | None = None
+        self,
+        fixed: Mapping[str, Any] | None = None,
+        broker: Mapping[str, Any] | None = None,
+        costs: CostsConfig | None = None,
+        risk: RiskLimits | None = None,
     ) -> None:
-        super().__init__(fixed, broker)
+        super().__init__(fixed, broker, costs, risk)
         self._tables: dict[tuple[int, int], pd.DataFrame] = {}
         self._levels: dict[tuple[Any, ...], pd.DataFrame] = {}
 
@@ -448,9 +439,7 @@ class OUPairs(StrategyPlugin):
             ``y_symbol``/``x_symbol`` in the search space, a leg without ``volume`` while the
             impact model is on, or too few sessions to form the pair.
         """
-        fixed_only = {"y_symbol", "x_symbol"} & set(grid)
-        if fixed_only:
-            raise ValueError(f"parameters {sorted(fixed_only)} are fixed: use [strategy.params]")
+        self.check_search_space(grid)
         for key in self.required_data:
             if key not in data:
                 raise KeyError(f"ou_pairs needs data[{key!r}] (a validated OHLCV frame)")
@@ -463,10 +452,10 @@ class OUPairs(StrategyPlugin):
             if "open" not in frame.columns:
                 frame["open"] = frame["close"]
                 self.reports.append(f"{name}: no open prices, fills at the previous close")
-            if "volume" not in frame.columns and base.impact_coefficient > 0:
+            if "volume" not in frame.columns and self.costs.shares.impact_coefficient > 0:
                 raise ValueError(
                     f"leg {name} has no volume column: the square-root impact needs it "
-                    "(set impact_coefficient = 0 to trade without impact)"
+                    "(set [costs.shares] impact_coefficient = 0 to trade without impact)"
                 )
         self.y, self.x = y, x
         self.base = base
@@ -505,7 +494,8 @@ class OUPairs(StrategyPlugin):
         The transaction cost per spread unit ``c`` (spread units, per transaction) is the share
         cost model's dollars for ``n`` units of ``y`` and ``|beta| n`` of ``x`` divided by ``n``,
         with ``n`` the units a ``gross_fraction * cash`` position buys at the formation's last
-        closes, and the daily vol / average volume of the ``cost_window`` sessions ending there.
+        closes, and the daily vol / average volume of the ``[costs.shares] window_days``
+        sessions ending there.
         Bertram's ``c`` is per cycle: twice that.
 
         Returns
@@ -523,8 +513,7 @@ class OUPairs(StrategyPlugin):
             params.bertram_rf,
             params.gross_fraction,
             round(cash, 2),
-            tuple(sorted(params.cost_kwargs().items())),
-            params.cost_window,
+            tuple(sorted(self.costs.shares.model_dump().items())),
         )
         if key in self._levels:
             return self._levels[key]
@@ -539,7 +528,8 @@ class OUPairs(StrategyPlugin):
 
     def _cost_per_unit(self, row: Any, params: OUPairsParams, cash: float) -> float:
         end = self.y.index.get_loc(row.formation_end)
-        w = params.cost_window
+        shares = self.costs.shares
+        w = shares.window_days
         py, px = float(self.y["close"].iloc[end]), float(self.x["close"].iloc[end])
         beta = abs(float(row.beta))
         units = params.gross_fraction * cash / (py + beta * px)
@@ -547,7 +537,7 @@ class OUPairs(StrategyPlugin):
             return math.nan
         total = 0.0
         for frame, qty, price in ((self.y, units, py), (self.x, beta * units, px)):
-            if params.impact_coefficient > 0 and end >= w:
+            if shares.impact_coefficient > 0 and end >= w:
                 vol, adv = past_daily_vol_and_adv(
                     frame["close"].to_numpy(float)[end - w : end + 1],
                     frame["volume"].to_numpy(float)[end - w + 1 : end + 1],
@@ -555,7 +545,7 @@ class OUPairs(StrategyPlugin):
                 )
             else:
                 vol, adv = 0.0, 1.0
-            kw = params.cost_kwargs()
+            kw = shares.trade_cost_kwargs()
             if not adv > 0:
                 kw["impact_coefficient"] = 0.0
                 adv = 1.0
@@ -712,12 +702,13 @@ class OUPairs(StrategyPlugin):
             self.y.loc[idx], self.x.loc[idx], lines, y_name=params.y_symbol, x_name=params.x_symbol
         )
         broker = bt.brokers.BackBroker()
-        kw = params.cost_kwargs()
+        kw = self.costs.shares.trade_cost_kwargs()
+        window = self.costs.shares.window_days
         broker.addcommissioninfo(
-            ShareCostScheme(data=feed_y, window=params.cost_window, **kw), name=params.y_symbol
+            ShareCostScheme(data=feed_y, window=window, **kw), name=params.y_symbol
         )
         broker.addcommissioninfo(
-            ShareCostScheme(data=feed_x, window=params.cost_window, **kw), name=params.x_symbol
+            ShareCostScheme(data=feed_x, window=window, **kw), name=params.x_symbol
         )
         strat, value, returns = run_cerebro(
             OUPairsStrategy,
@@ -729,7 +720,7 @@ class OUPairs(StrategyPlugin):
                 "allow_short": params.allow_short,
                 "gross_fraction": params.gross_fraction,
                 "vol_target": params.vol_target,
-                "risk_config": params.risk_config(),
+                "risk_config": self.risk.risk_config(),
                 "pair_name": f"{params.y_symbol}/{params.x_symbol}",
             },
         )

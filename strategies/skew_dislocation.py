@@ -54,13 +54,14 @@ import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 from scipy.stats import skew
 
+from brokers.cost_config import CostsConfig
 from data_feeds import SnapshotCache
 from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot, Combo
@@ -73,6 +74,7 @@ from strategies.risk import (
     OptionRiskMixin,
     PositionRisk,
     RiskConfig,
+    RiskLimits,
     max_loss_contracts,
     sleeve_by_prefix,
     sleeve_info,
@@ -242,12 +244,10 @@ def expected_skew(
     return frame[["expected", "gap", "scale", "z", "n_fit", "intercept", "slope"]]
 
 
-LOAD_TIME_PARAMS = frozenset({"chain_symbol", "root", "rate", "target_dte"})
-"""Parameters fixed when :meth:`SkewDislocation.prepare` reads the snapshots."""
-
-
 class SkewDislocationParams(StrategyParams):
-    """Parameters of ``skew_dislocation`` (load-time ones in :data:`LOAD_TIME_PARAMS`).
+    """Parameters of ``skew_dislocation`` (searchable ones in :attr:`tunable`; ``chain_symbol``,
+    ``root``, ``rate`` and ``target_dte`` are fixed when :meth:`SkewDislocation.prepare` reads
+    the snapshots).
 
     Attributes
     ----------
@@ -284,20 +284,36 @@ class SkewDislocationParams(StrategyParams):
     stop_loss : float, optional
         Close the position when its P&L since entry (options + hedge, dollars) is
         ``<= -stop_loss`` x the gross premium of its legs at entry; ``None``: no stop.
-    max_drawdown : float, optional
-        Kill switch: account drawdown from its peak (decimal) that flattens the book and blocks
-        every later entry (:class:`strategies.risk.RiskConfig`); ``None``: off.
-    max_daily_loss : float, optional
-        Loss since the previous session's last value (decimal) that blocks entries for the
-        rest of the session; ``None``: off.
     delta_hedge : bool
         Hedge the book delta every bar with the underlying
         (:class:`strategies.hedging.DeltaHedger`).
     hedge_rule : {"interval", "band", "whalley_wilmott"}
         Hedge rule (:class:`strategies.hedging.HedgeConfig`; ``interval`` = every bar).
-    hedge_half_spread, hedge_commission_per_share : float
-        Costs of a hedge trade (index points; dollars per index unit).
+
+    The kill switch (``max_drawdown``), daily-loss block (``max_daily_loss``) and the hedge's
+    costs are not parameters: they come from the config's ``[risk]`` / ``[costs]``.
     """
+
+    tunable: ClassVar[frozenset[str]] = frozenset(
+        {
+            "returns",
+            "skew_window",
+            "model",
+            "fit_window",
+            "min_fit",
+            "entry_z",
+            "exit_z",
+            "hold_days",
+            "exit_dte",
+            "contracts",
+            "sizing",
+            "account_risk",
+            "max_contracts",
+            "stop_loss",
+            "delta_hedge",
+            "hedge_rule",
+        }
+    )
 
     chain_symbol: str = "SPX"
     root: str = "SPXW"
@@ -317,12 +333,8 @@ class SkewDislocationParams(StrategyParams):
     account_risk: float = Field(0.02, gt=0.0, le=0.5)
     max_contracts: int = Field(10, ge=1, le=1000)
     stop_loss: float | None = Field(None, gt=0.0, le=10.0)
-    max_drawdown: float | None = Field(0.25, gt=0.0, lt=1.0)
-    max_daily_loss: float | None = Field(None, gt=0.0, lt=1.0)
     delta_hedge: bool = True
     hedge_rule: Literal["interval", "band", "whalley_wilmott"] = "interval"
-    hedge_half_spread: float = Field(0.05, ge=0.0)
-    hedge_commission_per_share: float = Field(0.005, ge=0.0)
 
     @model_validator(mode="after")
     def _consistent(self) -> SkewDislocationParams:
@@ -339,21 +351,18 @@ class SkewDislocationParams(StrategyParams):
             )
         return self
 
-    def risk_config(self) -> RiskConfig:
-        """The :class:`strategies.risk.RiskConfig` of these parameters (kill switch, daily loss,
-        position stop)."""
-        return RiskConfig(
-            max_drawdown=self.max_drawdown,
-            max_daily_loss=self.max_daily_loss,
-            stop_loss=self.stop_loss,
-        )
+    def risk_config(self, limits: RiskLimits) -> RiskConfig:
+        """The :class:`strategies.risk.RiskConfig` of the config's ``limits`` (kill switch,
+        daily loss) and this strategy's position stop."""
+        return limits.risk_config(stop_loss=self.stop_loss)
 
-    def hedge_config(self) -> HedgeConfig:
-        """The :class:`strategies.hedging.HedgeConfig` of these parameters."""
+    def hedge_config(self, costs: CostsConfig) -> HedgeConfig:
+        """The :class:`strategies.hedging.HedgeConfig` of these parameters and the config's
+        hedge ``costs``."""
         return HedgeConfig(
             rule=self.hedge_rule,
-            half_spread=self.hedge_half_spread,
-            commission_per_share=self.hedge_commission_per_share,
+            half_spread=costs.hedge_half_spread,
+            commission_per_share=costs.hedge_commission_per_share,
         )
 
 
@@ -368,6 +377,8 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         Per quote date: :func:`snapshot_skew` fields plus ``z`` (:func:`expected_skew`).
     last_day : datetime.date, optional
         Last session of the window (the position is closed there, nothing opens).
+    limits : strategies.risk.RiskLimits, optional
+        The config's ``[risk]`` (default ``RiskLimits()``).
     hedge : HedgeConfig
         Used when ``rules.delta_hedge``.
 
@@ -380,7 +391,7 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
     ``kill_switch`` and ``stop_loss``; a blocked entry is logged ``risk_blocked``.
     """
 
-    params = (("rules", None), ("signals", None), ("last_day", None))
+    params = (("rules", None), ("signals", None), ("last_day", None), ("limits", None))
 
     def __init__(self) -> None:
         super().__init__()
@@ -391,7 +402,7 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         self.trades: list[dict[str, Any]] = []
         self.open_trade: dict[str, Any] | None = None
         self.counts = {"exit_deferred": 0}
-        self.setup_risk(self.rules.risk_config())
+        self.setup_risk(self.rules.risk_config(self.p.limits or RiskLimits()))
         track_sleeves(self, sleeve_by_prefix())
 
     def next_chain(self, snapshot: ChainSnapshot) -> None:
@@ -590,12 +601,16 @@ class SkewDislocation(StrategyPlugin):
     description = "25-delta risk reversal vs the skew implied by realized return skewness"
     Params = SkewDislocationParams
     required_data = ("underlying", "chains")
-    load_time_params = LOAD_TIME_PARAMS
+    risk_limits = frozenset({"max_drawdown", "max_daily_loss"})
 
     def __init__(
-        self, fixed: Mapping[str, Any] | None = None, broker: Mapping[str, Any] | None = None
+        self,
+        fixed: Mapping[str, Any] | None = None,
+        broker: Mapping[str, Any] | None = None,
+        costs: CostsConfig | None = None,
+        risk: RiskLimits | None = None,
     ) -> None:
-        super().__init__(fixed, broker)
+        super().__init__(fixed, broker, costs, risk)
         self._signal_cache: dict[tuple[Any, ...], pd.DataFrame] = {}
 
     def prepare(self, data: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> None:
@@ -687,7 +702,8 @@ class SkewDislocation(StrategyPlugin):
                 "rules": p,
                 "signals": signals,
                 "last_day": inside[-1].date(),
-                "hedge": p.hedge_config(),
+                "hedge": p.hedge_config(self.costs),
+                "limits": self.risk,
             },
         )
         pnl = strat.hedger.pnl_frame()

@@ -41,8 +41,8 @@ quote date ``D`` (one snapshot, ~15:45 ET for the 2019 SPX chains):
    model_iv`` of the new snapshot's fit (leave-one-out value where the option is in the day's
    candidate set, else the in-sample slice at its ``k``). Closed at the bid/ask.
 7. **Risk** (:class:`strategies.risk.OptionRiskMixin`, as ``vrp_harvest``): max-drawdown kill
-   switch, daily-loss block, book vega cap (``max_vega`` dollars per vol point) refusing orders
-   that would exceed it.
+   switch, daily-loss block, book vega cap (``[risk] max_vega_per_vol_point``, dollars per vol
+   point) refusing orders that would exceed it.
 
 The fits do not depend on any searched parameter: :meth:`SurfaceArbitrage.prepare` computes the
 candidate table of every quote date once; a backtest only scores and filters it.
@@ -60,12 +60,13 @@ import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
+from brokers.cost_config import CostsConfig
 from data_feeds import SnapshotCache
 from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot
@@ -81,13 +82,13 @@ from strategies.option_strategy import run_chain_cerebro
 from strategies.risk import (
     OptionRiskMixin,
     RiskConfig,
+    RiskLimits,
     sleeve_by_prefix,
     sleeve_info,
     track_sleeves,
 )
 
 __all__ = [
-    "LOAD_TIME_PARAMS",
     "SurfaceArbitrage",
     "SurfaceArbitrageParams",
     "SurfaceArbitrageStrategy",
@@ -96,24 +97,11 @@ __all__ = [
     "snapshot_candidates",
 ]
 
-LOAD_TIME_PARAMS = frozenset(
-    {
-        "chain_symbol",
-        "root",
-        "rate",
-        "model",
-        "leave_one_out",
-        "scan_min_dte",
-        "scan_max_dte",
-        "min_abs_delta",
-        "max_abs_delta",
-    }
-)
-"""Parameters fixed when :meth:`SurfaceArbitrage.prepare` fits the snapshots (not searchable)."""
-
-
 class SurfaceArbitrageParams(StrategyParams):
-    """Parameters of ``surface_arbitrage`` (load-time ones in :data:`LOAD_TIME_PARAMS`).
+    """Parameters of ``surface_arbitrage`` (searchable ones in :attr:`tunable`; ``chain_symbol``,
+    ``root``, ``rate``, ``model``, ``leave_one_out``, ``scan_min_dte``, ``scan_max_dte``,
+    ``min_abs_delta`` and ``max_abs_delta`` are fixed when :meth:`SurfaceArbitrage.prepare` fits
+    the snapshots).
 
     Attributes
     ----------
@@ -151,17 +139,34 @@ class SurfaceArbitrageParams(StrategyParams):
         Close at this many calendar days to expiry or fewer (< ``min_dte``).
     stop_vol : float
         Close when the option's mid IV moved this many vol points against the position.
-    max_vega : float, optional
-        Book vega cap, dollars per vol point (``RiskConfig.max_abs_vega = 100 * max_vega``).
-    max_drawdown, max_daily_loss : float, optional
-        Risk layer (:class:`strategies.risk.RiskConfig`): kill switch and daily-loss block.
     delta_hedge : bool
         Hedge the book delta every snapshot with the index.
     hedge_rule : {"interval", "band", "whalley_wilmott"}
         :class:`strategies.hedging.HedgeConfig` rule (``interval`` = every snapshot).
-    hedge_half_spread, hedge_commission_per_share : float
-        Costs of a hedge trade (index points; dollars per index unit).
+
+    The book vega cap (``max_vega_per_vol_point``, dollars per vol point, default 5,000 for this
+    strategy), kill switch, daily-loss block and the hedge's costs are not parameters: they
+    come from the config's ``[risk]`` / ``[costs]``.
     """
+
+    tunable: ClassVar[frozenset[str]] = frozenset(
+        {
+            "min_dte",
+            "max_dte",
+            "entry_gap",
+            "exit_gap",
+            "rmse_max",
+            "min_confidence",
+            "max_new",
+            "max_open",
+            "contracts",
+            "hold_days",
+            "exit_dte",
+            "stop_vol",
+            "delta_hedge",
+            "hedge_rule",
+        }
+    )
 
     chain_symbol: str = "SPX"
     root: str = "SPXW"
@@ -184,13 +189,8 @@ class SurfaceArbitrageParams(StrategyParams):
     hold_days: int = Field(5, ge=1, le=60)
     exit_dte: int = Field(3, ge=0, le=365)
     stop_vol: float = Field(3.0, gt=0.0, le=100.0)
-    max_vega: float | None = Field(5000.0, gt=0.0)
-    max_drawdown: float | None = Field(0.25, gt=0.0, lt=1.0)
-    max_daily_loss: float | None = Field(None, gt=0.0, lt=1.0)
     delta_hedge: bool = True
     hedge_rule: Literal["interval", "band", "whalley_wilmott"] = "interval"
-    hedge_half_spread: float = Field(0.05, ge=0.0)
-    hedge_commission_per_share: float = Field(0.005, ge=0.0)
 
     @model_validator(mode="after")
     def _consistent(self) -> SurfaceArbitrageParams:
@@ -220,21 +220,19 @@ class SurfaceArbitrageParams(StrategyParams):
             )
         return self
 
-    def hedge_config(self) -> HedgeConfig:
-        """The :class:`strategies.hedging.HedgeConfig` of these parameters."""
+    def hedge_config(self, costs: CostsConfig) -> HedgeConfig:
+        """The :class:`strategies.hedging.HedgeConfig` of these parameters and the config's
+        hedge ``costs``."""
         return HedgeConfig(
             rule=self.hedge_rule,
-            half_spread=self.hedge_half_spread,
-            commission_per_share=self.hedge_commission_per_share,
+            half_spread=costs.hedge_half_spread,
+            commission_per_share=costs.hedge_commission_per_share,
         )
 
-    def risk_config(self) -> RiskConfig:
-        """The :class:`strategies.risk.RiskConfig` of these parameters (vega in $ per 1.00)."""
-        return RiskConfig(
-            max_drawdown=self.max_drawdown,
-            max_daily_loss=self.max_daily_loss,
-            max_abs_vega=None if self.max_vega is None else 100.0 * self.max_vega,
-        )
+    def risk_config(self, limits: RiskLimits) -> RiskConfig:
+        """The :class:`strategies.risk.RiskConfig` of the config's ``limits`` (kill switch,
+        daily loss, vega cap in $ per 1.00 of vol)."""
+        return limits.risk_config()
 
 
 # --------------------------------------------------------------------------------------
@@ -482,6 +480,8 @@ class SurfaceArbitrageStrategy(OptionRiskMixin, DeltaHedgedStrategy):
     last_day : datetime.date
         Last session of the window: positions are closed there, nothing opens.
     hedge : HedgeConfig
+    limits : strategies.risk.RiskLimits, optional
+        The config's ``[risk]`` (default: this strategy's default limits).
 
     The decision of ``D`` reads ``candidates[D]`` / ``slices[D]`` and ``D``'s quotes only.
     ``log_rows``: one row per snapshot (the backtest's ``daily_log`` adds one ``kind =
@@ -490,7 +490,13 @@ class SurfaceArbitrageStrategy(OptionRiskMixin, DeltaHedgedStrategy):
     P&L is in ``hedger.pnl_frame()``).
     """
 
-    params = (("rules", None), ("candidates", None), ("slices", None), ("last_day", None))
+    params = (
+        ("rules", None),
+        ("candidates", None),
+        ("slices", None),
+        ("last_day", None),
+        ("limits", None),
+    )
 
     def __init__(self) -> None:
         super().__init__()
@@ -498,7 +504,8 @@ class SurfaceArbitrageStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         self.candidates: Mapping[dt.date, pd.DataFrame] = self.p.candidates or {}
         self.slices: Mapping[dt.date, pd.DataFrame] = self.p.slices or {}
         self.last_day: dt.date = self.p.last_day or dt.date.max
-        self.setup_risk(self.rules.risk_config())
+        limits = self.p.limits or RiskLimits(**SurfaceArbitrage.default_risk)
+        self.setup_risk(self.rules.risk_config(limits))
         track_sleeves(self, sleeve_by_prefix())
         self.open_pos: dict[str, dict[str, Any]] = {}
         self.trades: list[dict[str, Any]] = []
@@ -698,7 +705,8 @@ class SurfaceArbitrage(StrategyPlugin):
     description = "Delta-hedged single options whose bid/ask vol is far from the fitted smile"
     Params = SurfaceArbitrageParams
     required_data = ("underlying", "chains")
-    load_time_params = LOAD_TIME_PARAMS
+    risk_limits = frozenset({"max_drawdown", "max_daily_loss", "max_vega_per_vol_point"})
+    default_risk: ClassVar[Mapping[str, Any]] = {"max_vega_per_vol_point": 5000.0}
 
     def prepare(self, data: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> None:
         """Fit the smiles and compute the candidate table of every quote date.
@@ -799,7 +807,8 @@ class SurfaceArbitrage(StrategyPlugin):
                 "candidates": self.candidates,
                 "slices": self.slices,
                 "last_day": inside[-1].date(),
-                "hedge": p.hedge_config(),
+                "hedge": p.hedge_config(self.costs),
+                "limits": self.risk,
             },
         )
         pnl = strat.hedger.pnl_frame()

@@ -44,7 +44,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -60,6 +60,7 @@ from strategies.option_strategy import OptionStrategy, run_chain_cerebro
 from strategies.risk import (
     OptionRiskMixin,
     RiskConfig,
+    RiskLimits,
     max_loss_contracts,
     sleeve_by_prefix,
     sleeve_info,
@@ -230,14 +231,10 @@ def term_signal_table(
     return frame
 
 
-LOAD_TIME_PARAMS = frozenset(
-    {"chain_symbol", "root", "rate", "front_min_dte", "fit_max_dte", "min_fit_expiries", "curve_x"}
-)
-"""Parameters fixed when :meth:`TermStructureSlope.prepare` builds the signal table."""
-
-
 class TermStructureSlopeParams(StrategyParams):
-    """Parameters of ``term_structure_slope`` (load-time ones in :data:`LOAD_TIME_PARAMS`).
+    """Parameters of ``term_structure_slope`` (searchable ones in :attr:`tunable`; ``chain_symbol``,
+    ``root``, ``rate``, ``front_min_dte``, ``fit_max_dte``, ``min_fit_expiries`` and ``curve_x``
+    are fixed when :meth:`TermStructureSlope.prepare` builds the signal table).
 
     Attributes
     ----------
@@ -273,13 +270,27 @@ class TermStructureSlopeParams(StrategyParams):
     stop_loss : float, optional
         Close the calendar when its P&L since entry is ``<= -stop_loss`` x its premium at entry
         (decimal multiple); ``None``: no stop.
-    max_drawdown : float, optional
-        Kill switch: account drawdown from its peak (decimal) that flattens the book and blocks
-        every later entry (:class:`strategies.risk.RiskConfig`); ``None``: off.
-    max_daily_loss : float, optional
-        Loss since the previous session's last value (decimal) that blocks entries for the
-        rest of the session; ``None``: off.
+
+    The kill switch (``max_drawdown``) and daily-loss block (``max_daily_loss``) are not
+    parameters: they come from the config's ``[risk]``.
     """
+
+    tunable: ClassVar[frozenset[str]] = frozenset(
+        {
+            "entry_threshold",
+            "exit_threshold",
+            "hold_days",
+            "exit_dte",
+            "right",
+            "contracts",
+            "allow_long",
+            "allow_short",
+            "sizing",
+            "account_risk",
+            "max_contracts",
+            "stop_loss",
+        }
+    )
 
     chain_symbol: str = "SPX"
     root: str = "SPXW"
@@ -300,8 +311,6 @@ class TermStructureSlopeParams(StrategyParams):
     account_risk: float = Field(0.02, gt=0.0, le=0.5)
     max_contracts: int = Field(10, ge=1, le=1000)
     stop_loss: float | None = Field(None, gt=0.0, le=10.0)
-    max_drawdown: float | None = Field(0.25, gt=0.0, lt=1.0)
-    max_daily_loss: float | None = Field(None, gt=0.0, lt=1.0)
 
     @model_validator(mode="after")
     def _consistent(self) -> TermStructureSlopeParams:
@@ -324,14 +333,10 @@ class TermStructureSlopeParams(StrategyParams):
             )
         return self
 
-    def risk_config(self) -> RiskConfig:
-        """The :class:`strategies.risk.RiskConfig` of these parameters (kill switch, daily loss,
-        position stop)."""
-        return RiskConfig(
-            max_drawdown=self.max_drawdown,
-            max_daily_loss=self.max_daily_loss,
-            stop_loss=self.stop_loss,
-        )
+    def risk_config(self, limits: RiskLimits) -> RiskConfig:
+        """The :class:`strategies.risk.RiskConfig` of the config's ``limits`` (kill switch,
+        daily loss) and this strategy's position stop."""
+        return limits.risk_config(stop_loss=self.stop_loss)
 
 
 class TermStructureSlopeStrategy(OptionRiskMixin, OptionStrategy):
@@ -346,6 +351,8 @@ class TermStructureSlopeStrategy(OptionRiskMixin, OptionStrategy):
         Per quote date, :func:`front_curve_signal` of that date's snapshot.
     last_day : datetime.date, optional
         Last session of the window: the open calendar is closed there, nothing opens.
+    limits : strategies.risk.RiskLimits, optional
+        The config's ``[risk]`` (default ``RiskLimits()``).
 
     The decision of quote date ``D`` reads only ``signals[D]`` (from ``D``'s snapshot) and
     ``D``'s quotes. ``log_rows`` holds one row per bar (``status``: ``no_signal``,
@@ -357,7 +364,7 @@ class TermStructureSlopeStrategy(OptionRiskMixin, OptionStrategy):
     layer --, net P&L in dollars from the fills and settlements of its legs).
     """
 
-    params = (("rules", None), ("signals", None), ("last_day", None))
+    params = (("rules", None), ("signals", None), ("last_day", None), ("limits", None))
 
     def __init__(self) -> None:
         super().__init__()
@@ -368,7 +375,7 @@ class TermStructureSlopeStrategy(OptionRiskMixin, OptionStrategy):
         self.trades: list[dict[str, Any]] = []
         self.open_trade: dict[str, Any] | None = None
         self.counts = {"exit_deferred": 0, "trades": 0}
-        self.setup_risk(self.rules.risk_config())
+        self.setup_risk(self.rules.risk_config(self.p.limits or RiskLimits()))
         track_sleeves(self, sleeve_by_prefix())
 
     def next_chain(self, snapshot: ChainSnapshot) -> None:
@@ -553,7 +560,7 @@ class TermStructureSlope(StrategyPlugin):
     description = "Front ATM IV vs the line through the other expiries: trade the calendar"
     Params = TermStructureSlopeParams
     required_data = ("underlying", "chains")
-    load_time_params = LOAD_TIME_PARAMS
+    risk_limits = frozenset({"max_drawdown", "max_daily_loss"})
 
     def prepare(self, data: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> None:
         """The signal table of every quote date inside the underlying's sessions.
@@ -626,7 +633,12 @@ class TermStructureSlope(StrategyPlugin):
             cash=cash,
             target_dte=30.0,
             rate=p.rate,
-            strategy_kwargs={"rules": p, "signals": self._signals, "last_day": inside[-1].date()},
+            strategy_kwargs={
+                "rules": p,
+                "signals": self._signals,
+                "last_day": inside[-1].date(),
+                "limits": self.risk,
+            },
         )
         info = {
             "market_source": f"chain:{p.chain_symbol}:{p.root}",

@@ -63,6 +63,7 @@ import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from brokers import OptionsBroker
+from brokers.cost_config import CostsConfig
 from brokers.live import ChainSnapshotFeed, RecordedSnapshots, load_minute_bars
 from data_feeds.auction import (
     AUCTION_TIME,
@@ -80,7 +81,7 @@ from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
 from strategies.risk import (
     UNATTRIBUTED,
     OptionRiskMixin,
-    RiskConfig,
+    RiskLimits,
     max_loss_contracts,
     sleeve_by_prefix,
     sleeve_info,
@@ -88,7 +89,6 @@ from strategies.risk import (
 )
 
 __all__ = [
-    "LOAD_TIME_PARAMS",
     "VolDislocation",
     "VolDislocationParams",
     "VolDislocationStrategy",
@@ -98,24 +98,13 @@ __all__ = [
     "with_forward_price",
 ]
 
-LOAD_TIME_PARAMS = frozenset(
-    {
-        "chain_symbol",
-        "root",
-        "rate",
-        "option_quotes",
-        "index_minute",
-        "har_fit_window",
-        "har_min_obs",
-    }
-)
-"""Parameters fixed when :meth:`VolDislocation.prepare` reads the data (not searchable)."""
-
 _OPEN = dt.time(9, 30)
 
 
 class VolDislocationParams(StrategyParams):
-    """Parameters of ``vol_dislocation`` (load-time ones in :data:`LOAD_TIME_PARAMS`).
+    """Parameters of ``vol_dislocation`` (searchable ones in :attr:`tunable`; ``chain_symbol``,
+    ``root``, ``rate``, ``option_quotes``, ``index_minute``, ``har_fit_window`` and
+    ``har_min_obs`` are fixed when :meth:`VolDislocation.prepare` reads the data).
 
     Attributes
     ----------
@@ -149,17 +138,31 @@ class VolDislocationParams(StrategyParams):
         Share of the equity risked per trade (module docstring, step 4).
     max_contracts : int
         Cap on units per trade.
-    max_drawdown, max_daily_loss : float, optional
-        :class:`strategies.risk.RiskConfig` kill switch and daily-loss block.
     delta_hedge : bool
         Hedge the book delta with the SPX index (proxy instrument).
     hedge_band : float
         Half-width of the no-trade band, index units (:class:`HedgeConfig` ``band``).
-    hedge_half_spread : float
-        Half spread paid per index unit traded, index points.
-    hedge_commission_per_share : float
-        Dollars per index unit traded.
+
+    The kill switch (``max_drawdown``), daily-loss block (``max_daily_loss``) and the hedge's
+    costs (``hedge_half_spread``, index points; ``hedge_commission_per_share``, dollars per index
+    unit) are not parameters: they come from the config's ``[risk]`` / ``[costs]``.
     """
+
+    tunable: ClassVar[frozenset[str]] = frozenset(
+        {
+            "rv_estimator",
+            "entry_threshold",
+            "exit_gap",
+            "exit_time",
+            "take_profit",
+            "stop_loss",
+            "sides",
+            "account_risk",
+            "max_contracts",
+            "delta_hedge",
+            "hedge_band",
+        }
+    )
 
     chain_symbol: str = "SPX"
     root: str = "SPXW"
@@ -179,12 +182,8 @@ class VolDislocationParams(StrategyParams):
     sides: Literal["both", "short", "long"] = "both"
     account_risk: float = Field(0.02, gt=0.0, le=0.5)
     max_contracts: int = Field(10, ge=1, le=1000)
-    max_drawdown: float | None = Field(0.25, gt=0.0, lt=1.0)
-    max_daily_loss: float | None = Field(None, gt=0.0, lt=1.0)
     delta_hedge: bool = False
     hedge_band: float = Field(10.0, gt=0.0)
-    hedge_half_spread: float = Field(0.05, ge=0.0)
-    hedge_commission_per_share: float = Field(0.005, ge=0.0)
 
     @field_validator("exit_time")
     @classmethod
@@ -214,13 +213,14 @@ class VolDislocationParams(StrategyParams):
         """``exit_time`` as a :class:`datetime.time`."""
         return dt.datetime.strptime(self.exit_time, "%H:%M").time()
 
-    def hedge_config(self) -> HedgeConfig:
-        """The band-rule :class:`strategies.hedging.HedgeConfig` of these parameters."""
+    def hedge_config(self, costs: CostsConfig) -> HedgeConfig:
+        """The band-rule :class:`strategies.hedging.HedgeConfig` of these parameters and the
+        config's hedge ``costs``."""
         return HedgeConfig(
             rule="band",
             band=self.hedge_band,
-            half_spread=self.hedge_half_spread,
-            commission_per_share=self.hedge_commission_per_share,
+            half_spread=costs.hedge_half_spread,
+            commission_per_share=costs.hedge_commission_per_share,
         )
 
 
@@ -378,6 +378,8 @@ class VolDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         :func:`dislocation_signals` rows.
     hedge : HedgeConfig
         Used when ``rules.delta_hedge``.
+    limits : strategies.risk.RiskLimits, optional
+        The config's ``[risk]`` (default ``RiskLimits()``).
 
     The decision of ``D`` is taken on its 09:31 snapshot and reads only ``signals[D]`` (auction
     quotes of the 09:30 bar, a forecast from sessions before ``D``) and that snapshot; exits read
@@ -386,7 +388,7 @@ class VolDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
     settlements of its legs), ``hedge_pnl`` (the day's share trades) and ``net_pnl`` (dollars).
     """
 
-    params = (("rules", None), ("signals", None))
+    params = (("rules", None), ("signals", None), ("limits", None))
 
     #: Tag prefix of the positions (the attribution sleeve).
     tag_prefix: ClassVar[str] = "vol"
@@ -395,11 +397,7 @@ class VolDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         super().__init__()
         self.rules: VolDislocationParams = self.p.rules or VolDislocationParams()
         self.signals: Mapping[dt.date, dict[str, Any]] = self.p.signals or {}
-        self.setup_risk(
-            RiskConfig(
-                max_drawdown=self.rules.max_drawdown, max_daily_loss=self.rules.max_daily_loss
-            )
-        )
+        self.setup_risk((self.p.limits or RiskLimits()).risk_config())
         track_sleeves(self, sleeve_by_prefix())
         self.trade: dict[str, Any] | None = None
         self.log_rows: list[dict[str, Any]] = []
@@ -656,15 +654,19 @@ class VolDislocation(StrategyPlugin):
     description = "0DTE SPX opening straddle: auction IV vs HAR range-vol forecast, intraday exits"
     Params: ClassVar[type[StrategyParams]] = VolDislocationParams
     required_data = ("underlying", "chains")
-    load_time_params = LOAD_TIME_PARAMS
+    risk_limits = frozenset({"max_drawdown", "max_daily_loss"})
     strategy_cls: ClassVar[type[VolDislocationStrategy]] = VolDislocationStrategy
     #: Signal-table parameters (searchable; one table per combination, built in ``prepare``).
     signal_keys: ClassVar[tuple[str, ...]] = ("rv_estimator",)
 
     def __init__(
-        self, fixed: Mapping[str, Any] | None = None, broker: Mapping[str, Any] | None = None
+        self,
+        fixed: Mapping[str, Any] | None = None,
+        broker: Mapping[str, Any] | None = None,
+        costs: CostsConfig | None = None,
+        risk: RiskLimits | None = None,
     ) -> None:
-        super().__init__(fixed, broker)
+        super().__init__(fixed, broker, costs, risk)
         self._tables: dict[tuple[Any, ...], pd.DataFrame] = {}
         self._forecasts: dict[str, pd.DataFrame] = {}
 
@@ -853,7 +855,12 @@ class VolDislocation(StrategyPlugin):
             [feed],
             broker,
             cash=cash,
-            strategy_kwargs={"rules": p, "signals": signals, "hedge": p.hedge_config()},
+            strategy_kwargs={
+                "rules": p,
+                "signals": signals,
+                "hedge": p.hedge_config(self.costs),
+                "limits": self.risk,
+            },
         )
         value = value.reindex(inside).ffill().fillna(cash)
         prev = np.concatenate([[cash], value.to_numpy()[:-1]])

@@ -52,12 +52,13 @@ import math
 from collections.abc import Mapping, Sequence
 from itertools import product
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from brokers.cost_config import CostsConfig
 from data_feeds import SnapshotCache, load_vvix
 from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot
@@ -70,7 +71,7 @@ from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
 from strategies.option_strategy import run_chain_cerebro
 from strategies.risk import (
     OptionRiskMixin,
-    RiskConfig,
+    RiskLimits,
     base_tag,
     combo_max_loss_at_fill,
     max_loss_contracts,
@@ -80,7 +81,6 @@ from strategies.risk import (
 from strategies.skew_dislocation import expected_skew
 
 __all__ = [
-    "LOAD_TIME_PARAMS",
     "SIGNAL_KEYS",
     "VolOfVolGamma",
     "VolOfVolParams",
@@ -89,8 +89,11 @@ __all__ = [
     "vol_of_vol_signals",
 ]
 
-LOAD_TIME_PARAMS = frozenset({"chain_symbol", "root", "rate", "target_dte", "vvix_source"})
-"""Parameters fixed when :meth:`VolOfVolGamma.prepare` reads the data (not searchable)."""
+HEDGE_COST_KEYS = {
+    "half_spread": "hedge_half_spread",
+    "commission_per_share": "hedge_commission_per_share",
+}
+"""``HedgeConfig`` cost fields -> their ``[costs]`` key."""
 
 SIGNAL_KEYS = ("change_kind", "fit_window", "min_fit", "vvix_measure", "vvix_z_window")
 """Parameters of the daily signal table (:func:`vol_of_vol_signals`); each combination of the
@@ -98,7 +101,9 @@ search space is computed once in :meth:`VolOfVolGamma.prepare`."""
 
 
 class VolOfVolParams(StrategyParams):
-    """Parameters of ``vol_of_vol`` (load-time ones in :data:`LOAD_TIME_PARAMS`).
+    """Parameters of ``vol_of_vol`` (searchable ones in :attr:`tunable`; ``chain_symbol``,
+    ``root``, ``rate``, ``target_dte`` and ``vvix_source`` are fixed when
+    :meth:`VolOfVolGamma.prepare` reads the data).
 
     Attributes
     ----------
@@ -137,13 +142,36 @@ class VolOfVolParams(StrategyParams):
         Share of the equity the premium (the straddle's maximum loss) may be.
     max_contracts : int
         Cap on straddles per trade.
-    max_drawdown, max_daily_loss : float, optional
-        Risk layer (:class:`strategies.risk.RiskConfig`): kill switch and daily-loss block.
     delta_hedge : bool
         Hedge the book delta with the underlying (:class:`strategies.hedging.DeltaHedger`).
     hedge : HedgeConfig
-        Hedge rule and costs (default: every snapshot, 0.05 point half spread, $0.005 a unit).
+        Hedge rule (default: every snapshot). Its costs (``half_spread``,
+        ``commission_per_share``) are refused here: they are the config's
+        ``[costs] hedge_half_spread`` / ``hedge_commission_per_share``.
+
+    The risk layer's kill switch (``max_drawdown``) and daily-loss block (``max_daily_loss``)
+    are not parameters: they come from the config's ``[risk]``.
     """
+
+    tunable: ClassVar[frozenset[str]] = frozenset(
+        {
+            "change_kind",
+            "fit_window",
+            "min_fit",
+            "vvix_measure",
+            "vvix_z_window",
+            "vvix_threshold",
+            "residual_threshold",
+            "exit_residual_z",
+            "hold_days",
+            "exit_dte",
+            "profit_target",
+            "stop_loss",
+            "account_risk",
+            "max_contracts",
+            "delta_hedge",
+        }
+    )
 
     chain_symbol: str = "SPX"
     root: str = "SPXW"
@@ -164,10 +192,31 @@ class VolOfVolParams(StrategyParams):
     stop_loss: float = Field(0.5, gt=0.0, le=1.0)
     account_risk: float = Field(0.02, gt=0.0, le=0.5)
     max_contracts: int = Field(5, ge=1, le=1000)
-    max_drawdown: float | None = Field(0.25, gt=0.0, lt=1.0)
-    max_daily_loss: float | None = Field(None, gt=0.0, lt=1.0)
     delta_hedge: bool = True
     hedge: HedgeConfig = HedgeConfig(rule="interval")
+
+    @field_validator("hedge", mode="before")
+    @classmethod
+    def _no_costs_in_hedge(cls, value: Any) -> Any:
+        given = set(value) if isinstance(value, Mapping) else set()
+        if isinstance(value, HedgeConfig):
+            given = set(value.model_fields_set)
+        costs = sorted(given & set(HEDGE_COST_KEYS))
+        if costs:
+            raise ValueError(
+                f"hedge.{costs[0]} is a cost, not a parameter: set "
+                f"costs.{HEDGE_COST_KEYS[costs[0]]}"
+            )
+        return value
+
+    def hedge_config(self, costs: CostsConfig) -> HedgeConfig:
+        """:attr:`hedge` with the config's hedge ``costs``."""
+        return self.hedge.model_copy(
+            update={
+                "half_spread": costs.hedge_half_spread,
+                "commission_per_share": costs.hedge_commission_per_share,
+            }
+        )
 
     @model_validator(mode="after")
     def _consistent(self) -> VolOfVolParams:
@@ -352,24 +401,22 @@ class VolOfVolStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         Last session of the window: the position is closed there, nothing opens.
     hedge : HedgeConfig
         Used when ``rules.delta_hedge``.
+    limits : strategies.risk.RiskLimits, optional
+        The config's ``[risk]`` (default ``RiskLimits()``).
 
     ``log_rows``: one row per snapshot; the entry row ends with ``status = "traded"``,
     ``exit_date``, ``exit_reason`` and ``option_pnl`` (dollars: premiums at the fills,
     commissions, settlements of its legs). ``trades``: one row per straddle.
     """
 
-    params = (("rules", None), ("signals", None), ("last_day", None))
+    params = (("rules", None), ("signals", None), ("last_day", None), ("limits", None))
 
     def __init__(self) -> None:
         super().__init__()
         self.rules: VolOfVolParams = self.p.rules or VolOfVolParams()
         self.signals: Mapping[dt.date, dict[str, Any]] = self.p.signals or {}
         self.last_day: dt.date = self.p.last_day or dt.date.max
-        self.setup_risk(
-            RiskConfig(
-                max_drawdown=self.rules.max_drawdown, max_daily_loss=self.rules.max_daily_loss
-            )
-        )
+        self.setup_risk((self.p.limits or RiskLimits()).risk_config())
         track_sleeves(self, _sleeve_of)
         self.log_rows: list[dict[str, Any]] = []
         self.trades: list[dict[str, Any]] = []
@@ -557,12 +604,16 @@ class VolOfVolGamma(StrategyPlugin):
     description = "Buy delta-hedged SPXW straddles when VVIX rises and VIX lags the fitted relation"
     Params = VolOfVolParams
     required_data = ("underlying", "vix", "chains")
-    load_time_params = LOAD_TIME_PARAMS
+    risk_limits = frozenset({"max_drawdown", "max_daily_loss"})
 
     def __init__(
-        self, fixed: Mapping[str, Any] | None = None, broker: Mapping[str, Any] | None = None
+        self,
+        fixed: Mapping[str, Any] | None = None,
+        broker: Mapping[str, Any] | None = None,
+        costs: CostsConfig | None = None,
+        risk: RiskLimits | None = None,
     ) -> None:
-        super().__init__(fixed, broker)
+        super().__init__(fixed, broker, costs, risk)
         self._tables: dict[tuple[Any, ...], pd.DataFrame] = {}
 
     def prepare(self, data: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> None:
@@ -697,7 +748,8 @@ class VolOfVolGamma(StrategyPlugin):
                 "rules": p,
                 "signals": signals,
                 "last_day": inside[-1].date(),
-                "hedge": p.hedge,
+                "hedge": p.hedge_config(self.costs),
+                "limits": self.risk,
             },
         )
         pnl = strat.hedger.pnl_frame()

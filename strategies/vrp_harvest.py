@@ -41,7 +41,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -60,7 +60,7 @@ from strategies.evaluation import signal_evaluation
 from strategies.option_strategy import OptionStrategy, run_chain_cerebro
 from strategies.risk import (
     OptionRiskMixin,
-    RiskConfig,
+    RiskLimits,
     VolManagedSizer,
     max_loss_contracts,
     sleeve_by_prefix,
@@ -69,7 +69,6 @@ from strategies.risk import (
 )
 
 __all__ = [
-    "LOAD_TIME_PARAMS",
     "VrpHarvest",
     "VrpHarvestParams",
     "VrpHarvestStrategy",
@@ -78,14 +77,10 @@ __all__ = [
     "vrp_signal_table",
 ]
 
-LOAD_TIME_PARAMS = frozenset(
-    {"chain_symbol", "root", "rate", "target_dte", "min_dte", "max_dte", "settlement_source"}
-)
-"""Parameters fixed when :meth:`VrpHarvest.prepare` reads the chains (not searchable)."""
-
-
 class VrpHarvestParams(StrategyParams):
-    """Parameters of ``vrp_harvest`` (load-time ones in :data:`LOAD_TIME_PARAMS`).
+    """Parameters of ``vrp_harvest`` (searchable ones in :attr:`tunable`; ``chain_symbol``,
+    ``root``, ``rate``, ``target_dte``, ``min_dte``, ``max_dte`` and ``settlement_source`` are
+    fixed when :meth:`VrpHarvest.prepare` reads the chains).
 
     Attributes
     ----------
@@ -135,9 +130,32 @@ class VrpHarvestParams(StrategyParams):
         Vol-managed sizing: target annualized vol (decimal) and return window (sessions).
     max_open : int
         Open positions at most (one per expiry).
-    max_drawdown, max_daily_loss : float, optional
-        Risk layer (:class:`strategies.risk.RiskConfig`): kill switch and daily-loss block.
+
+    The risk layer's kill switch (``max_drawdown``) and daily-loss block (``max_daily_loss``)
+    are not parameters: they come from the config's ``[risk]``.
     """
+
+    tunable: ClassVar[frozenset[str]] = frozenset(
+        {
+            "structure",
+            "strangle_delta",
+            "rv_estimator",
+            "rv_window",
+            "z_window",
+            "z_min_periods",
+            "entry_z",
+            "min_vrp",
+            "exit_dte",
+            "profit_target",
+            "stop_loss",
+            "sizing",
+            "account_risk",
+            "max_contracts",
+            "vm_target_vol",
+            "vm_window",
+            "max_open",
+        }
+    )
 
     chain_symbol: str = "SPX"
     root: str = "SPXW"
@@ -163,8 +181,6 @@ class VrpHarvestParams(StrategyParams):
     vm_target_vol: float = Field(0.15, gt=0.0, le=5.0)
     vm_window: int = Field(21, ge=2, le=504)
     max_open: int = Field(1, ge=1, le=20)
-    max_drawdown: float | None = Field(0.25, gt=0.0, lt=1.0)
-    max_daily_loss: float | None = Field(None, gt=0.0, lt=1.0)
 
     @model_validator(mode="after")
     def _consistent(self) -> VrpHarvestParams:
@@ -353,13 +369,21 @@ class VrpHarvestStrategy(OptionRiskMixin, OptionStrategy):
         Daily close-to-close returns of the underlying indexed by ``datetime.date`` (sizing).
     last_day : datetime.date
         Last session of the window: positions are closed there, nothing opens.
+    limits : strategies.risk.RiskLimits, optional
+        The config's ``[risk]`` (default ``RiskLimits()``).
 
     The decision on ``D`` reads only row ``D`` of the signal table (implied vol of ``D``'s
     snapshot, realized vol through ``D-1``, z-score against earlier dates) and returns before
     ``D``.
     """
 
-    params = (("rules", None), ("signals", None), ("returns", None), ("last_day", None))
+    params = (
+        ("rules", None),
+        ("signals", None),
+        ("returns", None),
+        ("last_day", None),
+        ("limits", None),
+    )
 
     def __init__(self) -> None:
         super().__init__()
@@ -367,11 +391,7 @@ class VrpHarvestStrategy(OptionRiskMixin, OptionStrategy):
         self.signals: pd.DataFrame = self.p.signals
         self.returns: pd.Series = self.p.returns
         self.last_day: dt.date = self.p.last_day or dt.date.max
-        self.setup_risk(
-            RiskConfig(
-                max_drawdown=self.rules.max_drawdown, max_daily_loss=self.rules.max_daily_loss
-            )
-        )
+        self.setup_risk((self.p.limits or RiskLimits()).risk_config())
         track_sleeves(self, sleeve_by_prefix())
         self.positions_open: dict[str, VrpPosition] = {}
         self.positions_done: list[VrpPosition] = []
@@ -590,7 +610,7 @@ class VrpHarvest(StrategyPlugin):
     description = "Sell ATM straddles/strangles when the chain's VRP z-score is high"
     Params = VrpHarvestParams
     required_data = ("underlying", "chains")
-    load_time_params = LOAD_TIME_PARAMS
+    risk_limits = frozenset({"max_drawdown", "max_daily_loss"})
 
     def prepare(self, data: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> None:
         """ATM IV of every quote date and the VRP table of every searched signal setting.
@@ -729,6 +749,7 @@ class VrpHarvest(StrategyPlugin):
             rate=p.rate,
             strategy_kwargs={
                 "rules": p,
+                "limits": self.risk,
                 "signals": self.signals(p),
                 "returns": self.returns,
                 "last_day": inside[-1].date(),

@@ -25,7 +25,7 @@ import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import backtrader as bt
 import numpy as np
@@ -33,6 +33,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from brokers import MarginError, OptionsBroker, quotes_snapshot, underlying_of
+from brokers.cost_config import CostsConfig
 from data_feeds import (
     MARKET_COLUMNS,
     OptionContract,
@@ -49,6 +50,7 @@ from indicators import RealizedVol, har_forecast
 from pricing.black_scholes import straddle_price_nb
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
 from strategies.evaluation import error_stats, outcome_table
+from strategies.risk import RiskLimits
 
 Estimator = Literal["close_to_close", "parkinson", "garman_klass", "rogers_satchell", "yang_zhang"]
 
@@ -112,7 +114,25 @@ class ZeroDteStraddleParams(StrategyParams):
         Leg bid-ask spread of the VIX proxy: ``max(fraction * mid, min)`` (index points).
     root : str
         Option root traded (``SPXW``: PM-settled on the close).
+
+    Searchable (:attr:`tunable`): the forecast and the trade rules. The market-table parameters
+    (``rate``, ``div_yield``, ``strike_increment``, the proxy's spread, ``market_source``,
+    ``chain_expiry``, ``chain_symbol``, ``root``, ``har_fit_window``) are fixed when
+    :meth:`ZeroDteStraddle.prepare` builds the market table and forecasts.
     """
+
+    tunable: ClassVar[frozenset[str]] = frozenset(
+        {
+            "estimator",
+            "window",
+            "forecast",
+            "short_threshold",
+            "long_threshold",
+            "allow_short",
+            "allow_long",
+            "contracts",
+        }
+    )
 
     estimator: Estimator = "rogers_satchell"
     window: int = Field(21, ge=2, le=252)
@@ -324,6 +344,9 @@ class ZeroDteStraddle(StrategyPlugin):
         Fixed parameter values from ``[strategy.params]`` (validated by the runner).
     broker : mapping
         :class:`brokers.OptionsBroker` params (commission_per_contract, slippage_spread_fraction).
+    costs, risk : optional
+        The config's ``[costs]`` / ``[risk]`` (:class:`strategies.base.StrategyPlugin`); this
+        strategy enforces no ``[risk]`` limit.
     """
 
     name = "zero_dte_straddle"
@@ -334,9 +357,13 @@ class ZeroDteStraddle(StrategyPlugin):
     ``("underlying", "chains")`` (see :meth:`data_needed`)."""
 
     def __init__(
-        self, fixed: Mapping[str, Any] | None = None, broker: Mapping[str, Any] | None = None
+        self,
+        fixed: Mapping[str, Any] | None = None,
+        broker: Mapping[str, Any] | None = None,
+        costs: CostsConfig | None = None,
+        risk: RiskLimits | None = None,
     ) -> None:
-        super().__init__(fixed, broker)
+        super().__init__(fixed, broker, costs, risk)
         self._rolling: dict[tuple[str, int], np.ndarray] = {}
         self._har: dict[str, np.ndarray] = {}
 
@@ -363,23 +390,7 @@ class ZeroDteStraddle(StrategyPlugin):
         ValueError
             A market-table parameter is in the search space (it is fixed at load time).
         """
-        tunable_market = {
-            "strike_increment",
-            "proxy_spread_fraction",
-            "proxy_min_leg_spread",
-            "rate",
-            "div_yield",
-            "market_source",
-            "har_fit_window",
-            "chain_expiry",
-            "chain_symbol",
-            "root",
-        } & set(grid)
-        if tunable_market:
-            raise ValueError(
-                f"parameters {sorted(tunable_market)} are fixed at load time; "
-                "move them from [strategy.search_space] to [strategy.params]"
-            )
+        self.check_search_space(grid)
         base = ZeroDteStraddleParams(**self.fixed)
         self.underlying = data["underlying"]
         if base.market_source == "chain":

@@ -6,6 +6,7 @@ Sizing (:mod:`strategies.risk.sizing`)
     and :func:`combo_max_loss` / :func:`combo_max_loss_at_fill` (contracts from account risk and a
     combo's maximum loss).
 Limits and guards (:mod:`strategies.risk.manager`)
+    :class:`RiskLimits` (the config's ``[risk]`` section, :mod:`strategies.risk.limits`),
     :class:`RiskConfig` and :class:`RiskManager`: max-drawdown kill switch, daily-loss block,
     per-position stop-loss, delta band re-hedge (:func:`hedge_quantity`), gamma/vega caps that
     block risk-increasing orders (:func:`combo_greeks`).
@@ -39,6 +40,7 @@ from strategies.risk.attribution import (
     write_run_attribution,
 )
 from strategies.risk.ledger import TagLedger, base_tag
+from strategies.risk.limits import RiskLimits
 from strategies.risk.manager import (
     GREEKS,
     OrderCheck,
@@ -80,6 +82,7 @@ __all__ = [
     "PositionRisk",
     "RiskAction",
     "RiskConfig",
+    "RiskLimits",
     "RiskManager",
     "RiskMixin",
     "Signal",

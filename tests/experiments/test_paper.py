@@ -178,19 +178,22 @@ def cli() -> typer.Typer:
 # -- config ----------------------------------------------------------------------------------------
 def test_shipped_configs_keep_working() -> None:
     """Every shipped config's [broker] section validates unchanged, defaults to the backtest, and
-    hands the plugin the same OptionsBroker params as before (the sub-sections are excluded)."""
+    hands the plugin the same OptionsBroker params as before (costs are in [costs] now; the
+    broker sub-sections are excluded from the dump)."""
     import tomllib
 
-    from experiments.config import BrokerConfig
+    from experiments.config import BrokerConfig, load_config
 
     for path in sorted(Path("experiments/configs").glob("*.toml")):
-        raw = tomllib.loads(path.read_text()).get("broker", {})
-        broker = BrokerConfig.model_validate(raw)
+        raw = tomllib.loads(path.read_text())
+        broker = BrokerConfig.model_validate(raw.get("broker", {}))
         assert broker.kind == "backtest"
-        assert broker.model_dump(exclude={"kind"}) == {
-            "commission_per_contract": raw.get("commission_per_contract", 1.0),
-            "slippage_spread_fraction": raw.get("slippage_spread_fraction", 0.5),
-            "settlement_fee_per_contract": raw.get("settlement_fee_per_contract", 0.0),
+        assert broker.model_dump(exclude={"kind"}) == {}
+        costs = {**raw.get("broker", {}), **raw.get("costs", {})}
+        assert load_config(path).costs.options_broker_params() == {
+            "commission_per_contract": costs.get("commission_per_contract", 1.0),
+            "slippage_spread_fraction": costs.get("slippage_spread_fraction", 0.5),
+            "settlement_fee_per_contract": costs.get("settlement_fee_per_contract", 0.0),
         }
 
 

@@ -41,6 +41,7 @@ from strategies.ml_spreads import (
     select_dte,
     select_spread,
 )
+from strategies.risk import RiskLimits
 
 TZ = "America/New_York"
 INDEX = "index/spx_vix_spy_qqq_daily.csv"
@@ -430,7 +431,7 @@ def bull_put_run(spy_store):
     return run_strategy(spy_store, days, signals)
 
 
-def run_strategy(store, days, signals, **rules):
+def run_strategy(store, days, signals, limits=None, **rules):
     params = MlSpreadsParams(min_dte=21, exit_dte=20, **rules)
     feed = chain_feed(store, "SPY", roots=["SPY"], start=days[0], end=days[-1])
     spy = store_spy_close(store, days)
@@ -440,7 +441,12 @@ def run_strategy(store, days, signals, **rules):
         [feed],
         broker,
         cash=100_000.0,
-        strategy_kwargs={"rules": params, "signals": signals, "last_day": days[-1]},
+        strategy_kwargs={
+            "rules": params,
+            "signals": signals,
+            "last_day": days[-1],
+            "limits": limits,
+        },
     )
     return strat, value, broker
 
@@ -521,7 +527,9 @@ def test_kill_switch_of_the_risk_layer_stops_new_spreads(spy_store) -> None:
             "vix_rank_forecast": 0.5}
         for d in days
     }  # fmt: skip
-    strat, _, broker = run_strategy(spy_store, days, signals, max_drawdown=0.001)
+    strat, _, broker = run_strategy(
+        spy_store, days, signals, limits=RiskLimits(max_drawdown=0.001)
+    )
     events = strat.risk.events_frame()
     assert strat.risk.killed and (events["kind"] == "kill").sum() == 1
     kill_day = strat.risk.kill_time.date()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import tomllib
 from pathlib import Path
@@ -16,6 +17,7 @@ from data_feeds.calendar import TZ
 from data_feeds.spread_feed import load_pair_leg
 from pricing.ou import simulate_ou
 from strategies.ou_pairs import OUPairs, OUPairsParams
+from strategies.risk import RiskLimits
 
 CASH = 100_000.0
 CONFIGS = Path(__file__).resolve().parents[2] / "experiments" / "configs"
@@ -157,8 +159,9 @@ def test_a_broken_pair_is_flattened_and_not_traded_again() -> None:
 
 def test_kill_switch_flattens_and_blocks(synthetic) -> None:
     plugin, days, _ = synthetic
-    params = OUPairsParams(**FIXED, max_drawdown=0.002)
-    res = plugin.backtest(params, days[0], days[-1], cash=CASH)
+    killer = copy.copy(plugin)  # the limit is the config's [risk], not a parameter
+    killer.risk = RiskLimits(max_drawdown=0.002)
+    res = killer.backtest(OUPairsParams(**FIXED), days[0], days[-1], cash=CASH)
     events = res.info["risk_events"]
     kills = events.loc[events["kind"] == "kill"]
     assert len(kills) == 1
@@ -209,7 +212,7 @@ def test_example_configs_fit_the_plugin(shared_data: Path) -> None:
 @pytest.mark.slow
 def test_real_pairs_tearsheets(shared_data: Path, tmp_path: Path) -> None:
     """Walk-forward on each example config's data through the plugin API, risk layer on."""
-    from experiments.config import OptimizeConfig, WalkForwardConfig
+    from experiments.config import OptimizeConfig, WalkForwardConfig, load_config
     from experiments.tearsheet import write_tearsheet
     from experiments.walkforward import run_walkforward
 
@@ -222,7 +225,8 @@ def test_real_pairs_tearsheets(shared_data: Path, tmp_path: Path) -> None:
             legs[f"leg_{leg}"] = load_pair_leg(
                 src, start=raw["data"].get("start"), end=raw["data"].get("end"), **spec
             )
-        plugin = OUPairs(raw["strategy"]["params"])
+        config = load_config(CONFIGS / f"{name}.toml")  # its [costs] and [risk] too
+        plugin = OUPairs(raw["strategy"]["params"], costs=config.costs, risk=config.risk)
         space = {}
         from experiments.config import StrategyConfig
 

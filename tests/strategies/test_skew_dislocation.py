@@ -17,7 +17,7 @@ import statsmodels.api as sm
 
 from data_feeds import load_ohlc
 from strategies.hedging import DeltaHedgedStrategy
-from strategies.risk import OptionRiskMixin
+from strategies.risk import OptionRiskMixin, RiskLimits
 from strategies.skew_dislocation import (
     SkewDislocation,
     SkewDislocationParams,
@@ -200,7 +200,8 @@ def test_kill_switch_flattens_options_and_hedge_and_blocks_every_later_entry(
     later = [d for d in plugin.quote_dates if d >= a]
     pl = _forced(plugin, dict.fromkeys(later, 3.0))
     start, end = _window(plugin, a, dt.date(2019, 6, 20))
-    res = pl.backtest(plugin.base.model_copy(update={"max_drawdown": 1e-6}), start, end, cash=1e6)
+    pl.risk = RiskLimits(max_drawdown=1e-6)  # the config's [risk], not a parameter
+    res = pl.backtest(plugin.base, start, end, cash=1e6)
     assert res.info["killed"] is True
     ev = res.info["risk_events"]
     kill = ev[ev["kind"] == "kill"].iloc[0]
@@ -293,8 +294,10 @@ def test_risk_params_are_validated() -> None:
     with pytest.raises(ValueError, match="stop_loss"):
         SkewDislocationParams(sizing="max_loss")
     with pytest.raises(ValueError, match="max_drawdown"):
-        SkewDislocationParams(max_drawdown=1.5)
+        RiskLimits(max_drawdown=1.5)
+    with pytest.raises(ValueError, match="max_drawdown"):  # a limit, not a parameter
+        SkewDislocationParams(max_drawdown=0.2)
     with pytest.raises(ValueError, match="account_risk"):
         SkewDislocationParams(account_risk=0.0)
-    cfg = SkewDislocationParams(stop_loss=0.5, max_daily_loss=0.02).risk_config()
+    cfg = SkewDislocationParams(stop_loss=0.5).risk_config(RiskLimits(max_daily_loss=0.02))
     assert (cfg.max_drawdown, cfg.max_daily_loss, cfg.stop_loss) == (0.25, 0.02, 0.5)

@@ -262,4 +262,5 @@ def test_params_validation_and_registration() -> None:
     SurfaceArbitrageParams(model="sabr", leave_one_out=False)
     with pytest.raises(ValueError, match="fixed at load time"):
         SurfaceArbitrage({}).prepare({}, {"leave_one_out": [True, False]})
-    assert SurfaceArbitrageParams().risk_config().max_abs_vega == 500_000.0
+    # the default [risk] of this strategy: $5,000 per vol point = $500,000 per 1.00 of vol
+    assert SurfaceArbitrageParams().risk_config(SurfaceArbitrage().risk).max_abs_vega == 500_000.0

@@ -16,6 +16,7 @@ import pytest
 import statsmodels.api as sm
 
 from data_feeds import load_ohlc
+from strategies.risk import RiskLimits
 from strategies.term_structure_slope import (
     TermStructureSlope,
     TermStructureSlopeParams,
@@ -180,7 +181,8 @@ def test_kill_switch_flattens_the_calendar_and_blocks_every_later_entry(
     later = [d for d in plugin.quote_dates if d >= A]
     pl = _forced(plugin, dict.fromkeys(later, 0.05))
     start, end = _window(plugin, dt.date(2019, 5, 20))
-    res = pl.backtest(TermStructureSlopeParams(max_drawdown=1e-6), start, end, cash=100_000.0)
+    pl.risk = RiskLimits(max_drawdown=1e-6)  # the config's [risk], not a parameter
+    res = pl.backtest(TermStructureSlopeParams(), start, end, cash=100_000.0)
     q = _quotes(shared_data)
     mid = {k: 0.5 * (v["bid"] + v["ask"]) for k, v in q.items()}
     value_b = 100_000.0 + 100 * (q["fa"]["bid"] - q["na"]["ask"]) - 2.0
@@ -263,8 +265,10 @@ def test_risk_params_are_validated() -> None:
         TermStructureSlopeParams(sizing="max_loss")
     TermStructureSlopeParams(sizing="max_loss", allow_short=False)  # a debit bounds the loss
     with pytest.raises(ValueError, match="max_daily_loss"):
-        TermStructureSlopeParams(max_daily_loss=0.0)
+        RiskLimits(max_daily_loss=0.0)
+    with pytest.raises(ValueError, match="max_daily_loss"):  # a limit, not a parameter
+        TermStructureSlopeParams(max_daily_loss=0.02)
     with pytest.raises(ValueError, match="max_contracts"):
         TermStructureSlopeParams(max_contracts=0)
-    cfg = TermStructureSlopeParams(stop_loss=0.5).risk_config()
+    cfg = TermStructureSlopeParams(stop_loss=0.5).risk_config(RiskLimits())
     assert (cfg.max_drawdown, cfg.max_daily_loss, cfg.stop_loss) == (0.25, None, 0.5)

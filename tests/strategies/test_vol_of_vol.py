@@ -5,6 +5,7 @@ closes, truncated chains and daily data) and the parameter checks."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import math
 from pathlib import Path
@@ -15,8 +16,10 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
+from brokers.cost_config import CostsConfig
 from data_feeds import load_ohlc, load_vvix
 from strategies import get_strategy
+from strategies.risk import RiskLimits
 from strategies.vol_of_vol import (
     VolOfVolGamma,
     VolOfVolParams,
@@ -292,6 +295,10 @@ def test_params_and_inputs_are_validated(daily) -> None:
         VolOfVolParams(stop_loss=1.5)
     with pytest.raises(ValueError, match="hedge"):
         VolOfVolParams(hedge={"rule": "hourly"})
+    with pytest.raises(ValueError, match=r"costs\.hedge_half_spread"):  # a cost, not a parameter
+        VolOfVolParams(hedge={"rule": "interval", "half_spread": 0.0})
+    hedge = VolOfVolParams().hedge_config(CostsConfig(hedge_half_spread=0.1))
+    assert (hedge.rule, hedge.half_spread, hedge.commission_per_share) == ("interval", 0.1, 0.005)
     with pytest.raises(ValueError, match="Extra inputs"):
         VolOfVolParams(vvix_window=3)
     with pytest.raises(ValueError, match="fixed at load time"):
@@ -310,8 +317,9 @@ def test_kill_switch_flattens_the_straddle_and_blocks_new_entries(plugin: VolOfV
     """A 0.2 % drawdown limit trips while a straddle is open (2019-05-21, after the May gain):
     the risk layer sells it and the hedge, and every later firing date is refused."""
     days = plugin.trading_days()
-    p = plugin.base.model_copy(update={"max_drawdown": 0.002})
-    res = plugin.backtest(p, days[0], days[-1], cash=CASH)
+    killer = copy.copy(plugin)  # the limit is the config's [risk], not a parameter
+    killer.risk = RiskLimits(max_drawdown=0.002)
+    res = killer.backtest(plugin.base, days[0], days[-1], cash=CASH)
     assert res.info["killed"]
     trades = res.info["vov_trades"]
     last = trades.iloc[-1]
