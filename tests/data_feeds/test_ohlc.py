@@ -99,7 +99,7 @@ def test_single_column_series_is_close_only(tmp_path: Path) -> None:
         tmp_path / "vvix.csv", index=False
     )
     # both dates read as a month (DD/MM) or a day (MM/DD) apart: ambiguous, the file must say
-    with pytest.raises(DataValidationError, match="ambiguous dates: '01/03/2017'.*date_format"):
+    with pytest.raises(DataValidationError, match=r"ambiguous dates: '01/03/2017'.*date_format"):
         load_ohlc(tmp_path / "vvix.csv")
     df = load_ohlc(tmp_path / "vvix.csv", date_format="%m/%d/%Y")
     assert df.index[0].strftime("%Y-%m-%d") == "2017-01-03"
