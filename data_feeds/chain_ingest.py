@@ -662,16 +662,18 @@ def duckdb_error_line(path: Path | str, exc: BaseException) -> str:
         return f"{where}: ragged row, expected {cols.group(1)} columns, found {cols.group(2)}"
     if "Invalid unicode" in text or "not utf-8" in text.lower():
         return f"{where}: invalid UTF-8 byte sequence (the file is not UTF-8; re-save it as UTF-8)"
-    if "unterminated quote" in text.lower() or ("quote" in text.lower() and m):
-        detail = next((ln for ln in lines[1:] if "quote" in ln.lower()), "bad quoting")
-        return f"{where}: {detail.rstrip('.')}"
+    # the problem statement: DuckDB's message is blank-line separated blocks -- "CSV Error on
+    # Line: N" + the echoed row, then the problem, then advice ("Possible ...") and a dump
+    blocks = [b.strip() for b in text.split("\n\n") if b.strip()]
+    problem = [
+        b.splitlines()[0]
+        for b in blocks[1:]
+        if not b.startswith(("Possible", "*", "Original Line")) and " = " not in b.splitlines()[0]
+    ]
     if "sniffing file" in text or "automatically detect the CSV" in text:
         return f"{where}: not a delimited text file (DuckDB could not detect a CSV layout)"
     if m:
-        detail = next(
-            (ln for ln in lines[1:] if not ln.startswith(("Original Line", "Possible"))),
-            "malformed row",
-        )
+        detail = problem[0] if problem else "malformed row"
         return f"{where}: {detail.rstrip('.')}"
     first = lines[0] if lines else type(exc).__name__
     return f"{where}: cannot be read ({first[:200]})"

@@ -302,6 +302,12 @@ def _nul_mid(s: Path, t: Path) -> Path:
     return write(t / "nul.csv", ls)
 
 
+def _unterminated(s: Path, t: Path) -> Path:
+    ls = spy_lines(s)
+    ls[29] = ls[29].replace(",call,", ',"call,').replace(",put,", ',"put,')
+    return write(t / "quote.csv", ls)
+
+
 def _duplicates(conflict: bool) -> Callable[[Path, Path], Path]:
     def make(s: Path, t: Path) -> Path:
         ls = spy_lines(s)
@@ -360,6 +366,7 @@ CHAIN_CASES: list[Case] = [
     Case("C46", "folder: good file + the underlying bars file", _folder(None, "spy_underlying.csv"), Stored(60)),
     Case("C47", "2019 SPXW slice, underlying column says SPXW", _one(lambda s, t: _spx_parquet(s, t, underlying="SPXW")), Stored(-1)),
     Case("C48", "2019 SPXW slice, dates tz-aware UTC, machine TZ=America/New_York", _one(lambda s, t: _spx_parquet(s, t, tz=True)), Stored(-1), tz="America/New_York"),
+    Case("C49", "unterminated quote opened in line 30", _one(_unterminated), Fails("unterminated quote", 2, 30)),
 ]  # fmt: skip
 
 
