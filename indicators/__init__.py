@@ -15,6 +15,11 @@ realized_vol, daily_variance, ESTIMATORS, RealizedVol, RealizedVolIndicator
     Close-to-close, Parkinson (1980), Garman-Klass (1980), Rogers-Satchell (1991) and
     Yang-Zhang (2000) realized volatility, decimal, annualized with 252 days. The value at
     bar ``t`` uses bars up to ``t`` only.
+past_ols, PastOLS
+    Past-only rolling OLS of ``y`` on ``x`` (or a past mean) and the residual z-score: the value
+    at ``t`` is fitted on earlier points only (``skew_dislocation``, ``vol_of_vol``).
+rolling_skewness, RealizedSkewness
+    Rolling bias-corrected sample skewness (``scipy.stats.skew(bias=False)``).
 har_forecast, har_forecast_from_rv, har_fit, HarForecast, HarForecastIndicator
     HAR-RV one-day-ahead forecast (Corsi 2009); the value at ``t`` is the forecast of
     ``rv_t`` from bars up to ``t-1``.
@@ -71,9 +76,12 @@ from indicators.realized_vol import (
     daily_variance,
     realized_vol,
 )
+from indicators.regression import MODELS, PastOLS, past_ols, past_ols_nb
+from indicators.skewness import RealizedSkewness, rolling_skewness, rolling_skewness_nb
 from indicators.vol_signals import (
     IVRank,
     IVRankIndicator,
+    PastZScore,
     VolOfVol,
     VolOfVolIndicator,
     VRPIndicator,
@@ -87,6 +95,7 @@ from indicators.vol_signals import (
 
 __all__ = [
     "ESTIMATORS",
+    "MODELS",
     "REGIMES",
     "REGIME_FEATURE_COLUMNS",
     "TECHNICAL_FEATURE_COLUMNS",
@@ -103,6 +112,9 @@ __all__ = [
     "Macd",
     "MarketRegime",
     "MertonFit",
+    "PastOLS",
+    "PastZScore",
+    "RealizedSkewness",
     "RealizedVol",
     "RealizedVolIndicator",
     "RegimeThresholds",
@@ -123,10 +135,14 @@ __all__ = [
     "market_features",
     "merton_fit",
     "merton_logpdf",
+    "past_ols",
+    "past_ols_nb",
     "past_zscore_nb",
     "realized_vol",
     "regime_features",
     "rolling_corr_nb",
+    "rolling_skewness",
+    "rolling_skewness_nb",
     "rsi",
     "session_jump_stats",
     "session_labels",
