@@ -18,6 +18,9 @@ realized_vol, daily_variance, ESTIMATORS, RealizedVol, RealizedVolIndicator
 past_ols, PastOLS
     Past-only rolling OLS of ``y`` on ``x`` (or a past mean) and the residual z-score: the value
     at ``t`` is fitted on earlier points only (``skew_dislocation``, ``vol_of_vol``).
+overnight_drift, overnight_returns, OvernightDrift
+    Overnight GBM drift and volatility from the nights strictly before ``t`` and the
+    standardized overnight move (``directional_overlay``).
 rolling_skewness, RealizedSkewness
     Rolling bias-corrected sample skewness (``scipy.stats.skew(bias=False)``).
 har_forecast, har_forecast_from_rv, har_fit, HarForecast, HarForecastIndicator
@@ -31,6 +34,7 @@ Also: :mod:`indicators.features` (technical, volatility and regime features of `
 See ``docs/indicators.md`` for formulas, alignment and references.
 """
 
+from indicators.drift import OvernightDrift, overnight_drift, overnight_returns
 from indicators.features import (
     REGIME_FEATURE_COLUMNS,
     REGIMES,
@@ -112,6 +116,7 @@ __all__ = [
     "Macd",
     "MarketRegime",
     "MertonFit",
+    "OvernightDrift",
     "PastOLS",
     "PastZScore",
     "RealizedSkewness",
@@ -135,6 +140,8 @@ __all__ = [
     "market_features",
     "merton_fit",
     "merton_logpdf",
+    "overnight_drift",
+    "overnight_returns",
     "past_ols",
     "past_ols_nb",
     "past_zscore_nb",
