@@ -21,6 +21,9 @@ past_ols, PastOLS
 overnight_drift, overnight_returns, OvernightDrift
     Overnight GBM drift and volatility from the nights strictly before ``t`` and the
     standardized overnight move (``directional_overlay``).
+front_curve, FrontCurve
+    Per-snapshot OLS line of ATM IV on ``tte`` or ``sqrt(tte)`` through the expiries after the
+    front, and the front's residual (``term_structure_slope``).
 rolling_skewness, RealizedSkewness
     Rolling bias-corrected sample skewness (``scipy.stats.skew(bias=False)``).
 har_forecast, har_forecast_from_rv, har_fit, HarForecast, HarForecastIndicator
@@ -82,6 +85,7 @@ from indicators.realized_vol import (
 )
 from indicators.regression import MODELS, PastOLS, past_ols, past_ols_nb
 from indicators.skewness import RealizedSkewness, rolling_skewness, rolling_skewness_nb
+from indicators.term_structure import CURVE_STATUS, CURVE_X, FrontCurve, front_curve
 from indicators.vol_signals import (
     IVRank,
     IVRankIndicator,
@@ -98,6 +102,8 @@ from indicators.vol_signals import (
 )
 
 __all__ = [
+    "CURVE_STATUS",
+    "CURVE_X",
     "ESTIMATORS",
     "MODELS",
     "REGIMES",
@@ -106,6 +112,7 @@ __all__ = [
     "TRADING_DAYS",
     "VOLATILITY_FEATURE_COLUMNS",
     "Bollinger",
+    "FrontCurve",
     "GarchForecast",
     "HarFit",
     "HarForecast",
@@ -131,6 +138,7 @@ __all__ = [
     "VolRank",
     "bollinger",
     "daily_variance",
+    "front_curve",
     "garch_forecast",
     "har_fit",
     "har_forecast",
