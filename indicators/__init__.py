@@ -24,6 +24,9 @@ overnight_drift, overnight_returns, OvernightDrift
 front_curve, FrontCurve
     Per-snapshot OLS line of ATM IV on ``tte`` or ``sqrt(tte)`` through the expiries after the
     front, and the front's residual (``term_structure_slope``).
+hedge_ratio_nb, formation_nb, PairFormation
+    Pairs formation in force on every session: rolling OLS hedge ratio and exact OU fit of the
+    formation spread on the window before it (``ou_pairs``).
 rolling_skewness, RealizedSkewness
     Rolling bias-corrected sample skewness (``scipy.stats.skew(bias=False)``).
 har_forecast, har_forecast_from_rv, har_fit, HarForecast, HarForecastIndicator
@@ -37,6 +40,7 @@ Also: :mod:`indicators.features` (technical, volatility and regime features of `
 See ``docs/indicators.md`` for formulas, alignment and references.
 """
 
+from indicators.cointegration import PairFormation, formation_nb, hedge_ratio_nb
 from indicators.drift import OvernightDrift, overnight_drift, overnight_returns
 from indicators.features import (
     REGIME_FEATURE_COLUMNS,
@@ -124,6 +128,7 @@ __all__ = [
     "MarketRegime",
     "MertonFit",
     "OvernightDrift",
+    "PairFormation",
     "PastOLS",
     "PastZScore",
     "RealizedSkewness",
@@ -138,11 +143,13 @@ __all__ = [
     "VolRank",
     "bollinger",
     "daily_variance",
+    "formation_nb",
     "front_curve",
     "garch_forecast",
     "har_fit",
     "har_forecast",
     "har_forecast_from_rv",
+    "hedge_ratio_nb",
     "iv_rank_percentile",
     "macd",
     "market_features",
