@@ -132,7 +132,8 @@ def front_curve_nb(
         of ``x``), ``intercept``, ``n_fit`` (expiries after the front in the band with an IV;
         0 without a next), ``n_no_iv`` (band expiries without an ATM IV), ``status`` (index in
         :data:`CURVE_STATUS`). ``fair``/``residual``/``slope``/``intercept`` are NaN unless
-        ``status == 0``.
+        ``status == 0``. A row whose fit expiries all share one ``x`` (no slope identified;
+        not seen in listed chains) gets status 3 as well.
 
     Raises
     ------
