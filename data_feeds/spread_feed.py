@@ -10,10 +10,12 @@ Formation and timing
 Every ``refit_days`` sessions a *formation* is estimated on the ``formation_days`` sessions that
 end on the session *before* it takes effect:
 
-1. hedge ratio: OLS ``y = alpha + beta x + e`` (statsmodels ``OLS``) and the Engle-Granger
-   cointegration test of the residual (statsmodels ``tsa.stattools.coint``, constant trend);
+1. hedge ratio: OLS ``y = alpha + beta x + e`` and the Engle-Granger cointegration test of the
+   residual (statsmodels ``tsa.stattools.coint``, constant trend);
 2. the formation spread ``y - beta x`` over the window and its exact OU maximum-likelihood fit
-   (:func:`pricing.ou.fit_ou`, ``dt = 1/252`` years per session);
+   (``dt = 1/252`` years per session); steps 1-2 are the numba kernels of
+   :mod:`indicators.cointegration` (:data:`~indicators.cointegration.PairFormation`, the whole
+   ``formation_days`` x ``refit_days`` grid in one call; :func:`pricing.ou.ou_mle_nb`);
 3. health: the pair is *healthy* when the cointegration p-value is at most ``max_pvalue``, the
    OU fit is mean reverting, its half-life is at most ``max_half_life_days`` sessions, and the
    half-life has not drifted by more than a factor ``max_half_life_drift`` from the previous
@@ -35,6 +37,7 @@ each side lost.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +48,8 @@ from data_feeds.bt_feeds import ohlc_feed
 from data_feeds.calendar import TZ
 from data_feeds.errors import DataSourceError, DataValidationError
 from data_feeds.ohlc import LoadReport, load_ohlc, validate_ohlc
-from pricing.ou import OUFit, fit_ou
+from indicators.cointegration import FORMATION_OUTPUTS, PairFormation, hedge_ratio_nb
+from pricing.ou import OU_OK, OU_STATUS_BY_CODE, ou_status_message
 
 __all__ = [
     "FORMATION_COLUMNS",
@@ -55,6 +59,7 @@ __all__ = [
     "apply_health",
     "engle_granger",
     "formation_table",
+    "formation_tables",
     "load_pair_leg",
     "pair_feeds",
 ]
@@ -317,29 +322,35 @@ def engle_granger(y: np.ndarray, x: np.ndarray) -> HedgeFit:
     References
     ----------
     Engle, R. F. and Granger, C. W. J. (1987). "Co-integration and error correction".
-    *Econometrica* 55(2), 251-276. statsmodels ``OLS`` and ``tsa.stattools.coint``
-    (``trend="c"``, ADF lag by AIC, MacKinnon 2010 p-values).
+    *Econometrica* 55(2), 251-276. Hedge ratio: :func:`indicators.cointegration.hedge_ratio_nb`
+    (OLS closed form, checked against statsmodels ``OLS``); test: statsmodels
+    ``tsa.stattools.coint`` (``trend="c"``, ADF lag by AIC, MacKinnon 2010 p-values).
     """
-    import statsmodels.api as sm
-    from statsmodels.tsa.stattools import coint
-
-    y = np.asarray(y, dtype=float)
-    x = np.asarray(x, dtype=float)
+    y = np.ascontiguousarray(np.asarray(y, dtype=float))
+    x = np.ascontiguousarray(np.asarray(x, dtype=float))
     if y.shape != x.shape or y.ndim != 1:
         raise ValueError(f"y and x must be 1-D of equal length, got {y.shape} and {x.shape}")
     if y.size < 20:
         raise ValueError(f"need at least 20 observations, got {y.size}")
     if not (np.isfinite(y).all() and np.isfinite(x).all()):
         raise ValueError("y and x must be finite")
-    ols = sm.OLS(y, sm.add_constant(x, has_constant="add")).fit()
-    stat, pvalue, _ = coint(y, x, trend="c")
+    intercept, beta = hedge_ratio_nb(y, x)
+    stat, pvalue = _coint(y, x)
     return HedgeFit(
-        beta=float(ols.params[1]),
-        intercept=float(ols.params[0]),
-        coint_pvalue=float(pvalue),
-        coint_stat=float(stat),
+        beta=float(beta),
+        intercept=float(intercept),
+        coint_pvalue=pvalue,
+        coint_stat=stat,
         n_obs=int(y.size),
     )
+
+
+def _coint(y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
+    """``(t-statistic, MacKinnon p-value)`` of statsmodels ``coint(y, x, trend="c")``."""
+    from statsmodels.tsa.stattools import coint
+
+    stat, pvalue, _ = coint(y, x, trend="c")
+    return float(stat), float(pvalue)
 
 
 def formation_table(
@@ -385,63 +396,134 @@ def formation_table(
     ValueError
         Misaligned inputs, a bad parameter, or fewer than ``formation_days + 1`` sessions.
     """
+    key = (formation_days, refit_days)
+    return formation_tables(
+        y,
+        x,
+        [key],
+        max_pvalue=max_pvalue,
+        max_half_life_days=max_half_life_days,
+        max_half_life_drift=max_half_life_drift,
+        dt=dt,
+    )[key]
+
+
+def formation_tables(
+    y: pd.Series,
+    x: pd.Series,
+    windows: Sequence[tuple[int, int]],
+    *,
+    max_pvalue: float = 0.10,
+    max_half_life_days: float = 126.0,
+    max_half_life_drift: float = 3.0,
+    dt: float = 1.0 / 252.0,
+) -> dict[tuple[int, int], pd.DataFrame]:
+    """:func:`formation_table` of every ``(formation_days, refit_days)`` in ``windows``.
+
+    The hedge ratios and OU fits of the whole grid come from one
+    :data:`indicators.cointegration.PairFormation` call; the Engle-Granger p-value is computed
+    once per distinct formation window (statsmodels ``coint``).
+
+    Parameters
+    ----------
+    y, x : pandas.Series
+        Closes of the two legs (dollars per share) on the same sessions (:func:`align_legs`).
+    windows : sequence of (int, int)
+        ``(formation_days, refit_days)`` pairs (``formation_days >= 30``, ``refit_days >= 1``).
+    max_pvalue, max_half_life_days, max_half_life_drift, dt
+        As :func:`formation_table`.
+
+    Returns
+    -------
+    dict
+        ``(formation_days, refit_days)`` -> the :func:`formation_table` frame.
+
+    Raises
+    ------
+    ValueError
+        As :func:`formation_table`, for any pair.
+    """
     if not y.index.equals(x.index):
         raise ValueError("y and x must share one index (use align_legs)")
-    if formation_days < 30:
-        raise ValueError(f"formation_days must be >= 30, got {formation_days}")
-    if refit_days < 1:
-        raise ValueError(f"refit_days must be >= 1, got {refit_days}")
+    keys = [(int(fd), int(rd)) for fd, rd in windows]
+    n = len(y)
+    for formation_days, refit_days in keys:
+        if formation_days < 30:
+            raise ValueError(f"formation_days must be >= 30, got {formation_days}")
+        if refit_days < 1:
+            raise ValueError(f"refit_days must be >= 1, got {refit_days}")
+        if n <= formation_days:
+            raise ValueError(
+                f"{n} sessions: need more than formation_days={formation_days} to form the pair"
+            )
     if not max_half_life_drift >= 1.0:
         raise ValueError(f"max_half_life_drift must be >= 1, got {max_half_life_drift}")
-    n = len(y)
-    if n <= formation_days:
-        raise ValueError(
-            f"{n} sessions: need more than formation_days={formation_days} to form the pair"
-        )
-    yv = y.to_numpy(dtype=float)
-    xv = x.to_numpy(dtype=float)
-    rows: list[dict[str, object]] = []
-    starts = range(formation_days, n, refit_days)  # first session each formation is in force
-    prev_half_life = math.nan
-    for k, t in enumerate(starts):
-        lo = t - formation_days
-        hedge = engle_granger(yv[lo:t], xv[lo:t])
-        fit = fit_ou(yv[lo:t] - hedge.beta * xv[lo:t], dt=dt)
-        healthy, reason = _health(
-            hedge, fit, prev_half_life, max_pvalue, max_half_life_days, max_half_life_drift
-        )
-        rows.append(
-            {
-                "session": y.index[t],
-                "formation_id": k,
-                "formation_start": y.index[lo],
-                "formation_end": y.index[t - 1],
-                "beta": hedge.beta,
-                "intercept": hedge.intercept,
-                "coint_pvalue": hedge.coint_pvalue,
-                "coint_stat": hedge.coint_stat,
-                "theta": fit.theta,
-                "mu": fit.mu,
-                "sigma": fit.sigma,
-                "half_life_days": fit.half_life_days,
-                "ou_status": fit.status,
-                "healthy": healthy,
-                "health_reason": reason,
-            }
-        )
-        prev_half_life = fit.half_life_days if fit.ok else math.nan
-    forms = pd.DataFrame(rows).set_index("session")
-    table = forms.reindex(y.index).ffill()  # the formation in force until the next one
-    first = y.index[formation_days]
-    before = table.index < first
-    table.loc[before, "healthy"] = False
-    table.loc[before, "health_reason"] = "no formation yet"
-    table["healthy"] = table["healthy"].astype(bool)
-    table["formation_id"] = table["formation_id"].fillna(-1).astype(int)
-    table.insert(0, "y", yv)
-    table.insert(1, "x", xv)
-    table.insert(2, "spread", yv - table["beta"].to_numpy(dtype=float) * xv)
-    return table
+    yv = np.ascontiguousarray(y.to_numpy(dtype=float))
+    xv = np.ascontiguousarray(x.to_numpy(dtype=float))
+    res = PairFormation.run(
+        yv, xv, formation_days=[k[0] for k in keys], refit_days=[k[1] for k in keys], dt=dt
+    )
+    outs = {name: getattr(res, name).to_numpy().reshape(n, len(keys)) for name in FORMATION_OUTPUTS}
+    tests: dict[tuple[int, int], tuple[float, float]] = {}
+    tables: dict[tuple[int, int], pd.DataFrame] = {}
+    for i, (formation_days, refit_days) in enumerate(keys):
+        rows: list[dict[str, object]] = []
+        prev_half_life = math.nan
+        # first session each formation is in force; its window is [t - formation_days, t)
+        for k, t in enumerate(range(formation_days, n, refit_days)):
+            lo = t - formation_days
+            if (lo, t) not in tests:
+                tests[(lo, t)] = _coint(yv[lo:t], xv[lo:t])
+            stat, pvalue = tests[(lo, t)]
+            code = int(outs["ou_code"][t, i])
+            status = OU_STATUS_BY_CODE[code]
+            ok = status == OU_OK
+            half_life = float(outs["half_life_days"][t, i])
+            reason_status = (
+                status if ok else f"{status} ({ou_status_message(code, outs['ar_slope'][t, i])})"
+            )
+            healthy, reason = _health_values(
+                pvalue,
+                ok,
+                reason_status,
+                half_life,
+                prev_half_life,
+                max_pvalue,
+                max_half_life_days,
+                max_half_life_drift,
+            )
+            rows.append(
+                {
+                    "session": y.index[t],
+                    "formation_id": k,
+                    "formation_start": y.index[lo],
+                    "formation_end": y.index[t - 1],
+                    "beta": float(outs["beta"][t, i]),
+                    "intercept": float(outs["intercept"][t, i]),
+                    "coint_pvalue": pvalue,
+                    "coint_stat": stat,
+                    "theta": float(outs["theta"][t, i]),
+                    "mu": float(outs["mu"][t, i]),
+                    "sigma": float(outs["sigma"][t, i]),
+                    "half_life_days": half_life,
+                    "ou_status": status,
+                    "healthy": healthy,
+                    "health_reason": reason,
+                }
+            )
+            prev_half_life = half_life if ok else math.nan
+        forms = pd.DataFrame(rows).set_index("session")
+        table = forms.reindex(y.index).ffill()  # the formation in force until the next one
+        before = table.index < y.index[formation_days]
+        table.loc[before, "healthy"] = False
+        table.loc[before, "health_reason"] = "no formation yet"
+        table["healthy"] = table["healthy"].astype(bool)
+        table["formation_id"] = table["formation_id"].fillna(-1).astype(int)
+        table.insert(0, "y", yv)
+        table.insert(1, "x", xv)
+        table.insert(2, "spread", outs["spread"][:, i])
+        tables[(formation_days, refit_days)] = table
+    return tables
 
 
 def apply_health(
@@ -498,28 +580,6 @@ def apply_health(
     out["healthy"] = [verdict[i][0] if i >= 0 else False for i in ids]
     out["health_reason"] = [verdict[i][1] if i >= 0 else "no formation yet" for i in ids]
     return out
-
-
-def _health(
-    hedge: HedgeFit,
-    fit: OUFit,
-    prev_half_life: float,
-    max_pvalue: float,
-    max_half_life_days: float,
-    max_drift: float,
-) -> tuple[bool, str]:
-    """(healthy, reason): the first failed rule, or ``"ok"``."""
-    status = fit.status if fit.ok else f"{fit.status} ({fit.message})"
-    return _health_values(
-        hedge.coint_pvalue,
-        fit.ok,
-        status,
-        fit.half_life_days,
-        prev_half_life,
-        max_pvalue,
-        max_half_life_days,
-        max_drift,
-    )
 
 
 def _health_values(

@@ -15,6 +15,20 @@ realized_vol, daily_variance, ESTIMATORS, RealizedVol, RealizedVolIndicator
     Close-to-close, Parkinson (1980), Garman-Klass (1980), Rogers-Satchell (1991) and
     Yang-Zhang (2000) realized volatility, decimal, annualized with 252 days. The value at
     bar ``t`` uses bars up to ``t`` only.
+past_ols, PastOLS
+    Past-only rolling OLS of ``y`` on ``x`` (or a past mean) and the residual z-score: the value
+    at ``t`` is fitted on earlier points only (``skew_dislocation``, ``vol_of_vol``).
+overnight_drift, overnight_returns, OvernightDrift
+    Overnight GBM drift and volatility from the nights strictly before ``t`` and the
+    standardized overnight move (``directional_overlay``).
+front_curve, FrontCurve
+    Per-snapshot OLS line of ATM IV on ``tte`` or ``sqrt(tte)`` through the expiries after the
+    front, and the front's residual (``term_structure_slope``).
+hedge_ratio_nb, formation_nb, PairFormation
+    Pairs formation in force on every session: rolling OLS hedge ratio and exact OU fit of the
+    formation spread on the window before it (``ou_pairs``).
+rolling_skewness, RealizedSkewness
+    Rolling bias-corrected sample skewness (``scipy.stats.skew(bias=False)``).
 har_forecast, har_forecast_from_rv, har_fit, HarForecast, HarForecastIndicator
     HAR-RV one-day-ahead forecast (Corsi 2009); the value at ``t`` is the forecast of
     ``rv_t`` from bars up to ``t-1``.
@@ -26,6 +40,8 @@ Also: :mod:`indicators.features` (technical, volatility and regime features of `
 See ``docs/indicators.md`` for formulas, alignment and references.
 """
 
+from indicators.cointegration import PairFormation, formation_nb, hedge_ratio_nb
+from indicators.drift import OvernightDrift, overnight_drift, overnight_returns
 from indicators.features import (
     REGIME_FEATURE_COLUMNS,
     REGIMES,
@@ -71,9 +87,13 @@ from indicators.realized_vol import (
     daily_variance,
     realized_vol,
 )
+from indicators.regression import MODELS, PastOLS, past_ols, past_ols_nb
+from indicators.skewness import RealizedSkewness, rolling_skewness, rolling_skewness_nb
+from indicators.term_structure import CURVE_STATUS, CURVE_X, FrontCurve, front_curve
 from indicators.vol_signals import (
     IVRank,
     IVRankIndicator,
+    PastZScore,
     VolOfVol,
     VolOfVolIndicator,
     VRPIndicator,
@@ -86,13 +106,17 @@ from indicators.vol_signals import (
 )
 
 __all__ = [
+    "CURVE_STATUS",
+    "CURVE_X",
     "ESTIMATORS",
+    "MODELS",
     "REGIMES",
     "REGIME_FEATURE_COLUMNS",
     "TECHNICAL_FEATURE_COLUMNS",
     "TRADING_DAYS",
     "VOLATILITY_FEATURE_COLUMNS",
     "Bollinger",
+    "FrontCurve",
     "GarchForecast",
     "HarFit",
     "HarForecast",
@@ -103,6 +127,11 @@ __all__ = [
     "Macd",
     "MarketRegime",
     "MertonFit",
+    "OvernightDrift",
+    "PairFormation",
+    "PastOLS",
+    "PastZScore",
+    "RealizedSkewness",
     "RealizedVol",
     "RealizedVolIndicator",
     "RegimeThresholds",
@@ -114,19 +143,28 @@ __all__ = [
     "VolRank",
     "bollinger",
     "daily_variance",
+    "formation_nb",
+    "front_curve",
     "garch_forecast",
     "har_fit",
     "har_forecast",
     "har_forecast_from_rv",
+    "hedge_ratio_nb",
     "iv_rank_percentile",
     "macd",
     "market_features",
     "merton_fit",
     "merton_logpdf",
+    "overnight_drift",
+    "overnight_returns",
+    "past_ols",
+    "past_ols_nb",
     "past_zscore_nb",
     "realized_vol",
     "regime_features",
     "rolling_corr_nb",
+    "rolling_skewness",
+    "rolling_skewness_nb",
     "rsi",
     "session_jump_stats",
     "session_labels",

@@ -50,6 +50,7 @@ __all__ = [
     "CHANGE_KINDS",
     "IVRank",
     "IVRankIndicator",
+    "PastZScore",
     "VRPIndicator",
     "VRPZScore",
     "VolOfVol",
@@ -449,6 +450,29 @@ VolOfVol.__doc__ = """vectorbt indicator: VVIX changes, ATM IV changes, their ro
 
 ``VolOfVol.run(vvix, atm_iv, periods=1, corr_window=21, kind="diff")``, lists for a grid; values
 identical to :func:`vvix_signals` (:func:`changes_nb`, :func:`rolling_corr_nb`)."""
+
+
+def _past_z_apply(x: np.ndarray, window: int, min_periods: int) -> np.ndarray:
+    w = _check_window0(window)
+    mp = _check_int("min_periods", min_periods, 2)
+    cols = _cols(x)
+    if not cols:
+        return np.empty(np.shape(x), dtype=np.float64)
+    return np.column_stack([past_zscore_nb(c, w, mp) for c in cols])
+
+
+PastZScore = vbt.IndicatorFactory(
+    class_name="PastZScore",
+    short_name="past_z",
+    input_names=["x"],
+    param_names=["window", "min_periods"],
+    output_names=["zscore"],
+).from_apply_func(_past_z_apply, window=0, min_periods=20)
+PastZScore.__doc__ = """vectorbt indicator: z-score of ``x_t`` against its own strict past.
+
+``PastZScore.run(x, window=[21, 63], min_periods=2)`` (``window=0`` expanding, else the ``window``
+previous bars, ddof 1); every window over every column of ``x`` in one call, values identical to
+:func:`past_zscore_nb` (``x_t`` never enters its own mean or standard deviation)."""
 
 
 def _ivrank_apply(iv: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:

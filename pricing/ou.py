@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from numba import njit
 from numpy.typing import ArrayLike, NDArray
 from scipy import integrate, optimize, special
 
@@ -53,6 +54,7 @@ __all__ = [
     "OU_NEGATIVE_AUTOCORRELATION",
     "OU_NOT_MEAN_REVERTING",
     "OU_OK",
+    "OU_STATUS_BY_CODE",
     "BertramThresholds",
     "LeungLiLevels",
     "OUFit",
@@ -64,6 +66,8 @@ __all__ = [
     "leung_li_G",
     "leung_li_levels",
     "ou_loglik",
+    "ou_mle_nb",
+    "ou_status_message",
     "simulate_ou",
 ]
 
@@ -218,38 +222,18 @@ def fit_ou(x: ArrayLike, dt: float = 1.0 / 252.0) -> OUFit:
     """
     arr = _as_series(x)
     dt = _check_dt(dt)
-    prev, nxt = arr[:-1], arr[1:]
-    n = prev.size
-    sx, sy = prev.sum(), nxt.sum()
-    sxx, sxy = prev @ prev, prev @ nxt
-    den = n * sxx - sx * sx
-    if not den > 1e-300 * max(1.0, n * sxx):
-        return _not_ok(n, dt, OU_DEGENERATE, "the series is constant (no variance to fit)")
-    b = float((n * sxy - sx * sy) / den)
-    a = float((sy - b * sx) / n)
-    resid = nxt - a - b * prev
-    v = float(resid @ resid / n)
-    if not v > 0:
-        msg = "zero residual variance (the series is deterministic)"
-        return _not_ok(n, dt, OU_DEGENERATE, msg, a, b, v)
-    loglik = -0.5 * n * (math.log(2.0 * math.pi * v) + 1.0)
-    aic = 2.0 * 3.0 - 2.0 * loglik
-    if b >= 1.0:
-        msg = f"AR(1) slope {b:.6f} >= 1: mu = -ln(b)/dt <= 0, no mean reversion"
-        return _not_ok(n, dt, OU_NOT_MEAN_REVERTING, msg, a, b, v, loglik)
-    if b <= 0.0:
-        msg = f"AR(1) slope {b:.6f} <= 0: no OU process has this autocorrelation"
-        return _not_ok(n, dt, OU_NEGATIVE_AUTOCORRELATION, msg, a, b, v, loglik)
-    mu = -math.log(b) / dt
-    theta = a / (1.0 - b)
-    sigma = math.sqrt(2.0 * mu * v / (1.0 - b * b))
+    code, a, b, v, loglik, theta, mu, sigma = ou_mle_nb(arr, dt)
+    n = arr.size - 1
+    status = OU_STATUS_BY_CODE[int(code)]
+    if status != OU_OK:
+        return _not_ok(n, dt, status, ou_status_message(int(code), b), a, b, v, loglik)
     return OUFit(
         theta=theta,
         mu=mu,
         sigma=sigma,
         half_life=math.log(2.0) / mu,
         log_likelihood=loglik,
-        aic=aic,
+        aic=2.0 * 3.0 - 2.0 * loglik,
         n_obs=n + 1,
         dt=dt,
         ar_intercept=a,
@@ -257,6 +241,105 @@ def fit_ou(x: ArrayLike, dt: float = 1.0 / 252.0) -> OUFit:
         resid_var=v,
         status=OU_OK,
     )
+
+
+OU_STATUS_BY_CODE: tuple[str, ...] = (
+    OU_OK,
+    OU_DEGENERATE,
+    OU_DEGENERATE,
+    OU_NOT_MEAN_REVERTING,
+    OU_NEGATIVE_AUTOCORRELATION,
+)
+"""Fit status of each :func:`ou_mle_nb` code (1: constant series, 2: zero residual variance)."""
+
+
+def ou_status_message(code: int, ar_slope: float) -> str:
+    """Reason of a non-OK :func:`ou_mle_nb` code (empty for 0).
+
+    Parameters
+    ----------
+    code : int
+        Status code of :func:`ou_mle_nb`.
+    ar_slope : float
+        The AR(1) slope ``b`` (quoted in the message).
+
+    Returns
+    -------
+    str
+        Human-readable reason.
+    """
+    if code == 1:
+        return "the series is constant (no variance to fit)"
+    if code == 2:
+        return "zero residual variance (the series is deterministic)"
+    if code == 3:
+        return f"AR(1) slope {ar_slope:.6f} >= 1: mu = -ln(b)/dt <= 0, no mean reversion"
+    if code == 4:
+        return f"AR(1) slope {ar_slope:.6f} <= 0: no OU process has this autocorrelation"
+    return ""
+
+
+@njit(cache=True)
+def ou_mle_nb(
+    x: np.ndarray, dt: float
+) -> tuple[float, float, float, float, float, float, float, float]:
+    """Numba kernel of :func:`fit_ou`: exact OU maximum likelihood via the AR(1) closed form.
+
+    Parameters
+    ----------
+    x : np.ndarray
+        1-D float64 observations (spread units), ``n + 1 >= 3``, finite (not checked here).
+    dt : float
+        Time step in years (> 0).
+
+    Returns
+    -------
+    tuple of float
+        ``(code, a, b, v, loglik, theta, mu, sigma)``: status code (0 ok, 1 constant series,
+        2 zero residual variance, 3 ``b >= 1``, 4 ``b <= 0``; :data:`OU_STATUS_BY_CODE`), the
+        AR(1) intercept, slope and MLE residual variance (``sum e^2 / n``), the maximised
+        conditional log-likelihood, and ``theta`` (series units), ``mu`` (per year), ``sigma``
+        (series units per sqrt year). Quantities not defined for the code are NaN (``a, b, v``
+        for code 1; ``loglik`` for codes 1-2; ``theta, mu, sigma`` unless code 0).
+
+    References
+    ----------
+    Leung & Li (2015), pairs formation (see :func:`fit_ou` for the closed form).
+    """
+    nan = math.nan
+    n = x.shape[0] - 1
+    sx = 0.0
+    sy = 0.0
+    sxx = 0.0
+    sxy = 0.0
+    for i in range(n):
+        p = x[i]
+        q = x[i + 1]
+        sx += p
+        sy += q
+        sxx += p * p
+        sxy += p * q
+    den = n * sxx - sx * sx
+    if not den > 1e-300 * max(1.0, n * sxx):
+        return 1.0, nan, nan, nan, nan, nan, nan, nan
+    b = (n * sxy - sx * sy) / den
+    a = (sy - b * sx) / n
+    ss = 0.0
+    for i in range(n):
+        e = x[i + 1] - a - b * x[i]
+        ss += e * e
+    v = ss / n
+    if not v > 0:
+        return 2.0, a, b, v, nan, nan, nan, nan
+    loglik = -0.5 * n * (math.log(2.0 * math.pi * v) + 1.0)
+    if b >= 1.0:
+        return 3.0, a, b, v, loglik, nan, nan, nan
+    if b <= 0.0:
+        return 4.0, a, b, v, loglik, nan, nan, nan
+    mu = -math.log(b) / dt
+    theta = a / (1.0 - b)
+    sigma = math.sqrt(2.0 * mu * v / (1.0 - b * b))
+    return 0.0, a, b, v, loglik, theta, mu, sigma
 
 
 def ou_loglik(x: ArrayLike, theta: float, mu: float, sigma: float, dt: float = 1.0 / 252) -> float:

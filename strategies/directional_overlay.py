@@ -34,14 +34,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
-import numpy as np
 import pandas as pd
 from pydantic import Field
 
 from data_feeds.chains import ChainSnapshot, Combo
+from indicators.drift import OvernightDrift, overnight_returns
 from strategies.base import StrategyParams
 from strategies.vol_dislocation import (
     VolDislocation,
@@ -54,6 +54,7 @@ __all__ = [
     "DirectionalOverlayParams",
     "DirectionalOverlayStrategy",
     "drift_zscore",
+    "drift_zscores",
     "tilt_legs",
 ]
 
@@ -118,15 +119,47 @@ def drift_zscore(overnight_return: pd.Series, daily: pd.DataFrame, window: int) 
     """
     if window < 2:
         raise ValueError(f"drift window must be >= 2 nights, got {window}")
-    night = np.log(daily["open"].astype(float) / daily["close"].astype(float).shift(1))
-    past = night.shift(1)  # nights strictly before D
-    mu = past.rolling(window, min_periods=window).mean()
-    sd = past.rolling(window, min_periods=window).std(ddof=1)
+    return drift_zscores(overnight_return, daily, [window])[window]
+
+
+def drift_zscores(
+    overnight_return: pd.Series, daily: pd.DataFrame, windows: Sequence[int]
+) -> dict[int, pd.DataFrame]:
+    """:func:`drift_zscore` of every window in one :data:`indicators.drift.OvernightDrift` call.
+
+    Parameters
+    ----------
+    overnight_return, daily
+        As :func:`drift_zscore`.
+    windows : sequence of int
+        Past nights in the fit (each >= 2).
+
+    Returns
+    -------
+    dict of int to pandas.DataFrame
+        Window -> the :func:`drift_zscore` frame.
+
+    Raises
+    ------
+    ValueError
+        A window below 2.
+    """
+    ws = sorted({int(w) for w in windows})
     days = pd.DatetimeIndex(daily.index).date
-    mu = pd.Series(mu.to_numpy(), index=days).reindex(overnight_return.index)
-    sd = pd.Series(sd.to_numpy(), index=days).reindex(overnight_return.index)
-    z = (overnight_return - mu) / sd
-    return pd.DataFrame({"drift_mu": mu, "drift_sd": sd, "drift_z": z})
+    move = overnight_return.reindex(days).to_numpy(dtype=float)
+    night = overnight_returns(daily).to_numpy(dtype=float)
+    res = OvernightDrift.run(night, move, window=ws)
+    outs = [o.to_numpy().reshape(len(days), len(ws)) for o in (res.mu, res.sd, res.z)]
+    return {
+        w: pd.DataFrame(
+            {name: out[:, i] for name, out in zip(DRIFT_COLUMNS, outs, strict=True)}, index=days
+        ).reindex(overnight_return.index)
+        for i, w in enumerate(ws)
+    }
+
+
+DRIFT_COLUMNS = ("drift_mu", "drift_sd", "drift_z")
+"""Columns :func:`drift_zscore` adds to the signal table."""
 
 
 def tilt_legs(side: int, bias: int, ratio: int) -> dict[str, int]:
@@ -220,9 +253,29 @@ class DirectionalOverlay(VolDislocation):
     strategy_cls: ClassVar[type[VolDislocationStrategy]] = DirectionalOverlayStrategy
     signal_keys: ClassVar[tuple[str, ...]] = ("rv_estimator", "drift_window")
 
+    def prepare(self, data: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> None:
+        """:meth:`strategies.vol_dislocation.VolDislocation.prepare`; the drift z-scores of
+        every searched ``drift_window`` come from one :data:`indicators.drift.OvernightDrift`
+        call (:meth:`drift_table`)."""
+        base = DirectionalOverlayParams(**self.fixed)
+        self._drift_windows = sorted(
+            {int(w) for w in grid.get("drift_window", [])} | {base.drift_window}
+        )
+        self._drift: dict[int, pd.DataFrame] = {}
+        super().prepare(data, grid)
+
+    def drift_table(self, overnight_return: pd.Series, window: int) -> pd.DataFrame:
+        """:func:`drift_zscore` of ``window``; on the first call every window of the search
+        space is computed at once (:func:`drift_zscores`)."""
+        cache: dict[int, pd.DataFrame] = self.__dict__.setdefault("_drift", {})
+        if window not in cache:
+            windows = {window, *self.__dict__.get("_drift_windows", [])}
+            cache.update(drift_zscores(overnight_return, self.underlying, sorted(windows)))
+        return cache[window]
+
     def build_signals(self, params: StrategyParams) -> pd.DataFrame:
         """:func:`strategies.vol_dislocation.dislocation_signals` plus :func:`drift_zscore`."""
         assert isinstance(params, DirectionalOverlayParams)
         table = super().build_signals(params)
-        drift = drift_zscore(table["overnight_return"], self.underlying, params.drift_window)
+        drift = self.drift_table(table["overnight_return"], params.drift_window)
         return pd.concat([table, drift], axis=1)

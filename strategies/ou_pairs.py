@@ -46,7 +46,7 @@ from pydantic import Field
 from brokers.cost_config import CostsConfig
 from brokers.share_costs import ShareCostScheme, past_daily_vol_and_adv, share_trade_cost
 from data_feeds.ohlc import fingerprint
-from data_feeds.spread_feed import align_legs, apply_health, formation_table, pair_feeds
+from data_feeds.spread_feed import align_legs, apply_health, formation_tables, pair_feeds
 from pricing.ou import bertram_thresholds, leung_li_levels
 from strategies.base import (
     BacktestResult,
@@ -459,11 +459,12 @@ class OUPairs(StrategyPlugin):
                 )
         self.y, self.x = y, x
         self.base = base
-        for fd in sorted({int(v) for v in grid.get("formation_days", [base.formation_days])}):
-            for rd in sorted({int(v) for v in grid.get("refit_days", [base.refit_days])}):
-                self._tables[(fd, rd)] = formation_table(
-                    y["close"], x["close"], formation_days=fd, refit_days=rd
-                )
+        fds = sorted({int(v) for v in grid.get("formation_days", [base.formation_days])})
+        rds = sorted({int(v) for v in grid.get("refit_days", [base.refit_days])})
+        # one PairFormation call for the whole (formation_days, refit_days) grid
+        self._tables.update(
+            formation_tables(y["close"], x["close"], [(fd, rd) for fd in fds for rd in rds])
+        )
         self._first_trade = y.index[
             max(fd for fd, _ in self._tables) + WARMUP_SESSIONS
             if len(y) > max(fd for fd, _ in self._tables) + WARMUP_SESSIONS

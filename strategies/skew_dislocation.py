@@ -59,7 +59,6 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
-from scipy.stats import skew
 
 from brokers.cost_config import CostsConfig
 from data_feeds import SnapshotCache
@@ -67,6 +66,9 @@ from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot, Combo
 from data_feeds.contracts import OptionQuote
 from data_feeds.ohlc import fingerprint
+from indicators.regression import OUTPUTS as OLS_OUTPUTS
+from indicators.regression import PastOLS, past_ols
+from indicators.skewness import RealizedSkewness, rolling_skewness
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin
 from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
 from strategies.option_strategy import run_chain_cerebro
@@ -87,6 +89,7 @@ __all__ = [
     "SkewDislocationStrategy",
     "expected_skew",
     "realized_skewness",
+    "skew_returns",
     "snapshot_skew",
 ]
 
@@ -136,6 +139,38 @@ def snapshot_skew(snapshot: ChainSnapshot, root: str, target_dte: float) -> dict
     return out
 
 
+def skew_returns(
+    ohlc: pd.DataFrame, returns: Literal["daily", "overnight"] = "overnight"
+) -> pd.Series:
+    """Log returns known at each session's afternoon snapshot (input of the skewness).
+
+    Parameters
+    ----------
+    ohlc : pandas.DataFrame
+        Daily ``open`` and ``close`` (index points), session index.
+    returns : {"daily", "overnight"}
+        ``daily``: at ``D`` the close-to-close return of ``D-1`` (``ln(close_{D-1} /
+        close_{D-2})``); ``overnight``: ``ln(open_D / close_{D-1})`` (``D``'s open is printed
+        at 09:30, before the 15:45 snapshot).
+
+    Returns
+    -------
+    pandas.Series
+        Natural-log returns on ``ohlc``'s index (NaN where not yet defined).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``returns``.
+    """
+    close = ohlc["close"].astype(float)
+    if returns == "daily":
+        return np.log(close / close.shift(1)).shift(1)  # known at D: up to D-1
+    if returns == "overnight":
+        return np.log(ohlc["open"].astype(float) / close.shift(1))
+    raise ValueError(f"returns must be 'daily' or 'overnight', got {returns!r}")
+
+
 def realized_skewness(
     ohlc: pd.DataFrame, window: int, returns: Literal["daily", "overnight"] = "overnight"
 ) -> pd.Series:
@@ -148,14 +183,14 @@ def realized_skewness(
     window : int
         Returns per estimate (>= 3).
     returns : {"daily", "overnight"}
-        ``daily``: ``ln(close_t / close_{t-1})`` for ``t <= D-1``; ``overnight``:
-        ``ln(open_t / close_{t-1})`` for ``t <= D``.
+        :func:`skew_returns`: ``daily`` uses ``ln(close_t / close_{t-1})`` for ``t <= D-1``;
+        ``overnight`` uses ``ln(open_t / close_{t-1})`` for ``t <= D``.
 
     Returns
     -------
     pandas.Series
-        Unitless skewness (:func:`scipy.stats.skew` with ``bias=False``, the adjusted
-        Fisher-Pearson coefficient), NaN until ``window`` returns exist.
+        Unitless skewness (:func:`indicators.skewness.rolling_skewness_nb`, equal to
+        :func:`scipy.stats.skew` with ``bias=False``), NaN until ``window`` returns exist.
 
     Raises
     ------
@@ -164,14 +199,7 @@ def realized_skewness(
     """
     if window < 3:
         raise ValueError(f"window must be >= 3 returns, got {window}")
-    close = ohlc["close"].astype(float)
-    if returns == "daily":
-        r = np.log(close / close.shift(1)).shift(1)  # known at D: up to D-1
-    elif returns == "overnight":
-        r = np.log(ohlc["open"].astype(float) / close.shift(1))  # D's open is known at 15:45
-    else:
-        raise ValueError(f"returns must be 'daily' or 'overnight', got {returns!r}")
-    out = r.rolling(window, min_periods=window).apply(lambda a: skew(a, bias=False), raw=True)
+    out = rolling_skewness(skew_returns(ohlc, returns), window)
     return out.rename(f"realized_skew_{returns}_{window}")
 
 
@@ -211,37 +239,10 @@ def expected_skew(
 
     Notes
     -----
-    OLS by :func:`numpy.polyfit`; checked against ``statsmodels.OLS`` in the tests.
+    :func:`indicators.regression.past_ols` (numba kernel
+    :func:`~indicators.regression.past_ols_nb`); checked against ``statsmodels.OLS``.
     """
-    rr, x = np.asarray(rr, dtype=float), np.asarray(x, dtype=float)
-    if rr.shape != x.shape:
-        raise ValueError(f"rr and x must have the same shape, got {rr.shape} and {x.shape}")
-    if min_fit < 3 or fit_window < min_fit:
-        raise ValueError(f"need 3 <= min_fit <= fit_window, got {min_fit}, {fit_window}")
-    n = rr.size
-    cols = {k: np.full(n, np.nan) for k in ("expected", "scale", "intercept", "slope")}
-    n_fit = np.zeros(n, dtype=int)
-    ok = np.isfinite(rr) & (np.isfinite(x) if model == "regression" else True)
-    for i in range(n):
-        past = np.flatnonzero(ok[:i])[-fit_window:]
-        n_fit[i] = past.size
-        if past.size < min_fit or not ok[i]:
-            continue
-        y = rr[past]
-        if model == "regression":
-            b, a = np.polyfit(x[past], y, 1)
-            resid = y - (a + b * x[past])
-            cols["intercept"][i], cols["slope"][i] = a, b
-            cols["expected"][i] = a + b * x[i]
-            cols["scale"][i] = math.sqrt(float(resid @ resid) / (past.size - 2))
-        else:
-            cols["expected"][i] = y.mean()
-            cols["scale"][i] = y.std(ddof=1)
-    frame = pd.DataFrame(cols)
-    frame["gap"] = rr - frame["expected"]
-    frame["z"] = frame["gap"] / frame["scale"]
-    frame["n_fit"] = n_fit
-    return frame[["expected", "gap", "scale", "z", "n_fit", "intercept", "slope"]]
+    return past_ols(rr, x, model=model, fit_window=fit_window, min_fit=min_fit)
 
 
 class SkewDislocationParams(StrategyParams):
@@ -653,24 +654,46 @@ class SkewDislocation(StrategyPlugin):
             f"risk reversal on {len(self.skew)} quote dates (expiry nearest {p.target_dte:g} "
             "DTE): " + ", ".join(f"{k}: {v}" for k, v in counts.items())
         )
-        for combo in _grid_product(grid, p):
-            self.signal_table(p.model_copy(update=combo))
+        self._signal_tables([*_grid_product(grid, p), _signal_combo(p)])
 
     def signal_table(self, params: SkewDislocationParams) -> pd.DataFrame:
         """Per quote date: the risk reversal, realized skewness and :func:`expected_skew`."""
-        key = (params.returns, params.skew_window, params.model, params.fit_window, params.min_fit)
-        table = self._signal_cache.get(key)
-        if table is None:
-            x = realized_skewness(self.underlying, params.skew_window, params.returns)
-            xs = x.reindex(self.skew.index).to_numpy(dtype=float)
-            rr = self.skew["risk_reversal_25d"].to_numpy(dtype=float)
-            fit = expected_skew(
-                rr, xs, model=params.model, fit_window=params.fit_window, min_fit=params.min_fit
+        combo = _signal_combo(params)
+        key = tuple(combo.values())
+        if key not in self._signal_cache:
+            self._signal_tables([combo])
+        return self._signal_cache[key]
+
+    def _signal_tables(self, combos: Sequence[Mapping[str, Any]]) -> None:
+        """The signal tables of ``combos`` (dicts of :data:`SIGNAL_KEYS`) into the cache, in one
+        call per indicator: :data:`indicators.skewness.RealizedSkewness` over every
+        ``(returns, skew_window)``, then :data:`indicators.regression.PastOLS` over every
+        ``(fit_window, min_fit, model)`` on every skewness column at the quote dates."""
+        kinds = sorted({c["returns"] for c in combos})
+        windows = sorted({int(c["skew_window"]) for c in combos})
+        fits = sorted({(int(c["fit_window"]), int(c["min_fit"]), c["model"]) for c in combos})
+        rets = pd.DataFrame({k: skew_returns(self.underlying, k) for k in kinds})
+        skewness = RealizedSkewness.run(rets, window=windows, param_product=True).skewness
+        xs = skewness.reindex(self.skew.index)
+        x_cols = list(xs.columns)  # (window, returns kind)
+        rr = self.skew["risk_reversal_25d"].to_numpy(dtype=float)
+        fit = PastOLS.run(
+            np.repeat(rr[:, None], len(x_cols), axis=1),
+            xs.to_numpy(dtype=float),
+            fit_window=[f[0] for f in fits],
+            min_fit=[f[1] for f in fits],
+            model=[f[2] for f in fits],
+        )
+        outs = {name: getattr(fit, name).to_numpy() for name in OLS_OUTPUTS}
+        for c in combos:
+            j = x_cols.index((int(c["skew_window"]), c["returns"]))
+            col = fits.index((int(c["fit_window"]), int(c["min_fit"]), c["model"])) * len(x_cols)
+            frame = pd.DataFrame(
+                {name: out[:, col + j] for name, out in outs.items()}, index=self.skew.index
             )
-            fit.index = self.skew.index
-            table = pd.concat([self.skew, fit.assign(realized_skew=xs)], axis=1)
-            self._signal_cache[key] = table
-        return table
+            frame["n_fit"] = frame["n_fit"].astype(int)
+            table = pd.concat([self.skew, frame.assign(realized_skew=xs.iloc[:, j])], axis=1)
+            self._signal_cache[tuple(c[k] for k in SIGNAL_KEYS)] = table
 
     def trading_days(self) -> pd.DatetimeIndex:
         """Every quote date inside the underlying's sessions."""
@@ -745,14 +768,21 @@ class SkewDislocation(StrategyPlugin):
         return {"skew_z_days_share": float(np.isfinite(table["z"]).mean())}
 
 
+SIGNAL_KEYS = ("returns", "skew_window", "model", "fit_window", "min_fit")
+"""Parameters of the signal table (:meth:`SkewDislocation.signal_table`)."""
+
+
+def _signal_combo(params: SkewDislocationParams) -> dict[str, Any]:
+    return {k: getattr(params, k) for k in SIGNAL_KEYS}
+
+
 def _grid_product(
     grid: Mapping[str, Sequence[Any]], base: SkewDislocationParams
 ) -> list[dict[str, Any]]:
     """Every combination of the signal-table parameters present in ``grid`` (those with
     ``min_fit > fit_window`` left out: the params model refuses them)."""
-    keys = ["returns", "skew_window", "model", "fit_window", "min_fit"]
     combos: list[dict[str, Any]] = [{}]
-    for k in keys:
+    for k in SIGNAL_KEYS:
         values = list(grid.get(k, [getattr(base, k)]))
         combos = [{**c, k: v} for c in combos for v in values]
     return [c for c in combos if c["min_fit"] <= c["fit_window"]]

@@ -55,6 +55,8 @@ from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot, Combo
 from data_feeds.contracts import OptionQuote
 from data_feeds.ohlc import fingerprint
+from indicators.term_structure import CURVE_STATUS, ROLE_FRONT, ROLE_NEXT, FrontCurve, front_curve
+from indicators.term_structure import OUTPUTS as CURVE_OUTPUTS
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin
 from strategies.option_strategy import OptionStrategy, run_chain_cerebro
 from strategies.risk import (
@@ -136,16 +138,26 @@ def front_curve_signal(
 
     Notes
     -----
-    OLS by :func:`numpy.polyfit` (degree 1), checked against ``statsmodels.OLS`` in the tests.
+    The line is :func:`indicators.term_structure.front_curve_nb` (OLS, checked against
+    ``statsmodels.OLS`` in the tests).
     """
-    if min_fit_expiries < 2:
-        raise ValueError(f"min_fit_expiries must be >= 2, got {min_fit_expiries}")
-    if front_min_dte > fit_max_dte:
-        raise ValueError(f"front_min_dte ({front_min_dte}) > fit_max_dte ({fit_max_dte})")
-    out: dict[str, Any] = dict.fromkeys(TERM_SIGNAL_COLUMNS, math.nan)
-    out.update(front_expiration=None, next_expiration=None, n_fit=0, n_no_iv=0)
+    kw = {
+        "front_min_dte": front_min_dte,
+        "fit_max_dte": fit_max_dte,
+        "min_fit_expiries": min_fit_expiries,
+        "curve_x": curve_x,
+    }
+    slots = [_snapshot_slots(snapshot, root, front_min_dte, fit_max_dte)]
+    return _curve_rows(slots, front_curve(*_slot_panel(slots), **kw))[0]
+
+
+def _snapshot_slots(
+    snapshot: ChainSnapshot, root: str, front_min_dte: int, fit_max_dte: int
+) -> list[tuple[dt.date, int, float, float, float]]:
+    """``(expiration, dte, tte, atm_iv, atm_strike)`` of every ``root`` expiry of the band,
+    ascending; ``atm_iv``/``atm_strike`` NaN where the snapshot has no ATM IV."""
     day = snapshot.quote_date
-    rows: list[tuple[dt.date, int, float, float]] = []
+    rows: list[tuple[dt.date, int, float, float, float]] = []
     for exp in snapshot.expiries(root):
         dte = (exp - day).days
         if not front_min_dte <= dte <= fit_max_dte:
@@ -153,40 +165,54 @@ def front_curve_signal(
         try:
             iv = snapshot.atm_iv(exp, root)
         except (KeyError, ValueError):
-            out["n_no_iv"] += 1
+            rows.append((exp, dte, snapshot.tte(exp, root), math.nan, math.nan))
             continue
-        rows.append((exp, dte, snapshot.tte(exp, root), iv))
-    if not rows:
-        out["status"] = "no_front"
-        return out
-    front, others = rows[0], rows[1:]
-    out.update(
-        front_expiration=front[0],
-        front_dte=front[1],
-        front_tte=front[2],
-        front_iv=front[3],
-        atm_strike=snapshot.atm_strike(front[0], root),
-    )
-    if not others:
-        out["status"] = "no_next"
-        return out
-    out.update(next_expiration=others[0][0], next_dte=others[0][1], next_iv=others[0][3])
-    out["n_fit"] = len(others)
-    if len(others) < min_fit_expiries:
-        out["status"] = "too_few_fit_expiries"
-        return out
-    tte = np.array([r[2] for r in others])
-    x = np.sqrt(tte) if curve_x == "sqrt_tte" else tte
-    slope, intercept = np.polyfit(x, np.array([r[3] for r in others]), 1)
-    x0 = math.sqrt(front[2]) if curve_x == "sqrt_tte" else front[2]
-    fair = float(intercept + slope * x0)
-    out.update(
-        status="ok",
-        fair_front_iv=fair,
-        residual=front[3] - fair,
-        curve_slope=float(slope),
-        curve_intercept=float(intercept),
-    )
+        rows.append((exp, dte, snapshot.tte(exp, root), iv, snapshot.atm_strike(exp, root)))
+    return rows
+
+
+def _slot_panel(
+    slots: Sequence[Sequence[tuple[dt.date, int, float, float, float]]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(dte, tte, iv)`` arrays of shape ``(n_dates, max slots)``, NaN-padded."""
+    width = max([1, *(len(r) for r in slots)])
+    panel = np.full((3, len(slots), width), np.nan)
+    for i, rows in enumerate(slots):
+        for j, (_, dte, tte, iv, _) in enumerate(rows):
+            panel[:, i, j] = (dte, tte, iv)
+    return panel[0], panel[1], panel[2]
+
+
+def _curve_rows(
+    slots: Sequence[Sequence[tuple[dt.date, int, float, float, float]]],
+    curve: Mapping[str, np.ndarray],
+) -> list[dict[str, Any]]:
+    """:data:`TERM_SIGNAL_COLUMNS` dicts from the slots and the
+    :func:`indicators.term_structure.front_curve_nb` outputs (arrays ``(n_dates, n_slots)``)."""
+    out: list[dict[str, Any]] = []
+    for i, rows in enumerate(slots):
+        rec: dict[str, Any] = dict.fromkeys(TERM_SIGNAL_COLUMNS, math.nan)
+        rec.update(front_expiration=None, next_expiration=None, n_fit=0, n_no_iv=0)
+        rec["status"] = CURVE_STATUS[int(curve["status"][i, 0])]
+        rec["n_fit"] = int(curve["n_fit"][i, 0])
+        rec["n_no_iv"] = int(curve["n_no_iv"][i, 0])
+        role = curve["role"][i]
+        for j, (exp, dte, tte, iv, strike) in enumerate(rows):
+            if role[j] == ROLE_FRONT:
+                rec.update(
+                    front_expiration=exp, front_dte=dte, front_tte=tte, front_iv=iv,
+                    atm_strike=strike,
+                )  # fmt: skip
+                if rec["status"] == "ok":
+                    rec.update(
+                        fair_front_iv=float(curve["fair"][i, j]),
+                        residual=float(curve["residual"][i, j]),
+                        curve_slope=float(curve["slope"][i, j]),
+                        curve_intercept=float(curve["intercept"][i, j]),
+                    )
+            elif role[j] == ROLE_NEXT:
+                rec.update(next_expiration=exp, next_dte=dte, next_iv=iv)
+        out.append(rec)
     return out
 
 
@@ -197,7 +223,10 @@ def term_signal_table(
     dates: Sequence[dt.date],
     *,
     rate: float = 0.0,
-    **signal_kwargs: Any,
+    front_min_dte: int = 5,
+    fit_max_dte: int = 45,
+    min_fit_expiries: int = 3,
+    curve_x: Literal["tte", "sqrt_tte"] = "sqrt_tte",
 ) -> pd.DataFrame:
     """:func:`front_curve_signal` for each quote date, each from its own snapshot only.
 
@@ -211,21 +240,42 @@ def term_signal_table(
         Quote dates.
     rate : float
         Continuous rate (decimal) put on the snapshots.
-    **signal_kwargs
-        Passed to :func:`front_curve_signal`.
+    front_min_dte, fit_max_dte, min_fit_expiries, curve_x
+        See :func:`front_curve_signal`.
 
     Returns
     -------
     pandas.DataFrame
         Index ``date`` (tz-aware America/New_York midnight), columns :data:`TERM_SIGNAL_COLUMNS`.
+
+    Raises
+    ------
+    ValueError
+        ``min_fit_expiries < 2`` or ``front_min_dte > fit_max_dte``.
+
+    Notes
+    -----
+    The ATM vols of every snapshot form one ``(n_dates, n_slots)`` panel; the lines of all
+    dates come from one :data:`indicators.term_structure.FrontCurve` call.
     """
-    rows = [
-        front_curve_signal(
-            source.snapshot(symbol, d, None, [root], False, rate), root, **signal_kwargs
+    slots = [
+        _snapshot_slots(
+            source.snapshot(symbol, d, None, [root], False, rate), root, front_min_dte, fit_max_dte
         )
         for d in dates
     ]
-    frame = pd.DataFrame(rows, columns=list(TERM_SIGNAL_COLUMNS))
+    res = FrontCurve.run(
+        *_slot_panel(slots),
+        front_min_dte=front_min_dte,
+        fit_max_dte=fit_max_dte,
+        min_fit_expiries=min_fit_expiries,
+        curve_x=curve_x,
+    )
+    width = max([1, *(len(r) for r in slots)])
+    curve = {
+        name: getattr(res, name).to_numpy().reshape(len(slots), width) for name in CURVE_OUTPUTS
+    }
+    frame = pd.DataFrame(_curve_rows(slots, curve), columns=list(TERM_SIGNAL_COLUMNS))
     frame.index = pd.DatetimeIndex([pd.Timestamp(d) for d in dates]).tz_localize(TZ)
     frame.index.name = "date"
     return frame

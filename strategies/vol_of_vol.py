@@ -11,7 +11,7 @@ Daily closes (VIX, VVIX; session ``t``)
    points) and ``div_t = IV_t - IV_{t-1}`` with the ATM-IV proxy ``IV = VIX / 100`` (decimal
    vol); ``change_kind = "log"`` uses log changes of both.
 2. **Fitted relation**: OLS ``div_s = a + b dvvix_s + e_s`` over the last ``fit_window`` sessions
-   ``s < t`` (at least ``min_fit``; :func:`strategies.skew_dislocation.expected_skew`, a rolling
+   ``s < t`` (at least ``min_fit``; :func:`indicators.regression.past_ols`, a rolling
    OLS on earlier points only). ``expected_t = a + b dvvix_t``, ``residual_t = div_t -
    expected_t`` (decimal vol), ``residual_sd`` = the fit's residual standard deviation (ddof 2),
    ``residual_z = residual_t / residual_sd``.
@@ -64,7 +64,9 @@ from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot
 from data_feeds.ohlc import fingerprint
 from indicators import vvix_signals
-from indicators.vol_signals import past_zscore_nb
+from indicators.regression import OUTPUTS as OLS_OUTPUTS
+from indicators.regression import PastOLS, past_ols
+from indicators.vol_signals import PastZScore, past_zscore_nb
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin
 from strategies.evaluation import signal_evaluation
 from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
@@ -78,7 +80,6 @@ from strategies.risk import (
     sleeve_info,
     track_sleeves,
 )
-from strategies.skew_dislocation import expected_skew
 
 __all__ = [
     "SIGNAL_KEYS",
@@ -337,43 +338,70 @@ def vol_of_vol_signals(
 
     Notes
     -----
-    The OLS is :func:`strategies.skew_dislocation.expected_skew` (``numpy.polyfit`` on the
-    earlier points), checked against ``statsmodels.OLS`` in the tests.
+    The OLS is :func:`indicators.regression.past_ols` (numba kernel on the earlier points),
+    checked against ``statsmodels.OLS`` in the tests.
     """
     if not iv.index.equals(vvix.index):
         raise ValueError("iv and vvix must share one index (use daily_panel)")
+    _check_stat(vvix_measure, vvix_z_window)
+    changes = vvix_signals(vvix.astype(float), iv.astype(float), kind=change_kind)
+    dv = changes["vvix_change"].to_numpy(dtype=float)
+    fit = past_ols(
+        changes["atm_iv_change"].to_numpy(dtype=float),
+        dv,
+        model="regression",
+        fit_window=fit_window,
+        min_fit=min_fit,
+    )
+    if vvix_measure == "zscore":
+        stat = past_zscore_nb(np.ascontiguousarray(dv), vvix_z_window, 2)
+    else:
+        stat = _vvix_pct(vvix)
+    return _signal_frame(iv, vvix, changes, stat, {k: fit[k].to_numpy() for k in OLS_OUTPUTS})
+
+
+def _check_stat(vvix_measure: str, vvix_z_window: int) -> None:
     if vvix_measure not in ("zscore", "pct"):
         raise ValueError(f"vvix_measure must be 'zscore' or 'pct', got {vvix_measure!r}")
     if vvix_z_window < 2:
         raise ValueError(f"vvix_z_window must be >= 2, got {vvix_z_window}")
-    sig = vvix_signals(vvix.astype(float), iv.astype(float), kind=change_kind)
-    dv = sig["vvix_change"].to_numpy(dtype=float)
-    di = sig["atm_iv_change"].to_numpy(dtype=float)
-    fit = expected_skew(di, dv, model="regression", fit_window=fit_window, min_fit=min_fit)
-    if vvix_measure == "zscore":
-        stat = past_zscore_nb(np.ascontiguousarray(dv), vvix_z_window, 2)
-    else:
-        level = vvix.to_numpy(dtype=float)
-        stat = np.concatenate([[np.nan], level[1:] / level[:-1] - 1.0])
+
+
+def _vvix_pct(vvix: pd.Series) -> np.ndarray:
+    """``VVIX_t / VVIX_{t-1} - 1`` (decimal), NaN on the first session."""
+    level = vvix.to_numpy(dtype=float)
+    return np.concatenate([[np.nan], level[1:] / level[:-1] - 1.0])
+
+
+def _signal_frame(
+    iv: pd.Series,
+    vvix: pd.Series,
+    changes: pd.DataFrame,
+    stat: np.ndarray,
+    fit: Mapping[str, np.ndarray],
+) -> pd.DataFrame:
+    """The :func:`vol_of_vol_signals` table from its parts: ``changes`` of
+    :func:`indicators.vvix_signals`, the VVIX statistic and the
+    :func:`indicators.regression.past_ols_nb` outputs ``fit`` (arrays by output name)."""
     out = pd.DataFrame(
         {
             "iv_proxy": iv.to_numpy(dtype=float),
             "vvix": vvix.to_numpy(dtype=float),
-            "vvix_change": dv,
-            "iv_change": di,
+            "vvix_change": changes["vvix_change"].to_numpy(dtype=float),
+            "iv_change": changes["atm_iv_change"].to_numpy(dtype=float),
             "vvix_stat": stat,
-            "intercept": fit["intercept"].to_numpy(),
-            "slope": fit["slope"].to_numpy(),
-            "n_fit": fit["n_fit"].to_numpy(),
-            "expected_change": fit["expected"].to_numpy(),
-            "residual": fit["gap"].to_numpy(),
-            "residual_sd": fit["scale"].to_numpy(),
-            "residual_z": fit["z"].to_numpy(),
+            "intercept": fit["intercept"],
+            "slope": fit["slope"],
+            "n_fit": np.asarray(fit["n_fit"]).astype(int),
+            "expected_change": fit["expected"],
+            "residual": fit["gap"],
+            "residual_sd": fit["scale"],
+            "residual_z": fit["z"],
         },
         index=iv.index,
     )
     out["residual_cum"] = np.nancumsum(out["residual"].to_numpy())
-    out["vvix_iv_corr"] = sig["vvix_iv_corr"].to_numpy()
+    out["vvix_iv_corr"] = changes["vvix_iv_corr"].to_numpy()
     return out
 
 
@@ -665,8 +693,7 @@ class VolOfVolGamma(StrategyPlugin):
                 f"{len(stored) - len(self.quote_dates)} quote dates without a previous "
                 "underlying session dropped"
             )
-        for combo in self._grid(grid, p):
-            self.decision_table(p.model_copy(update=combo))
+        self._signal_tables([*self._grid(grid, p), {k: getattr(p, k) for k in SIGNAL_KEYS}])
         table = self.decision_table(p)
         counts = table["status"].value_counts().to_dict()
         self.reports.append(
@@ -685,19 +712,45 @@ class VolOfVolGamma(StrategyPlugin):
         """:func:`vol_of_vol_signals` on the panel for ``params`` (default the fixed ones)."""
         p = params or self.base
         key = tuple(getattr(p, k) for k in SIGNAL_KEYS)
-        table = self._tables.get(key)
-        if table is None:
-            table = vol_of_vol_signals(
-                self.panel["iv_proxy"],
-                self.panel["vvix"],
-                change_kind=p.change_kind,
-                fit_window=p.fit_window,
-                min_fit=p.min_fit,
-                vvix_measure=p.vvix_measure,
-                vvix_z_window=p.vvix_z_window,
-            )
-            self._tables[key] = table
-        return table
+        if key not in self._tables:
+            self._signal_tables([dict(zip(SIGNAL_KEYS, key, strict=True))])
+        return self._tables[key]
+
+    def _signal_tables(self, combos: Sequence[Mapping[str, Any]]) -> None:
+        """The :func:`vol_of_vol_signals` tables of ``combos`` (dicts of :data:`SIGNAL_KEYS`)
+        into the cache, one call per indicator over the whole grid: the changes per
+        ``change_kind`` (:func:`indicators.vvix_signals`), :data:`indicators.regression.PastOLS`
+        over every ``(fit_window, min_fit)`` on every change kind, and
+        :data:`indicators.vol_signals.PastZScore` over every ``vvix_z_window``."""
+        for c in combos:
+            _check_stat(c["vvix_measure"], int(c["vvix_z_window"]))
+        iv, vvix = self.panel["iv_proxy"], self.panel["vvix"]
+        kinds = sorted({c["change_kind"] for c in combos})
+        changes = {k: vvix_signals(vvix.astype(float), iv.astype(float), kind=k) for k in kinds}
+        dv = np.column_stack([changes[k]["vvix_change"].to_numpy(dtype=float) for k in kinds])
+        di = np.column_stack([changes[k]["atm_iv_change"].to_numpy(dtype=float) for k in kinds])
+        fits = sorted({(int(c["fit_window"]), int(c["min_fit"])) for c in combos})
+        ols = PastOLS.run(
+            di,
+            dv,
+            fit_window=[f[0] for f in fits],
+            min_fit=[f[1] for f in fits],
+            model="regression",
+        )
+        outs = {name: getattr(ols, name).to_numpy() for name in OLS_OUTPUTS}
+        z_windows = sorted({int(c["vvix_z_window"]) for c in combos})
+        zs = PastZScore.run(dv, window=z_windows, min_periods=2).zscore.to_numpy()
+        pct = _vvix_pct(vvix)
+        for c in combos:
+            j = kinds.index(c["change_kind"])
+            col = fits.index((int(c["fit_window"]), int(c["min_fit"]))) * len(kinds) + j
+            if c["vvix_measure"] == "zscore":
+                stat = zs[:, z_windows.index(int(c["vvix_z_window"])) * len(kinds) + j]
+            else:
+                stat = pct
+            fit = {name: out[:, col] for name, out in outs.items()}
+            key = tuple(c[k] for k in SIGNAL_KEYS)
+            self._tables[key] = _signal_frame(iv, vvix, changes[c["change_kind"]], stat, fit)
 
     def decision_table(self, params: VolOfVolParams | None = None) -> pd.DataFrame:
         """Per quote date ``D`` (index ``datetime.date``): the signal row of the previous
