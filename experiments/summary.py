@@ -70,6 +70,8 @@ COLUMNS = [
     "sharpe_ci_high",
     "deflated_sharpe",
     "pbo",
+    "oos_is_sharpe_ratio",
+    "min_backtest_years",
     "sample",
     "total_return",
     "max_drawdown",
@@ -386,6 +388,8 @@ DISPLAY = [
     ("sharpe_ci", "Sharpe 95% CI", "ci"),
     ("deflated_sharpe", "DSR", "x"),
     ("pbo", "PBO", "x"),
+    ("oos_is_sharpe_ratio", "OOS/IS", "x"),
+    ("min_backtest_years", "MinBTL y", "x"),
     ("total_return", "total return", "pct"),
     ("max_drawdown", "max DD", "pct"),
     ("trades", "trades", "int"),
@@ -414,7 +418,9 @@ def to_markdown(frame: pd.DataFrame) -> str:
         "once). Sharpe: annualized (252), rf = 0, on the one continuous out-of-sample account, "
         "95% interval from its non-normal standard error (Mertens 2002). DSR: deflated Sharpe "
         "ratio over the study's trials (Bailey and Lopez de Prado 2014). PBO: probability of "
-        "backtest overfitting by CSCV, mean over folds (Bailey et al. 2017). trades: opening "
+        "backtest overfitting by CSCV, mean over folds (Bailey et al. 2017). OOS/IS: "
+        "out-of-sample Sharpe / mean best in-sample Sharpe. MinBTL y: minimum backtest length "
+        "in years for that many trials (Bailey et al. 2014). trades: opening "
         "orders. turnover: traded notional / mean equity, per year. costs: commissions + "
         "settlement fees + option slippage vs mid + share cost model + hedge half spreads; "
         "gross P&L = net + costs. Definitions: docs/metrics.md.",
