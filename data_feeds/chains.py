@@ -50,6 +50,12 @@ from data_feeds.calendar import MINUTES_PER_YEAR, TZ, _xnys
 from data_feeds.contracts import ROOT_SPECS, OptionContract, OptionQuote
 from data_feeds.errors import DataValidationError
 from pricing import IV_STATUS_DESCRIPTIONS, bs_greeks, implied_vol
+from pricing.forwards import (
+    PARITY_STRIKES,
+    ForwardEstimate,
+    forward_estimate,
+    nearest_parity_forwards,
+)
 
 GREEK_COLUMNS = ("delta", "gamma", "vega", "theta")
 """Model greeks added by :meth:`ChainSnapshot.with_implied_vols` (per unit of the underlying)."""
@@ -73,9 +79,6 @@ QUOTE_COLUMNS = (
     "is_liquid",
 )
 """Columns of :attr:`ChainSnapshot.quotes` (see the module docstring for units)."""
-
-PARITY_STRIKES = 3
-"""Number of strikes (smallest ``|C_mid - P_mid|``) averaged by :meth:`ChainSnapshot.forward`."""
 
 
 def settlement_time(expiration: dt.date, settlement: str) -> pd.Timestamp:
@@ -389,8 +392,9 @@ class ChainSnapshot:
             tte_g[j] = self.tte(expiration, root)
             dte_g[j] = (expiration - self.quote_date).days
 
-        # put-call parity forward per group: mean over the PARITY_STRIKES strikes with the
-        # smallest |C_mid - P_mid| among strikes whose call and put both have a bid > 0
+        # put-call parity forward per group (pricing.nearest_parity_forwards): mean over the
+        # PARITY_STRIKES strikes with the smallest |C_mid - P_mid| among strikes whose call and
+        # put are both two-sided
         two_sided = (bid > 0.0) & (ask >= bid) & np.isfinite(mid)
         c_idx = np.flatnonzero(is_call)
         p_idx = np.flatnonzero(~is_call)
@@ -403,19 +407,10 @@ class ChainSnapshot:
         pi = pairs["pi"].to_numpy()
         ok = two_sided[ci] & two_sided[pi]
         ci, pi = ci[ok], pi[ok]
-        g = gid[ci]
-        k = strike[ci]
-        gap = np.abs(mid[ci] - mid[pi])
-        order = np.lexsort((k, gap, g))
-        ci, pi, g, k = ci[order], pi[order], g[order], k[order]
-        first = np.searchsorted(g, g, side="left")
-        keep = (np.arange(len(g)) - first) < PARITY_STRIKES
-        ci, pi, g, k = ci[keep], pi[keep], g[keep], k[keep]
-        f_i = k + np.exp(self.rate * tte_g[g]) * (mid[ci] - mid[pi])
-        count = np.bincount(g, minlength=n_groups)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            fwd_g = np.bincount(g, weights=f_i, minlength=n_groups) / count
-        fwd_g[count == 0] = np.nan
+        fwd_g, count = nearest_parity_forwards(
+            gid[ci], strike[ci], mid[ci], mid[pi], tte_g, self.rate,
+            n_groups=n_groups, n_strikes=PARITY_STRIKES,
+        )  # fmt: skip
         self._forwards = {
             key: (float(fwd_g[j]), int(count[j])) for j, key in enumerate(groups.keys())
         }
@@ -522,6 +517,48 @@ class ChainSnapshot:
                 "and a put both with bid > 0"
             )
         return fwd
+
+    def forward_estimate(
+        self, expiration: dt.date, root: str, *, div_yield: float = 0.0
+    ) -> ForwardEstimate:
+        """Forward of ``root`` expiring on ``expiration`` with the suite's one fallback.
+
+        The parity forward of :meth:`forward` when the expiry has a strike with a two-sided call
+        and put (``source="parity"``); otherwise :func:`pricing.forwards.carry_forward`
+        ``underlying_price * exp((rate - div_yield) * tte)`` (``source="carry"``), or NaN with
+        ``source="none"`` when the snapshot has no finite positive underlying price. See
+        :func:`pricing.forwards.forward_estimate`.
+
+        Parameters
+        ----------
+        expiration : datetime.date
+            Expiration date.
+        root : str
+            Option root.
+        div_yield : float, default 0.0
+            Continuous dividend yield (decimal) of the fallback.
+
+        Returns
+        -------
+        pricing.forwards.ForwardEstimate
+            ``(forward, n_pairs, source)``; forward in the underlying's units.
+
+        Raises
+        ------
+        KeyError
+            Nothing quoted for that root and expiry.
+        """
+        expiration = _as_date(expiration)
+        self._rows(expiration, root)
+        self._analytics()
+        assert self._forwards is not None
+        fwd, used = self._forwards[(root, expiration)]
+        if used > 0:
+            return ForwardEstimate(fwd, used, "parity")
+        return forward_estimate(
+            [], [], [], self.tte(expiration, root), self.rate,
+            spot=float(self.underlying_price), div_yield=div_yield,
+        )  # fmt: skip
 
     def _pair_strikes(self, expiration: dt.date, root: str) -> np.ndarray:
         """Ascending strikes where both the call and the put are quoted."""
