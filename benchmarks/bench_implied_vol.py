@@ -61,12 +61,12 @@ from scipy.stats import norm
 
 from pricing import bs_price, implied_vol
 from pricing.iv_chain import VEGA_NEGLIGIBLE_RATIO, guess_table, implied_vol_chain
+from pricing.ql_helpers import black_implied_std_dev
 
 RATE = 0.024
 MINUTE = 1.0 / 525_600.0
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SPX_2019 = DATA / "options" / "spx_chains_2019q2.parquet"
-QL_NULL = float(np.finfo(np.float32).max)  # QuantLib's Null<Real>(): its own initial guess
 
 
 # --------------------------------------------------------------------------------------
@@ -162,21 +162,10 @@ def quantlib_loop(d: dict[str, np.ndarray]) -> np.ndarray:
     out = np.empty(d["price"].size)
     for i in range(out.size):
         t = float(d["tte"][i])
-        try:
-            std = ql.blackFormulaImpliedStdDev(
-                ql.Option.Call if d["right"][i] == "C" else ql.Option.Put,
-                float(d["strike"][i]),
-                float(d["forward"][i]),
-                float(d["price"][i]),
-                math.exp(-RATE * t),
-                0.0,
-                QL_NULL,
-                1e-15,
-                300,
-            )
-            out[i] = std / math.sqrt(t) if t > 0 else math.nan
-        except RuntimeError:
-            out[i] = math.nan
+        std = black_implied_std_dev(
+            d["right"][i], d["strike"][i], d["forward"][i], d["price"][i], math.exp(-RATE * t)
+        )
+        out[i] = std / math.sqrt(t) if t > 0 else math.nan
     return out
 
 

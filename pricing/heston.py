@@ -51,9 +51,8 @@ References
 from __future__ import annotations
 
 import cmath
-import contextlib
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,7 +70,7 @@ from pricing.black_scholes import (
     normalised_vega_nb,
     parse_right,
 )
-from pricing.quantlib_engines import QL_REFERENCE_DATE, whole_days
+from pricing.ql_helpers import QL_REFERENCE_DATE, evaluation_date, flat_curve, whole_days
 
 __all__ = [
     "DEFAULT_HESTON_BOUNDS",
@@ -946,17 +945,6 @@ def _cf_many_nb(
 # --------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _evaluation_date(date: ql.Date) -> Iterator[None]:
-    settings = ql.Settings.instance()
-    previous = settings.evaluationDate
-    settings.evaluationDate = date
-    try:
-        yield
-    finally:
-        settings.evaluationDate = previous
-
-
 def ql_heston_price(
     spot: ArrayLike,
     strike: ArrayLike,
@@ -1012,16 +1000,15 @@ def ql_heston_price(
     (s, k, t, r, q), cp, shape = _price_inputs(spot, strike, tte, rate, div_yield, right)
     out = np.empty(s.size)
     today = QL_REFERENCE_DATE
-    dc = ql.Actual365Fixed()
-    with _evaluation_date(today):
+    with evaluation_date(today):
         cache: dict[tuple[float, float, float], ql.PricingEngine] = {}
         for i in range(s.size):
             days = whole_days(t[i])
             key = (s[i], r[i], q[i])
             if key not in cache:
                 process = ql.HestonProcess(
-                    ql.YieldTermStructureHandle(ql.FlatForward(today, r[i], dc, ql.Continuous)),
-                    ql.YieldTermStructureHandle(ql.FlatForward(today, q[i], dc, ql.Continuous)),
+                    flat_curve(r[i], today),
+                    flat_curve(q[i], today),
                     ql.QuoteHandle(ql.SimpleQuote(s[i])),
                     p.v0,
                     p.kappa,

@@ -27,6 +27,7 @@ from pricing.forwards import (
     parity_forwards,
     parity_pairs,
 )
+from pricing.ql_helpers import evaluation_date, ql_flat_forward
 
 SPX_2019 = "options/spx_chains_2019q2.parquet"
 
@@ -318,13 +319,8 @@ def test_chain_snapshot_forward_is_the_hand_parity_forward(chain_store_2019, day
 
 def ql_carry_forward(spot, tte_days, rate, div_yield):
     """QuantLib: S * D_q(T) / D_r(T) on flat ACT/365 curves (the BSM process forward)."""
-    today = ql.Date(15, 5, 2019)
-    ql.Settings.instance().evaluationDate = today
-    day_count = ql.Actual365Fixed()
-    r_ts = ql.FlatForward(today, rate, day_count)
-    q_ts = ql.FlatForward(today, div_yield, day_count)
-    maturity = today + int(tte_days)
-    return spot * q_ts.discount(maturity) / r_ts.discount(maturity)
+    with evaluation_date(ql.Date(15, 5, 2019)) as today:
+        return ql_flat_forward(spot, int(tte_days), rate, div_yield, today)
 
 
 @pytest.mark.parametrize(
@@ -360,9 +356,7 @@ def test_snapshot_without_pairs_falls_back_to_the_carry_forward(chain_store_2019
     est = calls_only.forward_estimate(exp, root)
     tte = calls_only.tte(exp, root)
     assert est.source == "carry" and est.n_pairs == 0
-    assert est.forward == pytest.approx(
-        snap.underlying_price * math.exp(0.024 * tte), rel=1e-13
-    )
+    assert est.forward == pytest.approx(snap.underlying_price * math.exp(0.024 * tte), rel=1e-13)
     # QuantLib at whole days (the snapshot's tte is to the AM settlement minute)
     ql_ref = ql_carry_forward(snap.underlying_price, round(tte * 365), 0.024, 0.0)
     assert est.forward == pytest.approx(ql_ref, rel=1e-4)

@@ -22,7 +22,6 @@ import math
 import numba
 import numpy as np
 import pytest
-import QuantLib as ql
 from numba import njit
 from scipy.special import erfcx as scipy_erfcx
 from scipy.stats import norm
@@ -46,12 +45,12 @@ from pricing.iv_chain import (
     implied_vols_from_quotes,
     normalised_implied_vol_chain_nb,
 )
+from pricing.ql_helpers import black_implied_std_dev
 
 RATE = 0.045
 DIV = 0.013
 MINUTE = 1.0 / 525_600.0
 DAY = 1.0 / 365.0
-QL_NULL = float(np.finfo(np.float32).max)
 
 
 def kappa(price, forward, strike, tte, rate, vol, right):
@@ -162,16 +161,8 @@ def test_against_quantlib_implied_std_dev():
     ok &= price >= 1e-8 * forward
     ql_iv = np.full(price.size, np.nan)
     for i in np.flatnonzero(ok):
-        std = ql.blackFormulaImpliedStdDev(
-            ql.Option.Call if right[i] == "C" else ql.Option.Put,
-            strike[i],
-            forward[i],
-            price[i],
-            math.exp(-RATE * tte[i]),
-            0.0,
-            QL_NULL,
-            1e-15,
-            300,
+        std = black_implied_std_dev(
+            right[i], strike[i], forward[i], price[i], math.exp(-RATE * tte[i])
         )
         ql_iv[i] = std / math.sqrt(tte[i])
     res = implied_vol_chain(price, forward, strike, tte, RATE, 0.0, right)
