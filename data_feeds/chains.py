@@ -51,7 +51,6 @@ from data_feeds.contracts import ROOT_SPECS, OptionContract, OptionQuote
 from data_feeds.errors import DataValidationError
 from pricing import IV_STATUS_DESCRIPTIONS, bs_greeks, implied_vol
 from pricing.forwards import (
-    PARITY_STRIKES,
     ForwardEstimate,
     forward_estimate,
     nearest_parity_forwards,
@@ -79,6 +78,9 @@ QUOTE_COLUMNS = (
     "is_liquid",
 )
 """Columns of :attr:`ChainSnapshot.quotes` (see the module docstring for units)."""
+
+PARITY_STRIKES = 3
+"""Number of strikes (smallest ``|C_mid - P_mid|``) averaged by :meth:`ChainSnapshot.forward`."""
 
 
 def settlement_time(expiration: dt.date, settlement: str) -> pd.Timestamp:

@@ -53,7 +53,6 @@ from pricing.black_scholes import (
 from pricing.forwards import (
     FALLBACK_MIN_PAIRS,
     PARITY_FORWARD_COLUMNS,
-    PARITY_STRIKES,
     ForwardEstimate,
     carry_forward,
     forward_estimate,
@@ -143,7 +142,6 @@ __all__ = [
     "IV_OK",
     "IV_STATUS_DESCRIPTIONS",
     "PARITY_FORWARD_COLUMNS",
-    "PARITY_STRIKES",
     "PUT",
     "VEGA_NEGLIGIBLE_RATIO",
     "ArbitrageReport",

@@ -13,7 +13,7 @@ weighted by the inverse half-spread of its ``C - P`` quote, so that residuals ar
 half-spreads (or Theil-Sen's median of pairwise slopes, unweighted, as an alternative).
 
 One forward, one fallback: :func:`nearest_parity_forwards` is the forward at a known rate
-(mean of ``K + e^{r tte}(C - P)`` over the :data:`PARITY_STRIKES` pairs nearest the money),
+(mean of ``K + e^{r tte}(C - P)`` over the ``n_strikes`` (3) pairs nearest the money),
 used by ``ChainSnapshot.forward`` and the auction rows; :func:`forward_estimate` adds the one
 fallback of the suite, :func:`carry_forward` ``S e^{(r - q) tte}``, when an expiry has fewer
 than :data:`FALLBACK_MIN_PAIRS` two-sided pairs. :func:`parity_forwards` is the regression that
@@ -55,7 +55,6 @@ __all__ = [
     "FALLBACK_MIN_PAIRS",
     "HUBER_T",
     "PARITY_FORWARD_COLUMNS",
-    "PARITY_STRIKES",
     "ForwardEstimate",
     "carry_forward",
     "forward_estimate",
@@ -198,9 +197,6 @@ def parity_pairs(
 # The forward of one rate: nearest-the-money parity pairs, with one fallback
 # --------------------------------------------------------------------------------------
 
-PARITY_STRIKES: int = 3
-"""Pairs averaged by :func:`nearest_parity_forwards` (the smallest ``|C - P|``)."""
-
 FALLBACK_MIN_PAIRS: int = 1
 """Two-sided call/put pairs below which :func:`forward_estimate` falls back to
 :func:`carry_forward` (with one pair the parity forward exists)."""
@@ -266,7 +262,7 @@ def nearest_parity_forwards(
     rate: float,
     *,
     n_groups: int | None = None,
-    n_strikes: int = PARITY_STRIKES,
+    n_strikes: int = 3,
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Put-call-parity forward of every expiry at a known rate, from the pairs nearest the money.
 
@@ -346,7 +342,7 @@ def forward_estimate(
     *,
     spot: float = math.nan,
     div_yield: float = 0.0,
-    n_strikes: int = PARITY_STRIKES,
+    n_strikes: int = 3,
 ) -> ForwardEstimate:
     """Forward of one expiry: the parity forward, else the one documented fallback.
 
