@@ -82,6 +82,42 @@ QUOTE_COLUMNS = (
 PARITY_STRIKES = 3
 """Number of strikes (smallest ``|C_mid - P_mid|``) averaged by :meth:`ChainSnapshot.forward`."""
 
+
+def settlement_time(expiration: dt.date, settlement: str) -> pd.Timestamp:
+    """Wall-clock settlement time of a contract expiring on ``expiration`` (tz-aware, ET).
+
+    Parameters
+    ----------
+    expiration : datetime.date
+        Expiration date.
+    settlement : {'AM', 'PM', 'physical'}
+        ``AM``: 09:30 ET (special opening quotation); ``PM`` and ``physical``: the NYSE session
+        close of that date (16:00, or 13:00 on an early-close day).
+
+    Returns
+    -------
+    pandas.Timestamp
+        Tz-aware ``America/New_York``.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``settlement``.
+    """
+    day = pd.Timestamp(expiration)
+    if settlement == "AM":
+        return pd.Timestamp.combine(day.date(), dt.time(9, 30)).tz_localize(TZ)
+    if settlement not in ("PM", "physical"):
+        raise ValueError(f"settlement must be 'AM', 'PM' or 'physical', got {settlement!r}")
+    cal = _xnys()
+    if cal.first_session <= day <= cal.last_session and cal.is_session(day):
+        return cal.session_close(day).tz_convert(TZ)
+    return pd.Timestamp.combine(day.date(), dt.time(16, 0)).tz_localize(TZ)
+
+
+_settlement_time_cached = lru_cache(maxsize=4096)(settlement_time)
+
+
 QUOTE_UNAVAILABLE_REASONS = {
     "no_quotes": "nothing quoted for the root and expiry",
     "not_quoted": "the contract (or a combo leg) is not quoted",
@@ -129,41 +165,6 @@ class QuoteUnavailable(VolsuiteError, KeyError, ValueError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.message
-
-
-def settlement_time(expiration: dt.date, settlement: str) -> pd.Timestamp:
-    """Wall-clock settlement time of a contract expiring on ``expiration`` (tz-aware, ET).
-
-    Parameters
-    ----------
-    expiration : datetime.date
-        Expiration date.
-    settlement : {'AM', 'PM', 'physical'}
-        ``AM``: 09:30 ET (special opening quotation); ``PM`` and ``physical``: the NYSE session
-        close of that date (16:00, or 13:00 on an early-close day).
-
-    Returns
-    -------
-    pandas.Timestamp
-        Tz-aware ``America/New_York``.
-
-    Raises
-    ------
-    ValueError
-        Unknown ``settlement``.
-    """
-    day = pd.Timestamp(expiration)
-    if settlement == "AM":
-        return pd.Timestamp.combine(day.date(), dt.time(9, 30)).tz_localize(TZ)
-    if settlement not in ("PM", "physical"):
-        raise ValueError(f"settlement must be 'AM', 'PM' or 'physical', got {settlement!r}")
-    cal = _xnys()
-    if cal.first_session <= day <= cal.last_session and cal.is_session(day):
-        return cal.session_close(day).tz_convert(TZ)
-    return pd.Timestamp.combine(day.date(), dt.time(16, 0)).tz_localize(TZ)
-
-
-_settlement_time_cached = lru_cache(maxsize=4096)(settlement_time)
 
 
 @dataclass(frozen=True)
@@ -288,7 +289,7 @@ class ChainSnapshot:
             raise QuoteUnavailable(
                 "not_quoted",
                 f"{contract} is not quoted in the {self.underlying} snapshot of "
-                f"{self.quote_time:%Y-%m-%d %H:%M}"
+                f"{self.quote_time:%Y-%m-%d %H:%M}",
             )
         return self.quotes.iloc[i]
 
@@ -569,7 +570,7 @@ class ChainSnapshot:
             raise QuoteUnavailable(
                 "no_forward",
                 f"no forward in the {self._where(expiration, root)}: no strike has a call "
-                "and a put both with bid > 0"
+                "and a put both with bid > 0",
             )
         return fwd
 
