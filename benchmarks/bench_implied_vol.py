@@ -22,8 +22,9 @@ threads) of:
 * ``pricing.implied_vol_chain`` (this issue) with 1 and 2 threads (``numba.set_num_threads``),
   best of ``--repeat`` timed calls after a warm-up (compilation and the one-off guess table
   excluded);
-* ``pricing.implied_vol`` (Jäckel's "Let's be rational" kernel of :mod:`pricing.black_scholes`),
-  1 and 2 threads;
+* the full Jäckel "Let's be rational" reference kernel of :mod:`pricing.black_scholes`
+  (``implied_vol_1d_parallel_nb``; ``pricing.implied_vol`` itself is now the chain solver on the
+  spot), 1 and 2 threads;
 * ``py_vollib_vectorized`` (Black model) if it imports and runs (it is installed in the venv but
   is not a project dependency; with numba 0.68 its kernels fail to compile: skipped with the
   error);
@@ -59,14 +60,15 @@ import QuantLib as ql
 from scipy.optimize import brentq
 from scipy.stats import norm
 
-from pricing import bs_price, implied_vol
+from pricing import bs_price, parse_right
+from pricing.black_scholes import implied_vol_1d_parallel_nb
 from pricing.iv_chain import VEGA_NEGLIGIBLE_RATIO, guess_table, implied_vol_chain
+from pricing.ql_helpers import black_implied_std_dev
 
 RATE = 0.024
 MINUTE = 1.0 / 525_600.0
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SPX_2019 = DATA / "options" / "spx_chains_2019q2.parquet"
-QL_NULL = float(np.finfo(np.float32).max)  # QuantLib's Null<Real>(): its own initial guess
 
 
 # --------------------------------------------------------------------------------------
@@ -152,31 +154,27 @@ def ours_new(d: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def ours_old(d: dict[str, np.ndarray]) -> np.ndarray:
+    """The full Jäckel reference kernel (``pricing.implied_vol`` is now the chain solver)."""
     spot = d["forward"] * np.exp(-RATE * d["tte"])
-    return implied_vol(
-        d["price"], spot, d["strike"], d["tte"], RATE, 0.0, d["right"], parallel=True
-    )
+    return implied_vol_1d_parallel_nb(
+        np.ascontiguousarray(d["price"], dtype=np.float64),
+        np.ascontiguousarray(spot, dtype=np.float64),
+        np.ascontiguousarray(d["strike"], dtype=np.float64),
+        np.ascontiguousarray(d["tte"], dtype=np.float64),
+        np.array([RATE]),
+        np.array([0.0]),
+        parse_right(d["right"]),
+    )[0]
 
 
 def quantlib_loop(d: dict[str, np.ndarray]) -> np.ndarray:
     out = np.empty(d["price"].size)
     for i in range(out.size):
         t = float(d["tte"][i])
-        try:
-            std = ql.blackFormulaImpliedStdDev(
-                ql.Option.Call if d["right"][i] == "C" else ql.Option.Put,
-                float(d["strike"][i]),
-                float(d["forward"][i]),
-                float(d["price"][i]),
-                math.exp(-RATE * t),
-                0.0,
-                QL_NULL,
-                1e-15,
-                300,
-            )
-            out[i] = std / math.sqrt(t) if t > 0 else math.nan
-        except RuntimeError:
-            out[i] = math.nan
+        std = black_implied_std_dev(
+            d["right"][i], d["strike"][i], d["forward"][i], d["price"][i], math.exp(-RATE * t)
+        )
+        out[i] = std / math.sqrt(t) if t > 0 else math.nan
     return out
 
 
@@ -267,7 +265,7 @@ def run_set(name: str, d: dict[str, np.ndarray], args: argparse.Namespace, pvv_e
     small = subset(d, np.arange(min(n, 1000)))
     for label, func in (
         ("pricing.implied_vol_chain (new)", ours_new),
-        ("pricing.implied_vol", ours_old),
+        ("Jäckel reference (implied_vol_1d_parallel_nb)", ours_old),
     ):
         func(small)  # compile / build the guess table outside the timing
         for threads in (1, 2):
@@ -348,7 +346,7 @@ def accuracy(args: argparse.Namespace, pvv_error: str | None) -> None:
         ref_name = "the generating vol (mpmath not installed: includes the price's rounding)"
     methods: list[tuple[str, Callable[[dict[str, np.ndarray]], np.ndarray]]] = [
         ("pricing.implied_vol_chain (new)", ours_new),
-        ("pricing.implied_vol", ours_old),
+        ("Jäckel reference (implied_vol_1d_parallel_nb)", ours_old),
         ("QuantLib blackFormulaImpliedStdDev", quantlib_loop),
         ("scipy brentq (math.erfc Black)", brentq_loop),
     ]

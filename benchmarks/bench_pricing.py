@@ -38,11 +38,11 @@ import QuantLib as ql
 from scipy.optimize import brentq
 
 from pricing import bs_greeks, bs_price, implied_vol
+from pricing.ql_helpers import black_implied_std_dev
 
 RATE = 0.045
 DIV = 0.013
 MINUTE = 1.0 / 525_600.0
-_QL_NULL_REAL = float(np.finfo(np.float32).max)  # QuantLib's Null<Real>(): use its own guess
 
 
 def make_sample(n: int, seed: int) -> dict[str, np.ndarray]:
@@ -78,22 +78,9 @@ def ql_iv_loop(price, spot, strike, tte, right) -> np.ndarray:
     out = np.empty(price.size)
     for i in range(price.size):
         t = tte[i]
-        option_type = ql.Option.Call if right[i] == "C" else ql.Option.Put
-        try:
-            std = ql.blackFormulaImpliedStdDev(
-                option_type,
-                strike[i],
-                spot[i] * math.exp((RATE - DIV) * t),
-                price[i],
-                math.exp(-RATE * t),
-                0.0,
-                _QL_NULL_REAL,
-                1e-15,
-                300,
-            )
-            out[i] = std / math.sqrt(t)
-        except RuntimeError:
-            out[i] = math.nan
+        forward = spot[i] * math.exp((RATE - DIV) * t)
+        std = black_implied_std_dev(right[i], strike[i], forward, price[i], math.exp(-RATE * t))
+        out[i] = std / math.sqrt(t)
     return out
 
 

@@ -53,6 +53,7 @@ from data_feeds.chains import settlement_time
 from data_feeds.errors import DataSourceError, DataValidationError
 from indicators.jumps import session_jump_stats
 from pricing import implied_vol
+from pricing.forwards import nearest_parity_forwards
 
 __all__ = [
     "AUCTION_COLUMNS",
@@ -346,7 +347,18 @@ def _opening_straddle(day: pd.DataFrame, date: pd.Timestamp, report: AuctionRepo
     c_mid = (calls.loc[strikes, "bid_close"] + calls.loc[strikes, "ask_close"]) / 2.0
     p_mid = (puts.loc[strikes, "bid_close"] + puts.loc[strikes, "ask_close"]) / 2.0
     k = float((c_mid - p_mid).abs().idxmin())
-    fwd = k + float(c_mid[k] - p_mid[k])
+    # the suite's parity forward (pricing.nearest_parity_forwards) at the one pair nearest the
+    # money, rate 0: K + C - P
+    fwd_g, _ = nearest_parity_forwards(
+        np.zeros(len(strikes), dtype=np.int64),
+        strikes.to_numpy(dtype=float),
+        c_mid.to_numpy(dtype=float),
+        p_mid.to_numpy(dtype=float),
+        [0.0],
+        0.0,
+        n_strikes=1,
+    )
+    fwd = float(fwd_g[0])
     stamp = pd.Timestamp.combine(date.date(), AUCTION_TIME).tz_localize(TZ)
     tte = (settlement_time(date.date(), "PM") - stamp).total_seconds() / (365.0 * 86400.0)
     mid = float(c_mid[k] + p_mid[k])

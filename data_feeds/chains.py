@@ -48,8 +48,13 @@ import pandas as pd
 
 from data_feeds.calendar import MINUTES_PER_YEAR, TZ, _xnys
 from data_feeds.contracts import ROOT_SPECS, OptionContract, OptionQuote
-from data_feeds.errors import DataValidationError
+from data_feeds.errors import DataValidationError, VolsuiteError
 from pricing import IV_STATUS_DESCRIPTIONS, bs_greeks, implied_vol
+from pricing.forwards import (
+    ForwardEstimate,
+    forward_estimate,
+    nearest_parity_forwards,
+)
 
 GREEK_COLUMNS = ("delta", "gamma", "vega", "theta")
 """Model greeks added by :meth:`ChainSnapshot.with_implied_vols` (per unit of the underlying)."""
@@ -117,6 +122,55 @@ def settlement_time(expiration: dt.date, settlement: str) -> pd.Timestamp:
 
 
 _settlement_time_cached = lru_cache(maxsize=4096)(settlement_time)
+
+
+QUOTE_UNAVAILABLE_REASONS = {
+    "no_quotes": "nothing quoted for the root and expiry",
+    "not_quoted": "the contract (or a combo leg) is not quoted",
+    "no_expiry": "no expiry quoted for the root",
+    "no_forward": "no strike with a two-sided call and put (no parity forward)",
+    "no_pair_strike": "no strike with both a call and a put quoted",
+    "no_delta_strike": "no two-sided quote with an implied vol on that side",
+    "delta_not_bracketed": "the delta is not bracketed by out-of-the-money quotes",
+    "no_atm_iv": "a leg at the ATM strike has no implied vol",
+}
+"""Reason codes of :class:`QuoteUnavailable` and what they mean."""
+
+
+class QuoteUnavailable(VolsuiteError, KeyError, ValueError):
+    """A chain query has no answer in this snapshot (a fact of the data, not a bug).
+
+    Raised by the :class:`ChainSnapshot` queries (``row``, ``quote``, ``contract``, ``forward``,
+    ``atm_strike``, ``atm_iv``, ``strike_by_delta``, ``iv_at_delta``, ``nearest_expiry``,
+    ``with_implied_vols``, the combo builders). A subclass of ``KeyError`` *and* ``ValueError``
+    so that callers written against the former bare errors keep working; new code catches
+    ``QuoteUnavailable`` and counts ``reason``.
+
+    Parameters
+    ----------
+    reason : str
+        One of :data:`QUOTE_UNAVAILABLE_REASONS`.
+    message : str
+        One line naming the snapshot, root, expiry (and contract) and what is missing.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``reason``.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        if reason not in QUOTE_UNAVAILABLE_REASONS:
+            raise ValueError(
+                f"unknown QuoteUnavailable reason {reason!r}; expected one of "
+                f"{sorted(QUOTE_UNAVAILABLE_REASONS)}"
+            )
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -238,9 +292,10 @@ class ChainSnapshot:
         key = (contract.root, contract.expiration, float(contract.strike), contract.right)
         i = self._key_index().get(key)
         if i is None:
-            raise KeyError(
+            raise QuoteUnavailable(
+                "not_quoted",
                 f"{contract} is not quoted in the {self.underlying} snapshot of "
-                f"{self.quote_time:%Y-%m-%d %H:%M}"
+                f"{self.quote_time:%Y-%m-%d %H:%M}",
             )
         return self.quotes.iloc[i]
 
@@ -357,7 +412,9 @@ class ChainSnapshot:
                 if quoted
                 else f"roots quoted: {self.roots()}"
             )
-            raise KeyError(f"no quotes in the {self._where(expiration, root)} ({have})")
+            raise QuoteUnavailable(
+                "no_quotes", f"no quotes in the {self._where(expiration, root)} ({have})"
+            )
         return rows
 
     def _analytics(self) -> pd.DataFrame:
@@ -395,8 +452,9 @@ class ChainSnapshot:
             tte_g[j] = self.tte(expiration, root)
             dte_g[j] = (expiration - self.quote_date).days
 
-        # put-call parity forward per group: mean over the PARITY_STRIKES strikes with the
-        # smallest |C_mid - P_mid| among strikes whose call and put both have a bid > 0
+        # put-call parity forward per group (pricing.nearest_parity_forwards): mean over the
+        # PARITY_STRIKES strikes with the smallest |C_mid - P_mid| among strikes whose call and
+        # put are both two-sided
         two_sided = (bid > 0.0) & (ask >= bid) & np.isfinite(mid)
         c_idx = np.flatnonzero(is_call)
         p_idx = np.flatnonzero(~is_call)
@@ -409,19 +467,10 @@ class ChainSnapshot:
         pi = pairs["pi"].to_numpy()
         ok = two_sided[ci] & two_sided[pi]
         ci, pi = ci[ok], pi[ok]
-        g = gid[ci]
-        k = strike[ci]
-        gap = np.abs(mid[ci] - mid[pi])
-        order = np.lexsort((k, gap, g))
-        ci, pi, g, k = ci[order], pi[order], g[order], k[order]
-        first = np.searchsorted(g, g, side="left")
-        keep = (np.arange(len(g)) - first) < PARITY_STRIKES
-        ci, pi, g, k = ci[keep], pi[keep], g[keep], k[keep]
-        f_i = k + np.exp(self.rate * tte_g[g]) * (mid[ci] - mid[pi])
-        count = np.bincount(g, minlength=n_groups)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            fwd_g = np.bincount(g, weights=f_i, minlength=n_groups) / count
-        fwd_g[count == 0] = np.nan
+        fwd_g, count = nearest_parity_forwards(
+            gid[ci], strike[ci], mid[ci], mid[pi], tte_g, self.rate,
+            n_groups=n_groups, n_strikes=PARITY_STRIKES,
+        )  # fmt: skip
         self._forwards = {
             key: (float(fwd_g[j]), int(count[j])) for j, key in enumerate(groups.keys())
         }
@@ -481,8 +530,9 @@ class ChainSnapshot:
             raise ValueError(f"target_dte must be a finite number of days, got {target_dte!r}")
         quoted = self.expiries(root)
         if not quoted:
-            raise ValueError(
-                f"no expiry quoted in the {self._where(root=root)} (roots quoted: {self.roots()})"
+            raise QuoteUnavailable(
+                "no_expiry",
+                f"no expiry quoted in the {self._where(root=root)} (roots quoted: {self.roots()})",
             )
         dte = np.array([(e - self.quote_date).days for e in quoted], dtype=float)
         return quoted[int(np.argmin(np.abs(dte - target_dte)))]
@@ -523,11 +573,54 @@ class ChainSnapshot:
         assert self._forwards is not None
         fwd, used = self._forwards[(root, expiration)]
         if used == 0:
-            raise ValueError(
+            raise QuoteUnavailable(
+                "no_forward",
                 f"no forward in the {self._where(expiration, root)}: no strike has a call "
-                "and a put both with bid > 0"
+                "and a put both with bid > 0",
             )
         return fwd
+
+    def forward_estimate(
+        self, expiration: dt.date, root: str, *, div_yield: float = 0.0
+    ) -> ForwardEstimate:
+        """Forward of ``root`` expiring on ``expiration`` with the suite's one fallback.
+
+        The parity forward of :meth:`forward` when the expiry has a strike with a two-sided call
+        and put (``source="parity"``); otherwise :func:`pricing.forwards.carry_forward`
+        ``underlying_price * exp((rate - div_yield) * tte)`` (``source="carry"``), or NaN with
+        ``source="none"`` when the snapshot has no finite positive underlying price. See
+        :func:`pricing.forwards.forward_estimate`.
+
+        Parameters
+        ----------
+        expiration : datetime.date
+            Expiration date.
+        root : str
+            Option root.
+        div_yield : float, default 0.0
+            Continuous dividend yield (decimal) of the fallback.
+
+        Returns
+        -------
+        pricing.forwards.ForwardEstimate
+            ``(forward, n_pairs, source)``; forward in the underlying's units.
+
+        Raises
+        ------
+        KeyError
+            Nothing quoted for that root and expiry.
+        """
+        expiration = _as_date(expiration)
+        self._rows(expiration, root)
+        self._analytics()
+        assert self._forwards is not None
+        fwd, used = self._forwards[(root, expiration)]
+        if used > 0:
+            return ForwardEstimate(fwd, used, "parity")
+        return forward_estimate(
+            [], [], [], self.tte(expiration, root), self.rate,
+            spot=float(self.underlying_price), div_yield=div_yield,
+        )  # fmt: skip
 
     def _pair_strikes(self, expiration: dt.date, root: str) -> np.ndarray:
         """Ascending strikes where both the call and the put are quoted."""
@@ -561,8 +654,9 @@ class ChainSnapshot:
         fwd = self.forward(expiration, root)
         strikes = self._pair_strikes(expiration, root)
         if strikes.size == 0:
-            raise ValueError(
-                f"no strike with both a call and a put in the {self._where(expiration, root)}"
+            raise QuoteUnavailable(
+                "no_pair_strike",
+                f"no strike with both a call and a put in the {self._where(expiration, root)}",
             )
         k = float(strikes[int(np.argmin(np.abs(strikes - fwd)))])
         if abs(k - fwd) > ATM_MAX_DISTANCE * fwd:
@@ -696,9 +790,10 @@ class ChainSnapshot:
             if (root is None or key[0] == root) and (exp is None or key[1] == exp)
         ]
         if not keys:
-            raise KeyError(
+            raise QuoteUnavailable(
+                "no_quotes",
                 f"no quotes in the {self._where(exp, root)} (roots quoted: {self.roots()}, "
-                f"expiries: {[f'{e:%Y-%m-%d}' for e in self.expiries()]})"
+                f"expiries: {[f'{e:%Y-%m-%d}' for e in self.expiries()]})",
             )
         rows = np.sort(np.concatenate([groups[key] for key in keys]))
         return table.iloc[rows].copy()
@@ -755,9 +850,10 @@ class ChainSnapshot:
             )
         side = self._side(expiration, root, right)
         if side.empty:
-            raise ValueError(
+            raise QuoteUnavailable(
+                "no_delta_strike",
                 f"no two-sided {right} quote with an implied vol in the "
-                f"{self._where(expiration, root)}"
+                f"{self._where(expiration, root)}",
             )
         dist = np.abs(side["delta"].to_numpy() - delta)
         return float(side["strike"].iat[int(np.argmin(dist))])
@@ -800,9 +896,10 @@ class ChainSnapshot:
             iv = float(leg["implied_vol"].iat[0])
             if not math.isfinite(iv):
                 reason = IV_STATUS_DESCRIPTIONS.get(int(leg["iv_status"].iat[0]), "unknown")
-                raise ValueError(
+                raise QuoteUnavailable(
+                    "no_atm_iv",
                     f"no ATM implied vol in the {self._where(expiration, root)}: the "
-                    f"{strike:g}{right} mid {float(leg['mid'].iat[0]):g} has none ({reason})"
+                    f"{strike:g}{right} mid {float(leg['mid'].iat[0]):g} has none ({reason})",
                 )
             vols[right] = iv
         return 0.5 * (vols["C"] + vols["P"])
@@ -857,9 +954,10 @@ class ChainSnapshot:
                 w = (delta - d[i]) / (d[i + 1] - d[i])
                 return float(v[i] + w * (v[i + 1] - v[i]))
         span = f"[{d.min():.3f}, {d.max():.3f}]" if d.size else "none"
-        raise ValueError(
+        raise QuoteUnavailable(
+            "delta_not_bracketed",
             f"delta {delta:g} is not bracketed by two-sided out-of-the-money {right} quotes in "
-            f"the {self._where(expiration, root)} (their deltas span {span})"
+            f"the {self._where(expiration, root)} (their deltas span {span})",
         )
 
     def risk_reversal_25d(self, expiration: dt.date, root: str) -> float:
@@ -1140,8 +1238,10 @@ __all__ = [
     "ATM_MAX_DISTANCE",
     "PARITY_STRIKES",
     "QUOTE_COLUMNS",
+    "QUOTE_UNAVAILABLE_REASONS",
     "ChainSnapshot",
     "Combo",
+    "QuoteUnavailable",
     "empty_quotes",
     "settlement_time",
 ]

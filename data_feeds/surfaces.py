@@ -1522,7 +1522,8 @@ def vrp_frame(
         the fitted range), ``realized_vol_30d/60d/90d`` (trailing 21/42/63 sessions ending the
         last session *before* the quote date), ``vrp_30d/60d/90d`` (implied minus realized,
         decimal vol), ``vrp_zscore`` (``(vrp_30d - mean) / std`` of the strictly earlier
-        ``vrp_30d`` values, sample std; NaN with fewer than ``zscore_min_periods`` of them) and
+        finite ``vrp_30d`` values, sample std; NaN with fewer than ``zscore_min_periods`` of
+        them; :func:`indicators.vol_signals.past_zscore_nb` with ``window=0``) and
         ``zscore_n`` (how many).
 
     Notes
@@ -1564,17 +1565,13 @@ def vrp_frame(
     out = pd.DataFrame(rows)
     if out.empty:
         return out
-    v = out["vrp_30d"].to_numpy(dtype=float)
-    z = np.full(v.size, np.nan)
-    n_used = np.zeros(v.size, dtype=np.int64)
-    for i in range(v.size):
-        past = v[:i][np.isfinite(v[:i])]
-        n_used[i] = past.size
-        if past.size >= zscore_min_periods and np.isfinite(v[i]):
-            sd = past.std(ddof=1)
-            z[i] = (v[i] - past.mean()) / sd if sd > 0 else np.nan
-    out["vrp_zscore"] = z
-    out["zscore_n"] = n_used
+    # the suite's one VRP z-score kernel (indicators.vol_signals.past_zscore_nb, expanding)
+    from indicators.vol_signals import past_zscore_nb
+
+    v = np.ascontiguousarray(out["vrp_30d"].to_numpy(dtype=float))
+    finite = np.isfinite(v)
+    out["vrp_zscore"] = past_zscore_nb(np.where(finite, v, np.nan), 0, zscore_min_periods)
+    out["zscore_n"] = (np.cumsum(finite) - finite).astype(np.int64)
     return out
 
 

@@ -51,7 +51,12 @@ from pricing.black_scholes import (
     straddle_price,
 )
 from pricing.forwards import (
+    FALLBACK_MIN_PAIRS,
     PARITY_FORWARD_COLUMNS,
+    ForwardEstimate,
+    carry_forward,
+    forward_estimate,
+    nearest_parity_forwards,
     parity_forwards,
     parity_pairs,
 )
@@ -129,6 +134,7 @@ from pricing.term_structure import (
 __all__ = [
     "CALL",
     "DEFAULT_HESTON_BOUNDS",
+    "FALLBACK_MIN_PAIRS",
     "IV_ABOVE_UPPER_BOUND",
     "IV_BAD_INPUT",
     "IV_BELOW_INTRINSIC",
@@ -140,6 +146,7 @@ __all__ = [
     "VEGA_NEGLIGIBLE_RATIO",
     "ArbitrageReport",
     "BertramThresholds",
+    "ForwardEstimate",
     "Greeks",
     "HestonFit",
     "HestonParams",
@@ -164,6 +171,7 @@ __all__ = [
     "calendar_violations",
     "calibrate_heston",
     "calibrate_sabr",
+    "carry_forward",
     "check_surface",
     "check_svi_surface",
     "fit_ou",
@@ -172,6 +180,7 @@ __all__ = [
     "fit_svi",
     "fit_svi_slices",
     "fit_svi_surface",
+    "forward_estimate",
     "g_function",
     "heston_cf",
     "heston_implied_vol",
@@ -186,6 +195,7 @@ __all__ = [
     "leung_li_G",
     "leung_li_levels",
     "merton_price",
+    "nearest_parity_forwards",
     "ou_loglik",
     "parity_forwards",
     "parity_pairs",

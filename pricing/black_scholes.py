@@ -20,7 +20,11 @@ time value ``DF sqrt(F K) b(-|x|, s)`` of the out-of-the-money option, where
 out-of-the-money call. Small ``s`` (0DTE) uses a Taylor expansion of ``b`` in ``s`` so
 that the time value keeps full relative accuracy down to one-minute expiries.
 
-Implied volatility follows Jäckel (2015), "Let's be rational": the price is reduced to the
+Implied volatility: :func:`implied_vol` / :func:`implied_vol_status` are the production path,
+the chain kernel of :mod:`pricing.iv_chain` on the spot. The kernels of this module
+(``normalised_implied_vol_otm_nb``, ``implied_vol_status_nb``, ``implied_vol_nb``,
+``implied_vol_1d_nb``, ``implied_vol_1d_parallel_nb``) are the **reference** solver the tests
+check it against, the full Jäckel (2015), "Let's be rational": the price is reduced to the
 normalised out-of-the-money time value, a rational-cubic initial guess is built on four
 branches, and Householder(3) steps on branch-specific objective functions (``1/ln b`` in
 the lower branch, ``b`` in the middle, ``ln(b_max - b)`` in the upper one) are kept inside a
@@ -761,6 +765,10 @@ def _normalised_iv_core_nb(beta: float, x: float, tol: float) -> tuple[float, in
 def normalised_implied_vol_otm_nb(beta: float, x: float) -> tuple[float, int]:
     """Total implied standard deviation ``s`` of a normalised out-of-the-money call.
 
+    **Reference solver** (the full Jäckel 2015 iteration), kept for the tests and the
+    benchmarks; production code calls :func:`implied_vol` / :func:`pricing.implied_vol_chain`
+    (or :func:`pricing.iv_chain.normalised_implied_vol_chain_nb` in nopython code).
+
     Solves ``b(x, s) = beta`` (see :func:`normalised_black_otm_nb`) for ``x <= 0`` and
     ``0 < beta < e^{x/2}``. Jäckel's (2015) four-branch rational-cubic initial guess is
     followed by Householder(3) steps on the transformed objectives ``1/ln b - 1/ln β``
@@ -977,6 +985,10 @@ def implied_vol_status_nb(
 ) -> tuple[float, int]:
     """Black-Scholes-Merton implied volatility and reason code of one price (nopython).
 
+    **Reference solver** (the full Jäckel 2015 iteration), kept for the tests and the
+    benchmarks; production code calls :func:`implied_vol` / :func:`pricing.implied_vol_chain`
+    (or :func:`pricing.iv_chain.normalised_implied_vol_chain_nb` in nopython code).
+
     The time value ``price - max(θ(S e^{-qT} - K e^{-rT}), 0)`` is normalised by
     ``sqrt(S e^{-qT} K e^{-rT}) = DF sqrt(F K)`` and inverted as an out-of-the-money
     option with :func:`normalised_implied_vol_otm_nb`.
@@ -1027,6 +1039,10 @@ def implied_vol_nb(
     price: float, spot: float, strike: float, tte: float, rate: float, div_yield: float, cp: int
 ) -> float:
     """Implied volatility of one price, NaN when it does not exist (nopython kernel).
+
+    **Reference solver** (the full Jäckel 2015 iteration), kept for the tests and the
+    benchmarks; production code calls :func:`implied_vol` / :func:`pricing.implied_vol_chain`
+    (or :func:`pricing.iv_chain.normalised_implied_vol_chain_nb` in nopython code).
 
     Parameters
     ----------
@@ -1218,6 +1234,9 @@ def implied_vol_1d_nb(
 ) -> tuple[NDArray[np.float64], NDArray[np.int8]]:
     """Vectorised :func:`implied_vol_status_nb` (single thread) over arrays of length n or 1.
 
+    **Reference** (full Jäckel, see :func:`implied_vol_status_nb`); production:
+    :func:`implied_vol` / :func:`pricing.implied_vol_chain`.
+
     Parameters
     ----------
     price, spot, strike, tte, rate, div_yield : ndarray of float64, shape (n,) or (1,)
@@ -1275,6 +1294,9 @@ def implied_vol_1d_parallel_nb(
     cp: NDArray[np.int8],
 ) -> tuple[NDArray[np.float64], NDArray[np.int8]]:
     """Multi-threaded (``prange``) twin of :func:`implied_vol_1d_nb`.
+
+    **Reference** (full Jäckel, see :func:`implied_vol_status_nb`); production:
+    :func:`implied_vol` / :func:`pricing.implied_vol_chain`.
 
     Every element is computed independently by the same scalar kernel, so the result is
     bit-for-bit identical to the single-threaded kernel whatever the thread count.
@@ -1605,6 +1627,12 @@ def implied_vol_status(
 ) -> IVResult:
     """Black-Scholes-Merton implied volatility with a reason code for every element.
 
+    The suite's one production implied-vol path: it is
+    :func:`pricing.iv_chain.implied_vol_chain` with ``underlying="spot"`` (table guess,
+    Householder(3) steps on Jäckel's objectives, Jäckel fallback). The full Jäckel (2015)
+    kernels of this module (:func:`normalised_implied_vol_otm_nb`, :func:`implied_vol_nb`,
+    :func:`implied_vol_status_nb`, :func:`implied_vol_1d_nb`) are the tests' reference.
+
     Parameters
     ----------
     price : array_like of float
@@ -1644,12 +1672,15 @@ def implied_vol_status(
     ----------
     P. Jäckel, "Let's Be Rational", Wilmott Magazine, January 2015, 40-53.
     """
-    flat, shape = _prepare((price, spot, strike, tte, rate, div_yield), right)
-    n = int(np.prod(shape))
-    use_parallel = n >= PARALLEL_MIN_SIZE if parallel is None else parallel
-    kernel = implied_vol_1d_parallel_nb if use_parallel else implied_vol_1d_nb
-    vol, status = kernel(*flat)
-    return IVResult(_shaped(vol, shape), _shaped(status, shape))
+    # the one production solver: the chain kernel on the spot (imported here: iv_chain
+    # imports this module); rights parsed here so that the error names the right
+    from pricing.iv_chain import implied_vol_chain
+
+    codes = parse_right(right)
+    return implied_vol_chain(
+        price, spot, strike, tte, rate, div_yield, codes,
+        underlying="spot", return_status=True, parallel=parallel,
+    )  # fmt: skip
 
 
 def implied_vol(

@@ -12,6 +12,13 @@ a few are stale): Huber's M-estimator by iteratively reweighted least squares, e
 weighted by the inverse half-spread of its ``C - P`` quote, so that residuals are measured in
 half-spreads (or Theil-Sen's median of pairwise slopes, unweighted, as an alternative).
 
+One forward, one fallback: :func:`nearest_parity_forwards` is the forward at a known rate
+(mean of ``K + e^{r tte}(C - P)`` over the ``n_strikes`` (3) pairs nearest the money),
+used by ``ChainSnapshot.forward`` and the auction rows; :func:`forward_estimate` adds the one
+fallback of the suite, :func:`carry_forward` ``S e^{(r - q) tte}``, when an expiry has fewer
+than :data:`FALLBACK_MIN_PAIRS` two-sided pairs. :func:`parity_forwards` is the regression that
+fits the discount factor as well (surface fitting).
+
 :func:`parity_pairs` turns a long quotes table (one row per option, like
 ``ChainSnapshot.with_implied_vols()``) into call/put pairs; :func:`parity_forwards` fits all
 expiries of a day at once (one compiled loop over the groups). The pricing layer takes numpy
@@ -37,16 +44,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
 from numba import njit
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
+    "FALLBACK_MIN_PAIRS",
     "HUBER_T",
     "PARITY_FORWARD_COLUMNS",
+    "ForwardEstimate",
+    "carry_forward",
+    "forward_estimate",
+    "nearest_parity_forwards",
     "parity_forwards",
     "parity_pairs",
 ]
@@ -179,6 +191,195 @@ def parity_pairs(
         }
     )
     return pairs.sort_values([*keys, "strike"], kind="stable").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------
+# The forward of one rate: nearest-the-money parity pairs, with one fallback
+# --------------------------------------------------------------------------------------
+
+FALLBACK_MIN_PAIRS: int = 1
+"""Two-sided call/put pairs below which :func:`forward_estimate` falls back to
+:func:`carry_forward` (with one pair the parity forward exists)."""
+
+
+class ForwardEstimate(NamedTuple):
+    """One expiry's forward and where it came from.
+
+    Attributes
+    ----------
+    forward : float
+        Forward in the underlying's units (index points / dollars); NaN when ``source`` is
+        ``"none"``.
+    n_pairs : int
+        Two-sided call/put pairs averaged (0 for the fallback).
+    source : str
+        ``"parity"`` (:func:`nearest_parity_forwards`), ``"carry"`` (:func:`carry_forward`
+        of the spot: fewer than :data:`FALLBACK_MIN_PAIRS` two-sided pairs) or ``"none"``
+        (no pair and no finite positive spot).
+    """
+
+    forward: float
+    n_pairs: int
+    source: str
+
+
+def carry_forward(
+    spot: ArrayLike, tte: ArrayLike, rate: ArrayLike, div_yield: ArrayLike = 0.0
+) -> NDArray[np.float64]:
+    """Cost-of-carry forward ``F = S e^{(r - q) tte}``, the one fallback of the suite.
+
+    Used where an expiry has no two-sided call/put pair (sparse chains): it is the forward the
+    Black-Scholes-Merton model assigns to the spot (Hull, "Options, Futures, and Other
+    Derivatives", eq. 5.3 with a continuous yield; ``QuantLib`` ``BlackScholesMertonProcess``
+    forward ``S · D_q(T) / D_r(T)`` with flat curves), so Black-76 on it with discount
+    ``e^{-r tte}`` is Black-Scholes on the spot.
+
+    Parameters
+    ----------
+    spot : array_like of float
+        Underlying price (index points / dollars).
+    tte : array_like of float
+        Years to expiry, ACT/365.
+    rate, div_yield : array_like of float
+        Continuously compounded rate and dividend yield (decimals).
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        The broadcast forwards (a 0-d array for scalar input; ``float()`` it). NaN propagates;
+        no value is checked (a non-positive spot gives a non-positive forward).
+    """
+    s, t, r, q = (np.asarray(a, dtype=np.float64) for a in (spot, tte, rate, div_yield))
+    return s * np.exp((r - q) * t)
+
+
+def nearest_parity_forwards(
+    group: ArrayLike,
+    strike: ArrayLike,
+    call_mid: ArrayLike,
+    put_mid: ArrayLike,
+    tte: ArrayLike,
+    rate: float,
+    *,
+    n_groups: int | None = None,
+    n_strikes: int = 3,
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Put-call-parity forward of every expiry at a known rate, from the pairs nearest the money.
+
+    Per group ``g``: ``F_K = K + e^{r tte_g} (C_mid(K) - P_mid(K))`` (Stoll 1969,
+    ``C - P = e^{-r tte}(F - K)``) at each of the ``n_strikes`` pairs with the smallest
+    ``|C_mid - P_mid|`` (ties: lower strike first); the forward is their mean. Near the money
+    parity is least sensitive to the rate and to the quote widths; averaging three strikes
+    halves the half-tick noise of one pair. This is the forward of
+    :meth:`data_feeds.chains.ChainSnapshot.forward` and of the auction rows
+    (``n_strikes=1``, rate 0); :func:`parity_forwards` is the regression that also fits the
+    discount factor.
+
+    Parameters
+    ----------
+    group : array_like of int, shape (n,)
+        Group (expiry) code of each pair, in ``0 .. n_groups - 1``.
+    strike, call_mid, put_mid : array_like of float, shape (n,)
+        Strike and call/put mids of pairs whose call and put are both two-sided (the caller
+        filters; this function uses every row given). Underlying units.
+    tte : array_like of float, shape (n_groups,)
+        Years to expiry (ACT/365) of each group.
+    rate : float
+        Continuously compounded rate (decimal).
+    n_groups : int, optional
+        Number of groups; default ``len(tte)``.
+    n_strikes : int
+        Pairs averaged per group (>= 1).
+
+    Returns
+    -------
+    forward : numpy.ndarray of float64, shape (n_groups,)
+        NaN for a group without pairs.
+    n_used : numpy.ndarray of int64, shape (n_groups,)
+        Pairs averaged (``min(n_strikes, pairs of the group)``).
+
+    Raises
+    ------
+    ValueError
+        ``n_strikes < 1``, arrays of different lengths, or a group code outside
+        ``0 .. n_groups - 1``.
+    """
+    if n_strikes < 1:
+        raise ValueError(f"n_strikes must be at least 1, got {n_strikes}")
+    g = np.asarray(group, dtype=np.int64)
+    k = np.asarray(strike, dtype=np.float64)
+    c = np.asarray(call_mid, dtype=np.float64)
+    p = np.asarray(put_mid, dtype=np.float64)
+    tte_g = np.atleast_1d(np.asarray(tte, dtype=np.float64))
+    n_groups = tte_g.size if n_groups is None else int(n_groups)
+    if not (g.shape == k.shape == c.shape == p.shape) or g.ndim != 1:
+        raise ValueError(
+            f"group, strike, call_mid, put_mid must be 1-d of one length, got shapes "
+            f"{g.shape}, {k.shape}, {c.shape}, {p.shape}"
+        )
+    if g.size and (g.min() < 0 or g.max() >= n_groups):
+        raise ValueError(f"group codes must lie in 0..{n_groups - 1}, got {g.min()}..{g.max()}")
+    gap = np.abs(c - p)
+    order = np.lexsort((k, gap, g))
+    g, k, c, p = g[order], k[order], c[order], p[order]
+    first = np.searchsorted(g, g, side="left")
+    keep = (np.arange(g.size) - first) < n_strikes
+    g, k, c, p = g[keep], k[keep], c[keep], p[keep]
+    f_i = k + np.exp(rate * tte_g[g]) * (c - p)
+    count = np.bincount(g, minlength=n_groups).astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        forward = np.bincount(g, weights=f_i, minlength=n_groups) / count
+    forward[count == 0] = np.nan
+    return forward, count
+
+
+def forward_estimate(
+    strike: ArrayLike,
+    call_mid: ArrayLike,
+    put_mid: ArrayLike,
+    tte: float,
+    rate: float,
+    *,
+    spot: float = math.nan,
+    div_yield: float = 0.0,
+    n_strikes: int = 3,
+) -> ForwardEstimate:
+    """Forward of one expiry: the parity forward, else the one documented fallback.
+
+    With at least :data:`FALLBACK_MIN_PAIRS` two-sided pairs: :func:`nearest_parity_forwards`
+    (``source="parity"``). Otherwise :func:`carry_forward` ``spot e^{(rate - div_yield) tte}``
+    (``source="carry"``), or NaN with ``source="none"`` when the spot is not finite and
+    positive.
+
+    Parameters
+    ----------
+    strike, call_mid, put_mid : array_like of float, shape (n,)
+        Two-sided call/put pairs of the expiry (may be empty).
+    tte : float
+        Years to expiry, ACT/365.
+    rate, div_yield : float
+        Continuously compounded rate and dividend yield (decimals); ``div_yield`` enters the
+        fallback only.
+    spot : float
+        Underlying price for the fallback (NaN: no fallback).
+    n_strikes : int
+        See :func:`nearest_parity_forwards`.
+
+    Returns
+    -------
+    ForwardEstimate
+    """
+    k = np.atleast_1d(np.asarray(strike, dtype=np.float64))
+    if k.size >= FALLBACK_MIN_PAIRS:
+        fwd, used = nearest_parity_forwards(
+            np.zeros(k.size, dtype=np.int64), k, call_mid, put_mid, [tte], rate,
+            n_strikes=n_strikes,
+        )  # fmt: skip
+        if math.isfinite(fwd[0]):
+            return ForwardEstimate(float(fwd[0]), int(used[0]), "parity")
+    if math.isfinite(spot) and spot > 0:
+        return ForwardEstimate(float(carry_forward(spot, tte, rate, div_yield)), 0, "carry")
+    return ForwardEstimate(math.nan, 0, "none")
 
 
 # --------------------------------------------------------------------------------------

@@ -51,9 +51,8 @@ References
 from __future__ import annotations
 
 import cmath
-import contextlib
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,11 +66,11 @@ from scipy.special import expit, logit
 from pricing.black_scholes import (
     FloatOrArray,
     normalised_black_otm_nb,
-    normalised_implied_vol_otm_nb,
     normalised_vega_nb,
     parse_right,
 )
-from pricing.quantlib_engines import QL_REFERENCE_DATE, whole_days
+from pricing.iv_chain import guess_table, normalised_implied_vol_chain_nb
+from pricing.ql_helpers import QL_REFERENCE_DATE, evaluation_date, flat_curve, whole_days
 
 __all__ = [
     "DEFAULT_HESTON_BOUNDS",
@@ -881,17 +880,15 @@ def heston_implied_vol(
     return _shaped(out, shape)
 
 
-@njit(cache=True, error_model="numpy")
 def _normalised_iv(beta: NDArray[np.float64], x: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Total implied standard deviations ``s`` of normalised OTM prices (NaN if none)."""
-    out = np.empty(beta.size)
-    for i in range(beta.size):
-        if beta[i] > 0.0:
-            s, status = normalised_implied_vol_otm_nb(beta[i], -abs(x[i]))
-            out[i] = s if status == 0 else np.nan
-        else:
-            out[i] = np.nan
-    return out
+    """Total implied standard deviations ``s`` of normalised OTM prices (NaN if none), from
+    the production solver :func:`pricing.iv_chain.normalised_implied_vol_chain_nb`."""
+    s, _ = normalised_implied_vol_chain_nb(
+        np.ascontiguousarray(beta, dtype=np.float64),
+        -np.abs(np.asarray(x, dtype=np.float64)),
+        guess_table(),
+    )
+    return s
 
 
 def heston_cf(u: ArrayLike, tte: float, params: HestonParams | Sequence[float]) -> NDArray:
@@ -944,17 +941,6 @@ def _cf_many_nb(
 # --------------------------------------------------------------------------------------
 # QuantLib reference
 # --------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _evaluation_date(date: ql.Date) -> Iterator[None]:
-    settings = ql.Settings.instance()
-    previous = settings.evaluationDate
-    settings.evaluationDate = date
-    try:
-        yield
-    finally:
-        settings.evaluationDate = previous
 
 
 def ql_heston_price(
@@ -1012,16 +998,15 @@ def ql_heston_price(
     (s, k, t, r, q), cp, shape = _price_inputs(spot, strike, tte, rate, div_yield, right)
     out = np.empty(s.size)
     today = QL_REFERENCE_DATE
-    dc = ql.Actual365Fixed()
-    with _evaluation_date(today):
+    with evaluation_date(today):
         cache: dict[tuple[float, float, float], ql.PricingEngine] = {}
         for i in range(s.size):
             days = whole_days(t[i])
             key = (s[i], r[i], q[i])
             if key not in cache:
                 process = ql.HestonProcess(
-                    ql.YieldTermStructureHandle(ql.FlatForward(today, r[i], dc, ql.Continuous)),
-                    ql.YieldTermStructureHandle(ql.FlatForward(today, q[i], dc, ql.Continuous)),
+                    flat_curve(r[i], today),
+                    flat_curve(q[i], today),
                     ql.QuoteHandle(ql.SimpleQuote(s[i])),
                     p.v0,
                     p.kappa,
@@ -1108,6 +1093,7 @@ class HestonFit:
 @njit(cache=True, error_model="numpy")
 def _iv_residuals_nb(
     beta: NDArray[np.float64],
+    s_model: NDArray[np.float64],
     grad: NDArray[np.float64],
     x: NDArray[np.float64],
     sqrt_t: NDArray[np.float64],
@@ -1122,6 +1108,8 @@ def _iv_residuals_nb(
     Where the model's normalised OTM price has an implied vol, ``r = sqrt(w)(s/√T - σ)``
     and ``dr/dp = sqrt(w) (dβ/dp) / (∂b/∂s · √T)``; elsewhere (model price numerically at
     or below zero) the first-order equivalent ``sqrt(w)(β - β_mkt)/(∂b/∂s|mkt · √T)``.
+    ``s_model`` holds the model's total implied standard deviations (:func:`_normalised_iv`,
+    NaN where none).
     """
     n = beta.size
     res = np.empty(n)
@@ -1129,11 +1117,7 @@ def _iv_residuals_nb(
     jac = np.zeros((n if with_gradient else 0, 5))
     for i in range(n):
         ax = -abs(x[i])
-        s = np.nan
-        if beta[i] > 0.0:
-            s_try, status = normalised_implied_vol_otm_nb(beta[i], ax)
-            if status == 0:
-                s = s_try
+        s = s_model[i] if beta[i] > 0.0 else np.nan
         if math.isfinite(s):
             vols[i] = s / sqrt_t[i]
             res[i] = sqrt_w[i] * (vols[i] - vol_mkt[i])
@@ -1204,6 +1188,7 @@ class _HestonObjective:
         )
         return _iv_residuals_nb(
             beta,
+            _normalised_iv(beta, self.x_s),
             grad,
             self.x_s,
             self.sqrt_t_s,

@@ -37,9 +37,7 @@ References
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import QuantLib as ql
@@ -47,7 +45,13 @@ from numba import njit
 from numpy.typing import ArrayLike, NDArray
 
 from pricing.black_scholes import FloatOrArray, normalised_black_otm_nb, parse_right
-from pricing.quantlib_engines import QL_REFERENCE_DATE, whole_days
+from pricing.ql_helpers import (
+    QL_REFERENCE_DATE,
+    evaluation_date,
+    flat_curve,
+    flat_vol,
+    whole_days,
+)
 
 __all__ = [
     "MERTON_DEFAULT_TOL",
@@ -312,23 +316,6 @@ def merton_price(
 # --------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _evaluation_date(date: ql.Date) -> Iterator[None]:
-    settings = ql.Settings.instance()
-    previous = settings.evaluationDate
-    settings.evaluationDate = date
-    try:
-        yield
-    finally:
-        settings.evaluationDate = previous
-
-
-def _flat_curve(rate: float) -> ql.YieldTermStructureHandle:
-    return ql.YieldTermStructureHandle(
-        ql.FlatForward(QL_REFERENCE_DATE, rate, ql.Actual365Fixed(), ql.Continuous)
-    )
-
-
 def _ql_merton_one(
     spot: float,
     strike: float,
@@ -347,8 +334,8 @@ def _ql_merton_one(
     today = QL_REFERENCE_DATE
     dc = ql.Actual365Fixed()
     spot_handle = ql.QuoteHandle(ql.SimpleQuote(spot))
-    rate_curve = _flat_curve(rate)
-    div_curve = _flat_curve(div_yield)
+    rate_curve = flat_curve(rate)
+    div_curve = flat_curve(div_yield)
     maturity = today + days
     payoff = ql.PlainVanillaPayoff(ql.Option.Call if cp == 1 else ql.Option.Put, strike)
     exercise = ql.EuropeanExercise(maturity)
@@ -374,8 +361,8 @@ def _ql_merton_one(
         bsm = ql.BlackScholesMertonProcess(
             spot_handle,
             div_curve,
-            _flat_curve(r_i),
-            ql.BlackVolTermStructureHandle(ql.BlackConstantVol(today, ql.NullCalendar(), v_i, dc)),
+            flat_curve(r_i),
+            flat_vol(v_i, today),
         )
         option = ql.VanillaOption(payoff, exercise)
         option.setPricingEngine(ql.AnalyticEuropeanEngine(bsm))
@@ -457,7 +444,7 @@ def ql_merton_price(
         (spot, strike, tte, rate, div_yield, vol, jump_intensity, jump_mean, jump_vol), right
     )
     out = np.empty(flat[0].size)
-    with _evaluation_date(QL_REFERENCE_DATE):
+    with evaluation_date(QL_REFERENCE_DATE):
         for i in range(out.size):
             s, k, t, r, q, v, lam, mu, dj = (float(a[i]) for a in flat)
             out[i] = _ql_merton_one(
@@ -529,13 +516,13 @@ def ql_bates_merton_price(
     )
     out = np.empty(flat[0].size)
     today = QL_REFERENCE_DATE
-    with _evaluation_date(today):
+    with evaluation_date(today):
         for i in range(out.size):
             s, k, t, r, q, v, lam, mu, dj = (float(a[i]) for a in flat)
             days = whole_days(t)
             process = ql.BatesProcess(
-                _flat_curve(r),
-                _flat_curve(q),
+                flat_curve(r),
+                flat_curve(q),
                 ql.QuoteHandle(ql.SimpleQuote(s)),
                 v * v,
                 1.0,

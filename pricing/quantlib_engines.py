@@ -21,7 +21,8 @@ Two families of wrappers:
   ``vol·sqrt(T)``, so they accept any ``tte`` down to one minute (0DTE).
 
 QuantLib's global evaluation date is set inside each call and restored afterwards (if it was
-never set, QuantLib reports today's date and that date is what is restored).
+never set, QuantLib reports today's date and that date is what is restored). The QuantLib
+plumbing (curves, process, evaluation date, whole days) is :mod:`pricing.ql_helpers`.
 
 All functions take scalars or broadcastable arrays and loop in Python (they are references,
 not fast paths). They return a float64 ndarray with the broadcast shape, or a
@@ -37,16 +38,23 @@ References
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
 import QuantLib as ql
 from numpy.typing import ArrayLike
 
-from pricing.black_scholes import CALL, FloatOrArray, Greeks, parse_right
+from pricing.black_scholes import FloatOrArray, Greeks, parse_right
+from pricing.ql_helpers import (
+    QL_REFERENCE_DATE,
+    black_implied_std_dev,
+    bsm_process,
+    evaluation_date,
+    ql_option_type,
+    whole_days,
+)
 
 __all__ = [
     "QL_REFERENCE_DATE",
@@ -57,62 +65,7 @@ __all__ = [
     "whole_days",
 ]
 
-QL_REFERENCE_DATE = ql.Date(15, ql.January, 2024)
-"""Evaluation date used by the process-based wrappers (any date works: curves are flat)."""
-
-_DAYS_PER_YEAR = 365.0
-_WHOLE_DAY_TOL = 1e-12
-# QuantLib's Null<Real>() (float max) lets blackFormulaImpliedStdDev pick its own guess.
-_QL_NULL_REAL = float(np.finfo(np.float32).max)
-
 Engine = Literal["analytic", "crank_nicolson"]
-
-
-def whole_days(tte: float) -> int:
-    """Number of calendar days represented by ``tte`` (ACT/365), which must be whole.
-
-    Parameters
-    ----------
-    tte : float
-        Time to expiry in years.
-
-    Returns
-    -------
-    int
-        ``round(tte * 365)``, at least 1.
-
-    Raises
-    ------
-    ValueError
-        If ``tte`` is not within 1e-12 years of a positive whole number of days. Use
-        :func:`ql_black_price` / ``ql_implied_vol(method="black")`` for intraday expiries.
-    """
-    tte = float(tte)
-    if not math.isfinite(tte):
-        raise ValueError(f"tte must be finite, got {tte!r}")
-    days = round(tte * _DAYS_PER_YEAR)
-    if days < 1 or abs(tte - days / _DAYS_PER_YEAR) > _WHOLE_DAY_TOL:
-        raise ValueError(
-            f"QuantLib process-based engines need tte as a positive whole number of days "
-            f"(ACT/365); got tte={tte!r} years = {tte * _DAYS_PER_YEAR!r} days. Use "
-            f"ql_black_price / ql_implied_vol(method='black') for intraday tte."
-        )
-    return days
-
-
-@contextlib.contextmanager
-def _evaluation_date(date: ql.Date) -> Iterator[None]:
-    settings = ql.Settings.instance()
-    previous = settings.evaluationDate
-    settings.evaluationDate = date
-    try:
-        yield
-    finally:
-        settings.evaluationDate = previous
-
-
-def _option_type(cp: int) -> int:
-    return ql.Option.Call if cp == CALL else ql.Option.Put
 
 
 def _bsm_option(
@@ -120,21 +73,8 @@ def _bsm_option(
 ) -> tuple[ql.VanillaOption, ql.BlackScholesMertonProcess]:
     """European option and flat-curve BSM process; call inside ``_evaluation_date``."""
     today = QL_REFERENCE_DATE
-    day_count = ql.Actual365Fixed()
-    spot_handle = ql.QuoteHandle(ql.SimpleQuote(spot))
-    rate_curve = ql.YieldTermStructureHandle(
-        ql.FlatForward(today, ql.QuoteHandle(ql.SimpleQuote(rate)), day_count, ql.Continuous)
-    )
-    div_curve = ql.YieldTermStructureHandle(
-        ql.FlatForward(today, ql.QuoteHandle(ql.SimpleQuote(div_yield)), day_count, ql.Continuous)
-    )
-    vol_surface = ql.BlackVolTermStructureHandle(
-        ql.BlackConstantVol(
-            today, ql.NullCalendar(), ql.QuoteHandle(ql.SimpleQuote(vol)), day_count
-        )
-    )
-    process = ql.BlackScholesMertonProcess(spot_handle, div_curve, rate_curve, vol_surface)
-    payoff = ql.PlainVanillaPayoff(_option_type(cp), strike)
+    process = bsm_process(spot, rate, div_yield, vol, today)
+    payoff = ql.PlainVanillaPayoff(ql_option_type(cp), strike)
     option = ql.VanillaOption(payoff, ql.EuropeanExercise(today + days))
     return option, process
 
@@ -214,7 +154,7 @@ def ql_bs_price(
 
     def one(s: float, k: float, t: float, r: float, q: float, v: float, cp: int) -> tuple[float]:
         days = whole_days(t)
-        with _evaluation_date(QL_REFERENCE_DATE):
+        with evaluation_date(QL_REFERENCE_DATE):
             option, process = _bsm_option(s, k, days, r, q, v, cp)
             if engine == "analytic":
                 option.setPricingEngine(ql.AnalyticEuropeanEngine(process))
@@ -270,7 +210,7 @@ def ql_bs_greeks(
         s: float, k: float, t: float, r: float, q: float, v: float, cp: int
     ) -> tuple[float, float, float, float]:
         days = whole_days(t)
-        with _evaluation_date(QL_REFERENCE_DATE):
+        with evaluation_date(QL_REFERENCE_DATE):
             option, process = _bsm_option(s, k, days, r, q, v, cp)
             option.setPricingEngine(ql.AnalyticEuropeanEngine(process))
             return option.delta(), option.gamma(), option.vega(), option.theta()
@@ -315,7 +255,8 @@ def ql_black_price(
 
     def one(s: float, k: float, t: float, r: float, q: float, v: float, cp: int) -> tuple[float]:
         forward = s * math.exp((r - q) * t)
-        return (ql.blackFormula(_option_type(cp), k, forward, v * math.sqrt(t), math.exp(-r * t)),)
+        std = v * math.sqrt(t)
+        return (ql.blackFormula(ql_option_type(cp), k, forward, std, math.exp(-r * t)),)
 
     return _broadcast_loop(one, (spot, strike, tte, rate, div_yield, vol), right, 1)[0]
 
@@ -372,23 +313,13 @@ def ql_implied_vol(
     def one(p: float, s: float, k: float, t: float, r: float, q: float, cp: int) -> tuple[float]:
         if method == "black":
             forward = s * math.exp((r - q) * t)
-            try:
-                std = ql.blackFormulaImpliedStdDev(
-                    _option_type(cp),
-                    k,
-                    forward,
-                    p,
-                    math.exp(-r * t),
-                    0.0,
-                    _QL_NULL_REAL,
-                    accuracy,
-                    max_iterations,
-                )
-            except RuntimeError:
-                return (math.nan,)
+            std = black_implied_std_dev(
+                cp, k, forward, p, math.exp(-r * t),
+                accuracy=accuracy, max_iterations=max_iterations,
+            )  # fmt: skip
             return (std / math.sqrt(t),)
         days = whole_days(t)
-        with _evaluation_date(QL_REFERENCE_DATE):
+        with evaluation_date(QL_REFERENCE_DATE):
             option, process = _bsm_option(s, k, days, r, q, 0.2, cp)
             option.setPricingEngine(ql.AnalyticEuropeanEngine(process))
             try:

@@ -27,7 +27,8 @@ The hybrid system of design document 001: machine learning predicts, rules trade
 
 Deltas and prices come from the chain itself: the put-call-parity forward of each expiry
 (:meth:`data_feeds.chains.ChainSnapshot.forward`), or, when no strike of the expiry has both a call
-and a put (the sparse SPY 2021 subset), the chain's own underlying price, flagged
+and a put (the sparse SPY 2021 subset), the chain's own underlying price carried at the rate
+(:meth:`~data_feeds.chains.ChainSnapshot.forward_estimate`), flagged
 ``forward_source = "underlying_price"``. The ML inputs come from the ``[data]`` underlying and VIX.
 When the chain's underlying price disagrees with the ``[data]`` underlying (the 2017-2018 SPX
 subset is ~11 % away and uncorrelated day to day), the report says so (``docs/ml_spreads.md``).
@@ -337,12 +338,13 @@ def side_deltas(
 
     The forward is the chain's put-call-parity forward of the expiry
     (:meth:`ChainSnapshot.forward`). When the expiry has no strike with both a call and a put
-    two-sided (the sparse SPY 2021 subset), the chain's own underlying price is used as the
-    forward (``forward_source = "underlying_price"``; for SPY 2021, with rates and dividend
-    yield both near 1 % or less, the difference is under 0.2 % at 45 days) and implied vols and
-    deltas are recomputed on it with :func:`pricing.implied_vol` and :func:`pricing.bs_greeks`
-    (Black-76 through the BSM kernels: spot ``F e^{-r tte}``, no dividend yield, as
-    :meth:`ChainSnapshot.with_implied_vols`).
+    two-sided (the sparse SPY 2021 subset), the suite's one fallback is used,
+    :meth:`ChainSnapshot.forward_estimate`: the chain's underlying price carried at the rate,
+    ``S e^{rate tte}`` (``forward_source = "underlying_price"``; no dividend yield: for SPY
+    2021, with yields near 1 % or less, the difference is under 0.2 % at 45 days)
+    and implied vols and deltas are recomputed on it with :func:`pricing.implied_vol` and
+    :func:`pricing.bs_greeks` (Black-76 through the BSM kernels: spot
+    ``F e^{-r tte}``, no dividend yield, as :meth:`ChainSnapshot.with_implied_vols`).
 
     Parameters
     ----------
@@ -379,7 +381,7 @@ def side_deltas(
     source = "parity"
     side = table[(table["right"] == right) & table["two_sided"]].copy()
     if not math.isfinite(forward):
-        forward = float(snapshot.underlying_price)
+        forward = snapshot.forward_estimate(expiration, root).forward
         source = "underlying_price"
         if not (math.isfinite(forward) and forward > 0):
             raise NoSpread(

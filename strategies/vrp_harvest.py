@@ -54,7 +54,8 @@ from data_feeds.contracts import OptionContract
 from data_feeds.ohlc import fingerprint
 from indicators import realized_vol
 from indicators.vol_signals import vrp_signals
-from pricing.black_scholes import implied_vol_nb
+from pricing import implied_vol_chain
+from pricing.forwards import carry_forward
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin
 from strategies.evaluation import signal_evaluation
 from strategies.option_strategy import OptionStrategy, run_chain_cerebro
@@ -249,9 +250,11 @@ def snapshot_atm_iv(
     source : str
         ``"parity_forward"`` (:meth:`ChainSnapshot.atm_iv`: mean call/put Black-76 vol at the
         ATM strike of the put-call-parity forward), ``"nearest_strikes"`` (no parity forward:
-        mean Black-Scholes vol, :func:`pricing.black_scholes.implied_vol_nb` with no dividend
-        yield, of the two-sided call and put whose strikes are nearest the snapshot's underlying
-        price) or the reason it failed.
+        mean Black-76 vol (:func:`pricing.implied_vol_chain`) on the fallback forward
+        :func:`pricing.forwards.carry_forward`
+        ``S e^{rate tte}`` -- Black-Scholes on the spot with no dividend yield -- of the
+        two-sided call and put whose strikes are nearest the snapshot's underlying price)
+        or the reason it failed.
     """
     try:
         return float(snap.atm_iv(expiration, root)), "parity_forward"
@@ -262,13 +265,17 @@ def snapshot_atm_iv(
     side = snap.with_implied_vols(expiration, root)
     side = side[side["two_sided"]]
     vols = []
-    for right, cp in (("C", 1), ("P", -1)):
+    for right in ("C", "P"):
         legs = side[side["right"] == right]
         if legs.empty or not (spot > 0 and tte > 0):
             return math.nan, f"no ATM IV: {reason}; no two-sided {right} for the fallback"
         row = legs.iloc[int(np.argmin(np.abs(legs["strike"].to_numpy(float) - spot)))]
         mid = 0.5 * (float(row["bid"]) + float(row["ask"]))
-        vols.append(implied_vol_nb(mid, spot, float(row["strike"]), tte, rate, 0.0, cp))
+        # Black-76 on the suite's fallback forward S e^{rate tte} (pricing.carry_forward),
+        # i.e. Black-Scholes on the spot with no dividend yield
+        fwd = carry_forward(spot, tte, rate)
+        strike = float(row["strike"])
+        vols.append(float(implied_vol_chain(mid, fwd, strike, tte, rate, 0.0, right).vol))
     value = float(np.mean(vols))
     if not math.isfinite(value):
         return math.nan, f"no ATM IV: {reason}; fallback vol not computable"

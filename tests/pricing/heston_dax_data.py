@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 import QuantLib as ql
 
+from pricing.ql_helpers import flat_curve
+
 SETTLEMENT = (5, 7, 2002)  # day, month, year
 SPOT = 4468.17
 RATE_DAYS = (13, 41, 75, 165, 256, 345, 524, 703)
@@ -92,7 +94,7 @@ def ql_market() -> DaxMarket:
     dates = [settle] + [settle + t for t in RATE_DAYS]
     rates = [RATE_AT_SETTLEMENT, *RATES]
     risk_free = ql.YieldTermStructureHandle(ql.ZeroCurve(dates, rates, dc))
-    dividend = ql.YieldTermStructureHandle(ql.FlatForward(settle, 0.0, dc))
+    dividend = flat_curve(0.0, settle)
     helpers = []
     periods = maturity_periods()
     for s, strike in enumerate(STRIKES):

@@ -9,15 +9,25 @@ three-strike parity forwards) on real dates, to within the quoted half-spread.
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+import QuantLib as ql
 import statsmodels.api as sm
 from scipy.stats import theilslopes
 
-from pricing.forwards import PARITY_FORWARD_COLUMNS, parity_forwards, parity_pairs
+from pricing.forwards import (
+    PARITY_FORWARD_COLUMNS,
+    carry_forward,
+    forward_estimate,
+    nearest_parity_forwards,
+    parity_forwards,
+    parity_pairs,
+)
+from pricing.ql_helpers import evaluation_date, ql_flat_forward
 
 SPX_2019 = "options/spx_chains_2019q2.parquet"
 
@@ -229,3 +239,131 @@ def test_hand_regression_on_rows_read_with_duckdb(shared_data, chain_store_2019)
     ref = snap.forward(dt.date(2019, 6, 21), "SPXW")
     assert abs(hand_f - ref) < res["atm_half_spread"]
     assert abs(res["forward"] - ref) < res["atm_half_spread"]
+
+
+# --------------------------------------------------------------------------------------
+# The one forward at a known rate and its one fallback (issue 12, point 6)
+# --------------------------------------------------------------------------------------
+
+
+def hand_nearest_forward(k, c, p, tte, rate, n=3):
+    """Plain-Python reference: mean of K + e^{r tte}(C - P) over the n smallest |C - P|."""
+    ranked = sorted(zip(k, c, p, strict=True), key=lambda row: (abs(row[1] - row[2]), row[0]))
+    chosen = ranked[:n]
+    return sum(kk + math.exp(rate * tte) * (cc - pp) for kk, cc, pp in chosen) / len(chosen)
+
+
+def two_sided_pairs(quotes, keys):
+    """Strikes of each expiry whose call and put both have bid > 0 and ask >= bid."""
+    ok = (quotes["bid"] > 0) & (quotes["ask"] >= quotes["bid"])
+    q = quotes[ok].assign(mid=lambda f: (f["bid"] + f["ask"]) / 2)
+    calls = q[q["right"] == "C"][[*keys, "strike", "mid"]]
+    puts = q[q["right"] == "P"][[*keys, "strike", "mid"]]
+    return calls.merge(puts, on=[*keys, "strike"], suffixes=("_c", "_p"))
+
+
+@pytest.mark.shared_data
+def test_nearest_parity_forwards_match_hand_computation_on_raw_spx_rows(shared_data):
+    raw = duckdb.sql(
+        f"""
+        select root, expiration, strike, case type when 'call' then 'C' else 'P' end as right,
+               bid, ask, dte, underlying_last
+        from '{shared_data / SPX_2019}' where quotedate = '2019-05-15'
+        """
+    ).df()
+    spot = float(raw["underlying_last"].iloc[0])
+    pairs = two_sided_pairs(raw, ["root", "expiration"])
+    dte = raw.groupby(["root", "expiration"])["dte"].first()
+    codes, uniq = pd.factorize(pd.MultiIndex.from_frame(pairs[["root", "expiration"]]))
+    tte = np.array([max(dte[key], 0.5) / 365.0 for key in uniq])
+    rate = 0.024
+    got, used = nearest_parity_forwards(
+        codes, pairs["strike"], pairs["mid_c"], pairs["mid_p"], tte, rate
+    )
+    assert len(uniq) >= 30
+    for j, key in enumerate(uniq):
+        grp = pairs[codes == j]
+        ref = hand_nearest_forward(grp["strike"], grp["mid_c"], grp["mid_p"], tte[j], rate)
+        assert got[j] == pytest.approx(ref, rel=1e-13, abs=0), key
+        assert used[j] == min(3, len(grp))
+    # sanity against the market: within a year the forward is the spot +- 3 %
+    near = tte < 1.0
+    assert np.all(np.abs(got[near] / spot - 1.0) < 0.03)
+    # one pair, rate 0: K + C - P at the strike of smallest |C - P| (the auction's forward)
+    one, _ = nearest_parity_forwards(
+        codes, pairs["strike"], pairs["mid_c"], pairs["mid_p"], tte, 0.0, n_strikes=1
+    )
+    grp = pairs[codes == 0]
+    best = int(np.argmin(np.abs(grp["mid_c"] - grp["mid_p"]).to_numpy()))
+    row = grp.iloc[best]
+    assert one[0] == pytest.approx(row["strike"] + row["mid_c"] - row["mid_p"], rel=1e-15)
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("day", ["2019-04-25", "2019-07-22"])
+def test_chain_snapshot_forward_is_the_hand_parity_forward(chain_store_2019, day):
+    snap = chain_store_2019.snapshot("SPX", day, rate=0.024)
+    pairs = two_sided_pairs(snap.quotes, ["root", "expiration"])
+    checked = 0
+    for (root, expiration), grp in pairs.groupby(["root", "expiration"]):
+        exp = pd.Timestamp(expiration).date()
+        tte = snap.tte(exp, root)
+        ref = hand_nearest_forward(grp["strike"], grp["mid_c"], grp["mid_p"], tte, 0.024)
+        assert snap.forward(exp, root) == pytest.approx(ref, rel=1e-13, abs=0)
+        est = snap.forward_estimate(exp, root)
+        assert est.source == "parity" and est.forward == snap.forward(exp, root)
+        assert est.n_pairs == min(3, len(grp))
+        checked += 1
+    assert checked >= 30
+
+
+def ql_carry_forward(spot, tte_days, rate, div_yield):
+    """QuantLib: S * D_q(T) / D_r(T) on flat ACT/365 curves (the BSM process forward)."""
+    with evaluation_date(ql.Date(15, 5, 2019)) as today:
+        return ql_flat_forward(spot, int(tte_days), rate, div_yield, today)
+
+
+@pytest.mark.parametrize(
+    ("spot", "days", "rate", "div_yield"),
+    [(2850.0, 37, 0.024, 0.0), (2850.0, 365, 0.024, 0.019), (415.3, 45, 0.0005, 0.013)],
+)
+def test_carry_forward_fallback_matches_quantlib(spot, days, rate, div_yield):
+    ref = ql_carry_forward(spot, days, rate, div_yield)
+    tte = days / 365.0
+    assert float(carry_forward(spot, tte, rate, div_yield)) == pytest.approx(ref, rel=1e-13)
+    est = forward_estimate([], [], [], tte, rate, spot=spot, div_yield=div_yield)
+    assert est.source == "carry" and est.n_pairs == 0
+    assert est.forward == pytest.approx(ref, rel=1e-13)
+    none = forward_estimate([], [], [], tte, rate, spot=math.nan)
+    assert none.source == "none" and math.isnan(none.forward)
+
+
+@pytest.mark.shared_data
+def test_snapshot_without_pairs_falls_back_to_the_carry_forward(chain_store_2019):
+    from data_feeds.chains import ChainSnapshot
+
+    snap = chain_store_2019.snapshot("SPX", "2019-05-15", rate=0.024)
+    exp, root = dt.date(2019, 6, 21), "SPXW"
+    q = snap.quotes
+    # drop the puts of one expiry: no call/put pair is left there
+    keep = ~((q["root"] == root) & (pd.DatetimeIndex(q["expiration"]).date == exp)
+             & (q["right"] == "P"))  # fmt: skip
+    calls_only = ChainSnapshot(
+        snap.underlying, snap.quote_time, snap.underlying_price, q[keep], rate=snap.rate
+    )
+    with pytest.raises(ValueError, match="no forward"):
+        calls_only.forward(exp, root)
+    est = calls_only.forward_estimate(exp, root)
+    tte = calls_only.tte(exp, root)
+    assert est.source == "carry" and est.n_pairs == 0
+    assert est.forward == pytest.approx(snap.underlying_price * math.exp(0.024 * tte), rel=1e-13)
+    # QuantLib at whole days (the snapshot's tte is to the AM settlement minute)
+    ql_ref = ql_carry_forward(snap.underlying_price, round(tte * 365), 0.024, 0.0)
+    assert est.forward == pytest.approx(ql_ref, rel=1e-4)
+    # the parity forward of the full chain differs from the fallback by the dividend carry
+    full = snap.forward_estimate(exp, root)
+    assert full.source == "parity" and full.forward < est.forward
+    # other expiries keep their parity forward
+    assert calls_only.forward(dt.date(2019, 5, 17), "SPX") == snap.forward(
+        dt.date(2019, 5, 17), "SPX"
+    )

@@ -32,6 +32,7 @@ from pricing import (
     heston_price_and_gradient,
     ql_heston_price,
 )
+from pricing.ql_helpers import evaluation_date, flat_curve
 
 SPOT = 100.0
 RATE = 0.03
@@ -73,21 +74,19 @@ def test_prices_match_quantlib_analytic_engine(params: HestonParams) -> None:
 def test_characteristic_function_matches_quantlib_chf() -> None:
     """``E[exp(iz ln(S_T/F))]`` equals ``ql.AnalyticHestonEngine.chF`` on and off the real axis."""
     p = PARAM_SETS[0]
-    today = ql.Date(15, 1, 2024)
-    ql.Settings.instance().evaluationDate = today
-    dc = ql.Actual365Fixed()
-    process = ql.HestonProcess(
-        ql.YieldTermStructureHandle(ql.FlatForward(today, RATE, dc)),
-        ql.YieldTermStructureHandle(ql.FlatForward(today, DIV, dc)),
-        ql.QuoteHandle(ql.SimpleQuote(SPOT)),
-        *p.as_array(),
-    )
-    engine = ql.AnalyticHestonEngine(ql.HestonModel(process))
-    z = np.array([0.3, 1.0, 5.0, 40.0, 2.0 - 0.5j, 10.0 + 0.3j, 0.7 - 0.9j])
-    for tte in (0.05, 1.0, 7.0):
-        ours = heston_cf(z, tte, p)
-        ref = np.array([engine.chF(complex(v), tte) for v in z])
-        np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-15)
+    with evaluation_date(ql.Date(15, 1, 2024)) as today:
+        process = ql.HestonProcess(
+            flat_curve(RATE, today),
+            flat_curve(DIV, today),
+            ql.QuoteHandle(ql.SimpleQuote(SPOT)),
+            *p.as_array(),
+        )
+        engine = ql.AnalyticHestonEngine(ql.HestonModel(process))
+        z = np.array([0.3, 1.0, 5.0, 40.0, 2.0 - 0.5j, 10.0 + 0.3j, 0.7 - 0.9j])
+        for tte in (0.05, 1.0, 7.0):
+            ours = heston_cf(z, tte, p)
+            ref = np.array([engine.chF(complex(v), tte) for v in z])
+            np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-15)
     # martingale and normalisation: phi(0) = phi(-i) = 1
     np.testing.assert_allclose(heston_cf(np.array([0.0, -1j]), 2.0, p), [1.0, 1.0], atol=1e-14)
 

@@ -32,6 +32,7 @@ from pricing import (
     ql_implied_vol,
     whole_days,
 )
+from pricing.ql_helpers import bsm_process, evaluation_date
 
 RATE = 0.045
 DIV = 0.013
@@ -129,24 +130,12 @@ def test_greeks_vs_analytic_engine(right):
 
 def test_quantlib_units_vega_and_theta_per_day():
     """QuantLib's vega is per 1.00 vol and thetaPerDay() = theta()/365; ours match."""
-    today = ql.Date(15, ql.January, 2024)
-    settings = ql.Settings.instance()
-    previous = settings.evaluationDate
-    settings.evaluationDate = today
-    try:
+    with evaluation_date(ql.Date(15, ql.January, 2024)) as today:
         _check_vega_theta_units(today)
-    finally:
-        settings.evaluationDate = previous
 
 
 def _check_vega_theta_units(today: ql.Date) -> None:
-    dc = ql.Actual365Fixed()
-    process = ql.BlackScholesMertonProcess(
-        ql.QuoteHandle(ql.SimpleQuote(4500.0)),
-        ql.YieldTermStructureHandle(ql.FlatForward(today, DIV, dc)),
-        ql.YieldTermStructureHandle(ql.FlatForward(today, RATE, dc)),
-        ql.BlackVolTermStructureHandle(ql.BlackConstantVol(today, ql.NullCalendar(), 0.18, dc)),
-    )
+    process = bsm_process(4500.0, RATE, DIV, 0.18, today)
     option = ql.VanillaOption(
         ql.PlainVanillaPayoff(ql.Option.Put, 4400.0), ql.EuropeanExercise(today + 3)
     )
