@@ -18,12 +18,12 @@ Allocation rule (the only one)
    at that moment: trade ``i`` holding ``q_i`` of the broker's ``Q`` gets ``q_i / Q`` of the cash
    and of the shares delivered. Shares from an exercise or assignment therefore follow the trade
    whose legs were exercised or assigned.
-3. A share trade goes to the open trade its tag names (a hedge tagged with its trade's tag);
-   otherwise (e.g. tag ``"assigned"``, a window-end close) it is split over the trades holding
-   that symbol's shares pro rata to their signed shares.
-4. Whatever rule 1-3 cannot place (untagged option fills, a share trade nobody holds shares for,
-   the part of a settlement no trade holds) goes to the explicit *unallocated* trade (id 0, tag
-   ``""``), which is reported like any other and never dropped.
+3. A share trade goes to the open trade its tag names (a hedge tagged with its trade's tag); a
+   share trade with a tag that names no open trade (e.g. ``"assigned"``, a window-end close) is
+   split over the trades holding that symbol's shares pro rata to their signed shares.
+4. Whatever rules 1-3 cannot place goes to the explicit *unallocated* trade (id 0, tag ``""``),
+   which is reported like any other and never dropped: untagged (``tag=""``) option fills and
+   share trades, a share trade nobody holds shares for, the part of a settlement no trade holds.
 
 Because every broker cash flow lands in exactly one trade (or is split with weights summing to
 one), at every moment::
@@ -262,7 +262,9 @@ class TradeBook:
 
     def _stock_fill(self, t: StockFill, tag: str, window_end: bool = False) -> None:
         named = self._open_by_tag.get(tag) if tag != UNALLOCATED else None
-        if named is not None and not window_end:
+        if tag == UNALLOCATED and not window_end:
+            split = [(self.trades[0], 1.0)]
+        elif named is not None and not window_end:
             split = [(self.trades[named], 1.0)]
         else:
             holders = [

@@ -1,0 +1,169 @@
+"""Tests of :class:`strategies.book.TradeBook`: the allocation rule by hand on constructed broker
+records, and the book identity (sum of trade P&L == broker cash flows + positions value) on real
+chains for the migrated strategies."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+
+import pytest
+
+from brokers.options_broker import (
+    OptionFill,
+    OptionPosition,
+    OptionSettlement,
+    StockFill,
+    UnderlyingPosition,
+)
+from data_feeds.contracts import OptionContract
+from strategies.book import TradeBook
+
+E = dt.date(2021, 3, 19)
+X = OptionContract("SPXW", E, 4000.0, "C")  # PM cash-settled, multiplier 100
+P = OptionContract("SPY", E, 400.0, "P")  # physical, multiplier 100
+
+
+def _t(day: int, hour: int = 10) -> dt.datetime:
+    return dt.datetime(2021, 3, day, hour, 0)
+
+
+def _fill(time: dt.datetime, c: OptionContract, qty: int, price: float, tag: str) -> OptionFill:
+    commission = 0.65 * abs(qty)
+    cash = -qty * price * c.multiplier - commission
+    return OptionFill(time, c, qty, price, price, price, commission, cash, tag)
+
+
+def _stock(time: dt.datetime, qty: int, price: float, fee: float, tag: str) -> StockFill:
+    return StockFill(time, "SPY", qty, price, fee, -qty * price - fee, tag)
+
+
+def _broker() -> SimpleNamespace:
+    """The records and marks a TradeBook reads from an OptionsBroker."""
+    return SimpleNamespace(
+        option_fills=[],
+        option_settlements=[],
+        stock_fills=[],
+        window_end_fills=[],
+        option_positions={},
+        underlying_positions={},
+        underlying_prices={},
+    )
+
+
+def _records_cash(b: SimpleNamespace) -> float:
+    return sum(
+        r.cash_flow
+        for rs in (b.option_fills, b.option_settlements, b.stock_fills, b.window_end_fills)
+        for r in rs
+    )
+
+
+def _positions_value(b: SimpleNamespace) -> float:
+    opts = sum(p.quantity * p.mark * p.contract.multiplier for p in b.option_positions.values())
+    return opts + sum(p.quantity * p.mark for p in b.underlying_positions.values())
+
+
+def test_allocation_rule_by_hand() -> None:
+    b, book = _broker(), TradeBook()
+    # two trades share X: a sells 2 at 10, b sells 1 at 10; a buys 1 back at 4
+    b.option_fills += [_fill(_t(1), X, -2, 10.0, "a"), _fill(_t(1), X, -1, 10.0, "b")]
+    b.option_fills.append(_fill(_t(2), X, 1, 4.0, "close a"))
+    book.sync(b)
+    ta, tb = book.current("a"), book.current("b")
+    assert ta is not None and tb is not None and ta.trade_id != tb.trade_id
+    assert ta.legs == {X: -1} and tb.legs == {X: -1}
+    # marks: X at 5.0; identity before any settlement
+    b.option_positions = {X: OptionPosition(X, -2, 10.0, 5.0)}
+    cash_so_far = (2000 - 1.30) + (1000 - 0.65) + (-400 - 0.65)
+    assert book.total_pnl(b) == pytest.approx(cash_so_far - 2 * 500.0, abs=1e-9)
+    assert book.net_pnl(ta.trade_id, b) == pytest.approx(1998.70 - 400.65 - 500.0, abs=1e-9)
+
+    # X settles at 3.00 intrinsic, broker short 2: -600 split by signed quantity -1/-2 each
+    b.option_settlements.append(OptionSettlement(_t(19, 16), X, -2, 4003.0, 3.0, 0.0, -600.0))
+    b.option_positions = {}
+    # P: c sells 3 at 2.00, d sells 1 at 2.50; both assigned at 395 -> +400 shares for -160,000
+    b.option_fills += [_fill(_t(2), P, -3, 2.0, "c"), _fill(_t(2), P, -1, 2.5, "d")]
+    b.option_settlements.append(
+        OptionSettlement(
+            _t(19, 16), P, -4, 395.0, 5.0, 0.0, -160_000.0, "assignment", "close", 400
+        )
+    )
+    # the assigned shares are sold next morning (tag names no trade -> holders pro rata)
+    b.stock_fills.append(_stock(_t(22), -400, 396.0, 2.0, "assigned"))
+    book.sync(b)
+    assert ta.exit_time == _t(19, 16) and ta.reason == "cash"
+    assert ta.cash == pytest.approx(1998.70 - 400.65 - 300.0, abs=1e-9)  # 1298.05
+    assert tb.cash == pytest.approx(999.35 - 300.0, abs=1e-9)  # 699.35
+    tc, td = book.current("c"), book.current("d")
+    assert tc is not None and td is not None
+    assert tc.settlement == pytest.approx(-120_000.0) and td.settlement == pytest.approx(-40_000.0)
+    assert tc.share_cash == pytest.approx(0.75 * 158_398.0)
+    assert tc.cash == pytest.approx(598.05 - 120_000.0 + 118_798.5, abs=1e-9)  # -603.45
+    assert td.cash == pytest.approx(249.35 - 40_000.0 + 39_599.5, abs=1e-9)  # -151.15
+    assert not tc.is_open and tc.reason == "shares" and tc.commission == pytest.approx(1.95 + 1.5)
+
+    # e buys 1 X at 5 and hedges with -50 SPY tagged "e"; an untagged +20 SPY goes unallocated
+    b.option_fills.append(_fill(_t(22, 11), X, 1, 5.0, "e"))
+    b.stock_fills.append(_stock(_t(22, 11), -50, 396.0, 0.25, "e"))
+    b.stock_fills.append(_stock(_t(22, 12), 20, 396.0, 0.0, ""))
+    book.sync(b)
+    te = book.current("e")
+    assert te is not None and te.shares == {"SPY": -50.0}
+    assert book.trade(0).shares == {"SPY": 20.0} and book.trade(0).cash == pytest.approx(-7920.0)
+    b.option_positions = {X: OptionPosition(X, 1, 5.0, 6.0)}
+    b.underlying_positions = {"SPY": UnderlyingPosition("SPY", -30, 396.0, 397.0)}
+    assert te.open_value(b) == pytest.approx(600.0 - 50 * 397.0)
+    assert book.total_pnl(b) == pytest.approx(_records_cash(b) + _positions_value(b), abs=1e-6)
+
+    # window end: X closed at its mark 6.00, -30 SPY bought back at 397 (split -50/+20 over -30)
+    b.window_end_fills += [
+        OptionFill(_t(22, 16), X, -1, 6.0, 6.0, 6.0, 0.0, 600.0, "window end"),
+        StockFill(_t(22, 16), "SPY", 30, 397.0, 0.0, -11_910.0, "window end"),
+    ]
+    b.option_positions, b.underlying_positions = {}, {}
+    book.sync(b)
+    assert not te.is_open and te.reason == "window_end"
+    assert te.window_end == pytest.approx(600.0 - 19_850.0)
+    assert te.cash == pytest.approx(-500.65 + 19_799.75 + 600.0 - 19_850.0, abs=1e-9)  # 49.10
+    assert book.trade(0).cash == pytest.approx(20.0, abs=1e-9) and not book.trade(0).is_open
+    total = 1298.05 + 699.35 - 603.45 - 151.15 + 49.10 + 20.0
+    assert book.total_pnl(b) == pytest.approx(total, abs=0.005)
+    assert _records_cash(b) == pytest.approx(total, abs=0.005)
+    closed = book.closed_frame()
+    assert sorted(closed["tag"]) == ["", "a", "b", "c", "d", "e"]
+    assert closed["net_pnl"].sum() == pytest.approx(total, abs=0.005)
+
+    # a tag reused after its trade closed opens a new trade
+    b.option_fills.append(_fill(_t(23), X, -1, 7.0, "a"))
+    book.sync(b)
+    ta2 = book.current("a")
+    assert ta2 is not None and ta2.trade_id not in (ta.trade_id, 0) and ta2.is_open
+
+
+def test_settlement_part_no_trade_holds_goes_unallocated() -> None:
+    b, book = _broker(), TradeBook()
+    b.option_fills.append(_fill(_t(1), X, -1, 10.0, "a"))
+    book.sync(b)
+    # the broker settles 2 (one it got outside the book's records): half to a, half unallocated
+    b.option_settlements.append(OptionSettlement(_t(19, 16), X, -2, 4003.0, 3.0, 0.0, -600.0))
+    book.sync(b)
+    assert book.current("a").cash == pytest.approx(999.35 - 300.0)  # type: ignore[union-attr]
+    assert book.trade(0).cash == pytest.approx(-300.0)
+    assert book.total_pnl(b) == pytest.approx(_records_cash(b), abs=1e-9)
+
+
+def test_note_keeps_the_strategy_reason_and_fields() -> None:
+    b, book = _broker(), TradeBook()
+    b.option_fills.append(_fill(_t(1), X, -1, 10.0, "a"))
+    book.sync(b)
+    tid = book.trade_id("a")
+    assert tid is not None
+    book.note(tid, "profit_target", credit=10.0)
+    b.option_fills.append(_fill(_t(2), X, 1, 4.0, "close a"))
+    book.sync(b)
+    row = book.closed_frame().set_index("trade_id").loc[tid]
+    assert row["reason"] == "profit_target" and row["credit"] == 10.0
+    assert row["net_pnl"] == pytest.approx(1000 - 0.65 - 400 - 0.65)
+    with pytest.raises(KeyError, match="no trade 99"):
+        book.note(99, "x")
