@@ -101,6 +101,8 @@ class Trade:
         Cash of share trades allocated (commissions included).
     window_end : float
         Cash of window-end closes allocated.
+    settled_legs : int
+        Settlements (cash, exercise, assignment, expiry) it took part in.
     opened_legs : list of (OptionContract, int, float)
         Opening fills: contract, signed quantity, price per unit.
     fields : dict
@@ -119,6 +121,7 @@ class Trade:
     settlement: float = 0.0
     share_cash: float = 0.0
     window_end: float = 0.0
+    settled_legs: int = 0
     opened_legs: list[tuple[OptionContract, int, float]] = field(default_factory=list)
     fields: dict[str, Any] = field(default_factory=dict)
     _entries: dict[OptionContract, _Entry] = field(default_factory=dict)
@@ -256,6 +259,7 @@ class TradeBook:
             trade.settlement += s.cash_flow * w
             trade.commission += s.fee * w
             trade.legs.pop(s.contract, None)
+            trade.settled_legs += 1
             if s.shares:
                 trade.shares[symbol] = trade.shares.get(symbol, 0.0) + s.shares * w
             self._touch(trade, s.time, s.kind)

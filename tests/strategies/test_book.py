@@ -5,6 +5,7 @@ chains for the migrated strategies."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -85,9 +86,7 @@ def test_allocation_rule_by_hand() -> None:
     # P: c sells 3 at 2.00, d sells 1 at 2.50; both assigned at 395 -> +400 shares for -160,000
     b.option_fills += [_fill(_t(2), P, -3, 2.0, "c"), _fill(_t(2), P, -1, 2.5, "d")]
     b.option_settlements.append(
-        OptionSettlement(
-            _t(19, 16), P, -4, 395.0, 5.0, 0.0, -160_000.0, "assignment", "close", 400
-        )
+        OptionSettlement(_t(19, 16), P, -4, 395.0, 5.0, 0.0, -160_000.0, "assignment", "close", 400)
     )
     # the assigned shares are sold next morning (tag names no trade -> holders pro rata)
     b.stock_fills.append(_stock(_t(22), -400, 396.0, 2.0, "assigned"))
@@ -167,3 +166,112 @@ def test_note_keeps_the_strategy_reason_and_fields() -> None:
     assert row["net_pnl"] == pytest.approx(1000 - 0.65 - 400 - 0.65)
     with pytest.raises(KeyError, match="no trade 99"):
         book.note(99, "x")
+
+
+# -- real chains: the identity for each migrated strategy --------------------------------------
+
+
+def _with_identity_checks(monkeypatch: pytest.MonkeyPatch, cls: type) -> list[float]:
+    """Wrap ``cls.next`` to record, after every bar, book total P&L minus the broker's change of
+    value (cash flows + positions value - starting cash), in dollars."""
+    gaps: list[float] = []
+    original = cls.next
+
+    def next_checked(self) -> None:  # type: ignore[no-untyped-def]
+        original(self)
+        broker = self.obroker
+        gaps.append(self.book.total_pnl(broker) - (broker.getvalue() - broker.startingcash))
+
+    monkeypatch.setattr(cls, "next", next_checked)
+    return gaps
+
+
+def _check_run(res, book: TradeBook, gaps: list[float], cash: float) -> None:  # type: ignore[no-untyped-def]
+    assert gaps and max(abs(g) for g in gaps) < 0.005
+    flows = float(res.trades["cash_flow"].sum())
+    change = float(res.value.iloc[-1]) - cash
+    assert flows == pytest.approx(change, abs=0.01)
+    closed = book.closed_frame()
+    assert not any(t.is_open for t in book.trades.values())  # the window ends flat
+    assert float(closed["net_pnl"].sum()) == pytest.approx(flows, abs=0.01)
+    log = res.daily_log
+    if "net_pnl" in log:
+        logged = float(log["net_pnl"].fillna(0.0).sum()) + book.trade(0).cash
+        assert logged == pytest.approx(flows, abs=0.01)
+
+
+@pytest.fixture(scope="module")
+def spy_store(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Chain store of the real SPY 2021 subset (physical settlement: assignments into shares)."""
+    from data_feeds.chain_store import ChainStore
+
+    path = tmp_path_factory.mktemp("spy2021_book") / "chains.duckdb"
+    with ChainStore(path) as store:
+        store.ingest(shared_data / "options/spy_options_subset_2021.csv.gz", "vendor")
+    store = ChainStore(path, read_only=True)
+    yield store
+    store.close()
+
+
+def _capture_book(monkeypatch: pytest.MonkeyPatch, cls: type) -> dict:
+    captured: dict = {}
+    original_stop = cls.stop
+
+    def stop_capture(self) -> None:  # type: ignore[no-untyped-def]
+        original_stop(self)
+        captured["book"] = self.book
+
+    monkeypatch.setattr(cls, "stop", stop_capture)
+    return captured
+
+
+@pytest.mark.shared_data
+def test_vrp_harvest_book_identity(
+    shared_data: Path, spy_store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPY 2021 strangles left to expire (the sparse subset has no quotes under ~20 DTE):
+    assignments into shares, their sale next morning, and a position open at the window's end
+    holding shares. Before the book the daily log missed the shares of the open position
+    (log sum $7,350.70 against $6,862.70 of cash flows on this window)."""
+    from data_feeds import load_ohlc
+    from strategies.vrp_harvest import VrpHarvest, VrpHarvestStrategy
+
+    daily = load_ohlc(
+        shared_data / "index/spx_vix_spy_qqq_daily.csv",
+        root="SPY",
+        start="2019-01-01",
+        end="2021-12-31",
+    )
+    fixed = {
+        "chain_symbol": "SPY",
+        "root": "SPY",
+        "rate": 0.0005,
+        "target_dte": 35,
+        "min_dte": 21,
+        "max_dte": 60,
+        "exit_dte": 20,
+        "structure": "strangle",
+        "strangle_delta": 0.4,
+        "z_min_periods": 20,
+        "account_risk": 0.02,
+        "max_contracts": 10,
+        "max_open": 2,
+        "entry_z": -2.0,  # enter whenever possible: many trades, settlements and assignments
+    }
+    plugin = VrpHarvest(fixed, {"commission_per_contract": 0.65, "slippage_spread_fraction": 0.5})
+    plugin.prepare({"underlying": daily, "chains": spy_store}, {})
+    days = plugin.trading_days()
+    gaps = _with_identity_checks(monkeypatch, VrpHarvestStrategy)
+    captured = _capture_book(monkeypatch, VrpHarvestStrategy)
+    res = plugin.backtest(plugin.base, days[20], days[-1], cash=100_000.0)
+    book: TradeBook = captured["book"]
+    kinds = set(res.trades["event"])
+    assert {"settlement", "stock_fill", "window_end"} <= kinds  # the cases this test is about
+    assert (res.daily_log["status"] == "open_at_end").any()
+    _check_run(res, book, gaps, 100_000.0)
+    # each logged position's net_pnl is its trade's in the book
+    by_id = book.closed_frame().set_index("tag")["net_pnl"]
+    opened = res.daily_log.dropna(subset=["credit"])
+    for _, row in opened.iterrows():
+        tag = f"vrp {row['date']:%Y-%m-%d}"
+        assert row["net_pnl"] == pytest.approx(by_id[tag], abs=1e-6)
