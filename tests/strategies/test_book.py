@@ -275,3 +275,37 @@ def test_vrp_harvest_book_identity(
     for _, row in opened.iterrows():
         tag = f"vrp {row['date']:%Y-%m-%d}"
         assert row["net_pnl"] == pytest.approx(by_id[tag], abs=1e-6)
+
+
+@pytest.mark.shared_data
+def test_skew_dislocation_book_identity(
+    shared_data: Path, chain_store_2019, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Delta-hedged risk reversals on the real 2019 SPXW chains: option trades in their own
+    trades, the untagged hedge shares in the unallocated trade, every bar reconciled."""
+    from data_feeds import load_ohlc
+    from strategies.skew_dislocation import SkewDislocation, SkewDislocationStrategy
+
+    spx = load_ohlc(
+        shared_data / "index/spx_vix_spy_qqq_daily.csv",
+        root="SPX",
+        start="2018-06-01",
+        end="2019-07-31",
+    )
+    plugin = SkewDislocation(
+        {"skew_window": 21, "entry_z": 0.3, "hold_days": 3, "delta_hedge": True},
+        {"commission_per_contract": 1.0, "slippage_spread_fraction": 0.5},
+    )
+    plugin.prepare({"underlying": spx, "chains": chain_store_2019}, {})
+    days = plugin.trading_days()
+    gaps = _with_identity_checks(monkeypatch, SkewDislocationStrategy)
+    captured = _capture_book(monkeypatch, SkewDislocationStrategy)
+    res = plugin.backtest(plugin.base, days[0], days[-1], cash=1_000_000.0)
+    book: TradeBook = captured["book"]
+    rr = res.info["rr_trades"]
+    assert len(rr) >= 2 and (res.trades["tag"] == "delta hedge").any()
+    _check_run(res, book, gaps, 1_000_000.0)
+    assert book.trade(0).share_cash != 0.0  # the hedge
+    closed = book.closed_frame().set_index("trade_id")
+    for _, t in rr.iterrows():
+        assert t["net_pnl"] == pytest.approx(closed.loc[t["trade_id"], "net_pnl"], abs=1e-6)
