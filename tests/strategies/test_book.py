@@ -309,3 +309,57 @@ def test_skew_dislocation_book_identity(
     closed = book.closed_frame().set_index("trade_id")
     for _, t in rr.iterrows():
         assert t["net_pnl"] == pytest.approx(closed.loc[t["trade_id"], "net_pnl"], abs=1e-6)
+
+
+class _UpTo:
+    """A snapshot source showing only the store's quote dates ``<= last`` (a short window)."""
+
+    def __init__(self, source, last: dt.date) -> None:  # type: ignore[no-untyped-def]
+        self.source, self.last = source, last
+
+    def quote_dates(self, underlying: str, roots=None) -> list[dt.date]:  # type: ignore[no-untyped-def]
+        return [d for d in self.source.quote_dates(underlying, roots) if d <= self.last]
+
+    def snapshot(self, underlying, quote_date, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if quote_date > self.last:
+            raise KeyError(f"{quote_date} is after the window's last date {self.last}")
+        return self.source.snapshot(underlying, quote_date, *args, **kwargs)
+
+
+@pytest.mark.shared_data
+def test_surface_arbitrage_book_identity(
+    shared_data: Path, chain_store_2019, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Single-option surface trades, delta-hedged, over the first 10 2019 quote dates."""
+    from data_feeds import load_ohlc
+    from strategies.surface_arbitrage import SurfaceArbitrage, SurfaceArbitrageStrategy
+
+    spx = load_ohlc(
+        shared_data / "index/spx_vix_spy_qqq_daily.csv",
+        root="SPX",
+        start="2019-01-01",
+        end="2019-07-31",
+    )
+    dates = chain_store_2019.quote_dates("SPX", ["SPXW"])
+    fixed = {
+        "scan_max_dte": 45,
+        "max_dte": 45,
+        "min_abs_delta": 0.1,
+        "delta_hedge": True,
+        "hold_days": 3,
+    }
+    plugin = SurfaceArbitrage(
+        fixed, {"commission_per_contract": 1.0, "slippage_spread_fraction": 0.5}
+    )
+    plugin.prepare({"underlying": spx, "chains": _UpTo(chain_store_2019, dates[9])}, {})
+    days = plugin.trading_days()
+    gaps = _with_identity_checks(monkeypatch, SurfaceArbitrageStrategy)
+    captured = _capture_book(monkeypatch, SurfaceArbitrageStrategy)
+    res = plugin.backtest(plugin.base, days[0], days[-1], cash=1_000_000.0)
+    book: TradeBook = captured["book"]
+    sa = res.info["sa_trades"]
+    assert len(sa) >= 2
+    _check_run(res, book, gaps, 1_000_000.0)
+    closed = book.closed_frame().set_index("trade_id")
+    for _, t in sa.iterrows():
+        assert t["net_pnl"] == pytest.approx(closed.loc[t["trade_id"], "net_pnl"], abs=1e-6)
