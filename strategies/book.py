@@ -103,6 +103,8 @@ class Trade:
         Cash of window-end closes allocated.
     settled_legs : int
         Settlements (cash, exercise, assignment, expiry) it took part in.
+    settled_at : datetime.datetime or None
+        Time of the last of them (naive ET).
     opened_legs : list of (OptionContract, int, float)
         Opening fills: contract, signed quantity, price per unit.
     fields : dict
@@ -122,6 +124,7 @@ class Trade:
     share_cash: float = 0.0
     window_end: float = 0.0
     settled_legs: int = 0
+    settled_at: dt.datetime | None = None
     opened_legs: list[tuple[OptionContract, int, float]] = field(default_factory=list)
     fields: dict[str, Any] = field(default_factory=dict)
     _entries: dict[OptionContract, _Entry] = field(default_factory=dict)
@@ -260,6 +263,7 @@ class TradeBook:
             trade.commission += s.fee * w
             trade.legs.pop(s.contract, None)
             trade.settled_legs += 1
+            trade.settled_at = s.time
             if s.shares:
                 trade.shares[symbol] = trade.shares.get(symbol, 0.0) + s.shares * w
             self._touch(trade, s.time, s.kind)

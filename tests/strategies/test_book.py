@@ -363,3 +363,61 @@ def test_surface_arbitrage_book_identity(
     closed = book.closed_frame().set_index("trade_id")
     for _, t in sa.iterrows():
         assert t["net_pnl"] == pytest.approx(closed.loc[t["trade_id"], "net_pnl"], abs=1e-6)
+
+
+@pytest.mark.shared_data
+def test_ml_spreads_book_identity(spy_store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bull put spreads on the real SPY 2021 subset with a hand-made bullish signal (the sparse
+    ladder leaves legs to expire: assignments, share sales). Before the book the share-sale cash
+    went to the last position settled, whatever position the shares came from."""
+    import pandas as pd
+
+    from brokers import OptionsBroker
+    from data_feeds.chain_feed import chain_feed
+    from data_feeds.chains import TZ
+    from strategies.base import run_cerebro
+    from strategies.ml_spreads import MlSpreadsParams, MlSpreadsStrategy
+    from strategies.option_strategy import sync_window_end
+
+    days = [
+        d for d in spy_store.quote_dates("SPY") if dt.date(2021, 3, 1) <= d <= dt.date(2021, 8, 31)
+    ]
+    signals = {
+        d: {
+            "regime": "iv_contraction",
+            "direction": "bullish",
+            "confidence": 0.5,
+            "vix_rank": 0.5,
+            "vix_rank_forecast": 0.5,
+        }
+        for d in days
+    }
+    px = {d: spy_store.snapshot("SPY", d).underlying_price for d in days}
+    index = pd.DatetimeIndex([pd.Timestamp(d) for d in px]).tz_localize(TZ)
+    settle = pd.DataFrame({"open": list(px.values()), "close": list(px.values())}, index=index)
+    gaps = _with_identity_checks(monkeypatch, MlSpreadsStrategy)
+    feed = chain_feed(spy_store, "SPY", roots=["SPY"], start=days[0], end=days[-1])
+    broker = OptionsBroker(commission_per_contract=0.65, settlement_prices={"SPY": settle})
+    strat, value, _ = run_cerebro(
+        MlSpreadsStrategy,
+        [feed],
+        broker,
+        cash=100_000.0,
+        strategy_kwargs={
+            "rules": MlSpreadsParams(min_dte=21, exit_dte=20),
+            "signals": signals,
+            "last_day": days[-1],
+        },
+    )
+    sync_window_end(strat)
+    book: TradeBook = strat.book
+    fills = broker.fills_frame()
+    assert {"settlement", "fill"} <= set(fills["event"])
+    assert gaps and max(abs(g) for g in gaps) < 0.005
+    flows = float(fills["cash_flow"].sum())
+    assert flows == pytest.approx(float(value.iloc[-1]) - 100_000.0, abs=0.01)
+    assert not any(t.is_open for t in book.trades.values())
+    assert float(book.closed_frame()["net_pnl"].sum()) == pytest.approx(flows, abs=0.01)
+    log = pd.DataFrame(strat.log_rows)
+    logged = float(log["net_pnl"].fillna(0.0).sum()) + book.trade(0).cash
+    assert logged == pytest.approx(flows, abs=0.01)
