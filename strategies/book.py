@@ -314,6 +314,8 @@ class TradeBook:
 
     def _touch(self, trade: Trade, time: dt.datetime, event: str) -> None:
         trade._last_event = event
+        if trade.entry_time is None:
+            trade.entry_time = time
         if trade.trade_id == 0:
             return
         if trade.is_open:

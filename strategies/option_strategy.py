@@ -383,6 +383,16 @@ class OptionStrategy(bt.Strategy):
         frame["tags"] = [t for _, t in keys] + [""] * (len(frame) - len(keys))
         return frame
 
+    def log_unallocated(self, row: dict[str, Any]) -> None:
+        """Put the P&L of the book's unallocated trade (e.g. an untagged portfolio delta hedge) on
+        ``row`` (the window's last ``daily_log`` row) as ``unallocated_pnl``, dollars at the
+        broker's marks, so ``net_pnl`` plus ``unallocated_pnl`` over the log add up to the
+        account's change of value; call in ``stop`` (the window-end close happens at the same
+        marks). Nothing is written when nothing was ever allocated to it."""
+        trade = self.book.trade(0)
+        if trade.entry_time is not None:
+            row["unallocated_pnl"] = trade.net_pnl(self.obroker)
+
     # -- internals --------------------------------------------------------------------------------
     def _current(self) -> ChainSnapshot:
         if self.snapshot is None:

@@ -562,11 +562,13 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         self.open_trade = None
 
     def stop(self) -> None:
-        """A position still open after the last bar is logged ``open_at_end`` at its marks."""
-        if self.open_trade is None:
-            return
-        day = self.snapshot.quote_date if self.snapshot is not None else dt.date.min
-        self._finish(day, "open_at_end")
+        """A position still open after the last bar is logged ``open_at_end`` at its marks; the
+        hedge (the book's unallocated trade) is the last row's ``unallocated_pnl``."""
+        if self.open_trade is not None:
+            day = self.snapshot.quote_date if self.snapshot is not None else dt.date.min
+            self._finish(day, "open_at_end")
+        if self.log_rows:
+            self.log_unallocated(self.log_rows[-1])
 
 
 class SkewDislocation(StrategyPlugin):

@@ -671,6 +671,8 @@ class SurfaceArbitrageStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         day = self.snapshot.quote_date if self.snapshot is not None else dt.date.min
         for tag in list(self.open_pos):
             self._finish(tag, day, "open_at_end")
+        if self.log_rows:  # the hedge: the book's unallocated trade
+            self.log_unallocated(self.log_rows[-1])
 
 
 # --------------------------------------------------------------------------------------

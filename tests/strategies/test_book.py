@@ -194,10 +194,13 @@ def _check_run(res, book: TradeBook, gaps: list[float], cash: float) -> None:  #
     closed = book.closed_frame()
     assert not any(t.is_open for t in book.trades.values())  # the window ends flat
     assert float(closed["net_pnl"].sum()) == pytest.approx(flows, abs=0.01)
+    # the daily log adds up too: its positions' net_pnl plus the unallocated P&L (the hedge)
     log = res.daily_log
-    if "net_pnl" in log:
-        logged = float(log["net_pnl"].fillna(0.0).sum()) + book.trade(0).cash
-        assert logged == pytest.approx(flows, abs=0.01)
+    extra = log["unallocated_pnl"].dropna() if "unallocated_pnl" in log else log["date"].iloc[:0]
+    assert len(extra) == (0 if book.trade(0).entry_time is None else 1)
+    assert float(extra.sum()) == pytest.approx(book.trade(0).cash, abs=0.01)
+    logged = float(log["net_pnl"].fillna(0.0).sum()) + float(extra.sum())
+    assert logged == pytest.approx(flows, abs=0.01)
 
 
 @pytest.fixture(scope="module")
@@ -418,6 +421,6 @@ def test_ml_spreads_book_identity(spy_store, monkeypatch: pytest.MonkeyPatch) ->
     assert flows == pytest.approx(float(value.iloc[-1]) - 100_000.0, abs=0.01)
     assert not any(t.is_open for t in book.trades.values())
     assert float(book.closed_frame()["net_pnl"].sum()) == pytest.approx(flows, abs=0.01)
+    assert book.trade(0).entry_time is None  # nothing untagged: every dollar in a position
     log = pd.DataFrame(strat.log_rows)
-    logged = float(log["net_pnl"].fillna(0.0).sum()) + book.trade(0).cash
-    assert logged == pytest.approx(flows, abs=0.01)
+    assert float(log["net_pnl"].fillna(0.0).sum()) == pytest.approx(flows, abs=0.01)
