@@ -66,7 +66,7 @@ from strategies.ml_models import (
     model_features,
     train_walk_forward,
 )
-from strategies.option_strategy import OptionStrategy
+from strategies.option_strategy import OptionStrategy, sync_window_end
 from strategies.risk import (
     OptionRiskMixin,
     RiskLimits,
@@ -842,8 +842,9 @@ class SpreadPosition:
         Per-unit signed fill price (> 0 paid, < 0 received; index points / dollars).
     row : dict
         The entry day's log row, completed at the exit.
-    other_cash : float
-        Dollars from settlements of its legs and from selling shares they delivered.
+    trade_id : int
+        Its trade in the strategy's :class:`~strategies.book.TradeBook` (fills, its share of
+        settlements, the shares they delivered and their sale, window-end close).
     closing_reason : str or None
         Why it is being closed.
     contract_set : frozenset of OptionContract
@@ -856,7 +857,7 @@ class SpreadPosition:
     entry_date: dt.date
     entry_cost: float
     row: dict[str, Any]
-    other_cash: float = 0.0
+    trade_id: int = 0
     closing_reason: str | None = None
     contract_set: frozenset[OptionContract] = field(default_factory=frozenset)
 
@@ -915,7 +916,6 @@ class MlSpreadsStrategy(OptionRiskMixin, OptionStrategy):
             "shares_closed": 0,
             "open_at_end": 0,
         }
-        self._settled_seen = 0
         self._last_entry: int | None = None
         self._bar = -1
 
@@ -925,7 +925,7 @@ class MlSpreadsStrategy(OptionRiskMixin, OptionStrategy):
         self._bar += 1
         day = snapshot.quote_date
         self.risk_step()
-        self._book_settlements(day)
+        self._finish_gone(day)
         self._close_shares(snapshot)
         for tag in list(self.positions_open):
             self._manage(self.positions_open[tag], snapshot, day)
@@ -935,76 +935,65 @@ class MlSpreadsStrategy(OptionRiskMixin, OptionStrategy):
 
     def stop(self) -> None:
         """Positions still open after the last bar (a leg not quoted there, so the window-end
-        close could not trade) are logged ``open_at_end`` with their P&L at the last marks."""
+        close could not trade) are logged ``open_at_end``; every row's ``net_pnl`` is its
+        trade's in the book at the last marks (the window-end close, at those marks, keeps it)."""
         if self.snapshot is not None:
-            self._book_settlements(self.snapshot.quote_date)
+            self._finish_gone(self.snapshot.quote_date)
+        self.counts["settled_legs"] = len(self.obroker.option_settlements)
         for pos in self.positions_open.values():
-            broker = self.obroker
-            marks = sum(
-                q * broker.option_positions[c].mark * c.multiplier
-                for c, q in self.combos.get(pos.tag, {}).items()
-                if c in broker.option_positions
-            )
             self.counts["open_at_end"] += 1
-            pos.row.update(status="open_at_end", net_pnl=self._position_cash(pos) + marks)
+            pos.row["status"] = "open_at_end"
+        for pos in [*self.positions_done, *self.positions_open.values()]:
+            pos.row["net_pnl"] = self.book.net_pnl(pos.trade_id, self.obroker)
 
-    # -- bookkeeping ------------------------------------------------------------------------------
-    def _position_cash(self, pos: SpreadPosition) -> float:
-        """Dollars: fills tagged with the position (entry, closes by the strategy or the risk
-        layer) plus its settlements and share sales."""
-        tags = {pos.tag, f"close {pos.tag}"}
-        fills = sum(f.cash_flow for f in self.obroker.option_fills if f.tag in tags)
-        return fills + pos.other_cash
-
-    def _position_of(self, contract: OptionContract) -> SpreadPosition | None:
-        for pos in self.positions_open.values():
-            if contract in pos.contract_set:
-                return pos
-        return None
-
-    def _book_settlements(self, day: dt.date) -> None:
-        """Attribute new settlements to their positions; finish positions whose legs are gone
-        (settled, or closed by the risk layer)."""
-        settled = self.obroker.option_settlements[self._settled_seen :]
-        self._settled_seen += len(settled)
-        for s in settled:
-            self.counts["settled_legs"] += 1
-            pos = self._position_of(s.contract)
-            if pos is not None:
-                pos.other_cash += s.cash_flow
-                pos.row["settled_legs"] = pos.row.get("settled_legs", 0) + 1
-                pos.row["settled_on"] = s.time.date()
-                pos.closing_reason = pos.closing_reason or "settled"
+    # -- bookkeeping (the book allocates; :mod:`strategies.book`) --------------------------------
+    def _finish_gone(self, day: dt.date) -> None:
+        """Finish positions whose legs are all gone (settled, or closed by the risk layer)."""
         for tag in list(self.positions_open):
             if tag not in self.combos:
                 pos = self.positions_open[tag]
+                trade = self.book.trade(pos.trade_id)
+                if trade.settled_legs and trade.settled_at is not None:
+                    pos.row["settled_legs"] = trade.settled_legs
+                    pos.row["settled_on"] = trade.settled_at.date()
+                    pos.closing_reason = pos.closing_reason or "settled"
                 if pos.closing_reason is None:
                     pos.closing_reason = "risk: " + (self.risk.kill_reason or "closed")
                 self._finish(pos, day)
 
     def _close_shares(self, snapshot: ChainSnapshot) -> None:
+        """Sell/buy back shares delivered by physical settlement (SPY) at the snapshot's
+        underlying price; the book gives the cash to the trades holding the shares."""
         broker = self.obroker
         price = float(snapshot.underlying_price)
         for symbol in list(broker.underlying_positions):
             if symbol != snapshot.underlying or not (math.isfinite(price) and price > 0):
                 continue
+            held = {p.tag: self.book.trade(p.trade_id).shares.get(symbol, 0.0) for p in self._all()}
             fill = broker.close_underlying(symbol, price, snapshot.quote_time, tag="assigned")
             self.counts["shares_closed"] += abs(fill.quantity)
-            done = [p for p in self.positions_done if p.row.get("settled_legs")]
-            if done:  # the last position settled into shares received them
-                last = done[-1]
-                last.other_cash += fill.cash_flow
-                last.row["shares_closed"] = fill.quantity
-                last.row["net_pnl"] = self._position_cash(last)
+            self.book.sync(broker)
+            for pos in self._all():
+                sold = self.book.trade(pos.trade_id).shares.get(symbol, 0.0) - held[pos.tag]
+                if sold:
+                    pos.row["shares_closed"] = pos.row.get("shares_closed", 0) + round(sold)
+                    pos.row["net_pnl"] = self.book.net_pnl(pos.trade_id, broker)
+
+    def _all(self) -> list[SpreadPosition]:
+        return [*self.positions_done, *self.positions_open.values()]
 
     def _finish(self, pos: SpreadPosition, day: dt.date) -> None:
+        """Log the exit with the book's net P&L (shares still held at their mark; refreshed
+        when they are sold and in :meth:`stop`)."""
         self.positions_open.pop(pos.tag, None)
         self.positions_done.append(pos)
+        reason = pos.closing_reason or "closed"
+        self.book.note(pos.trade_id, reason)
         pos.row.update(
             status="traded",
-            exit_reason=pos.closing_reason or "closed",
+            exit_reason=reason,
             exit_date=pos.row.get("settled_on", day),
-            net_pnl=self._position_cash(pos),
+            net_pnl=self.book.net_pnl(pos.trade_id, self.obroker),
         )
 
     # -- exits ------------------------------------------------------------------------------------
@@ -1135,6 +1124,7 @@ class MlSpreadsStrategy(OptionRiskMixin, OptionStrategy):
             entry_date=day,
             entry_cost=cost,
             row=row,
+            trade_id=int(self.last_trade_id or 0),
             contract_set=frozenset(c for c, _ in choice.combo.legs),
         )
         self._last_entry = self._bar
@@ -1584,6 +1574,7 @@ class MlSpreads(StrategyPlugin):
                 "last_day": inside[-1].date(),
             },
         )
+        sync_window_end(strat)
         log = pd.DataFrame(strat.log_rows)
         info = {
             "market_source": f"chain:{p.chain_symbol}:{p.root}",

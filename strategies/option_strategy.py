@@ -13,6 +13,11 @@ The strategy runs on a chain feed (:func:`data_feeds.chain_feed.chain_feed`, one
    (SPXW PM cash settlement and SPY exercise/assignment at ``D``'s close) and marks shares at
    ``D``'s close (with intraday bars a 0DTE leg stays tradable until the last bar of the day).
 
+Every cash flow is allocated to trades by the strategy's :class:`~strategies.book.TradeBook`
+(:attr:`OptionStrategy.book`, one rule: :mod:`strategies.book`), synced after each step above and
+after each helper order; :meth:`~OptionStrategy.open_combo` records the trade id
+(:attr:`OptionStrategy.last_trade_id`) and :func:`run_chain_cerebro` syncs the window-end closes.
+
 The decision of bar ``D`` (step 3) never sees ``D``'s close: the close enters the accounting only
 (step 4), so the account value recorded for ``D`` includes that day's PM settlements.
 
@@ -40,6 +45,7 @@ from data_feeds.chain_feed import SnapshotSource, chain_feed
 from data_feeds.chains import ChainSnapshot, Combo, settlement_time
 from data_feeds.contracts import OptionContract
 from strategies.base import run_cerebro
+from strategies.book import TradeBook
 
 
 class ComboSpec(BaseModel):
@@ -175,12 +181,19 @@ class OptionStrategy(bt.Strategy):
         closed or settled.
     rejections : list of (datetime.datetime, str, str)
         ``(time, tag, reason)`` of every helper order the broker refused.
+    book : strategies.book.TradeBook
+        The trade book: every fill, settlement, share trade and window-end close allocated to
+        trades (:mod:`strategies.book`).
+    last_trade_id : int or None
+        Trade id of the last :meth:`open_combo` that filled.
     """
 
     def __init__(self) -> None:
         self.snapshot: ChainSnapshot | None = None
         self.combos: dict[str, dict[OptionContract, int]] = {}
         self.rejections: list[tuple[dt.datetime, str, str]] = []
+        self.book = TradeBook()
+        self.last_trade_id: int | None = None
 
     @property
     def obroker(self) -> OptionsBroker:
@@ -206,9 +219,12 @@ class OptionStrategy(bt.Strategy):
         self.snapshot = snap
         self._forget_settled(broker.settle_due(snap.quote_time))
         broker.mark_to_snapshot(snap)
+        self.book.sync(broker)
         self.next_chain(snap)
+        self.book.sync(broker)
         if self._last_bar_of_session():
             self._forget_settled(broker.settle_due(settlement_time(snap.quote_date, "PM")))
+            self.book.sync(broker)
         for symbol in list(broker.underlying_positions):
             close = broker.daily_close(symbol, snap.quote_date)
             if close is not None:
@@ -257,7 +273,9 @@ class OptionStrategy(bt.Strategy):
         -------
         list of OptionFill
             The fills; empty when the spec cannot be resolved in this snapshot or the broker
-            refused the order (reason in :attr:`rejections` and ``broker.rejections``).
+            refused the order (reason in :attr:`rejections` and ``broker.rejections``). The
+            trade the fills went to (a new one unless ``tag`` has an open trade) is
+            :attr:`last_trade_id`.
         """
         snap = self._current()
         try:
@@ -282,6 +300,8 @@ class OptionStrategy(bt.Strategy):
                 del legs[f.contract]
         if not legs:
             del self.combos[tag]
+        self.book.sync(self.obroker)
+        self.last_trade_id = self.book.trade_id(tag)
         return fills
 
     def close_combo(self, tag: str) -> list[OptionFill]:
@@ -317,6 +337,7 @@ class OptionStrategy(bt.Strategy):
                 del legs[f.contract]
         if not legs:
             self.combos.pop(tag, None)
+        self.book.sync(self.obroker)
         return fills
 
     def close_all(self, tag: str | None = None) -> list[OptionFill]:
@@ -361,6 +382,16 @@ class OptionStrategy(bt.Strategy):
         ]
         frame["tags"] = [t for _, t in keys] + [""] * (len(frame) - len(keys))
         return frame
+
+    def log_unallocated(self, row: dict[str, Any]) -> None:
+        """Put the P&L of the book's unallocated trade (e.g. an untagged portfolio delta hedge) on
+        ``row`` (the window's last ``daily_log`` row) as ``unallocated_pnl``, dollars at the
+        broker's marks, so ``net_pnl`` plus ``unallocated_pnl`` over the log add up to the
+        account's change of value; call in ``stop`` (the window-end close happens at the same
+        marks). Nothing is written when nothing was ever allocated to it."""
+        trade = self.book.trade(0)
+        if trade.entry_time is not None:
+            row["unallocated_pnl"] = trade.net_pnl(self.obroker)
 
     # -- internals --------------------------------------------------------------------------------
     def _current(self) -> ChainSnapshot:
@@ -419,7 +450,8 @@ def run_chain_cerebro(
     Returns
     -------
     tuple
-        ``(strategy, value, returns)`` as :func:`strategies.base.run_cerebro`.
+        ``(strategy, value, returns)`` as :func:`strategies.base.run_cerebro`; an
+        :class:`OptionStrategy`'s :attr:`~OptionStrategy.book` has the window-end closes synced.
     """
     feed = chain_feed(
         source,
@@ -431,7 +463,18 @@ def run_chain_cerebro(
         rate=rate,
     )
     broker = OptionsBroker(**broker_params, settlement_prices={symbol: settlement})
-    return run_cerebro(strategy_cls, [feed], broker, cash=cash, strategy_kwargs=strategy_kwargs)
+    out = run_cerebro(strategy_cls, [feed], broker, cash=cash, strategy_kwargs=strategy_kwargs)
+    sync_window_end(out[0])
+    return out
 
 
-__all__ = ["ComboSpec", "OptionStrategy", "run_chain_cerebro"]
+def sync_window_end(strategy: bt.Strategy) -> None:
+    """Allocate the window-end closes (:meth:`brokers.OptionsBroker.close_out`, run by
+    :func:`strategies.base.run_cerebro` after the last bar) in ``strategy``'s trade book; a no-op
+    for a strategy without one. Plugins that call ``run_cerebro`` themselves call this after."""
+    book = getattr(strategy, "book", None)
+    if isinstance(book, TradeBook):
+        book.sync(strategy.broker)
+
+
+__all__ = ["ComboSpec", "OptionStrategy", "run_chain_cerebro", "sync_window_end"]

@@ -386,7 +386,8 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
     The decision of ``D`` reads ``signals[D]`` (``D``'s snapshot, returns known at 15:45 on
     ``D``, a model fitted on earlier dates) and ``D``'s quotes. ``log_rows``: one row per bar,
     the entry day's row gets ``status = "traded"`` with ``exit_date``, ``exit_reason`` and
-    ``net_pnl`` (option fills and settlements of its legs, dollars; the hedge P&L is in
+    ``net_pnl`` (its trade in :attr:`book`: option fills and its share of settlements, dollars;
+    the hedge's shares are untagged, so they sit in the book's unallocated trade and in
     ``hedger.pnl_frame()``); ``trades``: one row per risk reversal (``contracts``, ``basis`` =
     gross premium at the fills in dollars). Exit reasons added by the risk layer:
     ``kill_switch`` and ``stop_loss``; a blocked entry is logged ``risk_blocked``.
@@ -501,6 +502,7 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
             return
         self.open_trade = {
             "tag": tag,
+            "trade_id": int(self.last_trade_id or 0),
             "side": side,
             "entry_date": day,
             "entry_z": z,
@@ -551,40 +553,34 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         row.update(status="closed", exit_reason=reason)
         self._finish(day, reason)
 
-    def _finish(self, day: dt.date, reason: str, marks: float = 0.0) -> None:
+    def _finish(self, day: dt.date, reason: str) -> None:
+        """Log the exit with the book's net P&L of the trade (at the marks while still open)."""
         t = self.open_trade
         assert t is not None
-        broker = self.obroker
-        tags = {t["tag"], f"close {t['tag']}"}
-        fills = [f for f in broker.option_fills if f.tag in tags]
-        legs = {f.contract for f in fills}
-        cash = sum(f.cash_flow for f in fills) + marks
-        cash += sum(s.cash_flow for s in broker.option_settlements if s.contract in legs)
-        t["row"].update(status="traded", exit_date=day, exit_reason=reason, net_pnl=cash)
+        self.book.note(t["trade_id"], reason)
+        trade = self.book.trade(t["trade_id"])
+        pnl = trade.net_pnl(self.obroker)
+        t["row"].update(status="traded", exit_date=day, exit_reason=reason, net_pnl=pnl)
         self.trades.append(
             {
                 **{k: v for k, v in t.items() if k not in ("bars", "row", "hedge_base")},
                 "exit_date": day,
                 "exit_reason": reason,
                 "bars_held": t["bars"],
-                "commissions": sum(f.commission for f in fills),
-                "net_pnl": cash,
+                "commissions": trade.commission,
+                "net_pnl": pnl,
             }
         )
         self.open_trade = None
 
     def stop(self) -> None:
-        """A position still open after the last bar is logged ``open_at_end`` at its marks."""
-        if self.open_trade is None:
-            return
-        broker = self.obroker
-        marks = sum(
-            q * broker.option_positions[c].mark * c.multiplier
-            for c, q in self.combos.get(self.open_trade["tag"], {}).items()
-            if c in broker.option_positions
-        )
-        day = self.snapshot.quote_date if self.snapshot is not None else dt.date.min
-        self._finish(day, "open_at_end", marks)
+        """A position still open after the last bar is logged ``open_at_end`` at its marks; the
+        hedge (the book's unallocated trade) is the last row's ``unallocated_pnl``."""
+        if self.open_trade is not None:
+            day = self.snapshot.quote_date if self.snapshot is not None else dt.date.min
+            self._finish(day, "open_at_end")
+        if self.log_rows:
+            self.log_unallocated(self.log_rows[-1])
 
 
 class SkewDislocation(StrategyPlugin):

@@ -486,8 +486,9 @@ class SurfaceArbitrageStrategy(OptionRiskMixin, DeltaHedgedStrategy):
     The decision of ``D`` reads ``candidates[D]`` / ``slices[D]`` and ``D``'s quotes only.
     ``log_rows``: one row per snapshot (the backtest's ``daily_log`` adds one ``kind =
     "position"`` row per position, ``status = "traded"``, on its entry date); ``trades``: one
-    row per position (option fills and settlements of its leg in ``net_pnl``, dollars; the hedge
-    P&L is in ``hedger.pnl_frame()``).
+    row per position (``net_pnl``: its trade in :attr:`book`, option fills and its share of the
+    leg's settlement, dollars; the untagged hedge shares sit in the book's unallocated trade and
+    in ``hedger.pnl_frame()``).
     """
 
     params = (
@@ -592,12 +593,11 @@ class SurfaceArbitrageStrategy(OptionRiskMixin, DeltaHedgedStrategy):
             return
         self._finish(tag, day, reason)
 
-    def _finish(self, tag: str, day: dt.date, reason: str, marks: float = 0.0) -> None:
+    def _finish(self, tag: str, day: dt.date, reason: str) -> None:
+        """Log the exit with the book's net P&L of the trade (at the marks while still open)."""
         pos = self.open_pos.pop(tag)
-        broker = self.obroker
-        fills = [f for f in broker.option_fills if f.tag in {tag, f"close {tag}"}]
-        cash = sum(f.cash_flow for f in fills) + marks
-        cash += sum(s.cash_flow for s in broker.option_settlements if s.contract == pos["contract"])
+        self.book.note(pos["trade_id"], reason)
+        trade = self.book.trade(pos["trade_id"])
         c = pos["contract"]
         self.trades.append(
             {
@@ -618,8 +618,9 @@ class SurfaceArbitrageStrategy(OptionRiskMixin, DeltaHedgedStrategy):
                 "exit_model_iv": pos.get("last_model_iv", math.nan),
                 "exit_mid_gap": pos.get("last_mid_gap", math.nan),
                 "bars_held": pos["bars"],
-                "commissions": sum(f.commission for f in fills),
-                "net_pnl": cash,
+                "trade_id": pos["trade_id"],
+                "commissions": trade.commission,
+                "net_pnl": trade.net_pnl(self.obroker),
             }
         )
 
@@ -659,6 +660,7 @@ class SurfaceArbitrageStrategy(OptionRiskMixin, DeltaHedgedStrategy):
                 continue
             opened += 1
             self.open_pos[tag] = {
+                "trade_id": int(self.last_trade_id or 0),
                 "contract": contract,
                 "side": side,
                 "contracts": r.contracts,
@@ -673,15 +675,11 @@ class SurfaceArbitrageStrategy(OptionRiskMixin, DeltaHedgedStrategy):
 
     def stop(self) -> None:
         """Positions still open after the last bar are logged ``open_at_end`` at their marks."""
-        broker = self.obroker
         day = self.snapshot.quote_date if self.snapshot is not None else dt.date.min
         for tag in list(self.open_pos):
-            marks = sum(
-                q * broker.option_positions[c].mark * c.multiplier
-                for c, q in self.combos.get(tag, {}).items()
-                if c in broker.option_positions
-            )
-            self._finish(tag, day, "open_at_end", marks)
+            self._finish(tag, day, "open_at_end")
+        if self.log_rows:  # the hedge: the book's unallocated trade
+            self.log_unallocated(self.log_rows[-1])
 
 
 # --------------------------------------------------------------------------------------

@@ -348,8 +348,9 @@ class VrpPosition:
         Per-unit credit received at the fills (index points / dollars per share, > 0).
     row : dict
         The entry day's log row, completed at the exit.
-    other_cash : float
-        Dollars from settlements of its legs.
+    trade_id : int
+        Its trade in the strategy's :class:`~strategies.book.TradeBook` (cash, settlements,
+        assignment shares and their sale, window-end close: the book's allocation).
     contract_set : frozenset of OptionContract
         Its legs.
     """
@@ -359,7 +360,7 @@ class VrpPosition:
     contracts: int
     credit: float
     row: dict[str, Any]
-    other_cash: float = 0.0
+    trade_id: int = 0
     closing_reason: str | None = None
     contract_set: frozenset[OptionContract] = field(default_factory=frozenset)
 
@@ -409,13 +410,12 @@ class VrpHarvestStrategy(OptionRiskMixin, OptionStrategy):
             "settled_legs": 0,
             "shares_closed": 0,
         }
-        self._settled_seen = 0
 
     def next_chain(self, snapshot: ChainSnapshot) -> None:
         """Risk step, settlements, exits, then the entry decision."""
         day = snapshot.quote_date
         self.risk_step()
-        self._book_settlements(day)
+        self._finish_settled(day)
         self._close_shares(snapshot)
         for tag in list(self.positions_open):
             self._manage(self.positions_open[tag], snapshot, day)
@@ -424,40 +424,28 @@ class VrpHarvestStrategy(OptionRiskMixin, OptionStrategy):
         self._decide(snapshot, day, row)
 
     def stop(self) -> None:
-        """Log positions still open after the last bar with their P&L at the last marks."""
-        broker = self.obroker
+        """Log positions still open after the last bar; every row's ``net_pnl`` is its trade's
+        in the book at the last marks (the window-end close, at those marks, keeps it)."""
+        self.counts["settled_legs"] = len(self.obroker.option_settlements)
         for pos in self.positions_open.values():
-            marks = sum(
-                q * broker.option_positions[c].mark * c.multiplier
-                for c, q in self.combos.get(pos.tag, {}).items()
-                if c in broker.option_positions
-            )
-            pos.row.update(status="open_at_end", net_pnl=self._cash(pos) + marks)
+            pos.row["status"] = "open_at_end"
+        for pos in [*self.positions_done, *self.positions_open.values()]:
+            pos.row["net_pnl"] = self.book.net_pnl(pos.trade_id, self.obroker)
 
-    def _cash(self, pos: VrpPosition) -> float:
-        tags = {pos.tag, f"close {pos.tag}"}
-        return sum(f.cash_flow for f in self.obroker.option_fills if f.tag in tags) + pos.other_cash
-
-    def _book_settlements(self, day: dt.date) -> None:
-        settled = self.obroker.option_settlements[self._settled_seen :]
-        self._settled_seen += len(settled)
-        for s in settled:
-            self.counts["settled_legs"] += 1
-            for pos in self.positions_open.values():
-                if s.contract in pos.contract_set:
-                    pos.other_cash += s.cash_flow
-                    pos.closing_reason = pos.closing_reason or "settled"
+    def _finish_settled(self, day: dt.date) -> None:
+        """Finish positions whose legs are all gone (settled, or closed by the risk layer)."""
         for tag in list(self.positions_open):
             if tag not in self.combos:
                 pos = self.positions_open[tag]
-                pos.closing_reason = pos.closing_reason or "risk: " + (
-                    self.risk.kill_reason or "closed"
+                settled = self.book.trade(pos.trade_id).settled_legs > 0
+                pos.closing_reason = pos.closing_reason or (
+                    "settled" if settled else "risk: " + (self.risk.kill_reason or "closed")
                 )
                 self._finish(pos, day)
 
     def _close_shares(self, snapshot: ChainSnapshot) -> None:
         """Sell/buy back shares delivered by physical settlement (SPY assignment) at the
-        snapshot's underlying price; the cash goes to the position whose legs settled last."""
+        snapshot's underlying price (the book gives the cash to the trades holding the shares)."""
         broker = self.obroker
         price = float(snapshot.underlying_price)
         for symbol in list(broker.underlying_positions):
@@ -465,19 +453,20 @@ class VrpHarvestStrategy(OptionRiskMixin, OptionStrategy):
                 continue
             fill = broker.close_underlying(symbol, price, snapshot.quote_time, tag="assigned")
             self.counts["shares_closed"] += abs(fill.quantity)
-            done = [p for p in self.positions_done if p.closing_reason == "settled"]
-            if done:
-                done[-1].other_cash += fill.cash_flow
-                done[-1].row["net_pnl"] = self._cash(done[-1])
+        self.book.sync(broker)
 
     def _finish(self, pos: VrpPosition, day: dt.date) -> None:
+        """Log the exit; ``net_pnl`` is the book's (refreshed in :meth:`stop` for shares sold
+        after the legs settled)."""
         self.positions_open.pop(pos.tag, None)
         self.positions_done.append(pos)
+        reason = pos.closing_reason or "closed"
+        self.book.note(pos.trade_id, reason)
         pos.row.update(
             status="traded",
-            exit_reason=pos.closing_reason or "closed",
+            exit_reason=reason,
             exit_date=day,
-            net_pnl=self._cash(pos),
+            net_pnl=self.book.net_pnl(pos.trade_id, self.obroker),
         )
 
     def _manage(self, pos: VrpPosition, snap: ChainSnapshot, day: dt.date) -> None:
@@ -588,6 +577,7 @@ class VrpHarvestStrategy(OptionRiskMixin, OptionStrategy):
             contracts=contracts,
             credit=credit,
             row=row,
+            trade_id=int(self.last_trade_id or 0),
             contract_set=frozenset(c for c, _ in combo.legs),
         )
 

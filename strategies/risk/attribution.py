@@ -9,11 +9,13 @@ an option strategy (``"bull_put"``, ``"iron_condor"``), a pair of a pairs strate
 
     pnl_{i,t} = (open value_{i,t} + cumulative cash_{i,t}) - (same at t-1)
 
-from the option book per tag (:class:`strategies.risk.ledger.TagLedger`: fills, settlements,
-share trades) and from backtrader positions per data (``size * close`` and the cash of executed
-orders, commissions included), mapped to sleeves by ``sleeve_of(tag or data name)``. Whatever the
-sleeves do not explain (``value_t - value_{t-1} - sum_i pnl_{i,t}``: interest, untagged fills)
-is the column ``unattributed``; the columns add up to the account's daily P&L exactly.
+from the option book per tag (the strategy's :class:`strategies.book.TradeBook`, ``strategy.book``,
+when it has one, else a :class:`strategies.risk.ledger.TagLedger` with the same allocation rule:
+fills, settlements, share trades, window-end closes) and from backtrader positions per data
+(``size * close`` and the cash of executed orders, commissions included), mapped to sleeves by
+``sleeve_of(tag or data name)``. Whatever the sleeves do not explain
+(``value_t - value_{t-1} - sum_i pnl_{i,t}``: interest, untagged fills) is the column
+``unattributed``; the columns add up to the account's daily P&L exactly.
 
 Return contributions (Carino linking)
 -------------------------------------
@@ -84,7 +86,8 @@ class SleevePnL(bt.Analyzer):
 
     def start(self) -> None:
         self._map: Callable[[str], str] = self.p.sleeve_of or _identity
-        self.ledger = TagLedger()
+        book = getattr(self.strategy, "book", None)
+        self.ledger: TagLedger = book if isinstance(book, TagLedger) else TagLedger()
         self._data_cash: dict[str, float] = {}
         self._order_seen: dict[int, tuple[float, float]] = {}
         self._level_prev: dict[str, float] = {}
