@@ -133,6 +133,7 @@ QUOTE_UNAVAILABLE_REASONS = {
     "no_delta_strike": "no two-sided quote with an implied vol on that side",
     "delta_not_bracketed": "the delta is not bracketed by out-of-the-money quotes",
     "no_atm_iv": "a leg at the ATM strike has no implied vol",
+    "atm_too_far": "the nearest strike quoted on both sides is too far from the forward",
 }
 """Reason codes of :class:`QuoteUnavailable` and what they mean."""
 
@@ -660,7 +661,8 @@ class ChainSnapshot:
             )
         k = float(strikes[int(np.argmin(np.abs(strikes - fwd)))])
         if abs(k - fwd) > ATM_MAX_DISTANCE * fwd:
-            raise ValueError(
+            raise QuoteUnavailable(
+                "atm_too_far",
                 f"no ATM strike in the {self._where(expiration, root)}: the strike nearest the "
                 f"forward {fwd:.2f} with both a call and a put quoted is {k:g}, "
                 f"{abs(k / fwd - 1):.0%} away (more than {ATM_MAX_DISTANCE:.0%}); the chain is "
