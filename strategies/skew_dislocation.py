@@ -671,7 +671,11 @@ class SkewDislocation(StrategyPlugin):
         rets = pd.DataFrame({k: skew_returns(self.underlying, k) for k in kinds})
         skewness = RealizedSkewness.run(rets, window=windows, param_product=True).skewness
         xs = skewness.reindex(self.skew.index)
-        x_cols = list(xs.columns)  # (window, returns kind)
+        if xs.columns.nlevels == 1:  # vectorbt drops the level of a single input column
+            xs.columns = pd.MultiIndex.from_tuples(
+                [(c, kinds[0]) if len(kinds) == 1 else (windows[0], c) for c in xs.columns]
+            )
+        x_cols = [(int(w), str(k)) for w, k in xs.columns]  # (window, returns kind)
         rr = self.skew["risk_reversal_25d"].to_numpy(dtype=float)
         fit = PastOLS.run(
             np.repeat(rr[:, None], len(x_cols), axis=1),

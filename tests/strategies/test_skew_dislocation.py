@@ -301,3 +301,20 @@ def test_risk_params_are_validated() -> None:
         SkewDislocationParams(account_risk=0.0)
     cfg = SkewDislocationParams(stop_loss=0.5).risk_config(RiskLimits(max_daily_loss=0.02))
     assert (cfg.max_drawdown, cfg.max_daily_loss, cfg.stop_loss) == (0.25, 0.02, 0.5)
+
+
+def test_a_searched_window_with_one_returns_kind_gives_each_window_its_own_table(
+    chain_store_2019, spx
+) -> None:
+    """The shipped config searches skew_window over one returns kind: the grid call must give
+    each window the table a plugin fixed at that window computes (vectorbt drops the column
+    level of a single input column, which once broke this lookup)."""
+    grid = SkewDislocation({"returns": "overnight"}, BROKER)
+    grid.prepare({"underlying": spx, "chains": chain_store_2019}, {"skew_window": [21, 63]})
+    for window in (21, 63):
+        alone = SkewDislocation({"returns": "overnight", "skew_window": window}, BROKER)
+        alone.prepare({"underlying": spx, "chains": chain_store_2019}, {})
+        params = SkewDislocationParams(returns="overnight", skew_window=window)
+        got, want = grid.signal_table(params), alone.signal_table(params)
+        assert got["realized_skew"].notna().sum() > 10
+        pd.testing.assert_frame_equal(got, want)
