@@ -38,6 +38,7 @@ import pandas as pd
 from brokers.costs import OptionCostModel
 from brokers.live import (
     AuditLog,
+    ChainSnapshotFeed,
     KillSwitch,
     KillSwitchEngaged,
     LiveOptionsBroker,
@@ -49,12 +50,13 @@ from brokers.live import (
     new_session_id,
 )
 from brokers.live.adapter import VenueAdapter
+from brokers.live.replay import ListedSnapshots
 from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot
 from data_feeds.errors import VolsuiteError
 from experiments.config import ConfigError, ExperimentConfig, load_config
 from strategies import get_strategy
-from strategies.base import StrategyParams, StrategyPlugin
+from strategies.base import CerebroSpec, StrategyParams, StrategyPlugin
 
 ROOTS_NOT_ON_ALPACA = frozenset({"SPX", "SPXW", "XSP", "NDX", "NDXP", "RUT", "RUTW", "VIX", "VIXW"})
 """Index option roots Alpaca does not list (it lists equity and ETF options)."""
@@ -387,71 +389,242 @@ def _safety(config: ExperimentConfig) -> tuple[RiskLimits, KillSwitch, RetryPoli
     return limits, KillSwitch(s.kill_switch_file), retry
 
 
+def _replay_days(plugin: StrategyPlugin, config: ExperimentConfig, until: Any) -> pd.DatetimeIndex:
+    """The plugin's trading days inside ``[broker.replay] start..end`` (default: its last five)
+    and not after ``--until``: the window whose backtest Cerebro the replay runs.
+
+    Raises
+    ------
+    ConfigError
+        No trading day of the strategy in the window.
+    """
+    rc = config.broker.replay
+    days = plugin.trading_days()
+    dates = pd.Index(days.date)
+    if rc.start is not None:
+        days = days[dates >= pd.Timestamp(rc.start).date()]
+    if rc.end is not None:
+        days = days[pd.Index(days.date) <= pd.Timestamp(rc.end).date()]
+    if rc.start is None and rc.end is None:
+        days = days[-5:]
+    if len(days):
+        stop = _parse_time(until, days[0].date())
+        if stop is not None:
+            days = days[pd.Index(days.date) <= stop.date()]
+    if len(days) == 0:
+        raise ConfigError(
+            f"[broker.replay] start = {rc.start}, end = {rc.end} (--until {until}): no trading "
+            f"day of {plugin.name} in the window"
+        )
+    return days
+
+
+def _chain_feed_of(spec: CerebroSpec) -> Any:
+    """The spec's chain feed (the one the venue replaces), or None."""
+    from data_feeds.chain_feed import ChainFeed
+
+    for feed in spec.feeds:
+        if isinstance(feed, ChainFeed | ChainSnapshotFeed):
+            return feed
+    return None
+
+
+def recorded_of(feed: Any) -> tuple[str, list[str] | None, ListedSnapshots]:
+    """What a backtest chain feed holds, as the replay venue's recorded snapshots.
+
+    Parameters
+    ----------
+    feed : ChainFeed or ChainSnapshotFeed
+        :func:`data_feeds.chain_feed.chain_feed` (one snapshot a day: its times and the same
+        ``source.snapshot`` call the feed makes), or a historical
+        :class:`brokers.live.ChainSnapshotFeed` over a list of snapshots.
+
+    Returns
+    -------
+    underlying : str
+    roots : list of str or None
+    recorded : ListedSnapshots
+        Exactly the feed's snapshots at the feed's times.
+    """
+    from data_feeds.chain_feed import ChainFeed
+
+    if isinstance(feed, ChainFeed):
+        source, underlying, args = feed._chain_source, feed._chain_underlying, feed._chain_args
+        times = pd.DatetimeIndex(feed.features.index)
+        times = times.tz_localize(TZ) if times.tz is None else times.tz_convert(TZ)
+        dates = dict(zip(times, feed.features["quote_date"], strict=True))
+
+        def load(when: pd.Timestamp) -> ChainSnapshot | None:
+            day = dates.get(when)
+            if day is None:
+                return None
+            return source.snapshot(
+                underlying,
+                day,
+                args["quote_time"],
+                args["roots"],
+                args["liquid_only"],
+                args["rate"],
+            )
+
+        roots = None if args["roots"] is None else list(args["roots"])
+        return underlying.upper(), roots, ListedSnapshots(list(times), load)
+    snaps = list(feed.p.snapshots)
+    if not snaps:
+        raise ConfigError("the strategy's snapshot feed holds no snapshot in the replay window")
+    recorded = ListedSnapshots.of(snaps)
+    roots = sorted({str(r) for s in snaps for r in s.quotes["root"].unique()})
+    return snaps[0].underlying.upper(), roots, recorded
+
+
 def _replay_venue(
     config: ExperimentConfig,
     data: Mapping[str, Any],
     params: StrategyParams,
+    spec: CerebroSpec,
+    days: pd.DatetimeIndex,
     *,
     speed: float | None,
     sleep: Callable[[float], None] | None,
 ) -> tuple[ReplayVenue, dict[str, pd.DataFrame]]:
+    """The replay venue of a spec: exactly the snapshots of its chain feed when it has one (the
+    backtest's own quotes and times), else the chain store's snapshots of the window (a strategy
+    on its own historical feed, the venue following its clock). Settlement prices: the backtest
+    broker's, else ``[broker.replay] settlement`` / ``[data.underlying]`` / the store's."""
     from data_feeds import load_ohlc
     from data_feeds.chain_store import ChainStore
 
     rc = config.broker.replay
     p = params.model_dump()
-    underlying = (
-        rc.underlying
-        or p.get("chain_symbol")
-        or (config.data.underlying.root if config.data.underlying else None)
-        or "SPX"
-    ).upper()
-    roots = rc.roots or ([p["root"]] if isinstance(p.get("root"), str) else None)
-    if rc.db is not None:
-        source = ChainStore(rc.db, read_only=True)
-    elif "chains" in data:
-        source = data["chains"]
-    elif config.data.chains is not None:
-        source = ChainStore(config.data.chains.db, read_only=True)
+    chain = _chain_feed_of(spec)
+    recorded: ListedSnapshots | None = None
+    source: Any = None
+    if chain is not None:
+        underlying, roots, recorded = recorded_of(chain)
+        underlying = (rc.underlying or underlying).upper()
     else:
-        raise ConfigError(
-            "[broker] kind = 'replay' needs recorded quotes: [broker.replay] db or [data.chains]"
-        )
+        underlying = (
+            rc.underlying
+            or p.get("chain_symbol")
+            or (config.data.underlying.root if config.data.underlying else None)
+            or "SPX"
+        ).upper()
+        roots = rc.roots or ([p["root"]] if isinstance(p.get("root"), str) else None)
+        if rc.db is not None:
+            source = ChainStore(rc.db, read_only=True)
+        elif "chains" in data:
+            source = data["chains"]
+        elif config.data.chains is not None:
+            source = ChainStore(config.data.chains.db, read_only=True)
+        else:
+            raise ConfigError(
+                f"{config.strategy.name} runs on its own feed and [broker] kind = 'replay' needs "
+                "recorded quotes for the venue: [broker.replay] db or [data.chains]"
+            )
+    settlement: dict[str, pd.DataFrame] = dict(
+        getattr(getattr(spec.broker, "p", None), "settlement_prices", None) or {}
+    )
     if rc.settlement is not None:
-        settle = load_ohlc(rc.settlement, root=rc.settlement_root)
-    elif (
-        "underlying" in data
-        and (config.data.underlying.root or "").upper() in ("", underlying)
-        and isinstance(data["underlying"], pd.DataFrame)
-    ):
-        settle = data["underlying"]
-    else:
-        settle = source.underlying_ohlc(underlying)
+        settlement[underlying] = load_ohlc(rc.settlement, root=rc.settlement_root)
+    elif underlying not in settlement:
+        if (
+            "underlying" in data
+            and (config.data.underlying.root or "").upper() in ("", underlying)
+            and isinstance(data["underlying"], pd.DataFrame)
+        ):
+            settlement[underlying] = data["underlying"]
+        elif source is not None:
+            settlement[underlying] = source.underlying_ohlc(underlying)
     bars = load_minute_bars(rc.underlying_bars) if rc.underlying_bars else None
+    bp = _broker_params(spec.broker)
     costs = OptionCostModel(
-        commission_per_contract=config.broker.commission_per_contract,
-        slippage_spread_fraction=config.broker.slippage_spread_fraction,
-        settlement_fee_per_contract=config.broker.settlement_fee_per_contract,
+        commission_per_contract=bp.get("commission_per_contract", 1.0),
+        slippage_spread_fraction=bp.get("slippage_spread_fraction", 0.5),
+        slippage_by_root=bp.get("slippage_by_root"),
+        settlement_fee_per_contract=bp.get("settlement_fee_per_contract", 0.0),
+        stock_commission_per_share=bp.get("stock_commission_per_share", 0.0),
     )
     kwargs: dict[str, Any] = {}
     if sleep is not None:
         kwargs["sleep"] = sleep
-    settlement = {underlying: settle}
     venue = ReplayVenue(
         source,
         underlying,
         roots=roots,
-        start=rc.start,
-        end=rc.end,
+        start=days[0].normalize().tz_localize(None),
+        end=days[-1].normalize().tz_localize(None),
         speed=rc.speed if speed is None else speed,
         costs=costs,
         settlement_prices=settlement,
-        cash=config.experiment.initial_cash,
+        cash=spec.cash,
         underlying_bars=bars,
         rate=float(p.get("rate", 0.0) or 0.0),
+        recorded=recorded,
         **kwargs,
     )
     return venue, settlement
+
+
+def _broker_params(broker: Any) -> dict[str, Any]:
+    """The :class:`brokers.OptionsBroker` params of a backtest broker (empty for another
+    broker, e.g. a plain ``BackBroker``)."""
+    from brokers import OptionsBroker
+
+    if not isinstance(broker, OptionsBroker):
+        return {}
+    names = [name for name, _ in OptionsBroker.params._gettuple()]
+    return {name: getattr(broker.p, name) for name in names}
+
+
+def live_components(
+    spec: CerebroSpec, store: LiveStore, *, venue_kind: str, name: str
+) -> PaperComponents:
+    """The paper session's Cerebro from a backtest's :class:`strategies.base.CerebroSpec`: the
+    same strategy class and kwargs; the chain feed replaced by the store's live chain feed (same
+    underlying and roots); other feeds (bars, a market table) kept, the venue clock following
+    them through the broker (:meth:`brokers.live.adapter.VenueAdapter.sync`).
+
+    Raises
+    ------
+    ConfigError
+        On ``alpaca-paper``, a strategy whose feeds are all historical (it has no live feed to
+        read there: replay only).
+    """
+    from data_feeds.chain_feed import ChainFeed
+
+    feeds: list[bt.feed.DataBase] = []
+    live = 0
+    for feed in spec.feeds:
+        if isinstance(feed, ChainFeed):
+            roots = feed._chain_args["roots"]
+            feeds.append(
+                store.getdata(
+                    feed._chain_underlying,
+                    roots=None if roots is None else list(roots),
+                    features=False,
+                    name=getattr(feed, "_name", None) or None,
+                )
+            )
+            live += 1
+        elif isinstance(feed, ChainSnapshotFeed):
+            _, roots, _ = recorded_of(feed)
+            feeds.append(store.getdata(roots=roots, features=bool(feed.p.features)))
+            live += 1
+        else:
+            feeds.append(feed)
+    if live == 0 and venue_kind != "replay":
+        raise ConfigError(
+            f"{name} runs on its own historical feed ({type(spec.feeds[0]).__name__}), not on "
+            "chain snapshots a live venue can stream; it paper-trades on [broker] kind = "
+            "'replay' only"
+        )
+    how = "live chain feed" if live else "its own feed, the venue following its clock"
+    return PaperComponents(
+        spec.strategy_cls,
+        dict(spec.strategy_kwargs),
+        feeds,
+        note=f"{name}: {spec.strategy_cls.__name__} on {how}",
+    )
 
 
 def _alpaca_venue(config: ExperimentConfig, params: StrategyParams) -> VenueAdapter:
@@ -488,53 +661,6 @@ def check_alpaca_symbols(params: StrategyParams, symbol_map: Mapping[str, str]) 
                     "index, American style, physically settled, pays dividends); to trade it "
                     f'anyway set [broker.alpaca] symbol_map = {{ {value.upper()} = "SPY" }}'
                 )
-
-
-def _zero_dte_components(
-    plugin: Any,
-    params: StrategyParams,
-    config: ExperimentConfig,
-    venue: VenueAdapter,
-    until: pd.Timestamp | None = None,
-) -> PaperComponents:
-    """The ``zero_dte_straddle`` plugin's own strategy and market-table feed over the replay
-    window (as its ``backtest`` builds them; sessions after ``until`` left out), for the live
-    broker."""
-    from data_feeds import ohlc_feed
-    from strategies.zero_dte_straddle import MARKET_LINES, ZeroDteStraddleStrategy
-
-    if config.broker.kind != "replay":
-        raise ConfigError(
-            "zero_dte_straddle reads a market table built from recorded quotes; it has no live "
-            "market table, so it paper-trades on [broker] kind = 'replay' only"
-        )
-    if getattr(params, "market_source", None) != "chain":
-        raise ConfigError(
-            "zero_dte_straddle on the replay venue needs real quotes: set strategy.params."
-            "market_source = 'chain' (the VIX proxy has no quotes to replay)"
-        )
-    assert isinstance(venue, ReplayVenue)
-    days = pd.DatetimeIndex(sorted({t.normalize() for t in venue.schedule}))
-    days = days[days.isin(plugin.trading_days())] if len(days) else days
-    if until is not None:
-        days = days[days <= until.normalize()]
-    if len(days) == 0:
-        raise ConfigError("no session of the replay window is a trading day of the strategy")
-    frame = plugin.frame(params, days[0], days[-1])
-    feed = ohlc_feed(frame, extra=("forecast_vol", *MARKET_LINES))
-    kwargs = {
-        k: getattr(params, k)
-        for k, _ in ZeroDteStraddleStrategy.params._gettuple()
-        if k != "last_day_ordinal" and hasattr(params, k)
-    }
-    kwargs["market_source"] = plugin.market_label()
-    kwargs["last_day_ordinal"] = days[-1].date().toordinal()
-    return PaperComponents(
-        ZeroDteStraddleStrategy,
-        kwargs,
-        [feed],
-        note=f"zero_dte_straddle on its market table {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d}",
-    )
 
 
 def build_session(
@@ -604,12 +730,25 @@ def build_session(
     data, reports = load_data(config)
     notes.extend(reports)
     plugin = build_plugin(config, data)
+    market = getattr(params, "market_source", None)
+    if market not in (None, "chain"):
+        raise ConfigError(
+            f"{config.strategy.name} on a paper venue needs real quotes: set strategy.params."
+            f"market_source = 'chain' ({market!r} has no quotes to replay or trade)"
+        )
+    cash = config.experiment.initial_cash
     settlement: dict[str, pd.DataFrame] = {}
     if kind == "replay":
-        replay, settlement = _replay_venue(config, data, params, speed=speed, sleep=sleep)
+        days = _replay_days(plugin, config, until)
+        spec = plugin.cerebro_spec(params, days[0], days[-1], cash=cash)
+        replay, settlement = _replay_venue(
+            config, data, params, spec, days, speed=speed, sleep=sleep
+        )
         venue: VenueAdapter = replay
-        first_day = replay.schedule[0].date()
+        first_day: dt.date | None = replay.schedule[0].date()
     else:
+        days = plugin.trading_days()[-1:]
+        spec = plugin.cerebro_spec(params, days[0], days[-1], cash=cash)
         venue = _alpaca_venue(config, params)
         first_day = None
     limits, kill_switch, retry = _safety(config)
@@ -635,6 +774,7 @@ def build_session(
     fill_timeout = 0.0 if kind == "replay" else config.broker.alpaca.fill_timeout_seconds
     broker_kwargs: dict[str, Any] = {
         **config.broker.backtest_params(),
+        **_broker_params(spec.broker),
         "fill_timeout": fill_timeout,
     }
     if sleep is not None:
@@ -642,16 +782,10 @@ def build_session(
     if settlement:
         broker_kwargs["settlement_prices"] = settlement
     broker = store.getbroker(**broker_kwargs)
-    hook = getattr(plugin, "paper_components", None)
-    if callable(hook):
-        components = hook(params, store)
-    elif config.strategy.name == "zero_dte_straddle":
-        components = _zero_dte_components(plugin, params, config, venue, stop_at)
-    else:
-        raise ConfigError(
-            f"strategy {config.strategy.name!r} has no paper_components(params, store) hook: "
-            "a plugin tells the paper runner which strategy class and feeds to run live"
-        )
+    for key, info in getattr(spec.broker, "comminfo", {}).items():
+        if key is not None:  # a backtest's per-data commission schemes (share costs)
+            broker.addcommissioninfo(info, name=key)
+    components = live_components(spec, store, venue_kind=kind, name=config.strategy.name)
     if components.note:
         notes.append(components.note)
     return PaperSession(
@@ -663,7 +797,7 @@ def build_session(
         broker,
         components,
         folder,
-        config.experiment.initial_cash,
+        cash,
         notes,
         on_bar=on_bar,
     )

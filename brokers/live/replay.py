@@ -264,6 +264,61 @@ class RecordedSnapshots:
                 yield snap
 
 
+class ListedSnapshots:
+    """Recorded snapshots given explicitly: a schedule of times and a loader, the same face as
+    :class:`RecordedSnapshots` (``times``, ``snapshot_at``, iteration), for
+    :class:`ReplayVenue` ``recorded=``.
+
+    The paper runner replays exactly the snapshots a backtest's chain feed holds (one a day at
+    the feed's quote time for :func:`data_feeds.chain_feed.chain_feed`, the strategy's own list
+    for a :class:`brokers.live.ChainSnapshotFeed`), so the venue and the backtest see the same
+    quotes at the same times.
+
+    Parameters
+    ----------
+    times : sequence of timestamp
+        Snapshot times, strictly increasing (naive = America/New_York).
+    load : callable
+        ``load(time) -> ChainSnapshot | None``: the snapshot recorded at that time.
+
+    Raises
+    ------
+    ValueError
+        Times not strictly increasing, or none.
+    """
+
+    def __init__(
+        self,
+        times: Sequence[Any],
+        load: Callable[[pd.Timestamp], ChainSnapshot | None],
+    ) -> None:
+        self.times = [_aware(t) for t in times]
+        if not self.times:
+            raise ValueError("ListedSnapshots needs at least one snapshot time")
+        bad = [b for a, b in zip(self.times, self.times[1:], strict=False) if b <= a]
+        if bad:
+            raise ValueError(f"snapshot times must increase: {bad[0]} is not after its predecessor")
+        self._load = load
+
+    @classmethod
+    def of(cls, snapshots: Sequence[ChainSnapshot]) -> ListedSnapshots:
+        """The snapshots of a list (e.g. a :class:`brokers.live.ChainSnapshotFeed`'s)."""
+        by_time = {s.quote_time: s for s in snapshots}
+        if len(by_time) != len(snapshots):
+            raise ValueError("two snapshots share a quote time")
+        return cls(sorted(by_time), lambda t: by_time.get(t))
+
+    def snapshot_at(self, when: pd.Timestamp) -> ChainSnapshot | None:
+        """The snapshot recorded at exactly ``when`` (None when there is none)."""
+        return self._load(_aware(when))
+
+    def __iter__(self) -> Iterator[ChainSnapshot]:
+        for when in self.times:
+            snap = self.snapshot_at(when)
+            if snap is not None:
+                yield snap
+
+
 class ReplayVenue(VenueAdapter):
     """A simulated venue replaying recorded chain snapshots (see the module docstring).
 
@@ -294,9 +349,10 @@ class ReplayVenue(VenueAdapter):
         Continuously compounded rate (decimal) put on the snapshots.
     sleep : callable
         Waits the given wall seconds (injected in tests).
-    recorded : RecordedSnapshots, optional
-        Read snapshots through this (e.g. shared with a backtest, ``cache=True``) instead of a
-        new one; ``start``/``end`` still bound the schedule.
+    recorded : RecordedSnapshots or ListedSnapshots, optional
+        Read snapshots through this (e.g. shared with a backtest, ``cache=True``, or exactly a
+        backtest feed's snapshots) instead of a new one; ``start``/``end`` still bound the
+        schedule.
 
     Raises
     ------
@@ -321,7 +377,7 @@ class ReplayVenue(VenueAdapter):
         underlying_bars: pd.DataFrame | None = None,
         rate: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
-        recorded: RecordedSnapshots | None = None,
+        recorded: RecordedSnapshots | ListedSnapshots | None = None,
     ) -> None:
         if speed is not None and (math.isnan(speed) or speed < 0):
             raise ValueError(f"speed must be >= 0 or None, got {speed!r}")
@@ -666,4 +722,10 @@ class ReplayVenue(VenueAdapter):
         return out
 
 
-__all__ = ["RecordedSnapshots", "ReplayVenue", "load_minute_bars", "replay_schedule"]
+__all__ = [
+    "ListedSnapshots",
+    "RecordedSnapshots",
+    "ReplayVenue",
+    "load_minute_bars",
+    "replay_schedule",
+]
