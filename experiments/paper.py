@@ -265,6 +265,11 @@ class PaperSession:
         The running / finished strategy instance.
     notes : list of str
         What the session wants the user to know (symbol map, windows).
+    plugin : StrategyPlugin or None
+        The plugin whose :meth:`~strategies.base.StrategyPlugin.cerebro_spec` the session runs.
+    days : pandas.DatetimeIndex or None
+        The plugin's trading days of the replay window (the spec's ``start..end``; the last
+        session only on a live venue).
     """
 
     config: ExperimentConfig
@@ -279,6 +284,8 @@ class PaperSession:
     notes: list[str] = field(default_factory=list)
     strategy: bt.Strategy | None = None
     on_bar: Callable[[PaperSession], None] | None = None
+    plugin: StrategyPlugin | None = None
+    days: pd.DatetimeIndex | None = None
 
     def run(self) -> PaperSession:
         """Run the Cerebro to the end (data exhausted, ``--until``, kill switch) and write the
@@ -800,6 +807,8 @@ def build_session(
         cash,
         notes,
         on_bar=on_bar,
+        plugin=plugin,
+        days=days,
     )
 
 
