@@ -364,6 +364,45 @@ class VenueAdapter(ABC):
         """Send an order. Raises :class:`DuplicateClientOrderId` when its client order id is
         already known to the venue."""
 
+    def trade_shares(
+        self,
+        symbol: str,
+        quantity: int,
+        price: float,
+        time: pd.Timestamp | dt.datetime,
+        *,
+        commission: float,
+        tag: str = "",
+    ) -> None:
+        """Book a share (index unit) trade the strategy made at its own price: a delta hedge
+        (:meth:`brokers.OptionsBroker.trade_underlying`), mirrored at the venue so that its
+        positions and cash keep agreeing with the book.
+
+        Parameters
+        ----------
+        symbol : str
+            Underlying symbol (``SPX`` index units, ``SPY`` shares).
+        quantity : int
+            Signed shares, non-zero (> 0 buy).
+        price : float
+            Dollars per share (index points per unit), the caller's fill price.
+        time : timestamp
+            Trade time.
+        commission : float
+            Dollars charged, >= 0.
+        tag : str
+            Label.
+
+        Raises
+        ------
+        VenueRejected
+            The venue takes no share orders (the default; the replay venue does).
+        """
+        raise VenueRejected(
+            f"{self.name}: share orders are not supported by this venue ({symbol} x {quantity}: "
+            "a delta-hedged strategy paper-trades on [broker] kind = 'replay')"
+        )
+
     @abstractmethod
     def get_order(self, order_id: str) -> VenueOrder:
         """The order with the venue id ``order_id``."""

@@ -62,6 +62,8 @@ from brokers.options_broker import (
     OptionPosition,
     OptionsBroker,
     OptionSettlement,
+    OrderRejected,
+    StockFill,
     UnderlyingPosition,
     _aware_et,
     _due,
@@ -473,6 +475,76 @@ class LiveOptionsBroker(OptionsBroker):
                 },
             )
         return done
+
+    # -- shares (delta hedges): mirrored at the venue ---------------------------------------------
+    def trade_underlying(  # type: ignore[override]
+        self,
+        symbol: str,
+        quantity: int,
+        price: float,
+        time: dt.datetime | pd.Timestamp,
+        *,
+        commission: float | None = None,
+        tag: str = "",
+    ) -> StockFill:
+        """:meth:`brokers.OptionsBroker.trade_underlying`, first booked at the venue
+        (:meth:`VenueAdapter.trade_shares`, same price and commission) so that reconciliation
+        finds the same shares and cash there.
+
+        Raises
+        ------
+        OrderRejected
+            The venue refused the share trade (the book is left unchanged).
+        """
+        fee = self.costs.stock_commission(int(quantity)) if commission is None else commission
+        self._mirror_shares(symbol, int(quantity), price, time, fee, tag)
+        return super().trade_underlying(symbol, quantity, price, time, commission=fee, tag=tag)
+
+    def close_underlying(
+        self,
+        symbol: str,
+        price: float,
+        time: dt.datetime | pd.Timestamp,
+        quantity: int | None = None,
+        tag: str = "",
+    ) -> StockFill:
+        """:meth:`brokers.OptionsBroker.close_underlying`, first booked at the venue (as
+        :meth:`trade_underlying`)."""
+        pos = self.underlying_positions.get(symbol)
+        if pos is not None:
+            qty = -pos.quantity if quantity is None else int(quantity)
+            self._mirror_shares(symbol, qty, price, time, self.costs.stock_commission(qty), tag)
+        return super().close_underlying(symbol, price, time, quantity, tag)
+
+    def _mirror_shares(
+        self,
+        symbol: str,
+        qty: int,
+        price: float,
+        time: dt.datetime | pd.Timestamp,
+        fee: float,
+        tag: str,
+    ) -> None:
+        when = _aware_et(time)
+        try:
+            self._call(
+                lambda: self.venue.trade_shares(symbol, qty, price, when, commission=fee, tag=tag)
+            )
+        except VenueRejected as exc:
+            self.audit.write("rejection", when, reason=str(exc), tag=tag)
+            raise OrderRejected(str(exc)) from None
+        self.audit.write(
+            "fill",
+            when,
+            detail={
+                "kind": "shares",
+                "symbol": symbol,
+                "quantity": qty,
+                "price": price,
+                "commission": fee,
+            },
+            tag=tag,
+        )
 
     # -- orders -----------------------------------------------------------------------------------
     def _next_client_id(self) -> str:

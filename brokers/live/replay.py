@@ -643,6 +643,34 @@ class ReplayVenue(VenueAdapter):
         order.filled_quantity = order.quantity
         order.status = "filled"
 
+    def trade_shares(
+        self,
+        symbol: str,
+        quantity: int,
+        price: float,
+        time: pd.Timestamp | dt.datetime,
+        *,
+        commission: float,
+        tag: str = "",
+    ) -> None:
+        """Book a share trade at the caller's price and commission in the venue book
+        (:meth:`brokers.OptionsBroker.trade_underlying`: the backtest's own arithmetic; the
+        backtest has no spread model for shares either, the strategy prices its hedge).
+
+        Raises
+        ------
+        VenueRejected
+            Another underlying, or a quantity/price the book refuses.
+        """
+        if symbol.strip().upper() != self.underlying:
+            raise VenueRejected(f"the replay venue replays {self.underlying}, not {symbol}")
+        try:
+            self.book.trade_underlying(
+                symbol, quantity, price, _aware(time), commission=commission, tag=tag
+            )
+        except ValueError as exc:
+            raise VenueRejected(str(exc)) from None
+
     @staticmethod
     def _copy(order: VenueOrder) -> VenueOrder:
         return replace(order, fills=list(order.fills))
