@@ -487,6 +487,7 @@ def recorded_of(feed: Any) -> tuple[str, list[str] | None, ListedSnapshots]:
 def _replay_venue(
     config: ExperimentConfig,
     data: Mapping[str, Any],
+    plugin: StrategyPlugin,
     params: StrategyParams,
     spec: CerebroSpec,
     days: pd.DatetimeIndex,
@@ -494,10 +495,12 @@ def _replay_venue(
     speed: float | None,
     sleep: Callable[[float], None] | None,
 ) -> tuple[ReplayVenue, dict[str, pd.DataFrame]]:
-    """The replay venue of a spec: exactly the snapshots of its chain feed when it has one (the
-    backtest's own quotes and times), else the chain store's snapshots of the window (a strategy
-    on its own historical feed, the venue following its clock). Settlement prices: the backtest
-    broker's, else ``[broker.replay] settlement`` / ``[data.underlying]`` / the store's."""
+    """The replay venue of a spec. Its quotes, in this order: exactly the snapshots of the spec's
+    chain feed (the backtest's own quotes and times); else the plugin's
+    :meth:`~strategies.base.StrategyPlugin.recorded_quotes` (a strategy trading on its own
+    table); else the chain store's snapshots of the window. A strategy on its own historical
+    feed drives the venue clock through the broker. Settlement prices: the backtest broker's,
+    else ``[broker.replay] settlement`` / ``[data.underlying]`` / the store's."""
     from data_feeds import load_ohlc
     from data_feeds.chain_store import ChainStore
 
@@ -506,9 +509,14 @@ def _replay_venue(
     chain = _chain_feed_of(spec)
     recorded: ListedSnapshots | None = None
     source: Any = None
+    own = None if chain is not None else plugin.recorded_quotes(params, days[0], days[-1])
     if chain is not None:
         underlying, roots, recorded = recorded_of(chain)
         underlying = (rc.underlying or underlying).upper()
+    elif own:
+        recorded = ListedSnapshots.of(own)
+        underlying = (rc.underlying or own[0].underlying).upper()
+        roots = sorted({str(r) for snap in own for r in snap.quotes["root"].unique()})
     else:
         underlying = (
             rc.underlying
@@ -737,19 +745,13 @@ def build_session(
     data, reports = load_data(config)
     notes.extend(reports)
     plugin = build_plugin(config, data)
-    market = getattr(params, "market_source", None)
-    if market not in (None, "chain"):
-        raise ConfigError(
-            f"{config.strategy.name} on a paper venue needs real quotes: set strategy.params."
-            f"market_source = 'chain' ({market!r} has no quotes to replay or trade)"
-        )
     cash = config.experiment.initial_cash
     settlement: dict[str, pd.DataFrame] = {}
     if kind == "replay":
         days = _replay_days(plugin, config, until)
         spec = plugin.cerebro_spec(params, days[0], days[-1], cash=cash)
         replay, settlement = _replay_venue(
-            config, data, params, spec, days, speed=speed, sleep=sleep
+            config, data, plugin, params, spec, days, speed=speed, sleep=sleep
         )
         venue: VenueAdapter = replay
         first_day: dt.date | None = replay.schedule[0].date()

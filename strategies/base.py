@@ -308,6 +308,18 @@ class StrategyPlugin(ABC):
         """
         return capture_cerebro(lambda: self.backtest(params, start, end, cash=cash))
 
+    def recorded_quotes(
+        self, params: StrategyParams, start: pd.Timestamp, end: pd.Timestamp
+    ) -> list[Any] | None:
+        """Quotes for the replay venue of a strategy whose backtest has no chain feed (it trades
+        on quotes of its own table): one :class:`data_feeds.chains.ChainSnapshot` per quote time
+        in ``start..end``, holding every contract the strategy may trade or hold then.
+
+        The default (None) lets the venue replay the ``[data.chains]`` store (a chain feed's
+        strategy never needs this: the venue replays the feed's own snapshots).
+        """
+        return None
+
     @abstractmethod
     def data_fingerprint(self) -> str:
         """A hash of the inputs (for MLflow tags)."""
