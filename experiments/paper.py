@@ -672,9 +672,10 @@ def check_alpaca_symbols(params: StrategyParams, symbol_map: Mapping[str, str]) 
             if value.upper() not in symbol_map:
                 raise ConfigError(
                     f"strategy.params.{key} = {value!r}: Alpaca lists equity and ETF options "
-                    "(SPY), not SPX/SPXW. SPY is a different underlying (about 1/10 of the "
-                    "index, American style, physically settled, pays dividends); to trade it "
-                    f'anyway set [broker.alpaca] symbol_map = {{ {value.upper()} = "SPY" }}'
+                    f"(SPY), not SPX/SPXW: paper-trade {value.upper()} on [broker] kind = "
+                    "'replay', or trade SPY instead (a different underlying: about 1/10 of the "
+                    "index, American style, physically settled, pays dividends) with "
+                    f'[broker.alpaca] symbol_map = {{ {value.upper()} = "SPY" }}'
                 )
 
 
