@@ -484,6 +484,42 @@ def recorded_of(feed: Any) -> tuple[str, list[str] | None, ListedSnapshots]:
     return snaps[0].underlying.upper(), roots, recorded
 
 
+def bar_snapshots(feed: Any, days: pd.DatetimeIndex) -> ListedSnapshots:
+    """A quote-less replay schedule for a strategy on bar feeds (no options: ``ou_pairs``): one
+    snapshot without quotes per bar of ``feed`` inside ``days``, at that session's close
+    (16:00 ET), priced at the bar's close. The venue keeps the clock, the account and the shares
+    the broker mirrors to it (:meth:`brokers.live.adapter.VenueAdapter.trade_shares`).
+
+    Raises
+    ------
+    ConfigError
+        The feed is not a pandas bar feed, or has no bar in ``days``.
+    """
+    from data_feeds.chains import QUOTE_COLUMNS
+
+    frame = getattr(getattr(feed, "p", None), "dataname", None)
+    if not isinstance(frame, pd.DataFrame) or "close" not in frame:
+        raise ConfigError(
+            f"{type(feed).__name__}: the replay venue needs recorded quotes ([data.chains]) or "
+            "a pandas bar feed with a close column to keep its clock"
+        )
+    index = pd.DatetimeIndex(frame.index)
+    index = index.tz_localize(TZ) if index.tz is None else index.tz_convert(TZ)
+    close = pd.Series(frame["close"].to_numpy(dtype=float), index=index.normalize())
+    close = close[close.index.isin(days.tz_convert(TZ).normalize())]
+    if close.empty:
+        raise ConfigError(f"{feed._name}: no bar inside the replay window")
+    symbol = str(feed._name or "UNDERLYING").upper()
+    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in QUOTE_COLUMNS})
+    snaps = {
+        day + pd.Timedelta(hours=16): ChainSnapshot(
+            symbol, day + pd.Timedelta(hours=16), float(price), empty, source="bars"
+        )
+        for day, price in close.items()
+    }
+    return ListedSnapshots(sorted(snaps), lambda t: snaps.get(t), symbol)
+
+
 def _replay_venue(
     config: ExperimentConfig,
     data: Mapping[str, Any],
@@ -532,10 +568,8 @@ def _replay_venue(
         elif config.data.chains is not None:
             source = ChainStore(config.data.chains.db, read_only=True)
         else:
-            raise ConfigError(
-                f"{config.strategy.name} runs on its own feed and [broker] kind = 'replay' needs "
-                "recorded quotes for the venue: [broker.replay] db or [data.chains]"
-            )
+            recorded = bar_snapshots(spec.feeds[0], days)
+            underlying = recorded.underlying
     settlement: dict[str, pd.DataFrame] = dict(
         getattr(getattr(spec.broker, "p", None), "settlement_prices", None) or {}
     )

@@ -345,6 +345,13 @@ class VenueAdapter(ABC):
     def latest_bar(self, symbol: str) -> Bar | None:
         """The latest bar of ``symbol`` at :meth:`now` (None when the venue has none)."""
 
+    def next_time(self) -> pd.Timestamp | None:
+        """When the next market-data update is due, if the venue knows its schedule (a replay
+        does: the next recorded snapshot time); None when it does not (a live venue) or when no
+        update follows. Only the time, never the data: a strategy may ask whether the current
+        bar is the session's last."""
+        return None
+
     def sync(self, time: pd.Timestamp | dt.datetime) -> None:  # noqa: B027 - optional hook
         """Bring the venue clock forward to ``time`` when a strategy on its own (historical) feed
         sends an order stamped later than the venue clock (replay only; live venues ignore it)."""

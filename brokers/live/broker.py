@@ -30,6 +30,7 @@ from functools import reduce
 from math import gcd
 from typing import Any
 
+import backtrader as bt
 import pandas as pd
 
 from brokers.live.adapter import (
@@ -161,6 +162,7 @@ class LiveOptionsBroker(OptionsBroker):
         self.start_value = math.nan
         self.pending_settlement: set[OptionContract] = set()
         self.stop_run: Callable[[], None] | None = None
+        self._mirrored: dict[int, tuple[int, float, float]] = {}
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -340,6 +342,9 @@ class LiveOptionsBroker(OptionsBroker):
         open_orders: list[VenueOrder] = self._call(self.venue.open_orders)
         local = {occ_symbol(c): p.quantity for c, p in self.option_positions.items()}
         local.update({s: p.quantity for s, p in self.underlying_positions.items()})
+        for data, pos in self.positions.items():  # shares of backtrader orders (mirrored)
+            if pos.size:
+                local[data._name] = local.get(data._name, 0) + int(pos.size)
         diffs = diff_positions(local, positions)
         by_symbol = {occ_symbol(c): c for c in self.option_positions}
         for d in diffs:
@@ -515,6 +520,25 @@ class LiveOptionsBroker(OptionsBroker):
             qty = -pos.quantity if quantity is None else int(quantity)
             self._mirror_shares(symbol, qty, price, time, self.costs.stock_commission(qty), tag)
         return super().close_underlying(symbol, price, time, quantity, tag)
+
+    def notify(self, order: Any) -> None:
+        """backtrader's order notification; an execution of a plain backtrader share order
+        (``self.buy(data=...)`` of a strategy on bar feeds, filled by backtrader's own matching
+        at the bar's open as in the backtest) is first mirrored at the venue
+        (:meth:`VenueAdapter.trade_shares`, symbol = the data's name), increment by increment."""
+        if order.status in (order.Partial, order.Completed) and order.data is not None:
+            size0, value0, comm0 = self._mirrored.get(order.ref, (0, 0.0, 0.0))
+            size = int(order.executed.size)
+            value = float(order.executed.size) * float(order.executed.price)
+            comm = float(order.executed.comm)
+            if size != size0:
+                when = bt.num2date(order.executed.dt) if order.executed.dt else self.venue.now()
+                price = (value - value0) / (size - size0)
+                self._mirror_shares(
+                    order.data._name, size - size0, price, when, comm - comm0, "bt order"
+                )
+                self._mirrored[order.ref] = (size, value, comm)
+        super().notify(order)
 
     def _mirror_shares(
         self,

@@ -280,6 +280,8 @@ class ListedSnapshots:
         Snapshot times, strictly increasing (naive = America/New_York).
     load : callable
         ``load(time) -> ChainSnapshot | None``: the snapshot recorded at that time.
+    underlying : str
+        Underlying symbol of the snapshots (informative).
 
     Raises
     ------
@@ -291,7 +293,9 @@ class ListedSnapshots:
         self,
         times: Sequence[Any],
         load: Callable[[pd.Timestamp], ChainSnapshot | None],
+        underlying: str = "",
     ) -> None:
+        self.underlying = underlying
         self.times = [_aware(t) for t in times]
         if not self.times:
             raise ValueError("ListedSnapshots needs at least one snapshot time")
@@ -306,7 +310,8 @@ class ListedSnapshots:
         by_time = {s.quote_time: s for s in snapshots}
         if len(by_time) != len(snapshots):
             raise ValueError("two snapshots share a quote time")
-        return cls(sorted(by_time), lambda t: by_time.get(t))
+        underlying = snapshots[0].underlying if snapshots else ""
+        return cls(sorted(by_time), lambda t: by_time.get(t), underlying)
 
     def snapshot_at(self, when: pd.Timestamp) -> ChainSnapshot | None:
         """The snapshot recorded at exactly ``when`` (None when there is none)."""
@@ -440,6 +445,12 @@ class ReplayVenue(VenueAdapter):
         due legs, work resting orders. False after the last one (the venue then settles what is
         due by the last session's close)."""
         return self._advance(wait=True)
+
+    def next_time(self) -> pd.Timestamp | None:
+        """The next recorded snapshot time of the schedule (None after the last one)."""
+        if self._idx + 1 >= len(self.schedule):
+            return None
+        return self.schedule[self._idx + 1]
 
     def sync(self, time: pd.Timestamp | dt.datetime) -> None:
         """Move forward (without waiting) through every recorded snapshot at or before ``time``,
@@ -657,13 +668,14 @@ class ReplayVenue(VenueAdapter):
         (:meth:`brokers.OptionsBroker.trade_underlying`: the backtest's own arithmetic; the
         backtest has no spread model for shares either, the strategy prices its hedge).
 
+        Any symbol is accepted (the shares of a pair strategy's two legs as well as the chain's
+        underlying): the venue takes the strategy's price, it has no share quotes of its own.
+
         Raises
         ------
         VenueRejected
-            Another underlying, or a quantity/price the book refuses.
+            A quantity/price the book refuses.
         """
-        if symbol.strip().upper() != self.underlying:
-            raise VenueRejected(f"the replay venue replays {self.underlying}, not {symbol}")
         try:
             self.book.trade_underlying(
                 symbol, quantity, price, _aware(time), commission=commission, tag=tag
