@@ -702,8 +702,12 @@ class LiveOptionsBroker(OptionsBroker):
         self._book_order(order, tag)
         return order
 
-    def submit(self, request: OrderRequest) -> VenueOrder:
+    def submit(self, request: OrderRequest, check: bool = True) -> VenueOrder:  # type: ignore[override]
         """Send ``request`` exactly once, whatever the network does.
+
+        A plain backtrader order (``self.buy(data=...)`` of a strategy on bar feeds) goes to
+        backtrader's own ``BackBroker.submit`` (matched at the next bar as in the backtest; its
+        executions are mirrored at the venue by :meth:`notify`).
 
         Transient errors are retried with backoff; before re-sending after an error that may have
         reached the venue (timeout, dropped connection, 5xx) the order is looked up by its client
@@ -723,6 +727,8 @@ class LiveOptionsBroker(OptionsBroker):
         VenueRejected
             The venue refused it.
         """
+        if isinstance(request, bt.Order):
+            return super().submit(request, check)
         cid = request.client_order_id
         now = self.venue.now()
         self.audit.write(
