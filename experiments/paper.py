@@ -14,10 +14,15 @@ live session would trade next), else the plugin's defaults for searched paramete
 ``folds.csv``), or an MLflow run id (the fold child runs' params, else the ``folds.csv``
 artifact).
 
-The strategy class is the backtest's, unchanged: a plugin whose strategy runs on a chain feed
-provides ``paper_components(params, store)``; the ``zero_dte_straddle`` plugin's own strategy runs
-on its own market-table feed with the live broker (replay only: its market table is built from
-recorded quotes). Everything the session does goes to the audit log
+The strategy class and its kwargs are the backtest's, unchanged, for every plugin: they come
+from :meth:`strategies.base.StrategyPlugin.cerebro_spec` (by default captured from the plugin's
+own ``backtest`` at its ``run_cerebro`` call). :func:`live_components` swaps the spec's chain feed
+for the store's live chain feed and keeps other feeds (a market table, bars: the venue clock
+follows them); the replay venue replays exactly the spec's chain-feed snapshots
+(:func:`recorded_of`), else the plugin's
+:meth:`~strategies.base.StrategyPlugin.recorded_quotes`, else ``[data.chains]``, else a quote-less
+schedule of the bars (:func:`bar_snapshots`). The broker gets the backtest broker's params.
+Everything the session does goes to the audit log
 ``results/paper/<session>/audit.jsonl``; at the end ``fills.csv``, ``orders.csv``,
 ``positions.csv`` and ``summary.json`` join it.
 """
@@ -976,12 +981,15 @@ __all__ = [
     "PaperComponents",
     "PaperSession",
     "apply_symbol_map",
+    "bar_snapshots",
     "best_params_from_folds",
     "best_params_from_run",
     "book_greeks",
     "build_session",
     "check_alpaca_symbols",
     "default_tracking_uri",
+    "live_components",
+    "recorded_of",
     "resolve_params",
     "run_live",
     "run_paper",
