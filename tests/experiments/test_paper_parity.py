@@ -120,11 +120,27 @@ def stores(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     return out
 
 
-def paper_config(stem: str, tmp: Path, shared: Path, db: Path | None, start: str, end: str) -> Path:
+def paper_config(
+    stem: str,
+    tmp: Path,
+    shared: Path,
+    db: Path | None,
+    start: str,
+    end: str,
+    overrides: dict[str, str] | None = None,
+) -> Path:
     """The shipped config ``stem`` on the replay venue over ``start..end``: data paths under
     ``shared``, the chain store ``db`` (already ingested: no ``ingest`` list), outputs in
-    ``tmp``."""
+    ``tmp``, ``overrides`` (TOML values) fixed in ``[strategy.params]`` (and out of the search
+    space)."""
     text = (CONFIGS / f"{stem}.toml").read_text()
+    for key, value in (overrides or {}).items():
+        text = re.sub(rf"^{key} = \{{.*\n", "", text, flags=re.M)
+        if re.search(rf"^{key} = ", text, flags=re.M):
+            text = re.sub(rf"^{key} = .*$", f"{key} = {value}", text, flags=re.M)
+        else:
+            head = "[strategy.params]\n"
+            text = text.replace(head, f"{head}{key} = {value}\n", 1)
     text = text.replace("../shared/data", str(shared))
     if db is not None:
         text = re.sub(r'^db = "[^"]*"', f'db = "{db}"', text, flags=re.M)
