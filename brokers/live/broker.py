@@ -525,7 +525,8 @@ class LiveOptionsBroker(OptionsBroker):
         """backtrader's order notification; an execution of a plain backtrader share order
         (``self.buy(data=...)`` of a strategy on bar feeds, filled by backtrader's own matching
         at the bar's open as in the backtest) is first mirrored at the venue
-        (:meth:`VenueAdapter.trade_shares`, symbol = the data's name), increment by increment."""
+        (:meth:`VenueAdapter.trade_shares`, symbol = the data's name), increment by increment,
+        and listed in :attr:`stock_fills` (``fills.csv``; tag ``bt``)."""
         if order.status in (order.Partial, order.Completed) and order.data is not None:
             size0, value0, comm0 = self._mirrored.get(order.ref, (0, 0.0, 0.0))
             size = int(order.executed.size)
@@ -533,11 +534,15 @@ class LiveOptionsBroker(OptionsBroker):
             comm = float(order.executed.comm)
             if size != size0:
                 when = bt.num2date(order.executed.dt) if order.executed.dt else self.venue.now()
-                price = (value - value0) / (size - size0)
-                self._mirror_shares(
-                    order.data._name, size - size0, price, when, comm - comm0, "bt order"
-                )
+                qty, fee = size - size0, comm - comm0
+                price = (value - value0) / qty
+                self._mirror_shares(order.data._name, qty, price, when, fee, "bt order")
                 self._mirrored[order.ref] = (size, value, comm)
+                self.stock_fills.append(  # the record only: backtrader moved the cash
+                    StockFill(
+                        _naive_et(when), order.data._name, qty, price, fee, -qty * price - fee, "bt"
+                    )
+                )
         super().notify(order)
 
     def _mirror_shares(
