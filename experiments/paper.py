@@ -424,9 +424,11 @@ def _replay_days(plugin: StrategyPlugin, config: ExperimentConfig, until: Any) -
         if stop is not None:
             days = days[pd.Index(days.date) <= stop.date()]
     if len(days) == 0:
+        cut = "" if until is None else f" (--until {until})"
+        first, last = plugin.trading_days()[[0, -1]].date
         raise ConfigError(
-            f"[broker.replay] start = {rc.start}, end = {rc.end} (--until {until}): no trading "
-            f"day of {plugin.name} in the window"
+            f"[broker.replay] start = {rc.start}, end = {rc.end}{cut}: no trading day of "
+            f"{plugin.name} in the window (it trades {first}..{last})"
         )
     return days
 
