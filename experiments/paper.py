@@ -425,10 +425,11 @@ def _replay_days(plugin: StrategyPlugin, config: ExperimentConfig, until: Any) -
             days = days[pd.Index(days.date) <= stop.date()]
     if len(days) == 0:
         cut = "" if until is None else f" (--until {until})"
-        first, last = plugin.trading_days()[[0, -1]].date
+        every = plugin.trading_days()
+        span = f"it trades {every[0].date()}..{every[-1].date()}" if len(every) else "none at all"
         raise ConfigError(
             f"[broker.replay] start = {rc.start}, end = {rc.end}{cut}: no trading day of "
-            f"{plugin.name} in the window (it trades {first}..{last})"
+            f"{plugin.name} in the window ({span})"
         )
     return days
 
