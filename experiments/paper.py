@@ -633,6 +633,10 @@ def _broker_params(broker: Any) -> dict[str, Any]:
     return {name: getattr(broker.p, name) for name in names}
 
 
+def _feed_names(spec: CerebroSpec) -> list[str]:
+    return [str(getattr(f, "_name", "") or type(f).__name__) for f in spec.feeds]
+
+
 def live_components(
     spec: CerebroSpec, store: LiveStore, *, venue_kind: str, name: str
 ) -> PaperComponents:
@@ -671,7 +675,7 @@ def live_components(
             feeds.append(feed)
     if live == 0 and venue_kind != "replay":
         raise ConfigError(
-            f"{name} runs on its own historical feed ({type(spec.feeds[0]).__name__}), not on "
+            f"{name} runs on its own historical feeds ({', '.join(_feed_names(spec))}), not on "
             "chain snapshots a live venue can stream; it paper-trades on [broker] kind = "
             "'replay' only"
         )
