@@ -126,3 +126,15 @@ def test_spy_config_runs_its_strategy_on_the_fake_alpaca(
     assert session.broker.reconciliations[-1].clean
     audit = pd.read_json(next((tmp_path / "paper").iterdir()) / "audit.jsonl", lines=True)
     assert audit["event"].iloc[0] == "session_start" and audit["event"].iloc[-1] == "session_end"
+
+
+@pytest.mark.shared_data
+def test_a_strategy_on_its_own_bars_is_refused_on_alpaca(tmp_path: Path, shared_data: Path) -> None:
+    """ou_pairs reads formation lines precomputed on its daily bars: no live feed to stream."""
+    config = alpaca_config(
+        "ou_pairs_gld_gdx", tmp_path, shared_data, "http://127.0.0.1:9", tmp_path / "c"
+    )
+    with pytest.raises(
+        ConfigError, match=r"ou_pairs runs on its own historical feeds \(GLD, GDX\)"
+    ):
+        build_session(config)
