@@ -87,9 +87,6 @@ CASES: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "directional_overlay_spx2021": ("minute", "2021-01-04", "2021-01-08", {}),
     "ou_pairs_gld_gdx": ("none", "2009-01-02", "2009-12-31", {}),
 }
-SLOW = {"ml_spreads_spy2021", "ml_spreads_spx2017", "surface_arbitrage_spx2019"}
-"""Cases whose plugin load takes longer than ~20 s on the shared 2-core machine (model fits,
-surface fits): run with ``-m slow``."""
 PAIRS = ["date", "leg", "size", "price", "commission", "status"]
 
 
@@ -190,9 +187,7 @@ def order_legs(frame: pd.DataFrame) -> list[tuple[pd.Timestamp, frozenset]]:
     return out
 
 
-@pytest.mark.parametrize(
-    "stem", [pytest.param(s, marks=[pytest.mark.slow] if s in SLOW else []) for s in sorted(CASES)]
-)
+@pytest.mark.parametrize("stem", sorted(CASES))
 def test_replay_venue_trades_like_the_backtest_broker(
     stem: str, tmp_path: Path, shared_data: Path, stores: dict[str, Path]
 ) -> None:
