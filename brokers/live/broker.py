@@ -555,6 +555,7 @@ class LiveOptionsBroker(OptionsBroker):
         tag: str,
     ) -> None:
         when = _aware_et(time)
+        self.venue.sync(when)  # a strategy on its own bars drives the venue clock here
         try:
             self._call(
                 lambda: self.venue.trade_shares(symbol, qty, price, when, commission=fee, tag=tag)
