@@ -14,10 +14,15 @@ live session would trade next), else the plugin's defaults for searched paramete
 ``folds.csv``), or an MLflow run id (the fold child runs' params, else the ``folds.csv``
 artifact).
 
-The strategy class is the backtest's, unchanged: a plugin whose strategy runs on a chain feed
-provides ``paper_components(params, store)``; the ``zero_dte_straddle`` plugin's own strategy runs
-on its own market-table feed with the live broker (replay only: its market table is built from
-recorded quotes). Everything the session does goes to the audit log
+The strategy class and its kwargs are the backtest's, unchanged, for every plugin: they come
+from :meth:`strategies.base.StrategyPlugin.cerebro_spec` (by default captured from the plugin's
+own ``backtest`` at its ``run_cerebro`` call). :func:`live_components` swaps the spec's chain feed
+for the store's live chain feed and keeps other feeds (a market table, bars: the venue clock
+follows them); the replay venue replays exactly the spec's chain-feed snapshots
+(:func:`recorded_of`), else the plugin's
+:meth:`~strategies.base.StrategyPlugin.recorded_quotes`, else ``[data.chains]``, else a quote-less
+schedule of the bars (:func:`bar_snapshots`). The broker gets the backtest broker's params.
+Everything the session does goes to the audit log
 ``results/paper/<session>/audit.jsonl``; at the end ``fills.csv``, ``orders.csv``,
 ``positions.csv`` and ``summary.json`` join it.
 """
@@ -42,6 +47,7 @@ import pandas as pd
 from brokers.costs import OptionCostModel
 from brokers.live import (
     AuditLog,
+    ChainSnapshotFeed,
     KillSwitch,
     KillSwitchEngaged,
     LiveOptionsBroker,
@@ -53,12 +59,13 @@ from brokers.live import (
     new_session_id,
 )
 from brokers.live.adapter import VenueAdapter
+from brokers.live.replay import ListedSnapshots
 from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot
 from data_feeds.errors import VolsuiteError
 from experiments.config import ConfigError, ExperimentConfig, load_config
 from strategies import get_strategy
-from strategies.base import StrategyParams, StrategyPlugin
+from strategies.base import CerebroSpec, StrategyParams, StrategyPlugin
 
 ROOTS_NOT_ON_ALPACA = frozenset({"SPX", "SPXW", "XSP", "NDX", "NDXP", "RUT", "RUTW", "VIX", "VIXW"})
 """Index option roots Alpaca does not list (it lists equity and ETF options)."""
@@ -273,6 +280,11 @@ class PaperSession:
         Time of the strategy's last bar (ET): the replay clock of a strategy on its own feed.
     waited : list of float
         Wall seconds waited between bars to honour ``--speed`` on a strategy's own feed.
+    plugin : StrategyPlugin or None
+        The plugin whose :meth:`~strategies.base.StrategyPlugin.cerebro_spec` the session runs.
+    days : pandas.DatetimeIndex or None
+        The plugin's trading days of the replay window (the spec's ``start..end``; the last
+        session only on a live venue).
     """
 
     config: ExperimentConfig
@@ -291,6 +303,8 @@ class PaperSession:
     sleep: Callable[[float], None] = time.sleep
     bar_time: pd.Timestamp | None = None
     waited: list[float] = field(default_factory=list)
+    plugin: StrategyPlugin | None = None
+    days: pd.DatetimeIndex | None = None
 
     def run(self) -> PaperSession:
         """Run the Cerebro to the end (data exhausted, ``--until``, kill switch) and write the
@@ -447,67 +461,291 @@ def _safety(config: ExperimentConfig) -> tuple[RiskLimits, KillSwitch, RetryPoli
     return limits, KillSwitch(s.kill_switch_file), retry
 
 
+def _replay_days(plugin: StrategyPlugin, config: ExperimentConfig, until: Any) -> pd.DatetimeIndex:
+    """The plugin's trading days inside ``[broker.replay] start..end`` (default: its last five)
+    and not after ``--until``: the window whose backtest Cerebro the replay runs.
+
+    Raises
+    ------
+    ConfigError
+        No trading day of the strategy in the window.
+    """
+    rc = config.broker.replay
+    days = plugin.trading_days()
+    dates = pd.Index(days.date)
+    if rc.start is not None:
+        days = days[dates >= pd.Timestamp(rc.start).date()]
+    if rc.end is not None:
+        days = days[pd.Index(days.date) <= pd.Timestamp(rc.end).date()]
+    if rc.start is None and rc.end is None:
+        days = days[-5:]
+    if len(days):
+        stop = _parse_time(until, days[0].date())
+        if stop is not None:
+            days = days[pd.Index(days.date) <= stop.date()]
+    if len(days) == 0:
+        cut = "" if until is None else f" (--until {until})"
+        every = plugin.trading_days()
+        span = f"it trades {every[0].date()}..{every[-1].date()}" if len(every) else "none at all"
+        raise ConfigError(
+            f"[broker.replay] start = {rc.start}, end = {rc.end}{cut}: no trading day of "
+            f"{plugin.name} in the window ({span})"
+        )
+    return days
+
+
+def _chain_feed_of(spec: CerebroSpec) -> Any:
+    """The spec's chain feed (the one the venue replaces), or None."""
+    from data_feeds.chain_feed import ChainFeed
+
+    for feed in spec.feeds:
+        if isinstance(feed, ChainFeed | ChainSnapshotFeed):
+            return feed
+    return None
+
+
+def recorded_of(feed: Any) -> tuple[str, list[str] | None, ListedSnapshots]:
+    """What a backtest chain feed holds, as the replay venue's recorded snapshots.
+
+    Parameters
+    ----------
+    feed : ChainFeed or ChainSnapshotFeed
+        :func:`data_feeds.chain_feed.chain_feed` (one snapshot a day: its times and the same
+        ``source.snapshot`` call the feed makes), or a historical
+        :class:`brokers.live.ChainSnapshotFeed` over a list of snapshots.
+
+    Returns
+    -------
+    underlying : str
+    roots : list of str or None
+    recorded : ListedSnapshots
+        Exactly the feed's snapshots at the feed's times.
+    """
+    from data_feeds.chain_feed import ChainFeed
+
+    if isinstance(feed, ChainFeed):
+        source, underlying, args = feed._chain_source, feed._chain_underlying, feed._chain_args
+        times = pd.DatetimeIndex(feed.features.index)
+        times = times.tz_localize(TZ) if times.tz is None else times.tz_convert(TZ)
+        dates = dict(zip(times, feed.features["quote_date"], strict=True))
+
+        def load(when: pd.Timestamp) -> ChainSnapshot | None:
+            day = dates.get(when)
+            if day is None:
+                return None
+            return source.snapshot(
+                underlying,
+                day,
+                args["quote_time"],
+                args["roots"],
+                args["liquid_only"],
+                args["rate"],
+            )
+
+        roots = None if args["roots"] is None else list(args["roots"])
+        return underlying.upper(), roots, ListedSnapshots(list(times), load)
+    snaps = list(feed.p.snapshots)
+    if not snaps:
+        raise ConfigError("the strategy's snapshot feed holds no snapshot in the replay window")
+    recorded = ListedSnapshots.of(snaps)
+    roots = sorted({str(r) for s in snaps for r in s.quotes["root"].unique()})
+    return snaps[0].underlying.upper(), roots, recorded
+
+
+def bar_snapshots(feed: Any, days: pd.DatetimeIndex) -> ListedSnapshots:
+    """A quote-less replay schedule for a strategy on bar feeds (no options: ``ou_pairs``): one
+    snapshot without quotes per bar of ``feed`` inside ``days``, at that session's close
+    (16:00 ET), priced at the bar's close. The venue keeps the clock, the account and the shares
+    the broker mirrors to it (:meth:`brokers.live.adapter.VenueAdapter.trade_shares`).
+
+    Raises
+    ------
+    ConfigError
+        The feed is not a pandas bar feed, or has no bar in ``days``.
+    """
+    from data_feeds.chains import QUOTE_COLUMNS
+
+    frame = getattr(getattr(feed, "p", None), "dataname", None)
+    if not isinstance(frame, pd.DataFrame) or "close" not in frame:
+        raise ConfigError(
+            f"{type(feed).__name__}: the replay venue needs recorded quotes ([data.chains]) or "
+            "a pandas bar feed with a close column to keep its clock"
+        )
+    index = pd.DatetimeIndex(frame.index)
+    index = index.tz_localize(TZ) if index.tz is None else index.tz_convert(TZ)
+    close = pd.Series(frame["close"].to_numpy(dtype=float), index=index.normalize())
+    close = close[close.index.isin(days.tz_convert(TZ).normalize())]
+    if close.empty:
+        raise ConfigError(f"{feed._name}: no bar inside the replay window")
+    symbol = str(feed._name or "UNDERLYING").upper()
+    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in QUOTE_COLUMNS})
+    snaps = {
+        day + pd.Timedelta(hours=16): ChainSnapshot(
+            symbol, day + pd.Timedelta(hours=16), float(price), empty, source="bars"
+        )
+        for day, price in close.items()
+    }
+    return ListedSnapshots(sorted(snaps), lambda t: snaps.get(t), symbol)
+
+
 def _replay_venue(
     config: ExperimentConfig,
     data: Mapping[str, Any],
+    plugin: StrategyPlugin,
     params: StrategyParams,
+    spec: CerebroSpec,
+    days: pd.DatetimeIndex,
     *,
     speed: float | None,
     sleep: Callable[[float], None] | None,
 ) -> tuple[ReplayVenue, dict[str, pd.DataFrame]]:
+    """The replay venue of a spec. Its quotes, in this order: exactly the snapshots of the spec's
+    chain feed (the backtest's own quotes and times); else the plugin's
+    :meth:`~strategies.base.StrategyPlugin.recorded_quotes` (a strategy trading on its own
+    table); else the chain store's snapshots of the window. A strategy on its own historical
+    feed drives the venue clock through the broker. Settlement prices: the backtest broker's,
+    else ``[broker.replay] settlement`` / ``[data.underlying]`` / the store's."""
     from data_feeds import load_ohlc
     from data_feeds.chain_store import ChainStore
 
     rc = config.broker.replay
     p = params.model_dump()
-    underlying = (
-        rc.underlying
-        or p.get("chain_symbol")
-        or (config.data.underlying.root if config.data.underlying else None)
-        or "SPX"
-    ).upper()
-    roots = rc.roots or ([p["root"]] if isinstance(p.get("root"), str) else None)
-    if rc.db is not None:
-        source = ChainStore(rc.db, read_only=True)
-    elif "chains" in data:
-        source = data["chains"]
-    elif config.data.chains is not None:
-        source = ChainStore(config.data.chains.db, read_only=True)
+    chain = _chain_feed_of(spec)
+    recorded: ListedSnapshots | None = None
+    source: Any = None
+    own = None if chain is not None else plugin.recorded_quotes(params, days[0], days[-1])
+    if chain is not None:
+        underlying, roots, recorded = recorded_of(chain)
+        underlying = (rc.underlying or underlying).upper()
+    elif own:
+        recorded = ListedSnapshots.of(own)
+        underlying = (rc.underlying or own[0].underlying).upper()
+        roots = sorted({str(r) for snap in own for r in snap.quotes["root"].unique()})
     else:
-        raise ConfigError(
-            "[broker] kind = 'replay' needs recorded quotes: [broker.replay] db or [data.chains]"
-        )
+        underlying = (
+            rc.underlying
+            or p.get("chain_symbol")
+            or (config.data.underlying.root if config.data.underlying else None)
+            or "SPX"
+        ).upper()
+        roots = rc.roots or ([p["root"]] if isinstance(p.get("root"), str) else None)
+        if rc.db is not None:
+            source = ChainStore(rc.db, read_only=True)
+        elif "chains" in data:
+            source = data["chains"]
+        elif config.data.chains is not None:
+            source = ChainStore(config.data.chains.db, read_only=True)
+        else:
+            recorded = bar_snapshots(spec.feeds[0], days)
+            underlying = recorded.underlying
+    settlement: dict[str, pd.DataFrame] = dict(
+        getattr(getattr(spec.broker, "p", None), "settlement_prices", None) or {}
+    )
     if rc.settlement is not None:
-        settle = load_ohlc(rc.settlement, root=rc.settlement_root)
-    elif (
-        "underlying" in data
-        and (config.data.underlying.root or "").upper() in ("", underlying)
-        and isinstance(data["underlying"], pd.DataFrame)
-    ):
-        settle = data["underlying"]
-    else:
-        settle = source.underlying_ohlc(underlying)
+        settlement[underlying] = load_ohlc(rc.settlement, root=rc.settlement_root)
+    elif underlying not in settlement:
+        if (
+            "underlying" in data
+            and (config.data.underlying.root or "").upper() in ("", underlying)
+            and isinstance(data["underlying"], pd.DataFrame)
+        ):
+            settlement[underlying] = data["underlying"]
+        elif source is not None:
+            settlement[underlying] = source.underlying_ohlc(underlying)
     bars = load_minute_bars(rc.underlying_bars) if rc.underlying_bars else None
-    costs = OptionCostModel(**config.costs.options_broker_params())
+    bp = _broker_params(spec.broker)
+    costs = OptionCostModel(
+        commission_per_contract=bp.get("commission_per_contract", 1.0),
+        slippage_spread_fraction=bp.get("slippage_spread_fraction", 0.5),
+        slippage_by_root=bp.get("slippage_by_root"),
+        settlement_fee_per_contract=bp.get("settlement_fee_per_contract", 0.0),
+        stock_commission_per_share=bp.get("stock_commission_per_share", 0.0),
+    )
     kwargs: dict[str, Any] = {}
     if sleep is not None:
         kwargs["sleep"] = sleep
-    settlement = {underlying: settle}
     venue = ReplayVenue(
         source,
         underlying,
         roots=roots,
-        start=rc.start,
-        end=rc.end,
+        start=days[0].normalize().tz_localize(None),
+        end=days[-1].normalize().tz_localize(None),
         speed=rc.speed if speed is None else speed,
         costs=costs,
         settlement_prices=settlement,
-        cash=config.experiment.initial_cash,
+        cash=spec.cash,
         underlying_bars=bars,
         rate=float(p.get("rate", 0.0) or 0.0),
+        recorded=recorded,
         **kwargs,
     )
     return venue, settlement
+
+
+def _broker_params(broker: Any) -> dict[str, Any]:
+    """The :class:`brokers.OptionsBroker` params of a backtest broker (empty for another
+    broker, e.g. a plain ``BackBroker``)."""
+    from brokers import OptionsBroker
+
+    if not isinstance(broker, OptionsBroker):
+        return {}
+    names = [name for name, _ in OptionsBroker.params._gettuple()]
+    return {name: getattr(broker.p, name) for name in names}
+
+
+def _feed_names(spec: CerebroSpec) -> list[str]:
+    return [str(getattr(f, "_name", "") or type(f).__name__) for f in spec.feeds]
+
+
+def live_components(
+    spec: CerebroSpec, store: LiveStore, *, venue_kind: str, name: str
+) -> PaperComponents:
+    """The paper session's Cerebro from a backtest's :class:`strategies.base.CerebroSpec`: the
+    same strategy class and kwargs; the chain feed replaced by the store's live chain feed (same
+    underlying and roots); other feeds (bars, a market table) kept, the venue clock following
+    them through the broker (:meth:`brokers.live.adapter.VenueAdapter.sync`).
+
+    Raises
+    ------
+    ConfigError
+        On ``alpaca-paper``, a strategy whose feeds are all historical (it has no live feed to
+        read there: replay only).
+    """
+    from data_feeds.chain_feed import ChainFeed
+
+    feeds: list[bt.feed.DataBase] = []
+    live = 0
+    for feed in spec.feeds:
+        if isinstance(feed, ChainFeed):
+            roots = feed._chain_args["roots"]
+            feeds.append(
+                store.getdata(
+                    feed._chain_underlying,
+                    roots=None if roots is None else list(roots),
+                    features=False,
+                    name=getattr(feed, "_name", None) or None,
+                )
+            )
+            live += 1
+        elif isinstance(feed, ChainSnapshotFeed):
+            _, roots, _ = recorded_of(feed)
+            feeds.append(store.getdata(roots=roots, features=bool(feed.p.features)))
+            live += 1
+        else:
+            feeds.append(feed)
+    if live == 0 and venue_kind != "replay":
+        raise ConfigError(
+            f"{name} runs on its own historical feeds ({', '.join(_feed_names(spec))}), not on "
+            "chain snapshots a live venue can stream; it paper-trades on [broker] kind = "
+            "'replay' only"
+        )
+    how = "live chain feed" if live else "its own feed, the venue following its clock"
+    return PaperComponents(
+        spec.strategy_cls,
+        dict(spec.strategy_kwargs),
+        feeds,
+        note=f"{name}: {spec.strategy_cls.__name__} on {how}",
+    )
 
 
 def _alpaca_venue(config: ExperimentConfig, params: StrategyParams) -> VenueAdapter:
@@ -540,57 +778,11 @@ def check_alpaca_symbols(params: StrategyParams, symbol_map: Mapping[str, str]) 
             if value.upper() not in symbol_map:
                 raise ConfigError(
                     f"strategy.params.{key} = {value!r}: Alpaca lists equity and ETF options "
-                    "(SPY), not SPX/SPXW. SPY is a different underlying (about 1/10 of the "
-                    "index, American style, physically settled, pays dividends); to trade it "
-                    f'anyway set [broker.alpaca] symbol_map = {{ {value.upper()} = "SPY" }}'
+                    f"(SPY), not SPX/SPXW: paper-trade {value.upper()} on [broker] kind = "
+                    "'replay', or trade SPY instead (a different underlying: about 1/10 of the "
+                    "index, American style, physically settled, pays dividends) with "
+                    f'[broker.alpaca] symbol_map = {{ {value.upper()} = "SPY" }}'
                 )
-
-
-def _zero_dte_components(
-    plugin: Any,
-    params: StrategyParams,
-    config: ExperimentConfig,
-    venue: VenueAdapter,
-    until: pd.Timestamp | None = None,
-) -> PaperComponents:
-    """The ``zero_dte_straddle`` plugin's own strategy and market-table feed over the replay
-    window (as its ``backtest`` builds them; sessions after ``until`` left out), for the live
-    broker."""
-    from data_feeds import ohlc_feed
-    from strategies.zero_dte_straddle import MARKET_LINES, ZeroDteStraddleStrategy
-
-    if config.broker.kind != "replay":
-        raise ConfigError(
-            "zero_dte_straddle reads a market table built from recorded quotes; it has no live "
-            "market table, so it paper-trades on [broker] kind = 'replay' only"
-        )
-    if getattr(params, "market_source", None) != "chain":
-        raise ConfigError(
-            "zero_dte_straddle on the replay venue needs real quotes: set strategy.params."
-            "market_source = 'chain' (the VIX proxy has no quotes to replay)"
-        )
-    assert isinstance(venue, ReplayVenue)
-    days = pd.DatetimeIndex(sorted({t.normalize() for t in venue.schedule}))
-    days = days[days.isin(plugin.trading_days())] if len(days) else days
-    if until is not None:
-        days = days[days <= until.normalize()]
-    if len(days) == 0:
-        raise ConfigError("no session of the replay window is a trading day of the strategy")
-    frame = plugin.frame(params, days[0], days[-1])
-    feed = ohlc_feed(frame, extra=("forecast_vol", *MARKET_LINES))
-    kwargs = {
-        k: getattr(params, k)
-        for k, _ in ZeroDteStraddleStrategy.params._gettuple()
-        if k != "last_day_ordinal" and hasattr(params, k)
-    }
-    kwargs["market_source"] = plugin.market_label()
-    kwargs["last_day_ordinal"] = days[-1].date().toordinal()
-    return PaperComponents(
-        ZeroDteStraddleStrategy,
-        kwargs,
-        [feed],
-        note=f"zero_dte_straddle on its market table {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d}",
-    )
 
 
 def build_session(
@@ -675,12 +867,19 @@ def build_session(
     data, reports = load_data(config)
     notes.extend(reports)
     plugin = build_plugin(config, data)
+    cash = config.experiment.initial_cash
     settlement: dict[str, pd.DataFrame] = {}
     if kind == "replay":
-        replay, settlement = _replay_venue(config, data, params, speed=speed, sleep=sleep)
+        days = _replay_days(plugin, config, until)
+        spec = plugin.cerebro_spec(params, days[0], days[-1], cash=cash)
+        replay, settlement = _replay_venue(
+            config, data, plugin, params, spec, days, speed=speed, sleep=sleep
+        )
         venue: VenueAdapter = replay
-        first_day = replay.schedule[0].date()
+        first_day: dt.date | None = replay.schedule[0].date()
     else:
+        days = plugin.trading_days()[-1:]
+        spec = plugin.cerebro_spec(params, days[0], days[-1], cash=cash)
         venue = _alpaca_venue(config, params)
         first_day = None
     limits, kill_switch, retry = _safety(config)
@@ -706,6 +905,7 @@ def build_session(
     fill_timeout = 0.0 if kind == "replay" else config.broker.alpaca.fill_timeout_seconds
     broker_kwargs: dict[str, Any] = {
         **config.costs.options_broker_params(),
+        **_broker_params(spec.broker),
         "fill_timeout": fill_timeout,
         "strategy_name": config.strategy.name,  # part of every client order id
     }
@@ -714,16 +914,10 @@ def build_session(
     if settlement:
         broker_kwargs["settlement_prices"] = settlement
     broker = store.getbroker(**broker_kwargs)
-    hook = getattr(plugin, "paper_components", None)
-    if callable(hook):
-        components = hook(params, store)
-    elif config.strategy.name == "zero_dte_straddle":
-        components = _zero_dte_components(plugin, params, config, venue, stop_at)
-    else:
-        raise ConfigError(
-            f"strategy {config.strategy.name!r} has no paper_components(params, store) hook: "
-            "a plugin tells the paper runner which strategy class and feeds to run live"
-        )
+    for key, info in getattr(spec.broker, "comminfo", {}).items():
+        if key is not None:  # a backtest's per-data commission schemes (share costs)
+            broker.addcommissioninfo(info, name=key)
+    components = live_components(spec, store, venue_kind=kind, name=config.strategy.name)
     if components.note:
         notes.append(components.note)
     if resume is not None:
@@ -740,11 +934,13 @@ def build_session(
         broker,
         components,
         folder,
-        config.experiment.initial_cash,
+        cash,
         notes,
         on_bar=on_bar,
         resumed=resume is not None,
         sleep=sleep or time.sleep,
+        plugin=plugin,
+        days=days,
     )
 
 
@@ -1073,6 +1269,7 @@ __all__ = [
     "PaperComponents",
     "PaperSession",
     "apply_symbol_map",
+    "bar_snapshots",
     "best_params_from_folds",
     "best_params_from_run",
     "book_greeks",
@@ -1080,8 +1277,11 @@ __all__ = [
     "check_alpaca_symbols",
     "check_resume",
     "default_tracking_uri",
+
     "kill_report",
+    "live_components",
     "read_state",
+    "recorded_of",
     "replay_progress",
     "resolve_params",
     "run_live",

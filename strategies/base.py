@@ -8,6 +8,12 @@ A plugin couples a backtrader ``Strategy`` with what the experiment runner needs
   (vectorbt broadcast), before any backtest.
 * ``backtest(params, start, end)``: one backtrader Cerebro over ``[start, end]``.
 * ``benchmark()``: the underlying's buy-and-hold daily returns for the tearsheet.
+* ``cerebro_spec(params, start, end, cash=...)``: what ``backtest`` hands to Cerebro (strategy
+  class, its kwargs, the feeds, the broker), without running it. The paper runner
+  (``experiments.paper``) runs that same strategy class with the same kwargs on the live broker,
+  the chain feeds swapped for the venue's live feeds. The default captures the spec from
+  :func:`run_cerebro` inside :meth:`StrategyPlugin.backtest`, so a plugin whose backtest ends in
+  :func:`run_cerebro` (every shipped one) paper-trades with no code of its own.
 
 The runner (``experiments``) finds plugins by name in :data:`strategies.STRATEGIES` (or the
 ``volsuite.strategies`` entry-point group) and knows nothing else about them.
@@ -17,7 +23,9 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -76,6 +84,92 @@ class BacktestResult:
     trades: pd.DataFrame
     daily_log: pd.DataFrame
     info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CerebroSpec:
+    """One Cerebro as a backtest builds it, before it runs: the paper contract.
+
+    Attributes
+    ----------
+    strategy_cls : type of backtrader.Strategy
+        The strategy class the backtest runs (unchanged on a paper venue).
+    feeds : list of backtrader data feeds
+        The backtest's feeds, the first drives the calendar. Chain feeds
+        (:class:`data_feeds.chain_feed.ChainFeed`, :class:`brokers.live.ChainSnapshotFeed`) are
+        what the paper runner swaps for the venue's live chain feed; other feeds (bars, a
+        market table) are kept and the venue clock follows them.
+    broker : backtrader.brokers.BackBroker
+        The backtest broker (usually :class:`brokers.OptionsBroker`): its params (cost model,
+        settlement source) and commission schemes are copied onto the live broker.
+    cash : float
+        Starting cash in dollars.
+    strategy_kwargs : dict
+        The strategy's backtrader params.
+    """
+
+    strategy_cls: type[bt.Strategy]
+    feeds: list[Any]
+    broker: bt.brokers.BackBroker
+    cash: float
+    strategy_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+_CEREBRO_HOOK: ContextVar[Callable[[CerebroSpec], Any] | None] = ContextVar(
+    "volsuite_cerebro_hook", default=None
+)
+
+
+class _SpecCaptured(BaseException):
+    """Control flow of :func:`capture_cerebro` (a ``BaseException``: no ``except Exception`` in
+    a backtest swallows it); never escapes it."""
+
+    def __init__(self, spec: CerebroSpec) -> None:
+        super().__init__("cerebro spec captured")
+        self.spec = spec
+
+
+@contextmanager
+def _cerebro_hook(hook: Callable[[CerebroSpec], Any]) -> Iterator[None]:
+    token = _CEREBRO_HOOK.set(hook)
+    try:
+        yield
+    finally:
+        _CEREBRO_HOOK.reset(token)
+
+
+def capture_cerebro(build: Callable[[], Any]) -> CerebroSpec:
+    """Run ``build`` (a plugin's ``backtest`` call) up to its :func:`run_cerebro` call and return
+    what it would have run, without running it.
+
+    Parameters
+    ----------
+    build : callable
+        No-argument callable that ends in :func:`run_cerebro` (or
+        :func:`strategies.option_strategy.run_chain_cerebro`).
+
+    Returns
+    -------
+    CerebroSpec
+
+    Raises
+    ------
+    RuntimeError
+        ``build`` returned without calling :func:`run_cerebro` (e.g. a window without any
+        tradable snapshot, where a backtest returns a flat result directly).
+    """
+
+    def hook(spec: CerebroSpec) -> Any:
+        raise _SpecCaptured(spec)
+
+    try:
+        with _cerebro_hook(hook):
+            build()
+    except _SpecCaptured as captured:
+        return captured.spec
+    raise RuntimeError(
+        "the backtest returned without running a Cerebro (nothing to trade in this window?)"
+    )
 
 
 class StrategyPlugin(ABC):
@@ -254,6 +348,38 @@ class StrategyPlugin(ABC):
             raise ValueError(f"no trading day of {self.name} between {start} and {end}")
         return inside
 
+    def cerebro_spec(
+        self, params: StrategyParams, start: pd.Timestamp, end: pd.Timestamp, *, cash: float
+    ) -> CerebroSpec:
+        """The Cerebro :meth:`backtest` would run over ``start..end``: strategy class, kwargs,
+        feeds and broker (the paper contract, see the module docstring).
+
+        The default runs :meth:`backtest` up to its :func:`run_cerebro` call and captures the
+        arguments (:func:`capture_cerebro`): the strategy class and kwargs are by construction
+        the backtest's. A plugin that does not end its backtest in :func:`run_cerebro`
+        overrides this method.
+
+        Raises
+        ------
+        RuntimeError
+            The backtest ran no Cerebro for this window.
+        ValueError
+            As :meth:`backtest` (no trading day in the window).
+        """
+        return capture_cerebro(lambda: self.backtest(params, start, end, cash=cash))
+
+    def recorded_quotes(
+        self, params: StrategyParams, start: pd.Timestamp, end: pd.Timestamp
+    ) -> list[Any] | None:
+        """Quotes for the replay venue of a strategy whose backtest has no chain feed (it trades
+        on quotes of its own table): one :class:`data_feeds.chains.ChainSnapshot` per quote time
+        in ``start..end``, holding every contract the strategy may trade or hold then.
+
+        The default (None) lets the venue replay the ``[data.chains]`` store (a chain feed's
+        strategy never needs this: the venue replays the feed's own snapshots).
+        """
+        return None
+
     @abstractmethod
     def data_fingerprint(self) -> str:
         """A hash of the inputs (for MLflow tags)."""
@@ -314,10 +440,15 @@ def run_cerebro(
     The window ends flat: with an :class:`brokers.OptionsBroker`, positions still open after the
     last bar are closed at their marks (:meth:`brokers.OptionsBroker.close_out`, fills tagged
     ``window end``; the value does not change), so the broker's fills (``fills_frame``) account
-    for the whole change of value. ``stdstats=False``
-    and no plotting: backtrader's plotting forces TkAgg and must never run headless.
-    ``runonce`` vectorizes indicators; ``preload`` is on.
+    for the whole change of value. Inside :func:`capture_cerebro` (the paper runner's
+    :meth:`StrategyPlugin.cerebro_spec`) nothing runs: the arguments are handed over as a
+    :class:`CerebroSpec`. ``stdstats=False`` and no plotting: backtrader's plotting forces TkAgg
+    and must never run headless. ``runonce`` vectorizes indicators; ``preload`` is on.
     """
+    hook = _CEREBRO_HOOK.get()
+    if hook is not None:
+        kwargs = dict(strategy_kwargs or {})
+        return hook(CerebroSpec(strategy_cls, list(feeds), broker, cash, kwargs))
     cerebro = bt.Cerebro(stdstats=False, maxcpus=1)
     for feed in feeds:
         cerebro.adddata(feed)

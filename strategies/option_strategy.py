@@ -234,9 +234,14 @@ class OptionStrategy(bt.Strategy):
         """Whether this bar is the session's last (then the day's PM/physical settlements are
         booked after it). On intraday bars a leg settling at today's close stays open, and
         tradable, until the session's last bar. Only the next bar's *timestamp* is read (known
-        from the feed's schedule), never its data; a feed that cannot tell (live) counts every bar
-        as the last, and the broker's own settlement clock takes over."""
+        from the feed's schedule), never its data. A live feed is asked for its ``next_time()``
+        (the replay venue's schedule); one that cannot tell (a live venue) counts every bar as the
+        last, and the broker's own settlement clock takes over."""
         data = self.data
+        if data.islive():  # a live feed may know when its next bar is due (a replay venue)
+            peek = getattr(data, "next_time", None)
+            upcoming = peek() if callable(peek) else None
+            return upcoming is None or upcoming.date() != data.datetime.date(0)
         try:
             if len(data) >= data.buflen():
                 return True

@@ -44,7 +44,7 @@ from data_feeds import (
     vix_proxy_market_table,
 )
 from data_feeds.calendar import TZ
-from data_feeds.chains import settlement_time
+from data_feeds.chains import QUOTE_COLUMNS, ChainSnapshot, settlement_time
 from data_feeds.ohlc import fingerprint
 from indicators import RealizedVol, har_forecast
 from pricing.black_scholes import straddle_price_nb
@@ -451,6 +451,56 @@ class ZeroDteStraddle(StrategyPlugin):
     def market_label(self) -> str:
         """Where the market straddle comes from (``vix_proxy`` or ``chain:<root>:<expiry>``)."""
         return str(self.market["source"].iloc[0])
+
+    def recorded_quotes(
+        self, params: StrategyParams, start: pd.Timestamp, end: pd.Timestamp
+    ) -> list[ChainSnapshot]:
+        """The market table as the replay venue's quotes (paper contract): one snapshot per
+        session at its ``trade_minute`` with the straddle's two legs (bid/ask of the table, VIX
+        proxy or chain) and the legs still held from the previous session (at their mids, for a
+        kill-switch flatten)."""
+        assert isinstance(params, ZeroDteStraddleParams)
+        table = self.market.loc[start:end]
+        root, out = params.root, []
+        held_expiry: dt.date | None = None
+        for day, row in table.iterrows():
+            legs = []
+            if np.isfinite(row["expiration_ordinal"]) and np.isfinite(row["strike"]):
+                expiry = dt.date.fromordinal(int(row["expiration_ordinal"]))
+                for right in ("C", "P"):
+                    side = "call" if right == "C" else "put"
+                    bid, ask = row[f"{side}_bid"], row[f"{side}_ask"]
+                    legs.append((expiry, row["strike"], right, bid, ask))
+            else:
+                expiry = None
+            held = held_expiry is not None and held_expiry > day.date()
+            if held and np.isfinite(row["held_strike"]):
+                for right, mid in (("C", row["held_call_mid"]), ("P", row["held_put_mid"])):
+                    legs.append((held_expiry, row["held_strike"], right, mid, mid))
+            held_expiry = expiry if expiry is not None else held_expiry
+            if not legs or not np.isfinite(row["trade_minute"]):
+                continue
+            minute = int(row["trade_minute"])
+            clock = dt.time(minute // 60, minute % 60)
+            when = pd.Timestamp(dt.datetime.combine(day.date(), clock))
+            quotes = pd.DataFrame(legs, columns=["expiration", "strike", "right", "bid", "ask"])
+            quotes["expiration"] = pd.to_datetime(quotes["expiration"])
+            quotes.insert(0, "root", root)
+            quotes["mid"] = (quotes["bid"] + quotes["ask"]) / 2.0
+            for col in QUOTE_COLUMNS:
+                if col not in quotes:
+                    quotes[col] = True if col == "is_liquid" else np.nan
+            out.append(
+                ChainSnapshot(
+                    params.chain_symbol,
+                    when.tz_localize(TZ),
+                    float(row["spot"]),
+                    quotes[list(QUOTE_COLUMNS)],
+                    rate=params.rate,
+                    source=self.market_label(),
+                )
+            )
+        return out
 
     def trading_days(self) -> pd.DatetimeIndex:
         """Sessions with a market straddle (previous VIX known)."""

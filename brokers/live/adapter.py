@@ -345,6 +345,13 @@ class VenueAdapter(ABC):
     def latest_bar(self, symbol: str) -> Bar | None:
         """The latest bar of ``symbol`` at :meth:`now` (None when the venue has none)."""
 
+    def next_time(self) -> pd.Timestamp | None:
+        """When the next market-data update is due, if the venue knows its schedule (a replay
+        does: the next recorded snapshot time); None when it does not (a live venue) or when no
+        update follows. Only the time, never the data: a strategy may ask whether the current
+        bar is the session's last."""
+        return None
+
     def sync(self, time: pd.Timestamp | dt.datetime) -> None:  # noqa: B027 - optional hook
         """Bring the venue clock forward to ``time`` when a strategy on its own (historical) feed
         sends an order stamped later than the venue clock (replay only; live venues ignore it)."""
@@ -363,6 +370,45 @@ class VenueAdapter(ABC):
     def submit_order(self, request: OrderRequest) -> VenueOrder:
         """Send an order. Raises :class:`DuplicateClientOrderId` when its client order id is
         already known to the venue."""
+
+    def trade_shares(
+        self,
+        symbol: str,
+        quantity: int,
+        price: float,
+        time: pd.Timestamp | dt.datetime,
+        *,
+        commission: float,
+        tag: str = "",
+    ) -> None:
+        """Book a share (index unit) trade the strategy made at its own price: a delta hedge
+        (:meth:`brokers.OptionsBroker.trade_underlying`), mirrored at the venue so that its
+        positions and cash keep agreeing with the book.
+
+        Parameters
+        ----------
+        symbol : str
+            Underlying symbol (``SPX`` index units, ``SPY`` shares).
+        quantity : int
+            Signed shares, non-zero (> 0 buy).
+        price : float
+            Dollars per share (index points per unit), the caller's fill price.
+        time : timestamp
+            Trade time.
+        commission : float
+            Dollars charged, >= 0.
+        tag : str
+            Label.
+
+        Raises
+        ------
+        VenueRejected
+            The venue takes no share orders (the default; the replay venue does).
+        """
+        raise VenueRejected(
+            f"{self.name}: share orders are not supported by this venue ({symbol} x {quantity}: "
+            "a delta-hedged strategy paper-trades on [broker] kind = 'replay')"
+        )
 
     @abstractmethod
     def get_order(self, order_id: str) -> VenueOrder:

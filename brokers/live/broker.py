@@ -30,6 +30,7 @@ from functools import reduce
 from math import gcd
 from typing import Any
 
+import backtrader as bt
 import pandas as pd
 
 from brokers.live.adapter import (
@@ -63,6 +64,8 @@ from brokers.options_broker import (
     OptionPosition,
     OptionsBroker,
     OptionSettlement,
+    OrderRejected,
+    StockFill,
     UnderlyingPosition,
     _aware_et,
     _due,
@@ -184,6 +187,7 @@ class LiveOptionsBroker(OptionsBroker):
         self.start_value = math.nan
         self.pending_settlement: set[OptionContract] = set()
         self.stop_run: Callable[[], None] | None = None
+        self._mirrored: dict[int, tuple[int, float, float]] = {}
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -482,6 +486,9 @@ class LiveOptionsBroker(OptionsBroker):
         open_orders: list[VenueOrder] = self._call(self.venue.open_orders)
         local = {occ_symbol(c): p.quantity for c, p in self.option_positions.items()}
         local.update({s: p.quantity for s, p in self.underlying_positions.items()})
+        for data, pos in self.positions.items():  # shares of backtrader orders (mirrored)
+            if pos.size:
+                local[data._name] = local.get(data._name, 0) + int(pos.size)
         diffs = diff_positions(local, positions)
         by_symbol = {occ_symbol(c): c for c in self.option_positions}
         for d in diffs:
@@ -619,6 +626,101 @@ class LiveOptionsBroker(OptionsBroker):
             )
         self._refresh_value()
         return done
+
+    # -- shares (delta hedges): mirrored at the venue ---------------------------------------------
+    def trade_underlying(  # type: ignore[override]
+        self,
+        symbol: str,
+        quantity: int,
+        price: float,
+        time: dt.datetime | pd.Timestamp,
+        *,
+        commission: float | None = None,
+        tag: str = "",
+    ) -> StockFill:
+        """:meth:`brokers.OptionsBroker.trade_underlying`, first booked at the venue
+        (:meth:`VenueAdapter.trade_shares`, same price and commission) so that reconciliation
+        finds the same shares and cash there.
+
+        Raises
+        ------
+        OrderRejected
+            The venue refused the share trade (the book is left unchanged).
+        """
+        fee = self.costs.stock_commission(int(quantity)) if commission is None else commission
+        self._mirror_shares(symbol, int(quantity), price, time, fee, tag)
+        return super().trade_underlying(symbol, quantity, price, time, commission=fee, tag=tag)
+
+    def close_underlying(
+        self,
+        symbol: str,
+        price: float,
+        time: dt.datetime | pd.Timestamp,
+        quantity: int | None = None,
+        tag: str = "",
+    ) -> StockFill:
+        """:meth:`brokers.OptionsBroker.close_underlying`, first booked at the venue (as
+        :meth:`trade_underlying`)."""
+        pos = self.underlying_positions.get(symbol)
+        if pos is not None:
+            qty = -pos.quantity if quantity is None else int(quantity)
+            self._mirror_shares(symbol, qty, price, time, self.costs.stock_commission(qty), tag)
+        return super().close_underlying(symbol, price, time, quantity, tag)
+
+    def notify(self, order: Any) -> None:
+        """backtrader's order notification; an execution of a plain backtrader share order
+        (``self.buy(data=...)`` of a strategy on bar feeds, filled by backtrader's own matching
+        at the bar's open as in the backtest) is first mirrored at the venue
+        (:meth:`VenueAdapter.trade_shares`, symbol = the data's name), increment by increment,
+        and listed in :attr:`stock_fills` (``fills.csv``; tag ``bt``)."""
+        if order.status in (order.Partial, order.Completed) and order.data is not None:
+            size0, value0, comm0 = self._mirrored.get(order.ref, (0, 0.0, 0.0))
+            size = int(order.executed.size)
+            value = float(order.executed.size) * float(order.executed.price)
+            comm = float(order.executed.comm)
+            if size != size0:
+                when = bt.num2date(order.executed.dt) if order.executed.dt else self.venue.now()
+                qty, fee = size - size0, comm - comm0
+                price = (value - value0) / qty
+                self._mirror_shares(order.data._name, qty, price, when, fee, "bt order")
+                self._mirrored[order.ref] = (size, value, comm)
+                self.stock_fills.append(  # the record only: backtrader moved the cash
+                    StockFill(
+                        _naive_et(when), order.data._name, qty, price, fee, -qty * price - fee, "bt"
+                    )
+                )
+        super().notify(order)
+
+    def _mirror_shares(
+        self,
+        symbol: str,
+        qty: int,
+        price: float,
+        time: dt.datetime | pd.Timestamp,
+        fee: float,
+        tag: str,
+    ) -> None:
+        when = _aware_et(time)
+        self.venue.sync(when)  # a strategy on its own bars drives the venue clock here
+        try:
+            self._call(
+                lambda: self.venue.trade_shares(symbol, qty, price, when, commission=fee, tag=tag)
+            )
+        except VenueRejected as exc:
+            self.audit.write("rejection", when, reason=str(exc), tag=tag)
+            raise OrderRejected(str(exc)) from None
+        self.audit.write(
+            "fill",
+            when,
+            detail={
+                "kind": "shares",
+                "symbol": symbol,
+                "quantity": qty,
+                "price": price,
+                "commission": fee,
+            },
+            tag=tag,
+        )
 
     # -- orders -----------------------------------------------------------------------------------
     def _next_client_id(
@@ -791,8 +893,12 @@ class LiveOptionsBroker(OptionsBroker):
         self._book_order(order, tag)
         return order
 
-    def submit(self, request: OrderRequest) -> VenueOrder:
+    def submit(self, request: OrderRequest, check: bool = True) -> VenueOrder:  # type: ignore[override]
         """Send ``request`` exactly once, whatever the network does.
+
+        A plain backtrader order (``self.buy(data=...)`` of a strategy on bar feeds) goes to
+        backtrader's own ``BackBroker.submit`` (matched at the next bar as in the backtest; its
+        executions are mirrored at the venue by :meth:`notify`).
 
         Transient errors are retried with backoff; before re-sending after an error that may have
         reached the venue (timeout, dropped connection, 5xx) the order is looked up by its client
@@ -815,6 +921,8 @@ class LiveOptionsBroker(OptionsBroker):
             An earlier run of this session (before a restart) already sent this decision: it is
             not sent again (its fills reached the book through the start-up reconciliation).
         """
+        if isinstance(request, bt.Order):
+            return super().submit(request, check)
         cid = request.client_order_id
         now = self.venue.now()
         if cid in self.venue_orders:  # adopted at start-up: sent by this session before a restart

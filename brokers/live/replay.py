@@ -264,6 +264,66 @@ class RecordedSnapshots:
                 yield snap
 
 
+class ListedSnapshots:
+    """Recorded snapshots given explicitly: a schedule of times and a loader, the same face as
+    :class:`RecordedSnapshots` (``times``, ``snapshot_at``, iteration), for
+    :class:`ReplayVenue` ``recorded=``.
+
+    The paper runner replays exactly the snapshots a backtest's chain feed holds (one a day at
+    the feed's quote time for :func:`data_feeds.chain_feed.chain_feed`, the strategy's own list
+    for a :class:`brokers.live.ChainSnapshotFeed`), so the venue and the backtest see the same
+    quotes at the same times.
+
+    Parameters
+    ----------
+    times : sequence of timestamp
+        Snapshot times, strictly increasing (naive = America/New_York).
+    load : callable
+        ``load(time) -> ChainSnapshot | None``: the snapshot recorded at that time.
+    underlying : str
+        Underlying symbol of the snapshots (informative).
+
+    Raises
+    ------
+    ValueError
+        Times not strictly increasing, or none.
+    """
+
+    def __init__(
+        self,
+        times: Sequence[Any],
+        load: Callable[[pd.Timestamp], ChainSnapshot | None],
+        underlying: str = "",
+    ) -> None:
+        self.underlying = underlying
+        self.times = [_aware(t) for t in times]
+        if not self.times:
+            raise ValueError("ListedSnapshots needs at least one snapshot time")
+        bad = [b for a, b in zip(self.times, self.times[1:], strict=False) if b <= a]
+        if bad:
+            raise ValueError(f"snapshot times must increase: {bad[0]} is not after its predecessor")
+        self._load = load
+
+    @classmethod
+    def of(cls, snapshots: Sequence[ChainSnapshot]) -> ListedSnapshots:
+        """The snapshots of a list (e.g. a :class:`brokers.live.ChainSnapshotFeed`'s)."""
+        by_time = {s.quote_time: s for s in snapshots}
+        if len(by_time) != len(snapshots):
+            raise ValueError("two snapshots share a quote time")
+        underlying = snapshots[0].underlying if snapshots else ""
+        return cls(sorted(by_time), lambda t: by_time.get(t), underlying)
+
+    def snapshot_at(self, when: pd.Timestamp) -> ChainSnapshot | None:
+        """The snapshot recorded at exactly ``when`` (None when there is none)."""
+        return self._load(_aware(when))
+
+    def __iter__(self) -> Iterator[ChainSnapshot]:
+        for when in self.times:
+            snap = self.snapshot_at(when)
+            if snap is not None:
+                yield snap
+
+
 class ReplayVenue(VenueAdapter):
     """A simulated venue replaying recorded chain snapshots (see the module docstring).
 
@@ -294,9 +354,10 @@ class ReplayVenue(VenueAdapter):
         Continuously compounded rate (decimal) put on the snapshots.
     sleep : callable
         Waits the given wall seconds (injected in tests).
-    recorded : RecordedSnapshots, optional
-        Read snapshots through this (e.g. shared with a backtest, ``cache=True``) instead of a
-        new one; ``start``/``end`` still bound the schedule.
+    recorded : RecordedSnapshots or ListedSnapshots, optional
+        Read snapshots through this (e.g. shared with a backtest, ``cache=True``, or exactly a
+        backtest feed's snapshots) instead of a new one; ``start``/``end`` still bound the
+        schedule.
 
     Raises
     ------
@@ -321,7 +382,7 @@ class ReplayVenue(VenueAdapter):
         underlying_bars: pd.DataFrame | None = None,
         rate: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
-        recorded: RecordedSnapshots | None = None,
+        recorded: RecordedSnapshots | ListedSnapshots | None = None,
     ) -> None:
         if speed is not None and (math.isnan(speed) or speed < 0):
             raise ValueError(f"speed must be >= 0 or None, got {speed!r}")
@@ -384,6 +445,12 @@ class ReplayVenue(VenueAdapter):
         due legs, work resting orders. False after the last one (the venue then settles what is
         due by the last session's close)."""
         return self._advance(wait=True)
+
+    def next_time(self) -> pd.Timestamp | None:
+        """The next recorded snapshot time of the schedule (None after the last one)."""
+        if self._idx + 1 >= len(self.schedule):
+            return None
+        return self.schedule[self._idx + 1]
 
     def sync(self, time: pd.Timestamp | dt.datetime) -> None:
         """Move forward (without waiting) through every recorded snapshot at or before ``time``,
@@ -590,6 +657,35 @@ class ReplayVenue(VenueAdapter):
         order.filled_quantity = order.quantity
         order.status = "filled"
 
+    def trade_shares(
+        self,
+        symbol: str,
+        quantity: int,
+        price: float,
+        time: pd.Timestamp | dt.datetime,
+        *,
+        commission: float,
+        tag: str = "",
+    ) -> None:
+        """Book a share trade at the caller's price and commission in the venue book
+        (:meth:`brokers.OptionsBroker.trade_underlying`: the backtest's own arithmetic; the
+        backtest has no spread model for shares either, the strategy prices its hedge).
+
+        Any symbol is accepted (the shares of a pair strategy's two legs as well as the chain's
+        underlying): the venue takes the strategy's price, it has no share quotes of its own.
+
+        Raises
+        ------
+        VenueRejected
+            A quantity/price the book refuses.
+        """
+        try:
+            self.book.trade_underlying(
+                symbol, quantity, price, _aware(time), commission=commission, tag=tag
+            )
+        except ValueError as exc:
+            raise VenueRejected(str(exc)) from None
+
     @staticmethod
     def _copy(order: VenueOrder) -> VenueOrder:
         return replace(order, fills=list(order.fills))
@@ -669,4 +765,10 @@ class ReplayVenue(VenueAdapter):
         return out
 
 
-__all__ = ["RecordedSnapshots", "ReplayVenue", "load_minute_bars", "replay_schedule"]
+__all__ = [
+    "ListedSnapshots",
+    "RecordedSnapshots",
+    "ReplayVenue",
+    "load_minute_bars",
+    "replay_schedule",
+]

@@ -135,6 +135,16 @@ class ChainSnapshotFeed(bt.feed.DataBase):
             self._cache.popitem(last=False)
         return True
 
+    def next_time(self) -> pd.Timestamp | None:
+        """Live face: when the venue's next snapshot is due (:meth:`LiveStore.next_time`), so that
+        a strategy can tell the session's last bar (``OptionStrategy._last_bar_of_session``);
+        None when unknown or at the end. The historical face returns None (backtrader knows its
+        preloaded bars)."""
+        store = getattr(self, "_store", None)
+        if not self.p.live or store is None:
+            return None
+        return store.next_time()
+
     def snapshot(self) -> ChainSnapshot:
         """The :class:`ChainSnapshot` of the current bar.
 
@@ -317,6 +327,14 @@ class LiveStore(bt.Store, metaclass=_PerInstance):
         if self._driver is None:
             self._driver = feed
         return feed
+
+    def next_time(self) -> pd.Timestamp | None:
+        """The venue's next scheduled update (:meth:`VenueAdapter.next_time`), None when unknown,
+        at the end, or after ``until`` (the feeds stop there)."""
+        nxt = self.venue.next_time()
+        if nxt is None or (self.until is not None and nxt > self.until):
+            return None
+        return nxt
 
     def getbroker(self, **params: Any) -> LiveOptionsBroker:  # type: ignore[override]
         """The live options broker on this store's venue, with its safety settings.
