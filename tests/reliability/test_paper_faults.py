@@ -33,13 +33,13 @@ from fake_alpaca import (
     spy_chain,
 )
 
-from brokers import OrderRejected
+from brokers import OptionsBroker, OrderRejected
 from brokers.live import AuditLog, KillSwitch, LiveStore, RetryPolicy, VenueRejected, read_audit
 from brokers.live.alpaca import AlpacaAdapter
+from data_feeds.chain_feed import ChainFeed
 from data_feeds.contracts import OptionContract
-from experiments.paper import PaperComponents
 from strategies import ComboSpec, OptionStrategy
-from strategies.base import StrategyParams, StrategyPlugin
+from strategies.base import CerebroSpec, StrategyParams, StrategyPlugin
 
 pytestmark = pytest.mark.filterwarnings("ignore:websockets.legacy is deprecated:DeprecationWarning")
 
@@ -259,8 +259,9 @@ class NoParams(StrategyParams):
 
 
 class EnterWhenFlatPlugin(StrategyPlugin):
-    """A paper-only plugin for these tests: :class:`EnterWhenFlat` on the store's live chain
-    feed (``paper_components``)."""
+    """A paper-only plugin for these tests: :class:`EnterWhenFlat` on the venue's live SPY chain
+    feed. Its :meth:`cerebro_spec` (the paper contract) names a SPY chain feed that the paper
+    runner swaps for the store's live feed; it has no backtest."""
 
     name = "enter_when_flat_test"
     description = "test: straddle when flat"
@@ -279,9 +280,11 @@ class EnterWhenFlatPlugin(StrategyPlugin):
     def data_fingerprint(self) -> str:
         return "enter_when_flat_test"
 
-    def paper_components(self, params, store) -> PaperComponents:
-        feed = store.getdata("SPY", roots=["SPY"], target_dte=3, far_dte=10)
-        return PaperComponents(EnterWhenFlat, {}, [feed])
+    def cerebro_spec(self, params, start, end, *, cash) -> CerebroSpec:
+        # a SPY chain feed in name only: live_components replaces it by the venue's live feed
+        feed = ChainFeed(dataname=pd.DataFrame({"close": [1.0]}, index=[pd.Timestamp(start)]))
+        feed._chain_underlying, feed._chain_args = "SPY", {"roots": ["SPY"]}
+        return CerebroSpec(EnterWhenFlat, [feed], OptionsBroker(), cash)
 
 
 ALPACA_CONFIG = """
