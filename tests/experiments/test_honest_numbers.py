@@ -202,3 +202,13 @@ def test_opening_orders_by_hand_with_window_end_rows() -> None:
     from experiments.metrics import _fills
 
     assert opening_orders(_fills(trades), "option") == 2
+
+
+def test_run_folder_has_the_usual_permissions(small_run) -> None:
+    """Issue 17 item 14: the run folder is as readable as any folder (mkdtemp makes 0700)."""
+    import os
+
+    run, _, _ = small_run
+    umask = os.umask(0)
+    os.umask(umask)
+    assert run.stat().st_mode & 0o777 == 0o777 & ~umask
