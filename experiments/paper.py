@@ -862,7 +862,8 @@ def build_session(
         params, mapped = apply_symbol_map(params, config.broker.alpaca.symbol_map)
         notes.extend(mapped)
         check_alpaca_symbols(params, config.broker.alpaca.symbol_map)
-    config.strategy.params = params.model_dump()
+    config.strategy.params = params.model_dump(exclude_unset=True)  # defaults re-apply; a
+    # nested model (hedge) keeps only what was set, never its cost fields (costs are [costs])
     config.strategy.search_space = {}
     data, reports = load_data(config)
     notes.extend(reports)

@@ -208,9 +208,22 @@ def test_replay_venue_trades_like_the_backtest_broker(
     orders = session.broker.orders_frame()
     assert (orders["status"] == "filled").all(), orders
     assert len(orders) == len(order_legs(theirs))
+    # the backtest window ends flat (window-end closes at the marks); the paper session keeps
+    # those positions open at its end: same contracts, opposite quantities
+    ends = theirs[theirs["event"] == "window_end"]
+    held = session.broker.positions_frame()
+    want = sorted(
+        (r.root, str(pd.Timestamp(r.expiration).date()), float(r.strike), r.right, -int(r.quantity))
+        for r in ends[ends["right"] != "stock"].itertuples()
+    )
+    got = sorted(
+        (r.root, str(pd.Timestamp(r.expiration).date()), float(r.strike), r.right, int(r.quantity))
+        for r in held[held["right"] != "stock"].itertuples()
+    )
+    assert got == want
     # settlements: same cash; stamped no earlier than the backtest's (the one difference)
-    settled_ours = ours[~ours["event"].isin(["fill", "stock_fill"])]
-    settled_theirs = theirs[~theirs["event"].isin(["fill", "stock_fill"])]
+    settled_ours = ours[~ours["event"].isin(["fill", "stock_fill", "window_end"])]
+    settled_theirs = theirs[~theirs["event"].isin(["fill", "stock_fill", "window_end"])]
     pd.testing.assert_frame_equal(
         settled_ours[SETTLE].reset_index(drop=True),
         settled_theirs[SETTLE].reset_index(drop=True),
