@@ -561,6 +561,7 @@ class TermStructureSlopeStrategy(OptionRiskMixin, OptionStrategy):
         commissions and share of settlements; at the broker's marks while still open)."""
         t = self.open_trade
         assert t is not None
+        self.book.sync(self.obroker)  # share trades placed since the last sync
         self.book.note(t["trade_id"], reason)
         trade = self.book.trade(t["trade_id"])
         pnl = trade.net_pnl(self.obroker)

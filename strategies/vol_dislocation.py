@@ -616,6 +616,7 @@ class VolDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         t = self.trade
         assert t is not None
         broker = self.obroker
+        self.book.sync(self.obroker)  # share trades placed since the last sync
         self.book.note(t["trade_id"], reason)
         trade = self.book.trade(t["trade_id"])
         net = trade.net_pnl(broker)

@@ -600,6 +600,7 @@ class VolOfVolStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         pos = self.position_open
         assert pos is not None
         broker = self.obroker
+        self.book.sync(self.obroker)  # share trades placed since the last sync
         self.book.note(pos["trade_id"], reason)
         trade = self.book.trade(pos["trade_id"])
         pnl = trade.option_cash + trade.settlement
