@@ -198,7 +198,6 @@ class ZeroDteStraddleStrategy(bt.Strategy):
         self.open_trades: dict[dt.date, dict[str, Any]] = {}  # expiration -> its log row
         self._settled_seen = len(self.broker.option_settlements)
         self.book = TradeBook()  # one trade per straddle (tag "open <expiration>")
-        self._trade_ids: dict[dt.date, int] = {}  # expiration -> its trade in the book
 
     def next(self) -> None:
         d = self.data
@@ -300,16 +299,12 @@ class ZeroDteStraddleStrategy(bt.Strategy):
         except MarginError as exc:  # the account cannot carry the short straddle: no trade
             row.update(status="margin_rejected", reason=exc.reason)
             return
-        self.book.sync(self.broker)
-        tid = self.book.trade_id(tag)
-        assert tid is not None
         row.update(
             status="open",
             entry_price=sum(f.price for f in fills),
             commissions=sum(f.commission for f in fills),
         )
         self.open_trades[expiry] = row
-        self._trade_ids[expiry] = tid
 
     def _settle(self, day: dt.date) -> None:
         """Settle what is due by this session's close (the broker's one settlement path: SPXW PM
@@ -331,7 +326,9 @@ class ZeroDteStraddleStrategy(bt.Strategy):
             row = self.open_trades.pop(expiry, None)
             if row is None:
                 continue
-            trade = self.book.trade(self._trade_ids.pop(expiry))
+            trade = self.book.current(f"open {expiry:%Y-%m-%d}")
+            if trade is None:  # fills not recorded (cannot happen with OptionsBroker records)
+                raise RuntimeError(f"zero_dte_straddle: no trade booked for expiry {expiry}")
             price = settled[0].underlying_price
             commissions = trade.commission  # opening commissions + settlement fees
             cash = trade.net_pnl(self.broker)  # its cash once both legs settled
