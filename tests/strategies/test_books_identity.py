@@ -123,7 +123,10 @@ def _flat_shares(trades: pd.DataFrame) -> list[str]:
     "stem", [pytest.param(s, marks=pytest.mark.slow) if s in SLOW else s for s in sorted(CASES)]
 )
 def test_books_add_up_over_two_chained_windows(
-    stem: str, tmp_path: Path, shared_data: Path, stores: dict[str, Path]  # noqa: F811
+    stem: str,
+    tmp_path: Path,
+    shared_data: Path,
+    stores: dict[str, Path],  # noqa: F811
 ) -> None:
     store, start, end, overrides = CASES[stem]
     path = paper_config(stem, tmp_path, shared_data, stores.get(store), start, end, overrides)
