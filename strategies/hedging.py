@@ -69,6 +69,9 @@ from data_feeds.chains import ChainSnapshot
 from strategies.option_strategy import OptionStrategy
 from strategies.risk.manager import hedge_quantity
 
+HEDGE_TAG = "delta hedge"
+"""Tag of a hedge of the whole book (no trade of its own: the book's unallocated trade)."""
+
 
 class HedgeConfig(BaseModel):
     """Parameters of :class:`DeltaHedger` (see the module docstring for the rules).
@@ -239,7 +242,9 @@ class DeltaHedger:
             width = cfg.min_band
         return max(width, cfg.min_band)
 
-    def hedge(self, strategy: OptionStrategy, snapshot: ChainSnapshot) -> HedgeDecision:
+    def hedge(
+        self, strategy: OptionStrategy, snapshot: ChainSnapshot, tag: str = HEDGE_TAG
+    ) -> HedgeDecision:
         """Decide and trade this bar's hedge (call once per bar, after the option trades).
 
         Parameters
@@ -248,6 +253,11 @@ class DeltaHedger:
             Its broker's book is hedged; its :meth:`~OptionStrategy.book_greeks` give the delta.
         snapshot : ChainSnapshot
             The current bar's snapshot (only it is read: no look-ahead).
+        tag : str, optional
+            Tag of the share trade. :data:`HEDGE_TAG` (a hedge of the whole book) names no trade,
+            so :class:`strategies.book.TradeBook` gives it to the trades holding the shares, else
+            to its unallocated trade; the tag of an open trade (a strategy hedging one position)
+            allocates the hedge to that trade.
 
         Returns
         -------
@@ -294,7 +304,7 @@ class DeltaHedger:
             price,
             snapshot.quote_time,
             commission=cfg.commission_per_share * abs(qty),
-            tag="delta hedge",
+            tag=tag,
         )
         self._hedge_mids[id(fill)] = mid
         self._fills.append(fill)
@@ -428,15 +438,22 @@ class DeltaHedgedStrategy(OptionStrategy):
         self.hedger.record(self.obroker, self.data.datetime.datetime(0))
 
     def next_chain(self, snapshot: ChainSnapshot) -> None:
-        """:meth:`next_options`, then the hedge."""
+        """:meth:`next_options`, then the hedge (its share trade tagged :meth:`hedge_tag`)."""
         self.next_options(snapshot)
-        self.hedger.hedge(self, snapshot)
+        self.hedger.hedge(self, snapshot, tag=self.hedge_tag())
+
+    def hedge_tag(self) -> str:
+        """Tag of this bar's hedge trade: :data:`HEDGE_TAG` (the whole book; the trade book's
+        unallocated trade). A strategy that holds one position at a time returns that
+        position's tag, so the book allocates the hedge to its trade."""
+        return HEDGE_TAG
 
     def next_options(self, snapshot: ChainSnapshot) -> None:
         """User hook: option trades of this bar (book settled and marked)."""
 
 
 __all__ = [
+    "HEDGE_TAG",
     "DeltaHedgedStrategy",
     "DeltaHedger",
     "HedgeConfig",

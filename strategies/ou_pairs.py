@@ -388,6 +388,25 @@ class OUPairsStrategy(RiskMixin, bt.Strategy):
         return self._vol_sizer.weight(past)
 
 
+def _book_open_trip(strat: OUPairsStrategy, closes: pd.DataFrame) -> None:
+    """Book a round trip still open after the last bar as closed at the window-end marks
+    (``closes``: :func:`strategies.base.window_end_rows`, no cost), ``exit_reason =
+    "window_end"``, on the last log row (added to a ``net_pnl`` already there), so the trips'
+    ``net_pnl`` add up to the window's change of value as the window-end rows do for the fills.
+    Positions left without a round trip (none by construction) stay in the window-end rows."""
+    if strat.trade is None or not strat.log_rows:
+        return
+    if closes.empty and strat.trade["cash"] == 0.0:  # entry orders never filled: no trip
+        strat.trade = None
+        return
+    row = strat.log_rows[-1]
+    before = row.get("net_pnl", 0.0) if row.get("status") == "traded" else 0.0
+    strat.trade["cash"] += float(closes["cash_flow"].sum())
+    strat.trade.setdefault("exit_reason", "window_end")
+    strat._finish_trip(row["date"], row)
+    row["net_pnl"] += before
+
+
 class OUPairs(StrategyPlugin):
     """Plugin wiring :class:`OUPairsStrategy` to the two legs, the spread feed and the levels.
 
@@ -730,7 +749,9 @@ class OUPairs(StrategyPlugin):
             strat.fills, columns=["date", "leg", "size", "price", "commission", "status"]
         )
         fills["cash_flow"] = -fills["size"] * fills["price"].fillna(0.0) - fills["commission"]
-        fills = pd.concat([fills, window_end_rows(broker, [feed_y, feed_x])], ignore_index=True)
+        closes = window_end_rows(broker, [feed_y, feed_x])
+        fills = pd.concat([fills, closes], ignore_index=True)
+        _book_open_trip(strat, closes)
         log = pd.DataFrame(strat.log_rows)
         if not log.empty:
             log = log.loc[pd.to_datetime(log["date"]) >= start.tz_localize(None)]

@@ -411,7 +411,7 @@ class TermStructureSlopeStrategy(OptionRiskMixin, OptionStrategy):
     ``closed``, ``exit_deferred``, ``window_end``, ``strike_not_quoted``, ``rejected``,
     ``risk_blocked``, ``size_zero``, ``no_premium``) and ``trades`` one row per calendar
     (entry/exit dates, ``contracts``, reason -- ``kill_switch`` and ``stop_loss`` from the risk
-    layer --, net P&L in dollars from the fills and settlements of its legs).
+    layer --, net P&L in dollars of its trade in :attr:`book`).
     """
 
     params = (("rules", None), ("signals", None), ("last_day", None), ("limits", None))
@@ -480,6 +480,7 @@ class TermStructureSlopeStrategy(OptionRiskMixin, OptionStrategy):
         self.counts["trades"] += 1
         self.open_trade = {
             "tag": tag,
+            "trade_id": int(self.last_trade_id or 0),
             "side": side,
             "entry_date": day,
             "entry_residual": residual,
@@ -556,43 +557,36 @@ class TermStructureSlopeStrategy(OptionRiskMixin, OptionStrategy):
         return n, loss
 
     def _finish(self, day: dt.date, reason: str) -> None:
+        """Log the exit with the book's net P&L of the calendar's trade (:attr:`book`: its fills,
+        commissions and share of settlements; at the broker's marks while still open)."""
         t = self.open_trade
         assert t is not None
-        tags = {t["tag"], f"close {t['tag']}"}
-        broker = self.obroker
-        cash = sum(f.cash_flow for f in broker.option_fills if f.tag in tags)
-        legs = {c for f in broker.option_fills if f.tag in tags for c in [f.contract]}
-        cash += sum(s.cash_flow for s in broker.option_settlements if s.contract in legs)
-        commissions = sum(f.commission for f in broker.option_fills if f.tag in tags)
-        t["row"].update(status="traded", exit_date=day, exit_reason=reason, net_pnl=cash)
+        self.book.sync(self.obroker)  # share trades placed since the last sync
+        self.book.note(t["trade_id"], reason)
+        trade = self.book.trade(t["trade_id"])
+        pnl = trade.net_pnl(self.obroker)
+        t["row"].update(status="traded", exit_date=day, exit_reason=reason, net_pnl=pnl)
         self.trades.append(
             {
                 **{k: v for k, v in t.items() if k not in ("bars", "row")},
                 "exit_date": day,
                 "exit_reason": reason,
                 "bars_held": t["bars"],
-                "commissions": commissions,
-                "net_pnl": cash,
+                "commissions": trade.commission,
+                "net_pnl": pnl,
             }
         )
         self.open_trade = None
 
     def stop(self) -> None:
         """A calendar still open after the last bar (an exit deferred) is logged with its
-        P&L at the last marks (``exit_reason = open_at_end``)."""
+        P&L at the last marks (``exit_reason = open_at_end``; the window-end close that follows
+        happens at the same marks)."""
         if self.open_trade is None:
             return
         t = self.open_trade
-        broker = self.obroker
-        marks = sum(
-            q * broker.option_positions[c].mark * c.multiplier
-            for c, q in self.combos.get(t["tag"], {}).items()
-            if c in broker.option_positions
-        )
         day = self.snapshot.quote_date if self.snapshot is not None else t["entry_date"]
         self._finish(day, "open_at_end")
-        self.trades[-1]["net_pnl"] += marks
-        t["row"]["net_pnl"] = self.trades[-1]["net_pnl"]
 
 
 class TermStructureSlope(StrategyPlugin):

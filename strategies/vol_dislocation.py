@@ -384,8 +384,9 @@ class VolDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
     The decision of ``D`` is taken on its 09:31 snapshot and reads only ``signals[D]`` (auction
     quotes of the 09:30 bar, a forecast from sessions before ``D``) and that snapshot; exits read
     the current snapshot only. ``log_rows``: one row per session of the feed; the entry day's
-    row gets ``status = "traded"``, ``exit_reason``, ``exit_time``, ``option_pnl`` (fills and
-    settlements of its legs), ``hedge_pnl`` (the day's share trades) and ``net_pnl`` (dollars).
+    row gets ``status = "traded"``, ``exit_reason``, ``exit_time``, ``option_pnl`` (its trade in
+    :attr:`book`: fills and its share of settlements), ``hedge_pnl`` (the share trades tagged
+    with it: :meth:`hedge_tag`) and ``net_pnl`` (dollars).
     """
 
     params = (("rules", None), ("signals", None), ("limits", None))
@@ -413,7 +414,7 @@ class VolDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         if self._last_bar_of_session():
             self._flatten_hedge(snapshot)
         elif self.rules.delta_hedge:
-            self.hedger.hedge(self, snapshot)
+            self.hedger.hedge(self, snapshot, tag=self.hedge_tag())
         if self.trade is not None and self.trade.get("closed"):
             self._flatten_hedge(snapshot)  # what the band left (|units| <= hedge_band)
             self._finish(self.trade["reason"])
@@ -526,6 +527,7 @@ class VolDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         row.update(status="open", premium=abs(entry_value))
         self.trade = {
             "tag": tag,
+            "trade_id": int(self.last_trade_id or 0),
             "day": day,
             "side": side,
             "contracts": contracts,
@@ -534,7 +536,6 @@ class VolDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
             "sigma_forecast": float(sig["sigma_forecast"]),
             "row": row,
             "reason": None,
-            "n_stock": len(self.obroker.stock_fills),
         }
 
     # -- exits ------------------------------------------------------------------------------------
@@ -597,38 +598,42 @@ class VolDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
                 fill_px,
                 snap.quote_time,
                 commission=cfg.commission_per_share * abs(qty),
-                tag="hedge flatten",
+                tag=self.hedge_tag(),
             )
             self.counts["hedge_flattened"] += 1
 
+    def hedge_tag(self) -> str:
+        """The open trade's tag (one trade at a time: its hedge and the hedge flattening are
+        allocated to its trade in :attr:`book`); :data:`strategies.hedging.HEDGE_TAG` when
+        flat."""
+        t = self.trade
+        return t["tag"] if t is not None else super().hedge_tag()
+
     def _finish(self, reason: str) -> None:
+        """Log the trade from its trade in :attr:`book`: ``option_pnl`` (option fills,
+        commissions, its share of settlements, open legs at the marks), ``hedge_pnl`` (its share
+        trades, open shares at the marks) and ``net_pnl`` = their sum (dollars)."""
         t = self.trade
         assert t is not None
         broker = self.obroker
+        self.book.sync(self.obroker)  # share trades placed since the last sync
+        self.book.note(t["trade_id"], reason)
+        trade = self.book.trade(t["trade_id"])
+        net = trade.net_pnl(broker)
+        option = trade.option_cash + trade.settlement
+        for c, q in trade.legs.items():
+            mark = broker.option_positions.get(c)
+            option += q * (mark.mark if mark is not None else 0.0) * c.multiplier
         tags = {t["tag"], f"close {t['tag']}"}
         fills = [f for f in broker.option_fills if f.tag in tags]
-        legs = {f.contract for f in fills}
-        option = sum(f.cash_flow for f in fills)
-        option += sum(s.cash_flow for s in broker.option_settlements if s.contract in legs)
-        if t["tag"] in self.combos:  # open at the end: the marks
-            option += sum(
-                q * broker.option_positions[c].mark * c.multiplier
-                for c, q in self.combos[t["tag"]].items()
-                if c in broker.option_positions
-            )
-        hedge = sum(
-            f.cash_flow
-            for f in broker.stock_fills[t["n_stock"] :]
-            if pd.Timestamp(f.time).date() == t["day"]
-        )
         t["row"].update(
             status="traded",
             exit_reason=reason,
             exit_time=t.get("exit_time"),
             option_pnl=option,
-            hedge_pnl=hedge,
+            hedge_pnl=net - option,
             commissions=sum(f.commission for f in fills),
-            net_pnl=option + hedge,
+            net_pnl=net,
         )
         self.trade = None
 

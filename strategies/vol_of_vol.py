@@ -68,6 +68,7 @@ from indicators.regression import OUTPUTS as OLS_OUTPUTS
 from indicators.regression import PastOLS, past_ols
 from indicators.vol_signals import PastZScore, past_zscore_nb
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin
+from strategies.book import TradeBook
 from strategies.evaluation import signal_evaluation
 from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
 from strategies.option_strategy import run_chain_cerebro
@@ -411,8 +412,9 @@ def _signal_frame(
 
 
 def _sleeve_of(tag: str) -> str:
-    """Attribution sleeves: the straddles (tags ``vov ...``) and everything else, i.e. the
-    untagged hedge shares (:class:`strategies.risk.ledger.TagLedger` books them under ``""``)."""
+    """Attribution sleeves: the straddles (tags ``vov ...``, their hedge shares included: the
+    hedge is tagged with the open straddle) and everything else, i.e. the unallocated trade
+    (``""``: hedge shares nobody holds, none in practice)."""
     return "straddle" if tag.startswith("vov") else "delta_hedge"
 
 
@@ -455,7 +457,7 @@ class VolOfVolStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         """:meth:`next_options`, then the hedge when ``delta_hedge``."""
         self.next_options(snapshot)
         if self.rules.delta_hedge:
-            self.hedger.hedge(self, snapshot)
+            self.hedger.hedge(self, snapshot, tag=self.hedge_tag())
 
     def next_options(self, snapshot: ChainSnapshot) -> None:
         """Risk step, manage the open straddle, then decide on a new one."""
@@ -523,6 +525,7 @@ class VolOfVolStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         row.update(status="opened", premium=premium)
         self.position_open = {
             "tag": tag,
+            "trade_id": int(self.last_trade_id or 0),
             "entry_date": day,
             "signal_day": sig["signal_day"],
             "expiration": exp,
@@ -582,15 +585,28 @@ class VolOfVolStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         row.update(status="closed", exit_reason=reason)
         self._finish(day, reason)
 
+    def hedge_tag(self) -> str:
+        """The open straddle's tag (one straddle at a time, so the hedge is its trade's: the
+        book allocates it there); :data:`strategies.hedging.HEDGE_TAG` when flat (an unwind of
+        leftover shares then goes to the trade holding them)."""
+        pos = self.position_open
+        return pos["tag"] if pos is not None else super().hedge_tag()
+
     def _finish(self, day: dt.date, reason: str) -> None:
-        """Book the closed (or, at the end, still open) straddle: option P&L from the tag
-        ledger (:class:`strategies.risk.ledger.TagLedger`: fills, commissions, settlements,
-        plus the open legs at their marks)."""
+        """Log the closed (or, at the end, still open) straddle: option P&L of its trade in
+        :attr:`book` (option fills, commissions, settlements, plus open legs at the marks).
+        Its ``net_pnl`` (option and hedge) is read from the book after the window
+        (:meth:`VolOfVolGamma.backtest`), once the hedge shares are unwound."""
         pos = self.position_open
         assert pos is not None
         broker = self.obroker
-        self.risk_ledger.sync(broker)
-        pnl = self.risk_ledger.pnl(pos["tag"], broker)
+        self.book.sync(self.obroker)  # share trades placed since the last sync
+        self.book.note(pos["trade_id"], reason)
+        trade = self.book.trade(pos["trade_id"])
+        pnl = trade.option_cash + trade.settlement
+        for c, q in trade.legs.items():
+            mark = broker.option_positions.get(c)
+            pnl += q * (mark.mark if mark is not None else 0.0) * c.multiplier
         fills = [f for f in broker.option_fills if base_tag(f.tag) == pos["tag"]]
         pos["row"].update(status="traded", exit_date=day, exit_reason=reason, option_pnl=pnl)
         self.trades.append(
@@ -806,7 +822,7 @@ class VolOfVolGamma(StrategyPlugin):
             },
         )
         pnl = strat.hedger.pnl_frame()
-        trades = _with_hedge_pnl(pd.DataFrame(strat.trades), pnl)
+        trades = _with_hedge_pnl(pd.DataFrame(strat.trades), pnl, strat.book)
         log = pd.DataFrame(strat.log_rows)
         if len(trades):  # the entry row of each straddle gets its hedged P&L
             by_entry = trades.set_index("entry_date")
@@ -898,22 +914,25 @@ class VolOfVolGamma(StrategyPlugin):
         )
 
 
-def _with_hedge_pnl(trades: pd.DataFrame, pnl: pd.DataFrame) -> pd.DataFrame:
-    """Add each straddle's hedge P&L and hedge costs (bars from its entry to its exit date,
-    dollars; :meth:`strategies.hedging.DeltaHedger.pnl_frame`) and ``net_pnl`` = option P&L
-    + hedge P&L + hedge costs. One straddle at a time and no entry on an exit day, so the
-    hedge of those bars is this straddle's only."""
+def _with_hedge_pnl(trades: pd.DataFrame, pnl: pd.DataFrame, book: TradeBook) -> pd.DataFrame:
+    """Add each straddle's ``net_pnl`` (its trade's cash in ``book`` after the window-end
+    close: options, settlements and the hedge shares tagged with it, commissions and spreads
+    included), ``hedge_costs`` (hedge commissions and half spreads of the bars from its entry
+    to its exit date, dollars; :meth:`strategies.hedging.DeltaHedger.pnl_frame`) and
+    ``hedge_pnl = net_pnl - option_pnl - hedge_costs`` (its shares, including any unwound after
+    the exit date). The hedge is tagged with the open straddle (one at a time), so the
+    ``net_pnl`` of the straddles add up to the window's change of value."""
     if trades.empty:
         return trades
     days = np.array([t.date() for t in pnl.index]) if len(pnl) else np.array([])
-    hedge, costs = [], []
+    costs = []
     for a, b in zip(trades["entry_date"], trades["exit_date"], strict=True):
         rows = pnl[(days >= a) & (days <= b)] if len(pnl) else pnl
-        hedge.append(float(rows["hedge_pnl"].sum()) if len(rows) else 0.0)
         costs.append(
             float((rows["hedge_commission"] + rows["hedge_spread"]).sum()) if len(rows) else 0.0
         )
     out = trades.copy()
-    out["hedge_pnl"], out["hedge_costs"] = hedge, costs
-    out["net_pnl"] = out["option_pnl"] + out["hedge_pnl"] + out["hedge_costs"]
+    out["net_pnl"] = [book.trade(int(tid)).cash for tid in out["trade_id"]]
+    out["hedge_costs"] = costs
+    out["hedge_pnl"] = out["net_pnl"] - out["option_pnl"] - out["hedge_costs"]
     return out

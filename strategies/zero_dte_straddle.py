@@ -49,6 +49,7 @@ from data_feeds.ohlc import fingerprint
 from indicators import RealizedVol, har_forecast
 from pricing.black_scholes import straddle_price_nb
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
+from strategies.book import TradeBook
 from strategies.evaluation import error_stats, outcome_table
 from strategies.risk import RiskLimits
 
@@ -196,6 +197,7 @@ class ZeroDteStraddleStrategy(bt.Strategy):
         self.log_rows: list[dict[str, Any]] = []
         self.open_trades: dict[dt.date, dict[str, Any]] = {}  # expiration -> its log row
         self._settled_seen = len(self.broker.option_settlements)
+        self.book = TradeBook()  # one trade per straddle (tag "open <expiration>")
 
     def next(self) -> None:
         d = self.data
@@ -289,9 +291,10 @@ class ZeroDteStraddleStrategy(bt.Strategy):
             },
             source=self.p.market_source,
         )
+        tag = f"open {expiry:%Y-%m-%d}"  # one straddle per expiration (already_holding_expiry)
         try:
             fills = self.broker.execute_snapshot(
-                [(call, 1), (put, 1)], position * self.p.contracts, snapshot, tag="open"
+                [(call, 1), (put, 1)], position * self.p.contracts, snapshot, tag=tag
             )
         except MarginError as exc:  # the account cannot carry the short straddle: no trade
             row.update(status="margin_rejected", reason=exc.reason)
@@ -300,7 +303,6 @@ class ZeroDteStraddleStrategy(bt.Strategy):
             status="open",
             entry_price=sum(f.price for f in fills),
             commissions=sum(f.commission for f in fills),
-            cash_open=sum(f.cash_flow for f in fills),
         )
         self.open_trades[expiry] = row
 
@@ -309,20 +311,28 @@ class ZeroDteStraddleStrategy(bt.Strategy):
         legs at the NYSE close, 13:00 on half days, at the settlement source's close) and book
         every settlement record not seen yet on the log row of the trade with that expiration
         (a live broker may settle legs on its own clock: the records, not the return value,
-        are read)."""
+        are read). ``net_pnl`` is the straddle's trade in :attr:`book`
+        (:class:`strategies.book.TradeBook`: its fills, tagged ``"open <expiration>"``, and the
+        settlements of its legs; one straddle per expiration -- a second one is refused,
+        ``already_holding_expiry`` -- so each tag is one trade at a time)."""
         self.broker.settle_due(_session_close(day), advance=True)
         records = self.broker.option_settlements
         new, self._settled_seen = records[self._settled_seen :], len(records)
         by_expiry: dict[dt.date, list[Any]] = {}
         for record in new:
             by_expiry.setdefault(record.contract.expiration, []).append(record)
+        self.book.sync(self.broker)
         for expiry, settled in sorted(by_expiry.items()):
             row = self.open_trades.pop(expiry, None)
             if row is None:
                 continue
+            trade = self.book.current(f"open {expiry:%Y-%m-%d}")
+            if trade is None:  # fills not recorded (cannot happen with OptionsBroker records)
+                raise RuntimeError(f"zero_dte_straddle: no trade booked for expiry {expiry}")
             price = settled[0].underlying_price
-            commissions = row["commissions"] + sum(s.fee for s in settled)
-            cash = row.pop("cash_open") + sum(s.cash_flow for s in settled)
+            commissions = trade.commission  # opening commissions + settlement fees
+            cash = trade.net_pnl(self.broker)  # its cash once both legs settled
+            self.book.note(trade.trade_id, "settled", expiration=expiry)
             row.update(
                 status="traded",
                 settlement_date=expiry,

@@ -299,7 +299,10 @@ class OptionRiskMixin(RiskMixin):
             hedge_data=hedge_data,
             hedge_units_per_delta=hedge_units_per_delta,
         )
-        self.risk_ledger = TagLedger()
+        # the strategy's own trade book (strategies.book): stops read the same allocation as the
+        # daily log, trades and attribution; a fresh book only for a strategy without one
+        book = getattr(self, "book", None)
+        self.risk_ledger = book if isinstance(book, TagLedger) else TagLedger()
         return risk
 
     def risk_time(self) -> pd.Timestamp:
@@ -332,7 +335,8 @@ class OptionRiskMixin(RiskMixin):
         return greeks
 
     def risk_positions(self) -> list[PositionRisk]:
-        """Open combo tags with their P&L and basis (:class:`TagLedger`)."""
+        """Open combo tags with their P&L and basis (:class:`TagLedger`: the strategy's
+        ``book``)."""
         ledger: TagLedger = self.risk_ledger
         broker = self.obroker
         ledger.sync(broker)

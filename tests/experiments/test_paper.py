@@ -323,7 +323,7 @@ def test_kill_switch_stops_a_strategy_on_its_own_feed(tmp_path, small_store, sha
     session = build_session(config, on_bar=on_bar)
     session.run()  # ends cleanly, no exception
     assert session.broker.killed and session.venue.positions() == []
-    opens = [f for f in session.broker.option_fills if f.tag == "open"]
+    opens = [f for f in session.broker.option_fills if f.tag.startswith("open ")]
     flattens = [f for f in session.broker.option_fills if f.tag == "kill switch"]
     assert len(opens) == 2  # one straddle, then the stop: no second day's trade
     assert {(str(f.contract), -f.quantity) for f in flattens} == {
