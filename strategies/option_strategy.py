@@ -186,6 +186,10 @@ class OptionStrategy(bt.Strategy):
         trades (:mod:`strategies.book`).
     last_trade_id : int or None
         Trade id of the last :meth:`open_combo` that filled.
+    log_rows : list of dict
+        The strategy's daily log (one row per decision; a plugin hands it to
+        :class:`~strategies.base.BacktestResult` as ``daily_log``); empty until the subclass
+        appends.
     """
 
     def __init__(self) -> None:
@@ -194,6 +198,7 @@ class OptionStrategy(bt.Strategy):
         self.rejections: list[tuple[dt.datetime, str, str]] = []
         self.book = TradeBook()
         self.last_trade_id: int | None = None
+        self.log_rows: list[dict[str, Any]] = []
 
     @property
     def obroker(self) -> OptionsBroker:
