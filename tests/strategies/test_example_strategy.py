@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +24,9 @@ import pytest
 from typer.testing import CliRunner
 
 import strategies
+from data_feeds.chains import ChainSnapshot, Combo
 from experiments.cli import app
+from strategies.option_strategy import ComboSpec, OptionStrategy, run_chain_cerebro
 from tests.strategies.example_strategy import IvCondor, IvCondorParams
 
 pytestmark = [
@@ -202,3 +205,48 @@ def test_paper_on_replay_trades_like_the_backtest(run, store, shared_data) -> No
         frame["expiration"] = pd.to_datetime(frame["expiration"]).dt.strftime("%Y-%m-%d")
         frame["time"] = pd.to_datetime(frame["time"]).dt.tz_localize(None)
     pd.testing.assert_frame_equal(ours, theirs, check_dtype=False)
+
+
+class _TypoSpec(ComboSpec):
+    """A spec whose resolution has a bug: a misspelled column of ``with_implied_vols``."""
+
+    def resolve(self, snapshot: ChainSnapshot) -> Combo:
+        exp = snapshot.nearest_expiry(self.target_dte, self.root)
+        side = snapshot.with_implied_vols(exp, self.root)
+        strike = float(side["implied_volatility"].idxmin())  # the column is 'implied_vol'
+        return snapshot.straddle(exp, self.root, strike)
+
+
+class _OneSpec(OptionStrategy):
+    params = (("spec", None),)
+
+    def next_chain(self, snapshot: ChainSnapshot) -> None:
+        self.open_combo(self.p.spec, 1)
+
+
+def _run_spec(store_path: Path, shared_data: Path, spec: ComboSpec) -> OptionStrategy:
+    from data_feeds import load_ohlc
+    from data_feeds.chain_store import ChainStore
+
+    spx = load_ohlc(shared_data / INDEX, root="SPX")
+    days = pd.DatetimeIndex(["2019-06-03", "2019-06-04"]).tz_localize("America/New_York")
+    with ChainStore(store_path, read_only=True) as chain_store:
+        strat, _, _ = run_chain_cerebro(
+            _OneSpec, chain_store, "SPX", "SPXW", days, settlement=spx[["open", "close"]],
+            broker_params={}, cash=100_000.0, target_dte=30, rate=0.0,
+            strategy_kwargs={"spec": spec})
+    return strat
+
+
+def test_a_misspelled_column_raises_but_a_missing_quote_is_counted(
+    store, shared_data, tmp_path
+) -> None:
+    """Before, ``open_combo`` caught every ``KeyError`` as "cannot resolve": a bug in a spec was
+    logged as a missing quote. Now only ``QuoteUnavailable`` is caught, and counted by reason."""
+    store = Path(shutil.copy(store, tmp_path / "chains.duckdb"))  # others hold the original open
+    with pytest.raises(KeyError, match="implied_volatility"):
+        _run_spec(store, shared_data, _TypoSpec(kind="straddle", target_dte=2))
+    # a strike of 1 point is not listed: one not_quoted per bar, no fill
+    strat = _run_spec(store, shared_data, ComboSpec(kind="straddle", target_dte=2, strike=1.0))
+    assert dict(strat.quote_unavailable) == {"not_quoted": 2}
+    assert len(strat.rejections) == 2 and strat.broker.fills_frame().empty
