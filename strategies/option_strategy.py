@@ -117,8 +117,9 @@ class ComboSpec(BaseModel):
         ------
         data_feeds.chains.QuoteUnavailable
             The snapshot cannot answer (``.reason``): a leg not quoted, no expiry for the root,
-            no strike at the delta, no wing strike beyond the short one (``not_quoted``), or a
-            calendar whose two expiries coincide (``no_expiry``).
+            no strike at the delta, short strikes that cross (``delta_not_bracketed``), no wing
+            strike beyond the short one (``not_quoted``), or a calendar whose two expiries
+            coincide (``no_expiry``).
         """
         snap, root = snapshot, self.root
         exp = snap.nearest_expiry(self.target_dte, root)
@@ -135,6 +136,12 @@ class ComboSpec(BaseModel):
         if self.kind == "iron_condor":
             put_short = snap.strike_by_delta(exp, root, "P", -self.delta)
             call_short = snap.strike_by_delta(exp, root, "C", self.delta)
+            if put_short > call_short:  # the delta strikes cross on a sparse ladder
+                raise QuoteUnavailable(
+                    "delta_not_bracketed",
+                    f"iron condor short put {put_short:g} above short call {call_short:g} at "
+                    f"|delta| {self.delta:g} in the {root} {exp} snapshot of {snap.quote_time}",
+                )
             w = float(self.width or 0.0)
             put_long = _wing(snap, exp, root, "P", put_short, -w)
             call_long = _wing(snap, exp, root, "C", call_short, w)
