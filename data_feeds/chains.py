@@ -1073,7 +1073,10 @@ class ChainSnapshot:
         KeyError
             A leg is not quoted.
         ValueError
-            ``delta`` out of range, or ``put_strike > call_strike``.
+            ``delta`` out of range, or ``put_strike > call_strike`` given.
+        QuoteUnavailable
+            ``delta_not_bracketed``: the put strike at ``-delta`` is above the call strike at
+            ``+delta`` (a sparse ladder).
         """
         expiration = _as_date(expiration)
         if not 0.0 < delta <= 0.5:
@@ -1089,10 +1092,13 @@ class ChainSnapshot:
             else float(put_strike)
         )
         if kp > kc:
-            raise ValueError(
+            message = (
                 f"strangle put strike {kp:g} is above the call strike {kc:g} "
                 f"in the {self._where(expiration, root)}"
             )
+            if call_strike is None and put_strike is None:  # the delta strikes cross: data
+                raise QuoteUnavailable("delta_not_bracketed", message)
+            raise ValueError(message)
         return self.combo(
             "strangle",
             [

@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from data_feeds.chain_feed import _pick_root
-from data_feeds.chains import ChainSnapshot
+from data_feeds.chains import ChainSnapshot, QuoteUnavailable
 from data_feeds.errors import DataSourceError, DataValidationError
 
 __all__ = [
@@ -122,16 +122,16 @@ def snapshot_vol_signals(
     def attempt(name: str, fn: Callable[[], float]) -> float:
         try:
             values[name] = float(fn())
-        except (KeyError, ValueError) as exc:
-            errors[name] = str(exc).strip("'\"")
+        except QuoteUnavailable as exc:
+            errors[name] = f"{exc.reason}: {exc}"
         return values[name]
 
     try:
         near = snapshot.nearest_expiry(target_dte, root)
         near_root = _pick_root(snapshot, near, root)
-    except (KeyError, ValueError) as exc:
+    except QuoteUnavailable as exc:
         for name in VOL_SIGNAL_COLUMNS:
-            errors[name] = str(exc).strip("'\"")
+            errors[name] = f"{exc.reason}: {exc}"
         return values, errors
     values["dte_atm"] = float((near - snapshot.quote_date).days)
     atm = attempt("atm_iv", lambda: snapshot.atm_iv(near, near_root))
@@ -155,7 +155,7 @@ def snapshot_vol_signals(
         r = _pick_root(snapshot, expiration, root)
         try:
             iv = snapshot.atm_iv(expiration, r)
-        except (KeyError, ValueError):
+        except QuoteUnavailable:
             skipped += 1  # reported as n_term_skipped
             continue
         tte.append(snapshot.tte(expiration, r))

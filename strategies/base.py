@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict
 from brokers import OptionsBroker
 from brokers.cost_config import CostsConfig
 from data_feeds.chains import settlement_time
+from data_feeds.ohlc import fingerprint
 
 if TYPE_CHECKING:  # strategies.risk imports this module (run_cerebro)
     from strategies.risk.limits import RiskLimits
@@ -380,9 +381,24 @@ class StrategyPlugin(ABC):
         """
         return None
 
-    @abstractmethod
     def data_fingerprint(self) -> str:
-        """A hash of the inputs (for MLflow tags)."""
+        """A hash of the inputs (for MLflow tags).
+
+        The default hashes the ``[data]`` underlying frame kept by :meth:`prepare`
+        (``self.underlying``, :func:`data_feeds.ohlc.fingerprint`); a plugin whose decisions read
+        other inputs (a table it built from the chains, a second leg) overrides this.
+
+        Raises
+        ------
+        TypeError
+            The plugin keeps no ``underlying`` frame and does not override this method.
+        """
+        underlying = getattr(self, "underlying", None)
+        if underlying is None:
+            raise TypeError(
+                f"{type(self).__name__} keeps no 'underlying' frame: override data_fingerprint()"
+            )
+        return fingerprint(underlying)
 
 
 class DailyValue(bt.Analyzer):

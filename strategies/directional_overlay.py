@@ -40,7 +40,7 @@ from typing import Any, ClassVar, Literal
 import pandas as pd
 from pydantic import Field
 
-from data_feeds.chains import ChainSnapshot, Combo
+from data_feeds.chains import ChainSnapshot, Combo, QuoteUnavailable
 from indicators.drift import OvernightDrift, overnight_returns
 from strategies.base import StrategyParams
 from strategies.vol_dislocation import (
@@ -209,8 +209,9 @@ class DirectionalOverlayStrategy(VolDislocationStrategy):
 
         Raises
         ------
-        KeyError, ValueError
-            A leg is not quoted, or no wing strike beyond the ATM strike (``strangle``).
+        data_feeds.chains.QuoteUnavailable
+            A leg is not quoted, or no wing strike beyond the ATM strike (``strangle``,
+            ``delta_not_bracketed``).
         """
         r = self.rules
         assert isinstance(r, DirectionalOverlayParams)
@@ -233,7 +234,8 @@ class DirectionalOverlayStrategy(VolDislocationStrategy):
         sign = 1.0 if wing_right == "C" else -1.0
         wing = snap.strike_by_delta(day, r.root, wing_right, sign * r.wing_delta)
         if (wing - k) * sign <= 0:
-            raise ValueError(
+            raise QuoteUnavailable(
+                "delta_not_bracketed",
                 f"no {wing_right} strike beyond the ATM strike {k:g} at |delta| {r.wing_delta}"
                 f" (nearest {wing:g})"
             )

@@ -31,6 +31,7 @@ against the snapshot with the :class:`~data_feeds.chains.ChainSnapshot` queries.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -42,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from brokers import OptionFill, OptionsBroker, OrderRejected
 from brokers.margin import underlying_of
 from data_feeds.chain_feed import SnapshotSource, chain_feed
-from data_feeds.chains import ChainSnapshot, Combo, settlement_time
+from data_feeds.chains import ChainSnapshot, Combo, QuoteUnavailable, settlement_time
 from data_feeds.contracts import OptionContract
 from strategies.base import run_cerebro
 from strategies.book import TradeBook
@@ -114,11 +115,11 @@ class ComboSpec(BaseModel):
 
         Raises
         ------
-        KeyError
-            A leg is not quoted.
-        ValueError
-            No expiry for the root, no strike at the delta, or a wing that collapses onto the
-            short strike (``width`` below the strike spacing).
+        data_feeds.chains.QuoteUnavailable
+            The snapshot cannot answer (``.reason``): a leg not quoted, no expiry for the root,
+            no strike at the delta, short strikes that cross (``delta_not_bracketed``), no wing
+            strike beyond the short one (``not_quoted``), or a calendar whose two expiries
+            coincide (``no_expiry``).
         """
         snap, root = snapshot, self.root
         exp = snap.nearest_expiry(self.target_dte, root)
@@ -135,13 +136,20 @@ class ComboSpec(BaseModel):
         if self.kind == "iron_condor":
             put_short = snap.strike_by_delta(exp, root, "P", -self.delta)
             call_short = snap.strike_by_delta(exp, root, "C", self.delta)
+            if put_short > call_short:  # the delta strikes cross on a sparse ladder
+                raise QuoteUnavailable(
+                    "delta_not_bracketed",
+                    f"iron condor short put {put_short:g} above short call {call_short:g} at "
+                    f"|delta| {self.delta:g} in the {root} {exp} snapshot of {snap.quote_time}",
+                )
             w = float(self.width or 0.0)
             put_long = _wing(snap, exp, root, "P", put_short, -w)
             call_long = _wing(snap, exp, root, "C", call_short, w)
             return snap.iron_condor(exp, root, put_long, put_short, call_short, call_long)
         far = snap.nearest_expiry(float(self.far_dte or 0.0), root)
         if far <= exp:
-            raise ValueError(
+            raise QuoteUnavailable(
+                "no_expiry",
                 f"calendar: the expiries nearest {self.target_dte:g} and {self.far_dte:g} DTE are "
                 f"not ordered ({exp} / {far}) in the {root} snapshot of {snap.quote_time}"
             )
@@ -158,7 +166,8 @@ def _wing(
     strikes = side["strike"].to_numpy(dtype=float)
     strikes = strikes[strikes > short] if offset > 0 else strikes[strikes < short]
     if strikes.size == 0:
-        raise ValueError(
+        raise QuoteUnavailable(
+            "not_quoted",
             f"no two-sided {root} {exp} {right} strike beyond {short:g} for a wing of {offset:+g}"
         )
     return float(strikes[int(np.argmin(np.abs(strikes - (short + offset))))])
@@ -186,6 +195,13 @@ class OptionStrategy(bt.Strategy):
         trades (:mod:`strategies.book`).
     last_trade_id : int or None
         Trade id of the last :meth:`open_combo` that filled.
+    quote_unavailable : collections.Counter of str
+        Chain queries this strategy asked that the snapshot could not answer, by
+        :class:`~data_feeds.chains.QuoteUnavailable` reason (:meth:`count_unavailable`).
+    log_rows : list of dict
+        The strategy's daily log (one row per decision; a plugin hands it to
+        :class:`~strategies.base.BacktestResult` as ``daily_log``); empty until the subclass
+        appends.
     """
 
     def __init__(self) -> None:
@@ -194,6 +210,8 @@ class OptionStrategy(bt.Strategy):
         self.rejections: list[tuple[dt.datetime, str, str]] = []
         self.book = TradeBook()
         self.last_trade_id: int | None = None
+        self.log_rows: list[dict[str, Any]] = []
+        self.quote_unavailable: Counter[str] = Counter()
 
     @property
     def obroker(self) -> OptionsBroker:
@@ -289,7 +307,8 @@ class OptionStrategy(bt.Strategy):
                 if isinstance(spec_or_combo, ComboSpec)
                 else spec_or_combo
             )
-        except (KeyError, ValueError) as exc:
+        except QuoteUnavailable as exc:
+            self.count_unavailable(exc)
             self._log_rejection(tag, f"cannot resolve {spec_or_combo!r}: {exc}")
             return []
         tag = tag or combo.name
@@ -387,6 +406,32 @@ class OptionStrategy(bt.Strategy):
         ]
         frame["tags"] = [t for _, t in keys] + [""] * (len(frame) - len(keys))
         return frame
+
+    def count_unavailable(
+        self, exc: QuoteUnavailable, row: dict[str, Any] | None = None
+    ) -> str:
+        """Count a chain query the snapshot could not answer, by its reason.
+
+        Parameters
+        ----------
+        exc : data_feeds.chains.QuoteUnavailable
+            The caught error (a misspelled column or another bug is a plain ``KeyError`` /
+            ``ValueError`` and is never caught this way).
+        row : dict, optional
+            The bar's daily-log row: its ``quote_unavailable`` column gets the reason (reasons
+            of several queries on one bar are joined with ``,``).
+
+        Returns
+        -------
+        str
+            ``exc.reason`` (one of :data:`data_feeds.chains.QUOTE_UNAVAILABLE_REASONS`), also
+            counted in :attr:`quote_unavailable`.
+        """
+        self.quote_unavailable[exc.reason] += 1
+        if row is not None:
+            before = row.get("quote_unavailable")
+            row["quote_unavailable"] = f"{before},{exc.reason}" if before else exc.reason
+        return exc.reason
 
     def log_unallocated(self, row: dict[str, Any]) -> None:
         """Put the P&L of the book's unallocated trade (e.g. an untagged portfolio delta hedge) on

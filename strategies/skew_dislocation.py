@@ -63,7 +63,7 @@ from pydantic import Field, model_validator
 from brokers.cost_config import CostsConfig
 from data_feeds import SnapshotCache
 from data_feeds.calendar import TZ
-from data_feeds.chains import ChainSnapshot, Combo
+from data_feeds.chains import ChainSnapshot, Combo, QuoteUnavailable
 from data_feeds.contracts import OptionQuote
 from data_feeds.ohlc import fingerprint
 from indicators.regression import OUTPUTS as OLS_OUTPUTS
@@ -124,18 +124,18 @@ def snapshot_skew(snapshot: ChainSnapshot, root: str, target_dte: float) -> dict
     }
     try:
         exp = snapshot.nearest_expiry(target_dte, root)
-    except ValueError as exc:
-        return {**out, "status": "no_expiry", "reason": str(exc)}
+    except QuoteUnavailable as exc:
+        return {**out, "status": "no_expiry", "reason": f"{exc.reason}: {exc}"}
     out.update(expiration=exp, dte=(exp - snapshot.quote_date).days)
     try:
         out["risk_reversal_25d"] = snapshot.risk_reversal_25d(exp, root)
-    except (KeyError, ValueError) as exc:
-        return {**out, "status": "no_risk_reversal", "reason": str(exc)}
+    except QuoteUnavailable as exc:
+        return {**out, "status": "no_risk_reversal", "reason": f"{exc.reason}: {exc}"}
     try:
         out["call_strike"] = snapshot.strike_by_delta(exp, root, "C", 0.25)
         out["put_strike"] = snapshot.strike_by_delta(exp, root, "P", -0.25)
-    except (KeyError, ValueError) as exc:
-        return {**out, "status": "no_strikes", "reason": str(exc)}
+    except QuoteUnavailable as exc:
+        return {**out, "status": "no_strikes", "reason": f"{exc.reason}: {exc}"}
     return out
 
 
@@ -479,7 +479,8 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
                     (snapshot.contract(r.root, exp, sig["put_strike"], "P"), -1),
                 ],
             )
-        except (KeyError, ValueError):
+        except QuoteUnavailable as exc:
+            self.count_unavailable(exc, row)
             row["status"] = "not_quoted"
             return
         if self.risk_blocked():

@@ -69,7 +69,7 @@ from pydantic import Field, model_validator
 from brokers.cost_config import CostsConfig
 from data_feeds import SnapshotCache
 from data_feeds.calendar import TZ
-from data_feeds.chains import ChainSnapshot
+from data_feeds.chains import ChainSnapshot, QuoteUnavailable
 from data_feeds.contracts import OptionContract
 from data_feeds.ohlc import fingerprint
 from data_feeds.surfaces import SurfaceFitConfig, fit_snapshot
@@ -551,7 +551,8 @@ class SurfaceArbitrageStrategy(OptionRiskMixin, DeltaHedgedStrategy):
                 return float(h["mid_iv"]), float(h["model_iv"]), float(h["mid_gap"])
         try:
             q = snap.with_implied_vols(c.expiration, c.root)
-        except KeyError:
+        except QuoteUnavailable as exc:
+            self.count_unavailable(exc)
             return math.nan, math.nan, math.nan
         q = q[(q["strike"] == c.strike) & (q["right"] == c.right)]
         sl = self.slices.get(day)
@@ -654,7 +655,8 @@ class SurfaceArbitrageStrategy(OptionRiskMixin, DeltaHedgedStrategy):
             tag = f"sa {day:%Y-%m-%d} {c['expiration']:%Y-%m-%d} {c['strike']:g}{c['right']}"
             try:
                 combo = snap.combo("single", [(contract, 1)])
-            except (KeyError, ValueError):
+            except QuoteUnavailable as exc:
+                self.count_unavailable(exc)
                 continue
             if not self.open_combo(combo, side * r.contracts, tag=tag):
                 continue

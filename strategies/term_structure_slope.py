@@ -52,7 +52,7 @@ from pydantic import Field, model_validator
 
 from data_feeds import SnapshotCache
 from data_feeds.calendar import TZ
-from data_feeds.chains import ChainSnapshot, Combo
+from data_feeds.chains import ChainSnapshot, Combo, QuoteUnavailable
 from data_feeds.contracts import OptionQuote
 from data_feeds.ohlc import fingerprint
 from indicators.term_structure import CURVE_STATUS, ROLE_FRONT, ROLE_NEXT, FrontCurve, front_curve
@@ -164,7 +164,7 @@ def _snapshot_slots(
             continue
         try:
             iv = snapshot.atm_iv(exp, root)
-        except (KeyError, ValueError):
+        except QuoteUnavailable:  # NaN slot: the curve fit reports the missing expiry
             rows.append((exp, dte, snapshot.tte(exp, root), math.nan, math.nan))
             continue
         rows.append((exp, dte, snapshot.tte(exp, root), iv, snapshot.atm_strike(exp, root)))
@@ -459,7 +459,8 @@ class TermStructureSlopeStrategy(OptionRiskMixin, OptionStrategy):
             combo = snapshot.calendar(
                 sig["front_expiration"], sig["next_expiration"], sig["atm_strike"], r.right, r.root
             )
-        except (KeyError, ValueError):
+        except QuoteUnavailable as exc:
+            self.count_unavailable(exc, row)
             row["status"] = "strike_not_quoted"
             return
         if self.risk_blocked():

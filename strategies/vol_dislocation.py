@@ -72,7 +72,7 @@ from data_feeds.auction import (
     load_option_minute_quotes,
 )
 from data_feeds.calendar import MINUTES_PER_YEAR, TZ
-from data_feeds.chains import ChainSnapshot, Combo, settlement_time
+from data_feeds.chains import ChainSnapshot, Combo, QuoteUnavailable, settlement_time
 from data_feeds.ohlc import fingerprint
 from indicators.har import har_forecast
 from indicators.realized_vol import TRADING_DAYS
@@ -350,7 +350,7 @@ def with_forward_price(snapshot: ChainSnapshot, root: str) -> tuple[ChainSnapsho
         return snapshot, "index"
     try:
         fwd = snapshot.forward(snapshot.quote_date, root)
-    except (KeyError, ValueError):
+    except QuoteUnavailable:
         return snapshot, "none"
     snap = ChainSnapshot(
         snapshot.underlying,
@@ -474,8 +474,8 @@ class VolDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
 
         Raises
         ------
-        KeyError, ValueError
-            A leg is not quoted / no strike.
+        data_feeds.chains.QuoteUnavailable
+            A leg is not quoted / no strike (counted by reason, the row's ``no_combo``).
         """
         return snap.straddle(day, self.rules.root, float(sig["atm_strike"]))
 
@@ -486,7 +486,8 @@ class VolDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         try:
             combo = self.entry_combo(snap, day, sig, side, row)
             quotes = [(q, snap.row(c)) for c, q in combo.legs]
-        except (KeyError, ValueError) as exc:
+        except QuoteUnavailable as exc:
+            self.count_unavailable(exc, row)
             row.update(status="no_combo", detail=str(exc))
             return
         if not all(float(qt["bid"]) > 0 for _, qt in quotes):
@@ -576,7 +577,8 @@ class VolDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
                 return "stop_loss"
         try:
             iv = snap.atm_iv(t["day"], r.root)
-        except (KeyError, ValueError):
+        except QuoteUnavailable as exc:
+            self.count_unavailable(exc)
             return None
         if abs(iv / t["sigma_forecast"] - 1.0) <= r.exit_gap:
             return "iv_reverted"

@@ -61,7 +61,7 @@ from pydantic import Field, field_validator, model_validator
 from brokers.cost_config import CostsConfig
 from data_feeds import SnapshotCache, load_vvix
 from data_feeds.calendar import TZ
-from data_feeds.chains import ChainSnapshot
+from data_feeds.chains import ChainSnapshot, QuoteUnavailable
 from data_feeds.ohlc import fingerprint
 from indicators import vvix_signals
 from indicators.regression import OUTPUTS as OLS_OUTPUTS
@@ -499,7 +499,8 @@ class VolOfVolStrategy(OptionRiskMixin, DeltaHedgedStrategy):
                 return
             combo = snap.straddle(exp, r.root)
             unit_loss = combo_max_loss_at_fill(combo, snap, quantity=1, costs=self.obroker.costs)
-        except (KeyError, ValueError) as exc:
+        except QuoteUnavailable as exc:
+            self.count_unavailable(exc, row)
             row.update(status="no_combo", detail=str(exc))
             return
         contracts = max_loss_contracts(

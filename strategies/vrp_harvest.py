@@ -49,7 +49,7 @@ from pydantic import Field, model_validator
 
 from brokers import OptionFill
 from data_feeds.calendar import TZ
-from data_feeds.chains import ChainSnapshot, Combo
+from data_feeds.chains import ChainSnapshot, Combo, QuoteUnavailable
 from data_feeds.contracts import OptionContract
 from data_feeds.ohlc import fingerprint
 from indicators import realized_vol
@@ -211,15 +211,16 @@ def _expiries(snap: ChainSnapshot, p: VrpHarvestParams) -> list[dt.date]:
 
     Raises
     ------
-    ValueError
-        No expiry in the band.
+    data_feeds.chains.QuoteUnavailable
+        No expiry in the band (``no_expiry``).
     """
     day = snap.quote_date
     inside = [
         e for e in snap.expiries(p.root) if p.min_dte <= (e - day).days <= p.max_dte and e > day
     ]
     if not inside:
-        raise ValueError(
+        raise QuoteUnavailable(
+            "no_expiry",
             f"no {p.root} expiry with {p.min_dte} <= dte <= {p.max_dte} in the snapshot of "
             f"{snap.quote_time}"
         )
@@ -258,8 +259,8 @@ def snapshot_atm_iv(
     """
     try:
         return float(snap.atm_iv(expiration, root)), "parity_forward"
-    except (KeyError, ValueError) as exc:
-        reason = str(exc)
+    except QuoteUnavailable as exc:
+        reason = f"{exc.reason}: {exc}"
     spot = float(snap.underlying_price)
     tte = snap.tte(expiration, root)
     side = snap.with_implied_vols(expiration, root)
@@ -527,7 +528,8 @@ class VrpHarvestStrategy(OptionRiskMixin, OptionStrategy):
                 else snap.strangle(exp, r.root, delta=r.strangle_delta)
             )
             quotes = [snap.row(c) for c, _ in combo.legs]
-        except (KeyError, ValueError) as exc:
+        except QuoteUnavailable as exc:
+            self.count_unavailable(exc, row)
             row.update(status="no_combo", detail=str(exc))
             return
         if any(exp == p.expiration for p in self.positions_open.values()):
@@ -650,7 +652,7 @@ class VrpHarvest(StrategyPlugin):
             chain_px[sessions[d]] = float(snap.underlying_price)
             try:
                 candidates = _expiries(snap, p)
-            except ValueError as exc:
+            except QuoteUnavailable as exc:
                 rows.append({"date": sessions[d], "atm_iv": math.nan, "iv_source": str(exc)})
                 continue
             # nearest expiry to target_dte with an ATM IV (sparse ladders lack a side some days)

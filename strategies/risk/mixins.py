@@ -45,7 +45,7 @@ import pandas as pd
 
 from brokers.margin import underlying_of
 from brokers.options_broker import OptionsBroker
-from data_feeds.chains import ChainSnapshot, Combo
+from data_feeds.chains import ChainSnapshot, Combo, QuoteUnavailable
 from strategies.option_strategy import ComboSpec
 from strategies.risk.ledger import TagLedger
 from strategies.risk.manager import (
@@ -407,8 +407,8 @@ class OptionRiskMixin(RiskMixin):
                 if isinstance(spec_or_combo, ComboSpec)
                 else spec_or_combo
             )
-        except (KeyError, ValueError):
-            return super().open_combo(spec_or_combo, quantity, tag)  # logs the resolve error
+        except QuoteUnavailable:
+            return super().open_combo(spec_or_combo, quantity, tag)  # counts and logs it
         label = tag or combo.name
         greeks = combo_greeks(combo, snap, quantity)
         check = risk.check_order(snap.quote_time, greeks, label=label)
