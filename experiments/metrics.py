@@ -182,7 +182,7 @@ def run_metrics(
     initial_cash: float,
     final_equity: float,
     trades: pd.DataFrame | None,
-    trial_sharpes: Sequence[float],
+    trial_sharpes: Sequence[Sequence[float]],
     fold_pbos: Sequence[float | None],
     is_sharpes: Sequence[float],
     min_trades: int,
@@ -199,8 +199,13 @@ def run_metrics(
         Dollars at the start of fold 0 and at the end of the last fold.
     trades : pandas.DataFrame or None
         All out-of-sample fills with ``fold`` (:func:`trade_stats`).
-    trial_sharpes : sequence of float
-        Annualized in-sample Sharpe ratio of every completed trial of the study (all folds).
+    trial_sharpes : sequence of sequences of float
+        Per fold (one Optuna study each), the annualized in-sample Sharpe ratio of every
+        completed trial. The deflated Sharpe ratio uses the number of trials per study and the
+        variance of their Sharpe ratios within a study, averaged over the folds: each fold's
+        parameters are the best of its own study, so the selection bias is that of one study
+        (pooling the folds would add the fold-to-fold spread of Sharpe ratios, which is regime,
+        not selection). ``n_trials`` reports all completed trials of the run.
     fold_pbos : sequence of float or None
         PBO of each fold's study (:func:`fold_pbo`).
     is_sharpes : sequence of float
@@ -216,7 +221,8 @@ def run_metrics(
         ``sharpe, sharpe_se, sharpe_ci_low, sharpe_ci_high, sortino, cagr, volatility,
         max_drawdown, calmar, total_return, net_pnl, initial_cash, final_equity, days,
         positive_days, trades, notional, turnover, cost_*``, ``window_end_*``,
-        ``deflated_sharpe, n_trials, trial_sharpe_var, pbo, cscv_folds, min_backtest_years,
+        ``deflated_sharpe, n_trials, dsr_trials_per_study, trial_sharpe_var, pbo, cscv_folds,
+        min_backtest_years,
         oos_is_sharpe_ratio, is_sharpe_mean, sample`` (None or "insufficient sample (...)").
         Values that cannot be computed are None (never NaN).
 
@@ -244,16 +250,23 @@ def run_metrics(
         se = _finite(overfitting.sharpe_standard_error(r))
         lo_, hi_ = overfitting.sharpe_confidence_interval(r, 0.95)
         lo, hi = _finite(lo_), _finite(hi_)
-    ts = np.asarray([x for x in trial_sharpes if math.isfinite(x)], dtype=float)
+    studies = [
+        np.asarray([x for x in fold if math.isfinite(x)], dtype=float) for fold in trial_sharpes
+    ]
+    ts = np.concatenate(studies) if studies else np.empty(0)
+    # each fold's study picks the best of its own trials: N and V per study, averaged
+    sized = [s for s in studies if len(s) >= 2]
+    n_study = round(float(np.mean([len(s) for s in sized]))) if sized else max(len(ts), 1)
+    v_study = float(np.mean([s.var(ddof=1) for s in sized])) if sized else 0.0
     if flat:
         dsr = 0.0 if len(ts) else None  # no variance: no evidence of skill
-    elif len(ts) >= 2:
-        dsr = _finite(overfitting.deflated_sharpe_from_trials(r, ts))
     else:
-        dsr = _finite(overfitting.deflated_sharpe_ratio(r, n_trials=1, var_trial_sharpe=0.0))
+        dsr = _finite(
+            overfitting.deflated_sharpe_ratio(r, n_trials=n_study, var_trial_sharpe=v_study)
+        )
     pbos = [p for p in fold_pbos if p is not None]
     min_btl = (
-        _finite(overfitting.min_backtest_length(len(ts), sr)) if len(ts) >= 2 and sr > 0 else None
+        _finite(overfitting.min_backtest_length(n_study, sr)) if n_study >= 2 and sr > 0 else None
     )
     is_mean = float(np.mean(is_sharpes)) if len(is_sharpes) else float("nan")
     dd = max_drawdown(r)
@@ -295,7 +308,8 @@ def run_metrics(
         "window_end_exit_cost": stats["window_end_exit_cost"],
         "deflated_sharpe": dsr,
         "n_trials": float(len(ts)),
-        "trial_sharpe_var": _finite(float(ts.var(ddof=1))) if len(ts) >= 2 else None,
+        "dsr_trials_per_study": float(n_study),
+        "trial_sharpe_var": _finite(v_study) if sized else None,
         "pbo": float(np.mean(pbos)) if pbos else None,
         "cscv_folds": float(len(pbos)),
         "min_backtest_years": min_btl,

@@ -181,12 +181,13 @@ class WalkForwardResult:
         """Dollars at the end of the last fold."""
         return float(self.equity["equity"].iloc[-1]) if len(self.equity) else self.initial_cash
 
-    def trial_sharpes(self) -> list[float]:
-        """Annualized in-sample Sharpe ratio of every completed trial of every fold."""
+    def trial_sharpes(self) -> list[list[float]]:
+        """Per fold (one study each), the annualized in-sample Sharpe ratio of every completed
+        trial."""
         from experiments.metrics import sharpe
 
         return [
-            sharpe(fr.trial_returns[c]) for fr in self.folds for c in fr.trial_returns.columns
+            [sharpe(fr.trial_returns[c]) for c in fr.trial_returns.columns] for fr in self.folds
         ]
 
 

@@ -120,6 +120,9 @@ def test_summary_json_carries_the_statistics_of_belief(small_run) -> None:
     assert m["sharpe_ci_low"] < m["sharpe"] < m["sharpe_ci_high"]
     folds = pd.read_csv(run / "folds.csv")
     assert m["n_trials"] == (folds["n_trials"] - folds["n_pruned"]).sum()  # completed trials
+    completed = folds["n_trials"] - folds["n_pruned"]
+    per_study = completed[completed >= 2].mean()  # studies with a variance of trial Sharpes
+    assert m["dsr_trials_per_study"] == round(per_study)
     ratio = folds["oos_sharpe"] / folds["is_sharpe"]
     expect = ratio.where(folds["is_sharpe"] > 0)
     np.testing.assert_allclose(folds["oos_is_sharpe_ratio"], expect, equal_nan=True)
