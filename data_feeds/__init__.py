@@ -21,9 +21,10 @@ chain_feed, ChainFeed, SnapshotSource
     the current snapshot reachable from the strategy.
 vix_proxy_market_table, chain_market_table
     The ATM straddle market table of ``zero_dte_straddle``: proxied from VIX, or from real chains.
-fit_surfaces, fit_snapshot
-    The surface pipeline: SVI/SSVI/SABR/Heston fits into ``fitted_surfaces`` and the term-structure,
-    realized-vol and VRP tables (``docs/surfaces.md``).
+migrate_surface_tables, load_fitted_surfaces
+    The surface, term-structure, realized-vol and VRP tables of the chain store
+    (``docs/surfaces.md``); the fitting is :mod:`pricing.surface_fit`, the jobs that fill the
+    tables :mod:`experiments.surface_jobs`.
 auction_frame, auction_feed
     The SPX opening-auction feed (``docs/strategies/auction_feed.md``).
 vol_signal_table, load_vvix
@@ -117,21 +118,7 @@ from data_feeds.spread_feed import (
     load_pair_leg,
     pair_feeds,
 )
-from data_feeds.surfaces import (
-    ModelNotAvailableError,
-    SnapshotSurface,
-    SurfaceFitConfig,
-    SurfaceFitReport,
-    fit_snapshot,
-    fit_surfaces,
-    load_fitted_surfaces,
-    migrate_surface_tables,
-    realized_volatility_frame,
-    select_fit_quotes,
-    store_realized_volatility,
-    store_vrp_metrics,
-    vrp_frame,
-)
+from data_feeds.surfaces import load_fitted_surfaces, migrate_surface_tables
 from data_feeds.vol_signals import (
     VOL_SIGNAL_COLUMNS,
     VolSignalReport,
@@ -167,17 +154,13 @@ __all__ = [
     "IngestReport",
     "LiquidityConfig",
     "LoadReport",
-    "ModelNotAvailableError",
     "OptionContract",
     "OptionQuote",
     "PairAlignReport",
     "SnapshotCache",
     "SnapshotNotFoundError",
     "SnapshotSource",
-    "SnapshotSurface",
     "StoreKeyError",
-    "SurfaceFitConfig",
-    "SurfaceFitReport",
     "UnderlyingIngestReport",
     "VVIXReport",
     "VolSignalReport",
@@ -193,8 +176,6 @@ __all__ = [
     "chain_market_table",
     "engle_granger",
     "fingerprint",
-    "fit_snapshot",
-    "fit_surfaces",
     "formation_table",
     "load_fitted_surfaces",
     "load_futures_minute",
@@ -208,16 +189,11 @@ __all__ = [
     "migrate_surface_tables",
     "ohlc_feed",
     "pair_feeds",
-    "realized_volatility_frame",
-    "select_fit_quotes",
     "session_minutes",
     "settlement_time",
     "snapshot_features",
     "snapshot_vol_signals",
-    "store_realized_volatility",
-    "store_vrp_metrics",
     "validate_ohlc",
     "vix_proxy_market_table",
     "vol_signal_table",
-    "vrp_frame",
 ]
