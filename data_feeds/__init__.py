@@ -19,6 +19,11 @@ ChainSnapshot, Combo
 chain_feed, ChainFeed, SnapshotSource
     backtrader feed of chain snapshots (ATM IV, straddle, 25-delta risk reversal, term slope) with
     the current snapshot reachable from the strategy.
+RecordedSnapshots, ListedSnapshots, replay_schedule, ChainSnapshotFeed
+    Recorded snapshots of a chain store one after the other (or an explicit list) and the
+    backtrader feed over them, one bar per snapshot (intraday backtests; the replay venue's source).
+load_minute_bars
+    The one minute-bar loader, ``stamp="start"`` or ``stamp="end"`` (bar start or close time).
 vix_proxy_market_table, chain_market_table
     The ATM straddle market table of ``zero_dte_straddle``: proxied from VIX, or from real chains.
 migrate_surface_tables, load_fitted_surfaces
@@ -46,7 +51,6 @@ from data_feeds.auction import (
     auction_feed,
     auction_frame,
     load_futures_minute,
-    load_index_minute,
     load_option_minute_quotes,
 )
 from data_feeds.bt_feeds import (
@@ -100,12 +104,19 @@ from data_feeds.market import (
     chain_market_table,
     vix_proxy_market_table,
 )
+from data_feeds.minute_bars import load_minute_bars
 from data_feeds.ohlc import (
     LoadReport,
     fingerprint,
     load_ohlc,
     load_yfinance,
     validate_ohlc,
+)
+from data_feeds.snapshot_feed import (
+    ChainSnapshotFeed,
+    ListedSnapshots,
+    RecordedSnapshots,
+    replay_schedule,
 )
 from data_feeds.spread_feed import (
     FORMATION_COLUMNS,
@@ -145,6 +156,7 @@ __all__ = [
     "ChainFeed",
     "ChainIngestConfig",
     "ChainSnapshot",
+    "ChainSnapshotFeed",
     "ChainStore",
     "Combo",
     "DataSourceError",
@@ -153,10 +165,12 @@ __all__ = [
     "HedgeFit",
     "IngestReport",
     "LiquidityConfig",
+    "ListedSnapshots",
     "LoadReport",
     "OptionContract",
     "OptionQuote",
     "PairAlignReport",
+    "RecordedSnapshots",
     "SnapshotCache",
     "SnapshotNotFoundError",
     "SnapshotSource",
@@ -179,8 +193,8 @@ __all__ = [
     "formation_table",
     "load_fitted_surfaces",
     "load_futures_minute",
-    "load_index_minute",
     "load_ingest_config",
+    "load_minute_bars",
     "load_ohlc",
     "load_option_minute_quotes",
     "load_pair_leg",
@@ -189,6 +203,7 @@ __all__ = [
     "migrate_surface_tables",
     "ohlc_feed",
     "pair_feeds",
+    "replay_schedule",
     "session_minutes",
     "settlement_time",
     "snapshot_features",
