@@ -34,8 +34,9 @@ auction_frame, auction_feed
     The SPX opening-auction feed (``docs/strategies/auction_feed.md``).
 vol_signal_table, load_vvix
     Daily chain signals (25-delta risk reversal and butterfly, term slope, 0DTE intercept) and VVIX.
-load_pair_leg, formation_table, pair_feeds
-    Two-leg spread data for ``ou_pairs`` (``docs/ou_pairs.md``).
+load_pair_leg, align_legs, pair_feeds
+    Two-leg spread data for ``ou_pairs`` (``docs/ou_pairs.md``); the formation and its health
+    gate are :mod:`indicators.cointegration`.
 """
 
 from data_feeds.align import (
@@ -119,13 +120,8 @@ from data_feeds.snapshot_feed import (
     replay_schedule,
 )
 from data_feeds.spread_feed import (
-    FORMATION_COLUMNS,
-    HedgeFit,
     PairAlignReport,
     align_legs,
-    apply_health,
-    engle_granger,
-    formation_table,
     load_pair_leg,
     pair_feeds,
 )
@@ -143,7 +139,6 @@ __all__ = [
     "AUCTION_COLUMNS",
     "AUCTION_LINES",
     "CHAIN_FEED_LINES",
-    "FORMATION_COLUMNS",
     "MARKET_COLUMNS",
     "PARITY_STRIKES",
     "QUOTE_COLUMNS",
@@ -162,7 +157,6 @@ __all__ = [
     "DataSourceError",
     "DataValidationError",
     "FuturesLoadReport",
-    "HedgeFit",
     "IngestReport",
     "LiquidityConfig",
     "ListedSnapshots",
@@ -181,16 +175,13 @@ __all__ = [
     "VolsuiteError",
     "align_legs",
     "align_to_index",
-    "apply_health",
     "atm_strike",
     "auction_feed",
     "auction_frame",
     "chain_features",
     "chain_feed",
     "chain_market_table",
-    "engle_granger",
     "fingerprint",
-    "formation_table",
     "load_fitted_surfaces",
     "load_futures_minute",
     "load_ingest_config",
