@@ -4,7 +4,6 @@ The tables live in the chain store's DuckDB file (:class:`~data_feeds.chain_stor
 the jobs that fill them (read the store, fit, write back) are in :mod:`experiments.surface_jobs`
 and the fitting itself in :mod:`pricing.surface_fit`.
 
-
 ``fitted_surfaces``
     One row per ``(root, expiry, model)`` of the date -- also for expiries that could not be
     fitted (``status`` says why, parameters NULL). ``symbol`` is the option root (``SPX``,

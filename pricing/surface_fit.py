@@ -23,6 +23,13 @@ Models: ``svi`` (raw SVI per expiry with the arbitrage repair,
 :func:`pricing.arbitrage.fit_svi_surface`), ``ssvi`` (:func:`pricing.ssvi.fit_ssvi`, the whole
 surface), ``sabr`` (:func:`pricing.sabr.calibrate_sabr` per expiry, ``beta`` fixed) and
 ``heston`` (:func:`pricing.heston.calibrate_heston` on all fitted quotes of the date).
+
+Units of :attr:`SnapshotSurface.slices`: ``tte`` years (ACT/365 to settlement), ``dte`` calendar
+days, ``forward`` index points; ``rmse`` / ``mae`` / ``max_error`` in **vol points** (0.01 of
+decimal vol) over the fitted quotes; ``atm_vol`` the model vol at ``k = 0`` and ``skew_25delta``
+the 25-delta risk reversal ``IV(25d call) - IV(25d put)`` (Black-76 forward deltas ``N(d1)`` of
+the model smile), both decimal vol; arbitrage counts are check-grid points
+(:func:`pricing.arbitrage.fit_svi_surface`).
 """
 
 from __future__ import annotations
