@@ -64,7 +64,7 @@ class ReplayVenue(VenueAdapter):
     roots : sequence of str, optional
         Option roots replayed (all by default).
     start, end : date-like or timestamp, optional
-        Replay window (:func:`replay_schedule`).
+        Replay window (:func:`data_feeds.snapshot_feed.replay_schedule`).
     speed : float, optional
         Recorded seconds per wall second between ticks; None or 0: no waiting.
     costs : OptionCostModel, optional

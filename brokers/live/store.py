@@ -5,10 +5,10 @@ backtrader's live integrations (``IBStore``, ``OandaStore``) follow one pattern:
 the connection, hands out live data feeds (``islive() == True``: no preloading, bars as they come)
 and a broker. :class:`LiveStore` does the same over a :class:`brokers.live.adapter.VenueAdapter`:
 
-* :meth:`LiveStore.getdata` returns a :class:`ChainSnapshotFeed` whose bars are the venue's chain
-  snapshots (the same lines and ``snapshot()`` method as :class:`data_feeds.chain_feed.ChainFeed`,
-  so an :class:`strategies.OptionStrategy` cannot tell the difference), or with ``kind="bars"`` a
-  :class:`LiveBarFeed` of the underlying's bars;
+* :meth:`LiveStore.getdata` returns a :class:`data_feeds.ChainSnapshotFeed` whose bars are the
+  venue's chain snapshots (the same lines and ``snapshot()`` method as
+  :class:`data_feeds.chain_feed.ChainFeed`, so an :class:`strategies.OptionStrategy` cannot tell
+  the difference), or with ``kind="bars"`` a :class:`LiveBarFeed` of the underlying's bars;
 * :meth:`LiveStore.getbroker` returns a :class:`brokers.live.broker.LiveOptionsBroker`.
 
 One feed drives the venue clock (the first one created): each of its bars is one ``venue.tick()``.
