@@ -9,7 +9,7 @@ One run prints, for one real 2019 quote date (default: the date with the most qu
 
 * the snapshot load from the DuckDB store (reported apart: it is I/O, not the surface);
 * **ours, warm** (median of ``--repeat`` runs after one warm-up that compiles the numba
-  kernels): :func:`data_feeds.surfaces.fit_snapshot` on a fresh snapshot (nothing cached) --
+  kernels): :func:`pricing.surface_fit.fit_snapshot` on a fresh snapshot (nothing cached) --
   forwards and Black-76 implied vols of every quote (:meth:`ChainSnapshot.with_implied_vols`),
   the fit-window selection, a raw SVI fit of every expiry (quasi-explicit, one compiled call),
   the dense-grid butterfly/calendar checks and the repairs, and the per-expiry metrics; with
@@ -48,7 +48,7 @@ from scipy.optimize import minimize
 
 from data_feeds.chain_store import ChainStore
 from data_feeds.chains import ChainSnapshot
-from data_feeds.surfaces import (
+from pricing.surface_fit import (
     SurfaceFitConfig,
     fit_snapshot,
     parity_analytics,

@@ -7,7 +7,7 @@ Usage::
 
 The 2019 SPX/SPXW file is ingested into a fresh chain store in a temporary folder (or ``--db``
 names an existing store with those chains, which is then written to), then
-:func:`data_feeds.surfaces.fit_surfaces` fits and stores every quote date. What is fitted per
+:func:`experiments.surface_jobs.fit_surfaces` fits and stores every quote date. What is fitted per
 root: every ``(root, expiry)`` is its own slice -- SPX (AM-settled monthlies, settling on the
 opening print) and SPXW (PM-settled weeklies/end-of-month, settling on the close) have different
 settlement times, hence different ``tte`` and forwards even on a shared expiration date; both
@@ -43,7 +43,8 @@ import numpy as np
 import pandas as pd
 
 from data_feeds.chain_store import ChainStore
-from data_feeds.surfaces import fit_surfaces, load_fitted_surfaces
+from data_feeds.surfaces import load_fitted_surfaces
+from experiments.surface_jobs import fit_surfaces
 from pricing.arbitrage import check_svi_surface
 
 DEFAULT_FILE = (

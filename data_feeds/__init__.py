@@ -19,17 +19,24 @@ ChainSnapshot, Combo
 chain_feed, ChainFeed, SnapshotSource
     backtrader feed of chain snapshots (ATM IV, straddle, 25-delta risk reversal, term slope) with
     the current snapshot reachable from the strategy.
+RecordedSnapshots, ListedSnapshots, replay_schedule, ChainSnapshotFeed
+    Recorded snapshots of a chain store one after the other (or an explicit list) and the
+    backtrader feed over them, one bar per snapshot (intraday backtests; the replay venue's source).
+load_minute_bars
+    The one minute-bar loader, ``stamp="start"`` or ``stamp="end"`` (bar start or close time).
 vix_proxy_market_table, chain_market_table
     The ATM straddle market table of ``zero_dte_straddle``: proxied from VIX, or from real chains.
-fit_surfaces, fit_snapshot
-    The surface pipeline: SVI/SSVI/SABR/Heston fits into ``fitted_surfaces`` and the term-structure,
-    realized-vol and VRP tables (``docs/surfaces.md``).
+migrate_surface_tables, load_fitted_surfaces
+    The surface, term-structure, realized-vol and VRP tables of the chain store
+    (``docs/surfaces.md``); the fitting is :mod:`pricing.surface_fit`, the jobs that fill the
+    tables :mod:`experiments.surface_jobs`.
 auction_frame, auction_feed
     The SPX opening-auction feed (``docs/strategies/auction_feed.md``).
 vol_signal_table, load_vvix
     Daily chain signals (25-delta risk reversal and butterfly, term slope, 0DTE intercept) and VVIX.
-load_pair_leg, formation_table, pair_feeds
-    Two-leg spread data for ``ou_pairs`` (``docs/ou_pairs.md``).
+load_pair_leg, align_legs, pair_feeds
+    Two-leg spread data for ``ou_pairs`` (``docs/ou_pairs.md``); the formation and its health
+    gate are :mod:`indicators.cointegration`.
 """
 
 from data_feeds.align import (
@@ -45,7 +52,6 @@ from data_feeds.auction import (
     auction_feed,
     auction_frame,
     load_futures_minute,
-    load_index_minute,
     load_option_minute_quotes,
 )
 from data_feeds.bt_feeds import (
@@ -99,6 +105,7 @@ from data_feeds.market import (
     chain_market_table,
     vix_proxy_market_table,
 )
+from data_feeds.minute_bars import load_minute_bars
 from data_feeds.ohlc import (
     LoadReport,
     fingerprint,
@@ -106,32 +113,19 @@ from data_feeds.ohlc import (
     load_yfinance,
     validate_ohlc,
 )
+from data_feeds.snapshot_feed import (
+    ChainSnapshotFeed,
+    ListedSnapshots,
+    RecordedSnapshots,
+    replay_schedule,
+)
 from data_feeds.spread_feed import (
-    FORMATION_COLUMNS,
-    HedgeFit,
     PairAlignReport,
     align_legs,
-    apply_health,
-    engle_granger,
-    formation_table,
     load_pair_leg,
     pair_feeds,
 )
-from data_feeds.surfaces import (
-    ModelNotAvailableError,
-    SnapshotSurface,
-    SurfaceFitConfig,
-    SurfaceFitReport,
-    fit_snapshot,
-    fit_surfaces,
-    load_fitted_surfaces,
-    migrate_surface_tables,
-    realized_volatility_frame,
-    select_fit_quotes,
-    store_realized_volatility,
-    store_vrp_metrics,
-    vrp_frame,
-)
+from data_feeds.surfaces import load_fitted_surfaces, migrate_surface_tables
 from data_feeds.vol_signals import (
     VOL_SIGNAL_COLUMNS,
     VolSignalReport,
@@ -145,7 +139,6 @@ __all__ = [
     "AUCTION_COLUMNS",
     "AUCTION_LINES",
     "CHAIN_FEED_LINES",
-    "FORMATION_COLUMNS",
     "MARKET_COLUMNS",
     "PARITY_STRIKES",
     "QUOTE_COLUMNS",
@@ -158,48 +151,41 @@ __all__ = [
     "ChainFeed",
     "ChainIngestConfig",
     "ChainSnapshot",
+    "ChainSnapshotFeed",
     "ChainStore",
     "Combo",
     "DataSourceError",
     "DataValidationError",
     "FuturesLoadReport",
-    "HedgeFit",
     "IngestReport",
     "LiquidityConfig",
+    "ListedSnapshots",
     "LoadReport",
-    "ModelNotAvailableError",
     "OptionContract",
     "OptionQuote",
     "PairAlignReport",
+    "RecordedSnapshots",
     "SnapshotCache",
     "SnapshotNotFoundError",
     "SnapshotSource",
-    "SnapshotSurface",
     "StoreKeyError",
-    "SurfaceFitConfig",
-    "SurfaceFitReport",
     "UnderlyingIngestReport",
     "VVIXReport",
     "VolSignalReport",
     "VolsuiteError",
     "align_legs",
     "align_to_index",
-    "apply_health",
     "atm_strike",
     "auction_feed",
     "auction_frame",
     "chain_features",
     "chain_feed",
     "chain_market_table",
-    "engle_granger",
     "fingerprint",
-    "fit_snapshot",
-    "fit_surfaces",
-    "formation_table",
     "load_fitted_surfaces",
     "load_futures_minute",
-    "load_index_minute",
     "load_ingest_config",
+    "load_minute_bars",
     "load_ohlc",
     "load_option_minute_quotes",
     "load_pair_leg",
@@ -208,16 +194,12 @@ __all__ = [
     "migrate_surface_tables",
     "ohlc_feed",
     "pair_feeds",
-    "realized_volatility_frame",
-    "select_fit_quotes",
+    "replay_schedule",
     "session_minutes",
     "settlement_time",
     "snapshot_features",
     "snapshot_vol_signals",
-    "store_realized_volatility",
-    "store_vrp_metrics",
     "validate_ohlc",
     "vix_proxy_market_table",
     "vol_signal_table",
-    "vrp_frame",
 ]

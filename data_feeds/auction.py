@@ -64,7 +64,6 @@ __all__ = [
     "auction_feed",
     "auction_frame",
     "load_futures_minute",
-    "load_index_minute",
     "load_option_minute_quotes",
 ]
 
@@ -164,38 +163,6 @@ def load_option_minute_quotes(path: str | Path) -> pd.DataFrame:
             row=f"line {i + 2}", field="right",
         )  # fmt: skip
     frame["timestamp"] = _et_stamps(frame["date"], frame["time_et"])
-    return frame
-
-
-def load_index_minute(path: str | Path) -> pd.DataFrame:
-    """Read SPX index minute bars (``spx_index_minute_2021_2023.csv`` layout, ET wall-clock).
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        CSV with ``date, time_et, open, high, low, close`` (index points, bar-start stamps).
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``open, high, low, close`` indexed by tz-aware America/New_York bar start, sorted.
-
-    Raises
-    ------
-    DataSourceError
-        Missing file or column.
-    DataValidationError
-        Duplicate timestamps or a non-positive price.
-    """
-    frame = _read_csv(path, ("date", "time_et", "open", "high", "low", "close"))
-    frame.index = _et_stamps(frame["date"], frame["time_et"])
-    frame = frame[["open", "high", "low", "close"]].sort_index()
-    if frame.index.has_duplicates:
-        ts = frame.index[frame.index.duplicated()][0]
-        raise DataValidationError(str(path), "duplicate bar timestamp", row=str(ts))
-    if (frame <= 0).any().any():
-        ts = frame.index[(frame <= 0).any(axis=1)][0]
-        raise DataValidationError(str(path), "prices must be > 0", row=str(ts))
     return frame
 
 
@@ -398,9 +365,10 @@ def auction_frame(
         ``load_ohlc(".../spx_vix_spy_qqq_daily.csv", root="SPX")``): source of ``prev_close``
         and, without index minute bars, of ``open_print``.
     index_minute : pandas.DataFrame, optional
-        From :func:`load_index_minute`: ``open_print`` (09:30 bar open), ``spot_0931`` (its
-        close) and, when ``daily`` lacks the date, ``prev_close`` (previous session's 15:59
-        bar close).
+        From :func:`data_feeds.minute_bars.load_minute_bars` with ``stamp="start"`` (bars
+        indexed by their start): ``open_print`` (09:30 bar open), ``spot_0931`` (its close)
+        and, when ``daily`` lacks the date, ``prev_close`` (previous session's 15:59 bar
+        close).
     futures_minute : pandas.DataFrame, optional
         From :func:`load_futures_minute`: overnight window bars (16:00 -> 09:30 ET, see
         :func:`indicators.jumps.session_labels`) give ``overnight_rv``/``vol``/``jump_stat``.

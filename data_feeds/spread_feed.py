@@ -1,43 +1,22 @@
-"""Two-leg spread feed: leg loading, Engle-Granger hedge ratio on a rolling formation window, the
-spread, its exact OU fit and a cointegration health check.
+"""Two-leg spread data: leg loading, alignment and the backtrader feeds of a pair.
 
 A pair is two daily price series, ``y`` and ``x``; the spread traded is one share of ``y`` short
-``beta`` shares of ``x``: ``spread_t = y_t - beta x_t`` (dollars per spread unit; the regression
-intercept is not subtracted, the OU mean ``theta`` absorbs it).
-
-Formation and timing
---------------------
-Every ``refit_days`` sessions a *formation* is estimated on the ``formation_days`` sessions that
-end on the session *before* it takes effect:
-
-1. hedge ratio: OLS ``y = alpha + beta x + e`` and the Engle-Granger cointegration test of the
-   residual (statsmodels ``tsa.stattools.coint``, constant trend);
-2. the formation spread ``y - beta x`` over the window and its exact OU maximum-likelihood fit
-   (``dt = 1/252`` years per session); steps 1-2 are the numba kernels of
-   :mod:`indicators.cointegration` (:data:`~indicators.cointegration.PairFormation`, the whole
-   ``formation_days`` x ``refit_days`` grid in one call; :func:`pricing.ou.ou_mle_nb`);
-3. health: the pair is *healthy* when the cointegration p-value is at most ``max_pvalue``, the
-   OU fit is mean reverting, its half-life is at most ``max_half_life_days`` sessions, and the
-   half-life has not drifted by more than a factor ``max_half_life_drift`` from the previous
-   formation's (either way). A strategy stops trading (and flattens) when it is not.
-
-The formation in force on session ``t`` is the latest one whose window ended before ``t``: every
-column of :func:`formation_table` at ``t`` is a function of closes up to ``t - 1`` only, so
-truncating the future never changes a past row (tested). The spread *value* on ``t`` uses the
-closes of ``t`` with the formation's ``beta``.
+``beta`` shares of ``x``. The formation (Engle-Granger hedge ratio, OU fit) and the health gate
+are indicators: :mod:`indicators.cointegration` (:func:`~indicators.cointegration.formation_table`,
+:func:`~indicators.cointegration.apply_health`).
 
 Loading
 -------
 :func:`load_pair_leg` reads every layout of :func:`data_feeds.load_ohlc` plus the compact
 ``date,hi,lo,cl,op,vol`` layout with ``YYYYMMDD`` dates of the classic EWA/EWC files in
 ``../shared/data/pairs/``; :func:`align_legs` keeps the sessions both legs have and counts what
-each side lost.
+each side lost; :func:`pair_feeds` makes the backtrader feeds of both legs (the first carrying
+the spread lines).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,41 +27,15 @@ from data_feeds.bt_feeds import ohlc_feed
 from data_feeds.calendar import TZ
 from data_feeds.errors import DataSourceError, DataValidationError
 from data_feeds.ohlc import LoadReport, load_ohlc, validate_ohlc
-from indicators.cointegration import FORMATION_OUTPUTS, PairFormation, hedge_ratio_nb
-from pricing.ou import OU_OK, OU_STATUS_BY_CODE, ou_status_message
 
 __all__ = [
-    "FORMATION_COLUMNS",
-    "HedgeFit",
     "PairAlignReport",
     "align_legs",
-    "apply_health",
-    "engle_granger",
-    "formation_table",
-    "formation_tables",
     "load_pair_leg",
     "pair_feeds",
 ]
 
 _COMPACT = {"hi": "high", "lo": "low", "cl": "close", "op": "open", "vol": "volume"}
-
-FORMATION_COLUMNS = (
-    "formation_id",
-    "formation_start",
-    "formation_end",
-    "beta",
-    "intercept",
-    "coint_pvalue",
-    "coint_stat",
-    "theta",
-    "mu",
-    "sigma",
-    "half_life_days",
-    "ou_status",
-    "healthy",
-    "health_reason",
-)
-"""Columns of :func:`formation_table` (besides ``y``, ``x`` and ``spread``)."""
 
 
 def load_pair_leg(
@@ -275,338 +228,6 @@ def align_legs(
             f"{y_name}/{x_name}", f"only {len(common)} common sessions", field="date"
         )
     return y.loc[common], x.loc[common], report
-
-
-@dataclass(frozen=True)
-class HedgeFit:
-    """Engle-Granger step one and the cointegration test on one window.
-
-    Attributes
-    ----------
-    beta : float
-        Hedge ratio: shares of ``x`` per share of ``y`` (OLS slope).
-    intercept : float
-        OLS intercept (dollars).
-    coint_pvalue : float
-        MacKinnon p-value of the Engle-Granger test (statsmodels ``coint``).
-    coint_stat : float
-        The test's t-statistic.
-    n_obs : int
-        Sessions in the window.
-    """
-
-    beta: float
-    intercept: float
-    coint_pvalue: float
-    coint_stat: float
-    n_obs: int
-
-
-def engle_granger(y: np.ndarray, x: np.ndarray) -> HedgeFit:
-    """Hedge ratio by OLS and Engle-Granger cointegration p-value of ``y`` on ``x``.
-
-    Parameters
-    ----------
-    y, x : numpy.ndarray, shape (n,)
-        Prices (dollars per share) on the same sessions, ``n >= 20``, all finite.
-
-    Returns
-    -------
-    HedgeFit
-
-    Raises
-    ------
-    ValueError
-        Shapes differ, fewer than 20 observations, or non-finite values.
-
-    References
-    ----------
-    Engle, R. F. and Granger, C. W. J. (1987). "Co-integration and error correction".
-    *Econometrica* 55(2), 251-276. Hedge ratio: :func:`indicators.cointegration.hedge_ratio_nb`
-    (OLS closed form, checked against statsmodels ``OLS``); test: statsmodels
-    ``tsa.stattools.coint`` (``trend="c"``, ADF lag by AIC, MacKinnon 2010 p-values).
-    """
-    y = np.ascontiguousarray(np.asarray(y, dtype=float))
-    x = np.ascontiguousarray(np.asarray(x, dtype=float))
-    if y.shape != x.shape or y.ndim != 1:
-        raise ValueError(f"y and x must be 1-D of equal length, got {y.shape} and {x.shape}")
-    if y.size < 20:
-        raise ValueError(f"need at least 20 observations, got {y.size}")
-    if not (np.isfinite(y).all() and np.isfinite(x).all()):
-        raise ValueError("y and x must be finite")
-    intercept, beta = hedge_ratio_nb(y, x)
-    stat, pvalue = _coint(y, x)
-    return HedgeFit(
-        beta=float(beta),
-        intercept=float(intercept),
-        coint_pvalue=pvalue,
-        coint_stat=stat,
-        n_obs=int(y.size),
-    )
-
-
-def _coint(y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
-    """``(t-statistic, MacKinnon p-value)`` of statsmodels ``coint(y, x, trend="c")``."""
-    from statsmodels.tsa.stattools import coint
-
-    stat, pvalue, _ = coint(y, x, trend="c")
-    return float(stat), float(pvalue)
-
-
-def formation_table(
-    y: pd.Series,
-    x: pd.Series,
-    *,
-    formation_days: int = 252,
-    refit_days: int = 21,
-    max_pvalue: float = 0.10,
-    max_half_life_days: float = 126.0,
-    max_half_life_drift: float = 3.0,
-    dt: float = 1.0 / 252.0,
-) -> pd.DataFrame:
-    """The spread and the formation (hedge ratio, OU fit, health) in force on every session.
-
-    Parameters
-    ----------
-    y, x : pandas.Series
-        Closes of the two legs (dollars per share) on the same sessions (:func:`align_legs`).
-    formation_days : int
-        Sessions in each formation window (>= 30).
-    refit_days : int
-        Sessions between formations (>= 1).
-    max_pvalue : float
-        Largest Engle-Granger p-value for a healthy pair.
-    max_half_life_days : float
-        Largest OU half-life (sessions) for a healthy pair.
-    max_half_life_drift : float
-        Largest ratio (either way, >= 1) between the half-lives of consecutive formations.
-    dt : float
-        Years per session for the OU fit.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Indexed like ``y``: ``y``, ``x``, ``spread`` (``y - beta x`` with the formation in force,
-        NaN before the first formation) and :data:`FORMATION_COLUMNS`. ``formation_start`` /
-        ``formation_end`` are the first and last sessions of the window; the row of session
-        ``t`` only uses closes up to ``t - 1``. ``healthy`` is False before the first formation.
-
-    Raises
-    ------
-    ValueError
-        Misaligned inputs, a bad parameter, or fewer than ``formation_days + 1`` sessions.
-    """
-    key = (formation_days, refit_days)
-    return formation_tables(
-        y,
-        x,
-        [key],
-        max_pvalue=max_pvalue,
-        max_half_life_days=max_half_life_days,
-        max_half_life_drift=max_half_life_drift,
-        dt=dt,
-    )[key]
-
-
-def formation_tables(
-    y: pd.Series,
-    x: pd.Series,
-    windows: Sequence[tuple[int, int]],
-    *,
-    max_pvalue: float = 0.10,
-    max_half_life_days: float = 126.0,
-    max_half_life_drift: float = 3.0,
-    dt: float = 1.0 / 252.0,
-) -> dict[tuple[int, int], pd.DataFrame]:
-    """:func:`formation_table` of every ``(formation_days, refit_days)`` in ``windows``.
-
-    The hedge ratios and OU fits of the whole grid come from one
-    :data:`indicators.cointegration.PairFormation` call; the Engle-Granger p-value is computed
-    once per distinct formation window (statsmodels ``coint``).
-
-    Parameters
-    ----------
-    y, x : pandas.Series
-        Closes of the two legs (dollars per share) on the same sessions (:func:`align_legs`).
-    windows : sequence of (int, int)
-        ``(formation_days, refit_days)`` pairs (``formation_days >= 30``, ``refit_days >= 1``).
-    max_pvalue, max_half_life_days, max_half_life_drift, dt
-        As :func:`formation_table`.
-
-    Returns
-    -------
-    dict
-        ``(formation_days, refit_days)`` -> the :func:`formation_table` frame.
-
-    Raises
-    ------
-    ValueError
-        As :func:`formation_table`, for any pair.
-    """
-    if not y.index.equals(x.index):
-        raise ValueError("y and x must share one index (use align_legs)")
-    keys = [(int(fd), int(rd)) for fd, rd in windows]
-    n = len(y)
-    for formation_days, refit_days in keys:
-        if formation_days < 30:
-            raise ValueError(f"formation_days must be >= 30, got {formation_days}")
-        if refit_days < 1:
-            raise ValueError(f"refit_days must be >= 1, got {refit_days}")
-        if n <= formation_days:
-            raise ValueError(
-                f"{n} sessions: need more than formation_days={formation_days} to form the pair"
-            )
-    if not max_half_life_drift >= 1.0:
-        raise ValueError(f"max_half_life_drift must be >= 1, got {max_half_life_drift}")
-    yv = np.ascontiguousarray(y.to_numpy(dtype=float))
-    xv = np.ascontiguousarray(x.to_numpy(dtype=float))
-    res = PairFormation.run(
-        yv, xv, formation_days=[k[0] for k in keys], refit_days=[k[1] for k in keys], dt=dt
-    )
-    outs = {name: getattr(res, name).to_numpy().reshape(n, len(keys)) for name in FORMATION_OUTPUTS}
-    tests: dict[tuple[int, int], tuple[float, float]] = {}
-    tables: dict[tuple[int, int], pd.DataFrame] = {}
-    for i, (formation_days, refit_days) in enumerate(keys):
-        rows: list[dict[str, object]] = []
-        prev_half_life = math.nan
-        # first session each formation is in force; its window is [t - formation_days, t)
-        for k, t in enumerate(range(formation_days, n, refit_days)):
-            lo = t - formation_days
-            if (lo, t) not in tests:
-                tests[(lo, t)] = _coint(yv[lo:t], xv[lo:t])
-            stat, pvalue = tests[(lo, t)]
-            code = int(outs["ou_code"][t, i])
-            status = OU_STATUS_BY_CODE[code]
-            ok = status == OU_OK
-            half_life = float(outs["half_life_days"][t, i])
-            reason_status = (
-                status if ok else f"{status} ({ou_status_message(code, outs['ar_slope'][t, i])})"
-            )
-            healthy, reason = _health_values(
-                pvalue,
-                ok,
-                reason_status,
-                half_life,
-                prev_half_life,
-                max_pvalue,
-                max_half_life_days,
-                max_half_life_drift,
-            )
-            rows.append(
-                {
-                    "session": y.index[t],
-                    "formation_id": k,
-                    "formation_start": y.index[lo],
-                    "formation_end": y.index[t - 1],
-                    "beta": float(outs["beta"][t, i]),
-                    "intercept": float(outs["intercept"][t, i]),
-                    "coint_pvalue": pvalue,
-                    "coint_stat": stat,
-                    "theta": float(outs["theta"][t, i]),
-                    "mu": float(outs["mu"][t, i]),
-                    "sigma": float(outs["sigma"][t, i]),
-                    "half_life_days": half_life,
-                    "ou_status": status,
-                    "healthy": healthy,
-                    "health_reason": reason,
-                }
-            )
-            prev_half_life = half_life if ok else math.nan
-        forms = pd.DataFrame(rows).set_index("session")
-        table = forms.reindex(y.index).ffill()  # the formation in force until the next one
-        before = table.index < y.index[formation_days]
-        table.loc[before, "healthy"] = False
-        table.loc[before, "health_reason"] = "no formation yet"
-        table["healthy"] = table["healthy"].astype(bool)
-        table["formation_id"] = table["formation_id"].fillna(-1).astype(int)
-        table.insert(0, "y", yv)
-        table.insert(1, "x", xv)
-        table.insert(2, "spread", outs["spread"][:, i])
-        tables[(formation_days, refit_days)] = table
-    return tables
-
-
-def apply_health(
-    table: pd.DataFrame,
-    *,
-    max_pvalue: float,
-    max_half_life_days: float,
-    max_half_life_drift: float,
-) -> pd.DataFrame:
-    """Recompute ``healthy`` / ``health_reason`` of a :func:`formation_table` with other limits.
-
-    The estimates (hedge ratio, p-value, OU fit) do not depend on the limits, so a search over
-    the limits reuses one table. Rules as in :func:`formation_table`; the drift compares each
-    formation with the previous one.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        Output of :func:`formation_table`.
-    max_pvalue, max_half_life_days, max_half_life_drift : float
-        As in :func:`formation_table`.
-
-    Returns
-    -------
-    pandas.DataFrame
-        A copy with ``healthy`` and ``health_reason`` replaced.
-
-    Raises
-    ------
-    ValueError
-        ``max_half_life_drift < 1``.
-    """
-    if not max_half_life_drift >= 1.0:
-        raise ValueError(f"max_half_life_drift must be >= 1, got {max_half_life_drift}")
-    out = table.copy()
-    forms = out.loc[out["formation_id"] >= 0].drop_duplicates("formation_id")
-    verdict: dict[int, tuple[bool, str]] = {}
-    prev = math.nan
-    for row in forms.itertuples():
-        hedge = HedgeFit(row.beta, row.intercept, row.coint_pvalue, row.coint_stat, 0)
-        ok = row.ou_status == "ok"
-        verdict[int(row.formation_id)] = _health_values(
-            hedge.coint_pvalue,
-            ok,
-            str(row.ou_status),
-            row.half_life_days,
-            prev,
-            max_pvalue,
-            max_half_life_days,
-            max_half_life_drift,
-        )
-        prev = row.half_life_days if ok else math.nan
-    ids = out["formation_id"].to_numpy()
-    out["healthy"] = [verdict[i][0] if i >= 0 else False for i in ids]
-    out["health_reason"] = [verdict[i][1] if i >= 0 else "no formation yet" for i in ids]
-    return out
-
-
-def _health_values(
-    pvalue: float,
-    ou_ok: bool,
-    ou_status: str,
-    half_life_days: float,
-    prev_half_life: float,
-    max_pvalue: float,
-    max_half_life_days: float,
-    max_drift: float,
-) -> tuple[bool, str]:
-    if not pvalue <= max_pvalue:
-        return False, f"cointegration p-value {pvalue:.3f} > {max_pvalue:g}"
-    if not ou_ok:
-        return False, f"OU fit: {ou_status}"
-    hl = half_life_days
-    if not hl <= max_half_life_days:
-        return False, f"half-life {hl:.1f} sessions > {max_half_life_days:g}"
-    if math.isfinite(prev_half_life) and prev_half_life > 0:
-        drift = max(hl / prev_half_life, prev_half_life / hl)
-        if drift > max_drift:
-            return False, (
-                f"half-life drifted from {prev_half_life:.1f} to {hl:.1f} sessions "
-                f"(x{drift:.2f} > {max_drift:g})"
-            )
-    return True, "ok"
 
 
 def pair_feeds(

@@ -1,7 +1,7 @@
 """``volsuite surface``: fit, store and plot volatility surfaces of the chain store (typer + rich).
 
 ``volsuite surface fit [--db DB] (--date D | --all) [--model svi|ssvi|sabr|heston]``
-    fits every expiry of the date(s) (:func:`data_feeds.surfaces.fit_surfaces`), stores
+    fits every expiry of the date(s) (:func:`experiments.surface_jobs.fit_surfaces`), stores
     ``fitted_surfaces`` and ``term_structure_params`` (a date's rows of the model replaced in
     one transaction), prints the per-expiry fit table of one date, or a per-date summary with a
     progress bar for ``--all``.
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
     from data_feeds.chains import ChainSnapshot
-    from data_feeds.surfaces import SnapshotSurface
+    from pricing.surface_fit import SnapshotSurface
 
 console = Console()
 err_console = Console(stderr=True)
@@ -60,8 +60,8 @@ ForwardsOption = Annotated[
 
 
 def _analytics(forwards: str) -> Callable[[ChainSnapshot], pd.DataFrame] | None:
-    """The ``analytics`` of :func:`data_feeds.surfaces.fit_snapshot` for ``--forwards``."""
-    from data_feeds.surfaces import parity_analytics
+    """The ``analytics`` of :func:`pricing.surface_fit.fit_snapshot` for ``--forwards``."""
+    from pricing.surface_fit import parity_analytics
 
     if forwards == "snapshot":
         return None
@@ -132,7 +132,7 @@ def fit_cmd(
 ) -> None:
     """Fit and store the surfaces of one date (--date) or of every date (--all)."""
     from data_feeds.chain_store import ChainStore
-    from data_feeds.surfaces import fit_surfaces
+    from experiments.surface_jobs import fit_surfaces
 
     if (date is None) == (not all_dates):
         _fail(VolsuiteError("give exactly one of --date D or --all"))
@@ -231,7 +231,7 @@ def surface_figures(
     Parameters
     ----------
     surf : SnapshotSurface
-        From :func:`data_feeds.surfaces.fit_snapshot`.
+        From :func:`pricing.surface_fit.fit_snapshot`.
     bid_ask_vols : tuple of numpy.ndarray, optional
         ``(bid_vol, ask_vol)`` per row of ``surf.points`` (decimal; NaN where a price has no
         vol); default computed with :func:`pricing.implied_vol` (Black-76 on the row's forward).
@@ -385,7 +385,7 @@ def plot_cmd(
 ) -> None:
     """Write a plotly HTML page of one date's surface and smiles."""
     from data_feeds.chain_store import ChainStore
-    from data_feeds.surfaces import fit_snapshot
+    from pricing.surface_fit import fit_snapshot
 
     try:
         analytics = _analytics(forwards)
@@ -422,7 +422,7 @@ def vrp_cmd(
 ) -> None:
     """Fill realized_volatility and vrp_metrics from the stored bars and fits."""
     from data_feeds.chain_store import ChainStore
-    from data_feeds.surfaces import store_realized_volatility, store_vrp_metrics
+    from experiments.surface_jobs import store_realized_volatility, store_vrp_metrics
 
     try:
         with ChainStore(db) as store:

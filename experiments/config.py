@@ -267,7 +267,7 @@ class ReplayBrokerConfig(_Strict):
     db : str, optional
         Chain store to replay (default ``[data.chains].db``).
     underlying_bars : str, optional
-        Minute bars of the underlying (CSV, ``brokers.live.load_minute_bars``) for snapshots
+        Minute bars of the underlying (CSV, ``data_feeds.load_minute_bars``) for snapshots
         without an underlying price (Lean minute quotes).
     settlement : str, optional
         Daily OHLC source (``load_ohlc`` spec) for settlement; default ``[data.underlying]``,

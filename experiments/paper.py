@@ -47,7 +47,6 @@ import pandas as pd
 from brokers.costs import OptionCostModel
 from brokers.live import (
     AuditLog,
-    ChainSnapshotFeed,
     KillSwitch,
     KillSwitchEngaged,
     LiveOptionsBroker,
@@ -55,14 +54,14 @@ from brokers.live import (
     ReplayVenue,
     RetryPolicy,
     RiskLimits,
-    load_minute_bars,
     new_session_id,
 )
 from brokers.live.adapter import VenueAdapter
-from brokers.live.replay import ListedSnapshots
 from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot
 from data_feeds.errors import VolsuiteError
+from data_feeds.minute_bars import load_minute_bars
+from data_feeds.snapshot_feed import ChainSnapshotFeed, ListedSnapshots
 from experiments.config import ConfigError, ExperimentConfig, load_config
 from strategies import get_strategy
 from strategies.base import CerebroSpec, StrategyParams, StrategyPlugin
@@ -335,7 +334,7 @@ class PaperSession:
         """The strategy runs on its own historical feed (not the store's live feeds) over a
         replay venue with a finite ``speed > 0``: :meth:`pace` does the waiting the venue's own
         ``tick`` would do."""
-        from brokers.live.store import ChainSnapshotFeed, LiveBarFeed
+        from brokers.live.store import LiveBarFeed
 
         speed = getattr(self.venue, "speed", None)
         if not isinstance(self.venue, ReplayVenue) or not speed or not math.isfinite(speed):
@@ -512,7 +511,7 @@ def recorded_of(feed: Any) -> tuple[str, list[str] | None, ListedSnapshots]:
     feed : ChainFeed or ChainSnapshotFeed
         :func:`data_feeds.chain_feed.chain_feed` (one snapshot a day: its times and the same
         ``source.snapshot`` call the feed makes), or a historical
-        :class:`brokers.live.ChainSnapshotFeed` over a list of snapshots.
+        :class:`data_feeds.snapshot_feed.ChainSnapshotFeed` over a list of snapshots.
 
     Returns
     -------
@@ -652,7 +651,7 @@ def _replay_venue(
             settlement[underlying] = data["underlying"]
         elif source is not None:
             settlement[underlying] = source.underlying_ohlc(underlying)
-    bars = load_minute_bars(rc.underlying_bars) if rc.underlying_bars else None
+    bars = load_minute_bars(rc.underlying_bars, stamp="end") if rc.underlying_bars else None
     bp = _broker_params(spec.broker)
     costs = OptionCostModel(
         commission_per_contract=bp.get("commission_per_contract", 1.0),

@@ -97,7 +97,7 @@ class CerebroSpec:
         The strategy class the backtest runs (unchanged on a paper venue).
     feeds : list of backtrader data feeds
         The backtest's feeds, the first drives the calendar. Chain feeds
-        (:class:`data_feeds.chain_feed.ChainFeed`, :class:`brokers.live.ChainSnapshotFeed`) are
+        (:class:`data_feeds.chain_feed.ChainFeed`, :class:`data_feeds.ChainSnapshotFeed`) are
         what the paper runner swaps for the venue's live chain feed; other feeds (bars, a
         market table) are kept and the venue clock follows them.
     broker : backtrader.brokers.BackBroker

@@ -3,7 +3,7 @@
 From our design document ``002`` ("optimal mean reversion": OU spread, Leung & Li optimal double
 stopping, Bertram thresholds). Each session ``t``:
 
-1. the formation in force (:func:`data_feeds.spread_feed.formation_table`: Engle-Granger hedge
+1. the formation in force (:func:`indicators.cointegration.formation_table`: Engle-Granger hedge
    ratio ``beta`` and exact OU MLE on the ``formation_days`` sessions before the formation took
    effect, refitted every ``refit_days``) gives the spread ``s_t = y_t - beta x_t`` and its health;
 2. the formation's levels (computed once per formation, from the fit and the transaction cost
@@ -46,7 +46,8 @@ from pydantic import Field
 from brokers.cost_config import CostsConfig
 from brokers.share_costs import ShareCostScheme, past_daily_vol_and_adv, share_trade_cost
 from data_feeds.ohlc import fingerprint
-from data_feeds.spread_feed import align_legs, apply_health, formation_tables, pair_feeds
+from data_feeds.spread_feed import align_legs, pair_feeds
+from indicators.cointegration import apply_health, formation_tables
 from pricing.ou import bertram_thresholds, leung_li_levels
 from strategies.base import (
     BacktestResult,

@@ -4,7 +4,7 @@ Design document ``../shared/design/002_fed880b40d6caff5.txt`` (sections 1.2 "Sto
 Volatility Arbitrage", 7.1 "Volatility Surface Arbitrage Signals") and issue 5. On each chain
 quote date ``D`` (one snapshot, ~15:45 ET for the 2019 SPX chains):
 
-1. **Fit** (:func:`data_feeds.surfaces.fit_snapshot`, the surface engine; no second fitter): one
+1. **Fit** (:func:`pricing.surface_fit.fit_snapshot`, the surface engine; no second fitter): one
    smile per expiry of ``root`` from ``D``'s quotes at the snapshot -- raw SVI with the
    arbitrage repair (default) or Hagan SABR (``beta = 0.5``) -- on the engine's fit set
    (two-sided, out of the money, ``|delta| >= 0.02``, spread-weighted).
@@ -72,9 +72,9 @@ from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot, QuoteUnavailable
 from data_feeds.contracts import OptionContract
 from data_feeds.ohlc import fingerprint
-from data_feeds.surfaces import SurfaceFitConfig, fit_snapshot
 from pricing.iv_chain import implied_vols_from_quotes
 from pricing.sabr import sabr_implied_vol
+from pricing.surface_fit import SurfaceFitConfig, fit_snapshot
 from pricing.svi import fit_svi, svi_implied_vol
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin
 from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
@@ -110,7 +110,7 @@ class SurfaceArbitrageParams(StrategyParams):
     rate : float
         Continuous rate (decimal) for forwards and implied vols.
     model : {"svi", "sabr"}
-        Smile model of :func:`data_feeds.surfaces.fit_snapshot`.
+        Smile model of :func:`pricing.surface_fit.fit_snapshot`.
     leave_one_out : bool
         Model vol of an option from its expiry re-fitted without its quote (SVI only).
     scan_min_dte, scan_max_dte : int
@@ -246,7 +246,7 @@ def slice_model_vol(slice_row: Mapping[str, Any], log_moneyness: float, model: s
     Parameters
     ----------
     slice_row : mapping
-        A row of :attr:`data_feeds.surfaces.SnapshotSurface.slices` (``tte`` years, ``forward``
+        A row of :attr:`pricing.surface_fit.SnapshotSurface.slices` (``tte`` years, ``forward``
         index points, ``params`` dict, ``status``).
     log_moneyness : float
         ``k = ln(strike / forward)`` on the slice's forward.
@@ -345,7 +345,7 @@ def snapshot_candidates(
         (relative, module docstring step 3), ``side`` (+1 buy, -1 sell), ``spread_vol``
         (``ask_iv - bid_iv``, vol points).
     slices : pandas.DataFrame
-        :attr:`data_feeds.surfaces.SnapshotSurface.slices` of ``params.root``.
+        :attr:`pricing.surface_fit.SnapshotSurface.slices` of ``params.root``.
     counts : dict of str to int
         ``fitted`` quotes, ``scanned`` options, and options left out by rule (``not_root``,
         ``dte_outside_scan``, ``delta_outside_band``, ``slice_not_fitted``, ``no_bid_ask_iv``).

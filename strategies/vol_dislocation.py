@@ -64,16 +64,16 @@ from pydantic import Field, field_validator, model_validator
 
 from brokers import OptionsBroker
 from brokers.cost_config import CostsConfig
-from brokers.live import ChainSnapshotFeed, RecordedSnapshots, load_minute_bars
 from data_feeds.auction import (
     AUCTION_TIME,
     auction_frame,
-    load_index_minute,
     load_option_minute_quotes,
 )
 from data_feeds.calendar import MINUTES_PER_YEAR, TZ
 from data_feeds.chains import ChainSnapshot, Combo, QuoteUnavailable, settlement_time
+from data_feeds.minute_bars import load_minute_bars
 from data_feeds.ohlc import fingerprint
+from data_feeds.snapshot_feed import ChainSnapshotFeed, RecordedSnapshots
 from indicators.har import har_forecast
 from indicators.realized_vol import TRADING_DAYS
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
@@ -702,7 +702,9 @@ class VolDislocation(StrategyPlugin):
         self.underlying = data["underlying"]
         self.source = data["chains"]
         quotes = load_option_minute_quotes(p.option_quotes)
-        index_minute = load_index_minute(p.index_minute) if p.index_minute else None
+        index_minute = (
+            load_minute_bars(p.index_minute, stamp="start") if p.index_minute else None
+        )
         self.auction, report = auction_frame(
             quotes, daily=self.underlying, index_minute=index_minute
         )
@@ -746,7 +748,7 @@ class VolDislocation(StrategyPlugin):
         self.day_snapshots: dict[dt.date, list[ChainSnapshot]] = {}
         if not candidates:
             return
-        bars = load_minute_bars(p.index_minute) if p.index_minute else None
+        bars = load_minute_bars(p.index_minute, stamp="end") if p.index_minute else None
         recorded = RecordedSnapshots(
             self.source,
             p.chain_symbol,

@@ -9,7 +9,9 @@ Venues
 ------
 ReplayVenue
     Recorded chain snapshots (the chain store) replayed on their own clock at a chosen speed,
-    filled with the backtest's cost model (``brokers.live.replay``).
+    filled with the backtest's cost model (``brokers.live.replay``). The recorded snapshots, their
+    backtrader feed and the minute-bar loader are data (``data_feeds.snapshot_feed``,
+    ``data_feeds.minute_bars``).
 AlpacaAdapter
     Alpaca paper trading over its REST API (``brokers.live.alpaca``; imported lazily, only when
     used: ``from brokers.live.alpaca import AlpacaAdapter``).
@@ -35,7 +37,7 @@ from brokers.live.adapter import (
 )
 from brokers.live.audit import AuditLog, read_audit
 from brokers.live.broker import KillSwitchEngaged, LiveOptionsBroker
-from brokers.live.replay import RecordedSnapshots, ReplayVenue, load_minute_bars, replay_schedule
+from brokers.live.replay import ReplayVenue
 from brokers.live.safety import (
     KillSwitch,
     ReconcileReport,
@@ -45,13 +47,12 @@ from brokers.live.safety import (
     new_session_id,
     pre_trade_check,
 )
-from brokers.live.store import ChainSnapshotFeed, LiveBarFeed, LiveStore
+from brokers.live.store import LiveBarFeed, LiveStore
 
 __all__ = [
     "AccountState",
     "AuditLog",
     "Bar",
-    "ChainSnapshotFeed",
     "DuplicateClientOrderId",
     "KillSwitch",
     "KillSwitchEngaged",
@@ -62,7 +63,6 @@ __all__ = [
     "OrderLeg",
     "OrderRequest",
     "ReconcileReport",
-    "RecordedSnapshots",
     "ReplayVenue",
     "RetryPolicy",
     "RiskLimits",
@@ -73,11 +73,9 @@ __all__ = [
     "VenuePosition",
     "VenueRejected",
     "client_order_id",
-    "load_minute_bars",
     "new_session_id",
     "occ_symbol",
     "parse_occ_symbol",
     "pre_trade_check",
     "read_audit",
-    "replay_schedule",
 ]

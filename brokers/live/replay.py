@@ -25,12 +25,10 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from brokers.costs import OptionCostModel
@@ -48,280 +46,10 @@ from brokers.live.adapter import (
     occ_symbol,
 )
 from brokers.options_broker import OptionsBroker, OrderRejected
-from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot, settlement_time
 from data_feeds.contracts import OptionContract, OptionQuote
-from data_feeds.errors import DataSourceError, DataValidationError
-
-
-def _aware(value: Any) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_localize(TZ) if ts.tzinfo is None else ts.tz_convert(TZ)
-
-
-def replay_schedule(
-    source: Any,
-    underlying: str,
-    *,
-    roots: Sequence[str] | None = None,
-    start: Any = None,
-    end: Any = None,
-) -> list[pd.Timestamp]:
-    """Every recorded snapshot time of ``underlying`` between ``start`` and ``end``, ascending.
-
-    Parameters
-    ----------
-    source : ChainStore or SnapshotSource
-        Needs ``quote_dates(underlying, roots)``; ``quote_times(underlying, date)`` when it has
-        several snapshots a day (:class:`data_feeds.chain_store.ChainStore`), else one snapshot per
-        date at the source's default time is assumed (its time is read from the snapshot).
-    underlying : str
-        ``SPX``, ``SPY``.
-    roots : sequence of str, optional
-        Only dates with quotes of these roots.
-    start, end : date-like or timestamp, optional
-        Inclusive bounds. A date (or a midnight timestamp) as ``end`` means the whole day; a
-        timestamp with a time bounds to that time (naive = America/New_York).
-
-    Returns
-    -------
-    list of pandas.Timestamp
-        Tz-aware ET.
-
-    Raises
-    ------
-    DataSourceError
-        No snapshot in the window.
-    """
-    lo = None if start is None else _aware(start)
-    hi = None if end is None else _aware(end)
-    if hi is not None and hi == hi.normalize():
-        hi = hi + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
-    out: list[pd.Timestamp] = []
-    for day in source.quote_dates(underlying, roots):
-        if lo is not None and day < lo.date():
-            continue
-        if hi is not None and day > hi.date():
-            continue
-        if hasattr(source, "quote_times"):
-            times = list(source.quote_times(underlying, day))
-        else:
-            times = [source.snapshot(underlying, day, roots=roots).quote_time]
-        out.extend(t for t in times if (lo is None or t >= lo) and (hi is None or t <= hi))
-    if not out:
-        raise DataSourceError(
-            f"no {underlying} snapshot between {lo or 'the start'} and {hi or 'the end'} "
-            f"(roots {list(roots) if roots else 'all'})"
-        )
-    return sorted(out)
-
-
-def load_minute_bars(path: str | Path, symbol: str | None = None) -> pd.DataFrame:
-    """Minute OHLC bars of an underlying, indexed by the bar's **close** time (start + 1 minute).
-
-    Layouts: ``date, time_et, open, high, low, close`` (Lean minute files in
-    ``../shared/data/intraday/``: ``time_et`` is the bar start, ET) or ``datetime, open, high,
-    low, close[, volume]`` (``datetime`` = bar start, ET); a ``symbol`` column is filtered when
-    ``symbol`` is given.
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        CSV (optionally gzipped).
-    symbol : str, optional
-        Rows of this symbol (files with a ``symbol`` column).
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``open, high, low, close, volume`` (float; volume 0 when absent), tz-aware ET index
-        ``time`` = bar close, increasing and unique.
-
-    Raises
-    ------
-    DataSourceError
-        Missing file or columns.
-    DataValidationError
-        A non-finite or non-positive price, ``high < low``, a duplicated bar (names the row).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataSourceError(f"{path}: minute bar file not found")
-    raw = pd.read_csv(path)
-    cols = {c.strip().lower(): c for c in raw.columns}
-    raw = raw.rename(columns={v: k for k, v in cols.items()})
-    if symbol is not None and "symbol" in raw.columns:
-        raw = raw[raw["symbol"].astype(str).str.upper() == symbol.upper()]
-    missing = [c for c in ("open", "high", "low", "close") if c not in raw.columns]
-    if "date" in raw.columns and "time_et" in raw.columns:
-        start = pd.to_datetime(raw["date"].astype(str) + " " + raw["time_et"].astype(str))
-    elif "datetime" in raw.columns:
-        start = pd.to_datetime(raw["datetime"])
-    else:
-        missing.append("date+time_et or datetime")
-    if missing:
-        raise DataSourceError(f"{path}: missing column(s) {missing} for minute bars")
-    index = pd.DatetimeIndex(start).tz_localize(TZ) + pd.Timedelta(minutes=1)
-    frame = pd.DataFrame(
-        {c: pd.to_numeric(raw[c], errors="coerce").to_numpy(float) for c in ("open", "high", "low")}
-        | {"close": pd.to_numeric(raw["close"], errors="coerce").to_numpy(float)},
-        index=index,
-    )
-    frame["volume"] = (
-        pd.to_numeric(raw["volume"], errors="coerce").to_numpy(float)
-        if "volume" in raw.columns
-        else 0.0
-    )
-    frame.index.name = "time"
-    values = frame[["open", "high", "low", "close"]].to_numpy()
-    bad = ~(np.isfinite(values) & (values > 0)).all(axis=1)
-    if bad.any():
-        at = frame.index[np.argmax(bad)]
-        raise DataValidationError(str(path), "price not finite and > 0", row=f"{at}")
-    crossed = frame["high"].to_numpy() < frame["low"].to_numpy()
-    if crossed.any():
-        at = frame.index[np.argmax(crossed)]
-        raise DataValidationError(str(path), "high < low", row=f"{at}", field="high")
-    if frame.index.has_duplicates:
-        at = frame.index[frame.index.duplicated()][0]
-        raise DataValidationError(str(path), "duplicated bar", row=f"{at}")
-    return frame.sort_index()
-
-
-def _with_price(snap: ChainSnapshot, bars: pd.DataFrame | None) -> ChainSnapshot:
-    """``snap`` with the underlying price of the last bar closed at or before its time (when the
-    snapshot has none and bars are given)."""
-    if bars is None or math.isfinite(snap.underlying_price):
-        return snap
-    pos = bars.index.searchsorted(snap.quote_time, side="right") - 1
-    if pos < 0 or bars.index[pos].date() != snap.quote_date:
-        return snap
-    return ChainSnapshot(
-        snap.underlying,
-        snap.quote_time,
-        float(bars["close"].iloc[pos]),
-        snap.quotes,
-        rate=snap.rate,
-        source=snap.source,
-    )
-
-
-class RecordedSnapshots:
-    """The snapshots of a replay schedule, one after the other: the historical (backtest) side of a
-    replay, for :class:`brokers.live.store.ChainSnapshotFeed` with ``live=False``.
-
-    Parameters
-    ----------
-    source, underlying, roots, start, end
-        As :func:`replay_schedule`.
-    rate : float
-        Continuously compounded rate (decimal) put on the snapshots.
-    underlying_bars : pandas.DataFrame, optional
-        Minute bars (:func:`load_minute_bars`) giving the underlying price where the snapshot has
-        none (Lean minute quotes).
-    cache : bool
-        Keep every snapshot read (memory: the whole window); lets a backtest and a replay of the
-        same window share one read of the store (default False: one store query per snapshot).
-    """
-
-    def __init__(
-        self,
-        source: Any,
-        underlying: str,
-        *,
-        roots: Sequence[str] | None = None,
-        start: Any = None,
-        end: Any = None,
-        rate: float = 0.0,
-        underlying_bars: pd.DataFrame | None = None,
-        cache: bool = False,
-    ) -> None:
-        self.source = source
-        self.underlying = underlying
-        self.roots = None if roots is None else list(roots)
-        self.rate = rate
-        self.bars = underlying_bars
-        self.times = replay_schedule(source, underlying, roots=roots, start=start, end=end)
-        self._cache: dict[pd.Timestamp, ChainSnapshot | None] | None = {} if cache else None
-
-    def snapshot_at(self, when: pd.Timestamp) -> ChainSnapshot | None:
-        """The snapshot recorded at exactly ``when`` (None when those roots have none then)."""
-        when = _aware(when)
-        if self._cache is not None and when in self._cache:
-            return self._cache[when]
-        snap: ChainSnapshot | None = self.source.snapshot(
-            self.underlying, when.date(), when.time(), self.roots, False, self.rate
-        )
-        snap = None if snap is None or snap.quote_time != when else _with_price(snap, self.bars)
-        if self._cache is not None:
-            self._cache[when] = snap
-        return snap
-
-    def __iter__(self) -> Iterator[ChainSnapshot]:
-        for when in self.times:
-            snap = self.snapshot_at(when)
-            if snap is not None:
-                yield snap
-
-
-class ListedSnapshots:
-    """Recorded snapshots given explicitly: a schedule of times and a loader, the same face as
-    :class:`RecordedSnapshots` (``times``, ``snapshot_at``, iteration), for
-    :class:`ReplayVenue` ``recorded=``.
-
-    The paper runner replays exactly the snapshots a backtest's chain feed holds (one a day at
-    the feed's quote time for :func:`data_feeds.chain_feed.chain_feed`, the strategy's own list
-    for a :class:`brokers.live.ChainSnapshotFeed`), so the venue and the backtest see the same
-    quotes at the same times.
-
-    Parameters
-    ----------
-    times : sequence of timestamp
-        Snapshot times, strictly increasing (naive = America/New_York).
-    load : callable
-        ``load(time) -> ChainSnapshot | None``: the snapshot recorded at that time.
-    underlying : str
-        Underlying symbol of the snapshots (informative).
-
-    Raises
-    ------
-    ValueError
-        Times not strictly increasing, or none.
-    """
-
-    def __init__(
-        self,
-        times: Sequence[Any],
-        load: Callable[[pd.Timestamp], ChainSnapshot | None],
-        underlying: str = "",
-    ) -> None:
-        self.underlying = underlying
-        self.times = [_aware(t) for t in times]
-        if not self.times:
-            raise ValueError("ListedSnapshots needs at least one snapshot time")
-        bad = [b for a, b in zip(self.times, self.times[1:], strict=False) if b <= a]
-        if bad:
-            raise ValueError(f"snapshot times must increase: {bad[0]} is not after its predecessor")
-        self._load = load
-
-    @classmethod
-    def of(cls, snapshots: Sequence[ChainSnapshot]) -> ListedSnapshots:
-        """The snapshots of a list (e.g. a :class:`brokers.live.ChainSnapshotFeed`'s)."""
-        by_time = {s.quote_time: s for s in snapshots}
-        if len(by_time) != len(snapshots):
-            raise ValueError("two snapshots share a quote time")
-        underlying = snapshots[0].underlying if snapshots else ""
-        return cls(sorted(by_time), lambda t: by_time.get(t), underlying)
-
-    def snapshot_at(self, when: pd.Timestamp) -> ChainSnapshot | None:
-        """The snapshot recorded at exactly ``when`` (None when there is none)."""
-        return self._load(_aware(when))
-
-    def __iter__(self) -> Iterator[ChainSnapshot]:
-        for when in self.times:
-            snap = self.snapshot_at(when)
-            if snap is not None:
-                yield snap
+from data_feeds.errors import DataSourceError
+from data_feeds.snapshot_feed import ListedSnapshots, RecordedSnapshots, et_timestamp
 
 
 class ReplayVenue(VenueAdapter):
@@ -336,7 +64,7 @@ class ReplayVenue(VenueAdapter):
     roots : sequence of str, optional
         Option roots replayed (all by default).
     start, end : date-like or timestamp, optional
-        Replay window (:func:`replay_schedule`).
+        Replay window (:func:`data_feeds.snapshot_feed.replay_schedule`).
     speed : float, optional
         Recorded seconds per wall second between ticks; None or 0: no waiting.
     costs : OptionCostModel, optional
@@ -348,8 +76,9 @@ class ReplayVenue(VenueAdapter):
     cash : float
         Starting cash of the venue account, dollars.
     underlying_bars : pandas.DataFrame, optional
-        Minute bars of the underlying (:func:`load_minute_bars`), for snapshots without an
-        underlying price and for :meth:`latest_bar`.
+        Minute bars of the underlying stamped at the bar's end
+        (:func:`data_feeds.minute_bars.load_minute_bars` with ``stamp="end"``), for snapshots
+        without an underlying price and for :meth:`latest_bar`.
     rate : float
         Continuously compounded rate (decimal) put on the snapshots.
     sleep : callable
@@ -399,8 +128,8 @@ class ReplayVenue(VenueAdapter):
             )
             self.schedule = recorded.times
         else:
-            lo = None if start is None else _aware(start)
-            hi = None if end is None else _aware(end)
+            lo = None if start is None else et_timestamp(start)
+            hi = None if end is None else et_timestamp(end)
             if hi is not None and hi == hi.normalize():
                 hi = hi + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
             self.schedule = [
@@ -456,7 +185,7 @@ class ReplayVenue(VenueAdapter):
         """Move forward (without waiting) through every recorded snapshot at or before ``time``,
         then set the clock to ``time`` (quotes stay those of the last snapshot) and settle what is
         due by then: the venue follows a strategy that runs on its own historical feed."""
-        when = _aware(time)
+        when = et_timestamp(time)
         while self._idx + 1 < len(self.schedule) and self.schedule[self._idx + 1] <= when:
             self._advance(wait=False)
         if self._snap is not None and self._now is not None and when > self._now:
@@ -681,7 +410,7 @@ class ReplayVenue(VenueAdapter):
         """
         try:
             self.book.trade_underlying(
-                symbol, quantity, price, _aware(time), commission=commission, tag=tag
+                symbol, quantity, price, et_timestamp(time), commission=commission, tag=tag
             )
         except ValueError as exc:
             raise VenueRejected(str(exc)) from None
@@ -765,10 +494,4 @@ class ReplayVenue(VenueAdapter):
         return out
 
 
-__all__ = [
-    "ListedSnapshots",
-    "RecordedSnapshots",
-    "ReplayVenue",
-    "load_minute_bars",
-    "replay_schedule",
-]
+__all__ = ["ReplayVenue"]

@@ -5,10 +5,10 @@ backtrader's live integrations (``IBStore``, ``OandaStore``) follow one pattern:
 the connection, hands out live data feeds (``islive() == True``: no preloading, bars as they come)
 and a broker. :class:`LiveStore` does the same over a :class:`brokers.live.adapter.VenueAdapter`:
 
-* :meth:`LiveStore.getdata` returns a :class:`ChainSnapshotFeed` whose bars are the venue's chain
-  snapshots (the same lines and ``snapshot()`` method as :class:`data_feeds.chain_feed.ChainFeed`,
-  so an :class:`strategies.OptionStrategy` cannot tell the difference), or with ``kind="bars"`` a
-  :class:`LiveBarFeed` of the underlying's bars;
+* :meth:`LiveStore.getdata` returns a :class:`data_feeds.ChainSnapshotFeed` whose bars are the
+  venue's chain snapshots (the same lines and ``snapshot()`` method as
+  :class:`data_feeds.chain_feed.ChainFeed`, so an :class:`strategies.OptionStrategy` cannot tell
+  the difference), or with ``kind="bars"`` a :class:`LiveBarFeed` of the underlying's bars;
 * :meth:`LiveStore.getbroker` returns a :class:`brokers.live.broker.LiveOptionsBroker`.
 
 One feed drives the venue clock (the first one created): each of its bars is one ``venue.tick()``.
@@ -19,9 +19,7 @@ current venue time and the feed ends the run, so stopping takes effect within on
 from __future__ import annotations
 
 import datetime as dt
-import math
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import backtrader as bt
@@ -32,135 +30,11 @@ from brokers.live.audit import AuditLog
 from brokers.live.broker import LiveOptionsBroker
 from brokers.live.safety import KillSwitch, RetryPolicy, RiskLimits, new_session_id
 from data_feeds.calendar import TZ
-from data_feeds.chain_feed import CHAIN_FEED_LINES, snapshot_features
-from data_feeds.chains import ChainSnapshot
+from data_feeds.snapshot_feed import ChainSnapshotFeed
 
 
 def _naive(ts: pd.Timestamp) -> dt.datetime:
     return ts.tz_convert(TZ).tz_localize(None).to_pydatetime()
-
-
-class ChainSnapshotFeed(bt.feed.DataBase):
-    """backtrader feed with one bar per chain snapshot from a snapshot iterator.
-
-    Live (``live=True``, from :meth:`LiveStore.getdata`): each bar asks the store for the next
-    venue tick. Historical (``live=False``, e.g. over
-    :class:`brokers.live.replay.RecordedSnapshots`): the iterator's snapshots, preloaded like any
-    backtest feed; this is how an intraday recorded day runs through the backtest broker.
-
-    Lines: ``open/high/low/close`` the underlying price at the snapshot (NaN if none), ``volume`` 0
-    and :data:`data_feeds.chain_feed.CHAIN_FEED_LINES` from
-    :func:`data_feeds.chain_feed.snapshot_features` (the snapshot alone: no look-ahead). Bar
-    datetime: the snapshot time, naive America/New_York wall clock.
-
-    Parameters (backtrader ``params``)
-    ----------------------------------
-    snapshots : iterable of ChainSnapshot or callable
-        Historical: an iterable (re-iterated by ``start``); live: a callable returning the next
-        snapshot or None at the end.
-    live : bool
-        Report ``islive()`` (cerebro then runs bar by bar without preloading).
-    target_dte, far_dte, feature_root
-        As :func:`data_feeds.chain_feed.snapshot_features`.
-    features : bool
-        Compute the feature lines (default True); False leaves them NaN (a strategy that reads only
-        ``snapshot()`` saves the per-bar implied-vol work).
-    """
-
-    lines = CHAIN_FEED_LINES
-    params = (
-        ("snapshots", None),
-        ("live", False),
-        ("target_dte", 30.0),
-        ("far_dte", 60.0),
-        ("feature_root", None),
-        ("features", True),
-    )
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._cache: OrderedDict[float, ChainSnapshot] = OrderedDict()
-        self._iter: Iterator[ChainSnapshot] | None = None
-        self.report: list[tuple[dt.datetime, dict[str, str]]] = []
-
-    def islive(self) -> bool:
-        """True for the live face (no preload, bar by bar)."""
-        return bool(self.p.live)
-
-    def start(self) -> None:
-        super().start()
-        self._cache.clear()
-        source = self.p.snapshots
-        if not callable(source):
-            self._iter = iter(source)
-
-    def _next_snapshot(self) -> ChainSnapshot | None:
-        if self._iter is not None:
-            return next(self._iter, None)
-        return self.p.snapshots()
-
-    def _load(self) -> bool:
-        snap = self._next_snapshot()
-        if snap is None:
-            return False
-        when = _naive(snap.quote_time)
-        stamp = bt.date2num(when)
-        if len(self) > 1 and stamp <= self.lines.datetime[-1]:
-            raise RuntimeError(
-                f"snapshot times must increase: {snap.quote_time} after "
-                f"{bt.num2date(self.lines.datetime[-1])}"
-            )
-        if self.p.features:
-            values, errors = snapshot_features(
-                snap,
-                target_dte=self.p.target_dte,
-                far_dte=self.p.far_dte,
-                root=self.p.feature_root,
-            )
-        else:
-            values, errors = dict.fromkeys(CHAIN_FEED_LINES, math.nan), {}
-        if errors:
-            self.report.append((when, errors))
-        price = float(snap.underlying_price)
-        self.lines.datetime[0] = stamp
-        for name in ("open", "high", "low", "close"):
-            getattr(self.lines, name)[0] = price
-        self.lines.volume[0] = 0.0
-        self.lines.openinterest[0] = 0.0
-        for name in CHAIN_FEED_LINES:
-            getattr(self.lines, name)[0] = values[name]
-        self._cache[stamp] = snap
-        keep = 4 if self.p.live else 1_000_000
-        while len(self._cache) > keep:
-            self._cache.popitem(last=False)
-        return True
-
-    def next_time(self) -> pd.Timestamp | None:
-        """Live face: when the venue's next snapshot is due (:meth:`LiveStore.next_time`), so that
-        a strategy can tell the session's last bar (``OptionStrategy._last_bar_of_session``);
-        None when unknown or at the end. The historical face returns None (backtrader knows its
-        preloaded bars)."""
-        store = getattr(self, "_store", None)
-        if not self.p.live or store is None:
-            return None
-        return store.next_time()
-
-    def snapshot(self) -> ChainSnapshot:
-        """The :class:`ChainSnapshot` of the current bar.
-
-        Raises
-        ------
-        RuntimeError
-            No current bar.
-        """
-        if len(self) == 0:
-            raise RuntimeError("the snapshot feed has no current bar yet")
-        snap = self._cache.get(self.lines.datetime[0])
-        if snap is None:
-            raise RuntimeError(
-                f"no snapshot cached for the bar at {bt.num2date(self.lines.datetime[0])}"
-            )
-        return snap
 
 
 class LiveBarFeed(bt.feed.DataBase):
@@ -425,4 +299,4 @@ def _aware(value: Any) -> pd.Timestamp:
     return ts.tz_localize(TZ) if ts.tzinfo is None else ts.tz_convert(TZ)
 
 
-__all__ = ["ChainSnapshotFeed", "LiveBarFeed", "LiveStore"]
+__all__ = ["LiveBarFeed", "LiveStore"]

@@ -23,10 +23,10 @@ from data_feeds.auction import (
     auction_feed,
     auction_frame,
     load_futures_minute,
-    load_index_minute,
     load_option_minute_quotes,
 )
 from data_feeds.errors import DataSourceError
+from data_feeds.minute_bars import load_minute_bars
 
 QUOTES = "options/spx_spxw_spy_option_minute_quotes.csv.gz"
 INDEX_MINUTE = "intraday/spx_index_minute_2021_2023.csv"
@@ -38,7 +38,7 @@ ES_1MIN = "intraday/es_futures_minute_2013_2020.csv.gz"
 def inputs(shared_data: Path) -> dict:
     return {
         "quotes": load_option_minute_quotes(shared_data / QUOTES),
-        "index_minute": load_index_minute(shared_data / INDEX_MINUTE),
+        "index_minute": load_minute_bars(shared_data / INDEX_MINUTE, stamp="start"),
         "daily": load_ohlc(str(shared_data / DAILY), root="SPX"),
     }
 
@@ -280,7 +280,7 @@ def test_bad_inputs_raise_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(DataSourceError, match="missing column"):
         load_option_minute_quotes(bad)
     with pytest.raises(DataSourceError, match="not found"):
-        load_index_minute(tmp_path / "nope.csv")
+        load_minute_bars(tmp_path / "nope.csv", stamp="start")
     weird = tmp_path / "fut.csv"
     weird.write_text("time,price\n1,2\n")
     with pytest.raises(DataSourceError, match="unrecognized futures layout"):

@@ -1,4 +1,5 @@
-"""The surface pipeline (data_feeds.surfaces) on the real 2019 SPX/SPXW chains.
+"""The surface pipeline on the real 2019 SPX/SPXW chains: fits (pricing.surface_fit), tables
+(data_feeds.surfaces) and the jobs that fill them (experiments.surface_jobs).
 
 References, none of them the pipeline's own output:
 
@@ -26,21 +27,22 @@ import pytest
 from data_feeds import load_ohlc
 from data_feeds.chain_store import ChainStore
 from data_feeds.errors import DataSourceError
-from data_feeds.surfaces import (
-    FILTER_REASONS,
-    ModelNotAvailableError,
-    SurfaceFitConfig,
-    fit_snapshot,
+from data_feeds.surfaces import load_fitted_surfaces, migrate_surface_tables
+from experiments.surface_jobs import (
     fit_surfaces,
-    load_fitted_surfaces,
-    migrate_surface_tables,
     realized_volatility_frame,
-    select_fit_quotes,
     store_realized_volatility,
     store_vrp_metrics,
     vrp_frame,
 )
 from pricing import ql_implied_vol
+from pricing.surface_fit import (
+    FILTER_REASONS,
+    ModelNotAvailableError,
+    SurfaceFitConfig,
+    fit_snapshot,
+    select_fit_quotes,
+)
 
 pytestmark = pytest.mark.shared_data
 
@@ -85,17 +87,17 @@ def test_refit_replaces_rows_and_gives_the_same_table(store):
 
 
 def test_a_failed_write_leaves_the_date_as_it_was(store, monkeypatch):
-    import data_feeds.surfaces as surfaces
+    import experiments.surface_jobs as jobs
 
     before = _rows(store)
-    real = surfaces._insert_frame
+    real = jobs.insert_frame
 
     def failing(con, table, frame):
         real(con, table, frame)
         if table == "term_structure_params":
             raise RuntimeError("disk full")
 
-    monkeypatch.setattr(surfaces, "_insert_frame", failing)
+    monkeypatch.setattr(jobs, "insert_frame", failing)
     with pytest.raises(RuntimeError, match="disk full"):
         fit_surfaces(store, DAYS[0], "svi", config=SurfaceFitConfig(weighting="vol"))
     pd.testing.assert_frame_equal(before, _rows(store))
@@ -312,7 +314,7 @@ def test_parity_analytics_makes_call_and_put_vols_agree_on_long_expiries(store):
     """Put-call parity is model-free: with the regressed forward and discount factor the call
     and put of one strike have one implied vol. With the snapshot's zero rate they drift apart
     away from the money on a 2.5-year expiry (about 5 % of discount)."""
-    from data_feeds.surfaces import parity_analytics
+    from pricing.surface_fit import parity_analytics
 
     snap = store.snapshot("SPX", "2019-06-03")
     exp = pd.Timestamp("2021-12-17")

@@ -103,9 +103,9 @@ def test_figures_hold_the_surface_and_market_bid_ask_vols_from_quantlib(db):
     """The error bars of a smile end at the QuantLib implied vols of the bid and the ask."""
     import numpy as np
 
-    from data_feeds.surfaces import fit_snapshot
     from experiments.cli_surface import surface_figures
     from pricing import ql_implied_vol
+    from pricing.surface_fit import fit_snapshot
 
     with ChainStore(db, read_only=True) as store:
         surf = fit_snapshot(store.snapshot("SPX", DAYS[0]))

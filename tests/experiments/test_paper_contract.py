@@ -1,6 +1,6 @@
 """The paper contract without market data: :func:`strategies.base.capture_cerebro` hands over
 exactly what a backtest would run and runs nothing; the hook never leaks into a later backtest;
-:class:`brokers.live.replay.ListedSnapshots` and the replay venue's schedule
+:class:`data_feeds.snapshot_feed.ListedSnapshots` and the replay venue's schedule
 (:meth:`ReplayVenue.next_time`) on synthetic quote-less snapshots."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import backtrader as bt
 import pandas as pd
 import pytest
 
-from brokers.live.replay import ListedSnapshots, ReplayVenue
+from brokers.live.replay import ReplayVenue
 from data_feeds.chains import QUOTE_COLUMNS, ChainSnapshot
+from data_feeds.snapshot_feed import ListedSnapshots
 from strategies.base import CerebroSpec, capture_cerebro, run_cerebro
 
 

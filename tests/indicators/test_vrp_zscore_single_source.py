@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from data_feeds import load_ohlc
-from data_feeds.surfaces import vrp_frame
+from experiments.surface_jobs import vrp_frame
 from indicators.vol_signals import vrp_signals
 
 INDEX_FILE = "index/spx_vix_spy_qqq_daily.csv"

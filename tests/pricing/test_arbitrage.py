@@ -147,7 +147,7 @@ def test_fitted_surfaces_of_real_dates_are_free_of_static_arbitrage(chain_store_
     """Real 2019 SPX/SPXW chains: every fitted slice has convex QuantLib call prices in the
     strike on its quoted range (no butterfly) and total variance non-decreasing in tte on the
     range both consecutive expiries quote (no calendar)."""
-    from data_feeds.surfaces import fit_snapshot
+    from pricing.surface_fit import fit_snapshot
 
     for day in ("2019-04-30", "2019-06-03", "2019-07-16"):
         surf = fit_snapshot(chain_store_2019.snapshot("SPX", day))

@@ -115,7 +115,7 @@ def test_atm_total_variance_is_the_local_parabola_at_zero():
 
 @pytest.mark.shared_data
 def test_real_date_ssvi_fit_is_arbitrage_free(chain_store_2019):
-    from data_feeds.surfaces import fit_snapshot
+    from pricing.surface_fit import fit_snapshot
 
     surf = fit_snapshot(chain_store_2019.snapshot("SPX", "2019-05-15"), model="ssvi")
     f = surf.fitted

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from brokers import OptionsBroker
-from brokers.live import ChainSnapshotFeed, RecordedSnapshots, load_minute_bars
 from data_feeds import ChainStore, load_ohlc
+from data_feeds.minute_bars import load_minute_bars
+from data_feeds.snapshot_feed import ChainSnapshotFeed, RecordedSnapshots
 from strategies import ComboSpec, OptionStrategy, run_cerebro
 
 pytestmark = pytest.mark.shared_data
@@ -26,7 +27,7 @@ def snapshots(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Re
             shared_data / "options/spx_spxw_spy_option_minute_quotes.csv.gz", "lean-minute"
         )
     store = ChainStore(path, read_only=True)
-    bars = load_minute_bars(shared_data / "intraday/spx_index_minute_2021_2023.csv")
+    bars = load_minute_bars(shared_data / "intraday/spx_index_minute_2021_2023.csv", stamp="end")
     return RecordedSnapshots(
         store, "SPX", roots=["SPXW"], start=DAY, end=DAY, underlying_bars=bars, cache=True
     )

@@ -135,7 +135,7 @@ def test_model_vol_is_the_raw_svi_formula_at_the_option(shared_data, plugin) -> 
     assert row["model_iv_fit"] == pytest.approx(math.sqrt(w / row["tte"]), rel=1e-10)
     # leave-one-out: the slice re-fitted without the option's own quote
     surf_pts = plugin.source.snapshot("SPX", day, None, ["SPXW"], False, 0.0)
-    from data_feeds.surfaces import fit_snapshot
+    from pricing.surface_fit import fit_snapshot
 
     pts = fit_snapshot(surf_pts, "svi").points
     pts = pts[pd.DatetimeIndex(pts["expiration"]).date == row["expiration"]]

@@ -24,16 +24,15 @@ import pytest
 from brokers import OptionsBroker
 from brokers.live import (
     AuditLog,
-    ChainSnapshotFeed,
     KillSwitch,
     KillSwitchEngaged,
     LiveStore,
-    RecordedSnapshots,
     ReplayVenue,
-    load_minute_bars,
 )
 from data_feeds import OptionContract, load_ohlc
 from data_feeds.chain_store import ChainStore
+from data_feeds.minute_bars import load_minute_bars
+from data_feeds.snapshot_feed import ChainSnapshotFeed, RecordedSnapshots
 from strategies import ComboSpec, OptionStrategy
 from strategies.base import run_cerebro
 
@@ -61,7 +60,7 @@ def minute_store(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def spx_minutes(shared_data: Path) -> pd.DataFrame:
-    return load_minute_bars(shared_data / SPX_MINUTES)
+    return load_minute_bars(shared_data / SPX_MINUTES, stamp="end")
 
 
 @pytest.fixture(scope="module")
