@@ -361,9 +361,11 @@ def display_cells(row: Mapping[str, Any]) -> list[str]:
     """The :data:`DISPLAY` cells of one row; an insufficient sample replaces the Sharpe ratio
     and its interval by the ``sample`` note."""
     cells = []
+    sample = row.get("sample")
+    note = sample if isinstance(sample, str) and sample else None  # a frame holds NaN for None
     for col, _, kind in DISPLAY:
-        if col in ("sharpe", "sharpe_ci") and row.get("sample"):
-            cells.append(str(row["sample"]) if col == "sharpe" else "")
+        if col in ("sharpe", "sharpe_ci") and note:
+            cells.append(note if col == "sharpe" else "")
         elif kind == "ci":
             lo, hi = row.get("sharpe_ci_low"), row.get("sharpe_ci_high")
             cells.append(

@@ -387,7 +387,10 @@ def test_cli_writes_csv_and_markdown_atomically(tmp_path: Path, option_run: Path
     assert table.loc[1, "status"].startswith("no run: ") and pd.isna(table.loc[1, "trades"])
     md = (folder / "strategy_summary.md").read_text()
     assert md.count("\n| ") == 3
-    assert "| opt | vrp_harvest | 2020-01-02 | 2020-01-08 | chain:SPX:SPXW | 5 |" in md
+    sharpe = np_sharpe(list(OPTION_RETURNS.values()))
+    assert f"| opt | vrp_harvest | 2020-01-02 | 2020-01-08 | chain:SPX:SPXW | 5 | {sharpe:.2f} |" in (
+        md
+    )
     bad = CliRunner().invoke(app, ["summary", "--configs", str(tmp_path / "nope*.toml")])
     assert bad.exit_code == 2 and "matches no config file" in bad.output
 
@@ -421,3 +424,18 @@ def test_real_run_costs_match_the_raw_fills(
     assert row["cost_slippage"] == pytest.approx(half.sum(), abs=1e-6)
     summary = json.loads((Path(row["run_dir"]) / "summary.json").read_text())
     assert row["sharpe"] == pytest.approx(summary["metrics"]["sharpe"], abs=1e-12)
+
+
+def test_display_shows_the_sharpe_unless_the_sample_is_insufficient():
+    """A frame with one insufficient and one sufficient run: pandas stores the missing note of
+    the sufficient run as NaN in a string column, which must not read as a note."""
+    from experiments.summary import DISPLAY, display_cells, summary_frame
+
+    rows = [
+        {"experiment": "a", "sharpe": 1.234, "sample": None, "status": "ok"},
+        {"experiment": "b", "sharpe": -2.5, "sample": "insufficient sample (1 trade)"},
+    ]
+    frame = summary_frame(rows).to_dict("records")
+    at = [c for c, _, _ in DISPLAY].index("sharpe")
+    assert display_cells(frame[0])[at] == "1.23"
+    assert display_cells(frame[1])[at] == "insufficient sample (1 trade)"
