@@ -33,7 +33,7 @@ import pandas as pd
 from brokers.costs import OptionCostModel
 from brokers.margin import MarginReport, book_requirement, underlying_of
 from data_feeds.calendar import TZ
-from data_feeds.chains import QUOTE_COLUMNS, ChainSnapshot, Combo, settlement_time
+from data_feeds.chains import QUOTE_COLUMNS, ChainSnapshot, Combo, QuoteUnavailable, settlement_time
 from data_feeds.contracts import OptionContract, OptionQuote
 from data_feeds.errors import DataSourceError, DataValidationError, VolsuiteError
 
@@ -560,7 +560,7 @@ class OptionsBroker(bt.brokers.BackBroker):
                 continue
             try:
                 fwd = snapshot.forward(c.expiration, c.root)
-            except (KeyError, ValueError):
+            except QuoteUnavailable:  # no two-sided pair: the margin check names the price
                 continue
             if math.isfinite(fwd) and fwd > 0:
                 prices[sym] = float(fwd)
