@@ -614,7 +614,8 @@ class VolDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
     def _finish(self, reason: str) -> None:
         """Log the trade from its trade in :attr:`book`: ``option_pnl`` (option fills,
         commissions, its share of settlements, open legs at the marks), ``hedge_pnl`` (its share
-        trades, open shares at the marks) and ``net_pnl`` = their sum (dollars)."""
+        trades, open shares at the marks), ``net_pnl`` = their sum and ``commissions`` (option
+        and share commissions and settlement fees of the trade), all dollars."""
         t = self.trade
         assert t is not None
         broker = self.obroker
@@ -626,15 +627,13 @@ class VolDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         for c, q in trade.legs.items():
             mark = broker.option_positions.get(c)
             option += q * (mark.mark if mark is not None else 0.0) * c.multiplier
-        tags = {t["tag"], f"close {t['tag']}"}
-        fills = [f for f in broker.option_fills if f.tag in tags]
         t["row"].update(
             status="traded",
             exit_reason=reason,
             exit_time=t.get("exit_time"),
             option_pnl=option,
             hedge_pnl=net - option,
-            commissions=sum(f.commission for f in fills),
+            commissions=trade.commission,
             net_pnl=net,
         )
         self.trade = None
