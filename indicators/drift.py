@@ -26,6 +26,8 @@ import pandas as pd
 import vectorbt as vbt
 from numba import njit
 
+from indicators.vol_signals import past_mean_sd_nb
+
 __all__ = ["OvernightDrift", "overnight_drift", "overnight_drift_nb", "overnight_returns"]
 
 _NAN = np.nan
@@ -74,21 +76,9 @@ def overnight_drift_nb(
     sd = np.full(n, _NAN)
     z = np.full(n, _NAN)
     for t in range(window, n):
-        s = 0.0
-        bad = False
-        for j in range(t - window, t):
-            if math.isnan(night[j]):
-                bad = True
-                break
-            s += night[j]
-        if bad:
+        m, v = past_mean_sd_nb(night, t, window)
+        if math.isnan(m):
             continue
-        m = s / window
-        ss = 0.0
-        for j in range(t - window, t):
-            d = night[j] - m
-            ss += d * d
-        v = math.sqrt(ss / (window - 1))
         mu[t] = m
         sd[t] = v
         d = move[t] - m

@@ -173,6 +173,37 @@ def rolling_corr_nb(x: np.ndarray, y: np.ndarray, window: int) -> np.ndarray:
 
 
 @njit(cache=True)
+def past_mean_sd_nb(x: np.ndarray, t: int, window: int) -> tuple[float, float]:
+    """Mean and ``ddof = 1`` standard deviation of ``x[t-window .. t-1]`` (the strict past).
+
+    Parameters
+    ----------
+    x : np.ndarray
+        1-D float64, shape ``(n,)``.
+    t : int
+        The bar being scored (``window <= t < n``); ``x[t]`` is not used.
+    window : int
+        Number of past bars (>= 2).
+
+    Returns
+    -------
+    tuple of float
+        ``(mean, sd)`` in the units of ``x``; ``(NaN, NaN)`` when the window holds a NaN.
+    """
+    s = 0.0
+    for j in range(t - window, t):
+        if math.isnan(x[j]):
+            return _NAN, _NAN
+        s += x[j]
+    m = s / window
+    ss = 0.0
+    for j in range(t - window, t):
+        d = x[j] - m
+        ss += d * d
+    return m, math.sqrt(ss / (window - 1))
+
+
+@njit(cache=True)
 def past_zscore_nb(x: np.ndarray, window: int, min_periods: int) -> np.ndarray:
     """Z-score of ``x_t`` against its own strict past: ``(x_t - mean) / std(ddof=1)``.
 
@@ -198,22 +229,8 @@ def past_zscore_nb(x: np.ndarray, window: int, min_periods: int) -> np.ndarray:
         for t in range(window, n):
             if math.isnan(x[t]):
                 continue
-            s = 0.0
-            bad = False
-            for j in range(t - window, t):
-                if math.isnan(x[j]):
-                    bad = True
-                    break
-                s += x[j]
-            if bad:
-                continue
-            m = s / window
-            ss = 0.0
-            for j in range(t - window, t):
-                d = x[j] - m
-                ss += d * d
-            sd = math.sqrt(ss / (window - 1))
-            if sd > 0.0:
+            m, sd = past_mean_sd_nb(x, t, window)
+            if sd > 0.0:  # False for NaN (a NaN in the window)
                 out[t] = (x[t] - m) / sd
         return out
     # expanding: Welford over the past, updated after x_t is scored

@@ -378,29 +378,17 @@ class LiveOptionsBroker(OptionsBroker):
             self.kill_complete = not left
         if self.kill_complete:
             self.kill_pending = ""
-            self.audit.write(
-                "kill_switch",
-                self.venue.now(),
-                reason=self.kill_reason,
-                flatten=self.kill_flatten,
-                detail={
-                    "phase": "complete",
-                    "attempt": self.kill_rounds,
-                    "status": self.kill_status,
-                },
-            )
-        else:
-            self.audit.write(
-                "kill_switch",
-                self.venue.now(),
-                reason=self.kill_reason,
-                flatten=self.kill_flatten,
-                detail={
-                    "phase": "incomplete",
-                    "attempt": self.kill_rounds,
-                    "status": self.kill_status,
-                },
-            )
+        self.audit.write(
+            "kill_switch",
+            self.venue.now(),
+            reason=self.kill_reason,
+            flatten=self.kill_flatten,
+            detail={
+                "phase": "complete" if self.kill_complete else "incomplete",
+                "attempt": self.kill_rounds,
+                "status": self.kill_status,
+            },
+        )
         if not self.kill_transient:
             try:
                 self.reconcile("kill switch")
