@@ -327,7 +327,7 @@ def build_summary(configs: Sequence[Path], **kwargs: Any) -> pd.DataFrame:
 
 
 # -- output ----------------------------------------------------------------------------------------
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to a temporary file in ``path``'s folder, then rename it onto ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -440,8 +440,8 @@ def write_summary(frame: pd.DataFrame, out_dir: Path) -> tuple[Path, Path]:
         The CSV and Markdown paths.
     """
     csv_path, md_path = out_dir / "strategy_summary.csv", out_dir / "strategy_summary.md"
-    _write_atomic(csv_path, frame.to_csv(index=False))
-    _write_atomic(md_path, to_markdown(frame))
+    write_atomic(csv_path, frame.to_csv(index=False))
+    write_atomic(md_path, to_markdown(frame))
     return csv_path, md_path
 
 
@@ -534,5 +534,6 @@ __all__ = [
     "summarize_run",
     "summary_frame",
     "summary_row",
+    "write_atomic",
     "write_summary",
 ]

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from experiments.summary import _write_atomic
+from experiments.summary import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def write_tearsheet(
         f"<title>{escape(title)}</title><style>{_CSS}</style></head>"
         f"<body><div class='container'>{''.join(parts)}</div></body></html>"
     )
-    _write_atomic(path, html)
+    write_atomic(path, html)
     return path
 
 

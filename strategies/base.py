@@ -272,12 +272,22 @@ class StrategyPlugin(ABC):
         TypeError
             The plugin keeps no ``underlying`` frame and does not override this method.
         """
+        return self._own_underlying("benchmark")["close"].pct_change().rename("benchmark")
+
+    def _own_underlying(self, method: str) -> pd.DataFrame:
+        """The ``underlying`` frame :meth:`prepare` kept, for the defaults that read it.
+
+        Raises
+        ------
+        TypeError
+            The plugin keeps no ``underlying`` frame (then it must override ``method``).
+        """
         underlying = getattr(self, "underlying", None)
         if underlying is None:
             raise TypeError(
-                f"{type(self).__name__} keeps no 'underlying' frame: override benchmark()"
+                f"{type(self).__name__} keeps no 'underlying' frame: override {method}()"
             )
-        return underlying["close"].pct_change().rename("benchmark")
+        return underlying
 
     def check_search_space(self, grid: Mapping[str, Sequence[Any]]) -> None:
         """Refuse a parameter in the search space that ``Params.tunable`` does not name.
@@ -393,11 +403,7 @@ class StrategyPlugin(ABC):
         TypeError
             The plugin keeps no ``underlying`` frame and does not override this method.
         """
-        underlying = getattr(self, "underlying", None)
-        if underlying is None:
-            raise TypeError(
-                f"{type(self).__name__} keeps no 'underlying' frame: override data_fingerprint()"
-            )
+        underlying = self._own_underlying("data_fingerprint")
         return fingerprint(underlying)
 
 
