@@ -43,11 +43,13 @@ Status vocabulary: IB's order states are mapped to Alpaca's, which the live brok
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -222,7 +224,10 @@ class IBKRAdapter(VenueAdapter):
         ib.RaiseRequestErrors = False
         ib.errorEvent += self._on_error
         ib.disconnectedEvent += self._on_disconnect
-        self._open()
+        try:
+            self._open()
+        except TransientVenueError:  # a stale disconnect notice of another socket: once more
+            self._open()
         accounts = list(ib.managedAccounts())
         if self.account_id is None:
             if len(accounts) != 1:
@@ -251,7 +256,8 @@ class IBKRAdapter(VenueAdapter):
                 timeout=self.timeout,
                 account=self.account_id or "",
             )
-        except (ConnectionError, OSError, TimeoutError) as exc:
+        except (ConnectionError, OSError, TimeoutError, asyncio.CancelledError) as exc:
+            self._broken = True
             raise TransientVenueError(
                 f"TWS / IB Gateway at {self.host}:{self.port} did not answer "
                 f"({type(exc).__name__}): is it running with the API enabled on this port?"
@@ -261,14 +267,36 @@ class IBKRAdapter(VenueAdapter):
 
     def _ensure(self) -> None:
         """Reopen a dropped connection (same client id); the next :meth:`consume_reconnect`
-        says so."""
+        says so. A stale disconnect notice of the old socket can cancel the first attempt, so
+        there are two."""
         if self.ib.isConnected() and not self._broken:
             return
-        if self.ib.isConnected():
-            self.ib.disconnect()
-        self._open()
+        for attempt in range(2):
+            try:
+                self.ib.disconnect()
+            except (ConnectionError, OSError):
+                pass
+            try:
+                self._open()
+                break
+            except TransientVenueError:
+                if attempt == 1:
+                    raise
         self.reconnects += 1
         self._reconnected = True
+
+    @contextmanager
+    def _wire(self, what: str, *, maybe_applied: bool = False) -> Iterator[None]:
+        """Turn a connection lost during an API call into :class:`TransientVenueError` (the
+        next call reconnects)."""
+        try:
+            yield
+        except (ConnectionError, OSError, asyncio.CancelledError) as exc:
+            self._broken = True
+            raise TransientVenueError(
+                f"{what}: connection to TWS lost ({type(exc).__name__})",
+                maybe_applied=maybe_applied,
+            ) from None
 
     def close(self) -> None:
         """Disconnect."""
@@ -294,11 +322,8 @@ class IBKRAdapter(VenueAdapter):
     # -- clock ------------------------------------------------------------------------------------
     def _server_time(self) -> pd.Timestamp:
         self._ensure()
-        try:
+        with self._wire("reqCurrentTime"):
             when = self.ib.reqCurrentTime()
-        except (ConnectionError, OSError) as exc:
-            self._broken = True
-            raise TransientVenueError(f"reqCurrentTime: {type(exc).__name__}") from None
         return pd.Timestamp(when).tz_convert(TZ)
 
     def now(self) -> pd.Timestamp:
@@ -342,7 +367,8 @@ class IBKRAdapter(VenueAdapter):
                 contract = Index("SPX", "CBOE", "USD")
             else:
                 contract = Stock(self.underlying, "SMART", "USD")
-            (qualified,) = self.ib.qualifyContracts(contract) or [None]
+            with self._wire("qualifyContracts"):
+                (qualified,) = self.ib.qualifyContracts(contract) or [None]
             if qualified is None:
                 raise VenueRejected(f"IB does not know the underlying {self.underlying}")
             self._underlying_contract = qualified
@@ -371,7 +397,8 @@ class IBKRAdapter(VenueAdapter):
                 currency="USD",
                 tradingClass=contract.root,
             )
-            found = self.ib.qualifyContracts(option)
+            with self._wire("qualifyContracts"):
+                found = self.ib.qualifyContracts(option)
             qualified = found[0] if found and found[0] is not None else None
             self._contracts[key] = qualified
             if qualified is not None:
@@ -404,7 +431,8 @@ class IBKRAdapter(VenueAdapter):
         for attempt in range(3):
             self._ensure()
             before = len(self.errors)
-            tickers = list(self.ib.reqTickers(*contracts))
+            with self._wire("reqMktData"):
+                tickers = list(self.ib.reqTickers(*contracts))
             fresh = list(self.errors)[before:] if len(self.errors) >= before else []
             if not any(code == PACING for _, code, _ in fresh):
                 return tickers
@@ -424,7 +452,8 @@ class IBKRAdapter(VenueAdapter):
         key = (self.underlying, today)
         if key not in self._chains:
             und = self._underlying()
-            params = self.ib.reqSecDefOptParams(und.symbol, "", und.secType, int(und.conId))
+            with self._wire("reqSecDefOptParams"):
+                params = self.ib.reqSecDefOptParams(und.symbol, "", und.secType, int(und.conId))
             last = today + dt.timedelta(days=self.max_dte)
             wanted: list[OptionContract] = []
             for chain in params:
@@ -519,7 +548,8 @@ class IBKRAdapter(VenueAdapter):
         """``TotalCashValue``, ``NetLiquidation`` and ``BuyingPower`` (USD) of the paper account,
         freshly requested."""
         self._ensure()
-        self.ib.reqAccountUpdates(self.account_id)
+        with self._wire("reqAccountUpdates"):
+            self.ib.reqAccountUpdates(self.account_id)
         values = {
             v.tag: float(v.value)
             for v in self.ib.accountValues(self.account_id)
@@ -536,7 +566,9 @@ class IBKRAdapter(VenueAdapter):
         multiplier)."""
         self._ensure()
         out = []
-        for pos in self.ib.reqPositions():
+        with self._wire("reqPositions"):
+            held = self.ib.reqPositions()
+        for pos in held:
             if pos.account != self.account_id or not pos.position:
                 continue
             contract = self._option_of(pos.contract)
@@ -618,13 +650,8 @@ class IBKRAdapter(VenueAdapter):
             )
         contract, order = self.ib_order(request)
         self._requests[request.client_order_id] = request
-        try:
+        with self._wire("placeOrder", maybe_applied=True):
             trade = self.ib.placeOrder(contract, order)
-        except (ConnectionError, OSError) as exc:
-            self._broken = True
-            raise TransientVenueError(
-                f"placeOrder: connection lost ({type(exc).__name__})", maybe_applied=False
-            ) from None
         deadline = time.monotonic() + self.timeout
         while trade.orderStatus.status in ("PendingSubmit", "ApiPending", ""):
             if self._broken or not self.ib.isConnected():
@@ -637,8 +664,10 @@ class IBKRAdapter(VenueAdapter):
                 raise TransientVenueError(
                     f"placeOrder: no acknowledgement within {self.timeout:g} s", maybe_applied=True
                 )
-            self.ib.sleep(0.01)
-        self.ib.sleep(0.05)  # executions and commission reports that follow the status
+            with self._wire("placeOrder", maybe_applied=True):
+                self.ib.sleep(0.01)
+        with self._wire("placeOrder", maybe_applied=True):
+            self.ib.sleep(0.05)  # executions and commission reports that follow the status
         return self._order(trade)
 
     def _find_trade(self, client_order_id: str) -> Any:
@@ -663,7 +692,8 @@ class IBKRAdapter(VenueAdapter):
             IB does not know the order.
         """
         self._ensure()
-        self.ib.sleep(0)
+        with self._wire("orders"):
+            self.ib.sleep(0)
         for trade in self.ib.trades():
             if str(trade.order.orderId) == str(order_id):
                 return self._order(trade)
@@ -691,17 +721,15 @@ class IBKRAdapter(VenueAdapter):
         return None
 
     def _refresh(self) -> None:
-        try:
+        with self._wire("reqOpenOrders/reqExecutions"):
             self.ib.reqOpenOrders()
             self.ib.reqExecutions()
-        except (ConnectionError, OSError) as exc:
-            self._broken = True
-            raise TransientVenueError(f"refresh: connection lost ({type(exc).__name__})") from None
 
     def open_orders(self) -> list[VenueOrder]:
         """IB's open orders of this client (``reqOpenOrders``)."""
         self._ensure()
-        self.ib.reqOpenOrders()
+        with self._wire("reqOpenOrders"):
+            self.ib.reqOpenOrders()
         return [self._order(t) for t in self.ib.openTrades()]
 
     def cancel_order(self, order_id: str) -> None:
@@ -709,16 +737,18 @@ class IBKRAdapter(VenueAdapter):
         self._ensure()
         for trade in self.ib.openTrades():
             if str(trade.order.orderId) == str(order_id):
-                self.ib.cancelOrder(trade.order)
-                self.ib.sleep(0.05)
+                with self._wire("cancelOrder"):
+                    self.ib.cancelOrder(trade.order)
+                    self.ib.sleep(0.05)
                 return
 
     def cancel_all_orders(self) -> list[str]:
         """``reqGlobalCancel``; returns the ids of the orders that were open."""
         self._ensure()
         ids = [str(t.order.orderId) for t in self.ib.openTrades()]
-        self.ib.reqGlobalCancel()
-        self.ib.sleep(0.05)
+        with self._wire("reqGlobalCancel"):
+            self.ib.reqGlobalCancel()
+            self.ib.sleep(0.05)
         return ids
 
     def close_all_positions(self) -> list[VenueOrder]:
@@ -738,8 +768,9 @@ class IBKRAdapter(VenueAdapter):
             order = MarketOrder(action, abs(pos.quantity))
             order.orderRef = f"kill-{pos.symbol}"[:48]
             order.account = self.account_id or ""
-            trade = self.ib.placeOrder(contract, order)
-            self.ib.sleep(0.05)
+            with self._wire("placeOrder (flatten)", maybe_applied=True):
+                trade = self.ib.placeOrder(contract, order)
+                self.ib.sleep(0.05)
             out.append(self._order(trade))
         return out
 
@@ -751,6 +782,9 @@ class IBKRAdapter(VenueAdapter):
             code = getattr(entry, "errorCode", 0)
             if code in REJECT_CODES and code != 202:
                 status, reason = "rejected", entry.message
+        for req_id, code, message in self.errors:  # an error after the order went Inactive
+            if req_id == trade.order.orderId and code in REJECT_CODES and code != 202:
+                status, reason = "rejected", f"error {code}: {message}"
         filled, total = trade.orderStatus.filled, trade.order.totalQuantity
         if status in ("new", "accepted") and 0 < filled < total:
             status = "partially_filled"
