@@ -753,3 +753,58 @@ def stop(server: _Server, thread: threading.Thread) -> None:
 def day_start(day: dt.date) -> pd.Timestamp:
     """09:30 ET of ``day``."""
     return pd.Timestamp(dt.datetime.combine(day, dt.time(9, 30)), tz=TZ)
+
+
+def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - run by hand
+    """Run the fake TWS as a server for a ``volsuite paper`` session by hand: recorded snapshots
+    of one day from a chain store, a clock running ``--speed`` times wall time from ``--start``.
+
+    ``python -m tests.brokers.live.fake_tws --db results/chains.duckdb --day 2019-07-01
+    --settlement ../shared/data/index/spx_vix_spy_qqq_daily.csv --port 7497``
+    """
+    import argparse
+    import time
+
+    from data_feeds import load_ohlc
+    from data_feeds.chain_store import ChainStore
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--db", required=True, help="chain store with the day's snapshots")
+    ap.add_argument("--day", required=True, help="session date, YYYY-MM-DD")
+    ap.add_argument("--start", default="09:30", help="clock start, HH:MM ET")
+    ap.add_argument("--speed", type=float, default=3600.0, help="clock seconds per wall second")
+    ap.add_argument("--settlement", required=True, help="SPX daily OHLC file")
+    ap.add_argument("--port", type=int, default=7497)
+    ap.add_argument("--account", default=PAPER_ACCOUNT)
+    args = ap.parse_args(argv)
+    with ChainStore(args.db, read_only=True) as store:
+        snaps = [store.snapshot("SPX", d) for d in store.quote_dates("SPX") if str(d) == args.day]
+    fake = FakeTWS(
+        snapshots=snaps,
+        clock=pd.Timestamp(f"{args.day} {args.start}", tz=TZ),
+        settlement_prices={"SPX": load_ohlc(args.settlement, root="SPX")},
+        account=args.account,
+    )
+    server = _Server(("127.0.0.1", args.port), _Handler)
+    server.fake = fake
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    print(
+        f"fake TWS on 127.0.0.1:{args.port}, {len(snaps)} snapshot(s), clock {fake.clock} "
+        "(runs from the first connection)",
+        flush=True,
+    )
+    step = 0.05
+    try:
+        while True:
+            time.sleep(step)
+            if fake.clients or fake.requests:
+                fake.advance(step * args.speed)
+    except KeyboardInterrupt:
+        print(
+            f"orders {len(fake.orders)}, executions {len(fake.executions)}, "
+            f"settlements {len(fake.settlements)}, cash {fake.cash:,.2f}"
+        )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
