@@ -253,3 +253,52 @@ def test_kill_switch_cancels_and_flattens_at_ib(tws, tmp_path) -> None:
     assert broker.killed
     assert fake.orders[int(resting.order_id)].status == "Cancelled"
     assert not fake.positions
+
+
+def test_spx_am_leg_settles_on_the_open_at_ib_and_in_the_book(tmp_path, caplog) -> None:
+    """An SPX (AM) call bought on the Friday settles on the Monday's opening print at IB and in
+    the book (the open as the SOQ stand-in), for the same cash; the end reconciliation is clean."""
+    caplog.set_level(logging.ERROR, logger="ib_async")
+    friday = pd.Timestamp("2019-06-28 10:00", tz=TZ)
+    snap = chain(friday)
+    am = snap.quotes.copy()
+    am["root"] = "SPX"
+    am = am[(am["strike"] == 2950.0) & (am["right"] == "C")]
+    quotes = pd.concat([snap.quotes, am], ignore_index=True)
+    friday_chain = ChainSnapshot("SPX", friday, SPOT, quotes)
+    prints = pd.DataFrame(
+        {"open": [2941.76, 2971.41], "close": [2941.76, 2964.33]},
+        index=pd.DatetimeIndex([pd.Timestamp("2019-06-28"), pd.Timestamp(DAY)]),
+    )
+    fake = FakeTWS(
+        cash=CASH, snapshots=[friday_chain], clock=friday, settlement_prices={"SPX": prints}
+    )
+    server, thread, port = serve(fake)
+    try:
+        venue = IBKRAdapter("SPX", port=port, client_id=5, poll_seconds=3600.0, sleep=fake.advance)
+        OPEN.append(venue)
+        store = LiveStore(venue, audit=AuditLog(tmp_path / "audit.jsonl", "am"), retry=FAST)
+        broker = store.getbroker(
+            commission_per_contract=fake.commission,
+            fill_timeout=5.0,
+            sleep=fake.advance,
+            settlement_prices={"SPX": prints},
+        )
+        broker.setcash(CASH)
+        broker.start()
+        call = OptionContract("SPX", DAY, 2950.0, "C")  # type: ignore[arg-type]
+        broker.execute_snapshot([(call, 1)], 1, venue.chain_snapshot("SPX", ["SPX"]))
+        # by hand: the call's ask is max(2964 - 2950, 0) + 1 + 0.2 = 15.20
+        assert broker.cash == pytest.approx(CASH - 1520.0 - fake.commission)
+        venue.sync(pd.Timestamp(f"{DAY} 09:31", tz=TZ))  # over the weekend to Monday's open
+        (record,) = broker.settle_due(venue.now())
+        assert record.price_source == "open as SOQ proxy"
+        (at_ib,) = fake.settlements
+        assert at_ib["level"] == 2971.41 and at_ib["cash"] == pytest.approx(100 * (2971.41 - 2950))
+        assert record.cash_flow == pytest.approx(at_ib["cash"])
+        broker.stop()
+        assert broker.reconciliations[-1].clean, broker.reconciliations[-1].summary()
+        assert broker.cash == pytest.approx(fake.cash)
+    finally:
+        stop(server, thread)
+    assert not [r for r in caplog.records if "Error handling fields" in r.getMessage()]
