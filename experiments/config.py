@@ -342,6 +342,67 @@ class AlpacaBrokerConfig(_Strict):
         return self
 
 
+class IBKRBrokerConfig(_Strict):
+    """``[broker.ibkr]``: Interactive Brokers paper trading through TWS or IB Gateway
+    (``kind = "ibkr-paper"``, :class:`brokers.live.ibkr.IBKRAdapter`).
+
+    The session refuses to start unless the connected account is a paper account (``DU...``).
+    TWS / Gateway hold the login; the config and the environment hold no IB credential.
+
+    Attributes
+    ----------
+    host : str
+        Where TWS / IB Gateway listens (``127.0.0.1``: run it on the same machine).
+    port : int
+        API port: 7497 (TWS paper) or 4002 (IB Gateway paper).
+    client_id : int
+        API client id (one session per id at a time).
+    account : str, optional
+        The paper account (``DU1234567``); needed only when the login manages several.
+    underlying : str
+        Underlying whose chain is read (``SPX``: SPX monthlies AM-settled, SPXW PM-settled, by
+        trading class; ``SPY``).
+    roots : list of str, optional
+        Trading classes kept (default: ``SPX`` and ``SPXW`` for SPX, else the underlying).
+    market_data : {"live", "delayed"}
+        Market data type requested (``reqMarketDataType`` 1 or 3); without an options
+        subscription TWS sends delayed data, which the session flags.
+    poll_seconds : float
+        Wall seconds between chain snapshots.
+    max_dte : int
+        Expirations within this many calendar days.
+    strike_range : float
+        Strikes within this fraction of the underlying price (0.03 = +-3 %).
+    min_tick : float
+        Limit prices are rounded to this tick in the marketable direction (dollars per share).
+    fill_timeout_seconds : float
+        Wait for a marketable order to fill before cancelling the rest.
+    request_timeout_seconds : float
+        Timeout of each API request.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(7497, ge=1, le=65535)
+    client_id: int = Field(1, ge=0)
+    account: str | None = None
+    underlying: str = "SPX"
+    roots: list[str] | None = None
+    market_data: Literal["live", "delayed"] = "live"
+    poll_seconds: float = Field(60.0, ge=0.0)
+    max_dte: int = Field(7, ge=0)
+    strike_range: float = Field(0.03, gt=0.0, le=0.5)
+    min_tick: float = Field(0.05, gt=0.0)
+    fill_timeout_seconds: float = Field(30.0, ge=0.0)
+    request_timeout_seconds: float = Field(10.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _upper(self) -> IBKRBrokerConfig:
+        self.underlying = self.underlying.strip().upper()
+        if self.roots is not None:
+            self.roots = [r.strip().upper() for r in self.roots]
+        return self
+
+
 class SafetyConfig(_Strict):
     """``[broker.safety]``: pre-trade limits, kill switch, retries, audit log of live sessions.
 
@@ -366,7 +427,9 @@ class BrokerConfig(_Strict):
     ``kind`` is the one line that moves a strategy from the backtest to a paper venue:
     ``backtest`` (``volsuite run``: walk-forward on :class:`brokers.OptionsBroker`), ``replay``
     (``volsuite paper``: recorded quotes on the local replay venue, ``[broker.replay]``) or
-    ``alpaca-paper`` (``volsuite paper``: Alpaca paper trading, ``[broker.alpaca]``).
+    ``alpaca-paper`` (``volsuite paper``: Alpaca paper trading, ``[broker.alpaca]``) or
+    ``ibkr-paper`` (``volsuite paper``: Interactive Brokers paper account through TWS / IB
+    Gateway, ``[broker.ibkr]``).
     ``[broker.safety]`` applies to the paper kinds. ``volsuite run`` always backtests, whatever
     ``kind`` says.
 
@@ -376,9 +439,10 @@ class BrokerConfig(_Strict):
     moved into ``[costs]`` at load (``config.costs`` is the one source after load).
     """
 
-    kind: Literal["backtest", "replay", "alpaca-paper"] = "backtest"
+    kind: Literal["backtest", "replay", "alpaca-paper", "ibkr-paper"] = "backtest"
     replay: ReplayBrokerConfig = Field(default_factory=ReplayBrokerConfig, exclude=True)
     alpaca: AlpacaBrokerConfig = Field(default_factory=AlpacaBrokerConfig, exclude=True)
+    ibkr: IBKRBrokerConfig = Field(default_factory=IBKRBrokerConfig, exclude=True)
     safety: SafetyConfig = Field(default_factory=SafetyConfig, exclude=True)
 
 

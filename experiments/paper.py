@@ -637,19 +637,12 @@ def _replay_venue(
         else:
             recorded = bar_snapshots(spec.feeds[0], days)
             underlying = recorded.underlying
-    settlement: dict[str, pd.DataFrame] = dict(
-        getattr(getattr(spec.broker, "p", None), "settlement_prices", None) or {}
-    )
     if rc.settlement is not None:
+        settlement = backtest_settlement(config, data, spec, underlying)
         settlement[underlying] = load_ohlc(rc.settlement, root=rc.settlement_root)
-    elif underlying not in settlement:
-        if (
-            "underlying" in data
-            and (config.data.underlying.root or "").upper() in ("", underlying)
-            and isinstance(data["underlying"], pd.DataFrame)
-        ):
-            settlement[underlying] = data["underlying"]
-        elif source is not None:
+    else:
+        settlement = backtest_settlement(config, data, spec, underlying)
+        if underlying not in settlement and source is not None:
             settlement[underlying] = source.underlying_ohlc(underlying)
     bars = load_minute_bars(rc.underlying_bars, stamp="end") if rc.underlying_bars else None
     bp = _broker_params(spec.broker)
@@ -681,6 +674,26 @@ def _replay_venue(
     return venue, settlement
 
 
+def backtest_settlement(
+    config: ExperimentConfig, data: Mapping[str, Any], spec: CerebroSpec, underlying: str
+) -> dict[str, pd.DataFrame]:
+    """The settlement prices the backtest settles with: its broker's ``settlement_prices``, else
+    the config's ``[data.underlying]`` daily bars when they are ``underlying``'s (root -> OHLC
+    frame; empty when neither has them)."""
+    settlement: dict[str, pd.DataFrame] = dict(
+        getattr(getattr(spec.broker, "p", None), "settlement_prices", None) or {}
+    )
+    if (
+        underlying not in settlement
+        and "underlying" in data
+        and config.data.underlying is not None
+        and (config.data.underlying.root or "").upper() in ("", underlying)
+        and isinstance(data["underlying"], pd.DataFrame)
+    ):
+        settlement[underlying] = data["underlying"]
+    return settlement
+
+
 def _broker_params(broker: Any) -> dict[str, Any]:
     """The :class:`brokers.OptionsBroker` params of a backtest broker (empty for another
     broker, e.g. a plain ``BackBroker``)."""
@@ -708,7 +721,9 @@ def live_components(
     ------
     ConfigError
         On ``alpaca-paper``, a strategy whose feeds are all historical (it has no live feed to
-        read there: replay only).
+        read there: replay only). On ``ibkr-paper`` such a strategy trades the days its own
+        table holds, the venue clock waiting for each of its bars
+        (:meth:`brokers.live.ibkr.IBKRAdapter.sync`): a replayed session.
     """
     from data_feeds.chain_feed import ChainFeed
 
@@ -732,7 +747,7 @@ def live_components(
             live += 1
         else:
             feeds.append(feed)
-    if live == 0 and venue_kind != "replay":
+    if live == 0 and venue_kind == "alpaca-paper":
         raise ConfigError(
             f"{name} runs on its own historical feeds ({', '.join(_feed_names(spec))}), not on "
             "chain snapshots a live venue can stream; it paper-trades on [broker] kind = "
@@ -761,6 +776,32 @@ def _alpaca_venue(config: ExperimentConfig, params: StrategyParams) -> VenueAdap
         poll_seconds=ac.poll_seconds,
         max_dte=ac.max_dte,
         timeout=(5.0, ac.request_timeout_seconds),
+    )
+
+
+def _ibkr_venue(
+    config: ExperimentConfig, *, sleep: Callable[[float], None] | None = None
+) -> VenueAdapter:
+    """The Interactive Brokers paper venue of ``[broker.ibkr]`` (connected when the session's
+    broker starts)."""
+    from brokers.live.ibkr import IBKRAdapter
+
+    ic = config.broker.ibkr
+    kwargs: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
+    return IBKRAdapter(
+        ic.underlying,
+        roots=ic.roots,
+        host=ic.host,
+        port=ic.port,
+        client_id=ic.client_id,
+        account=ic.account,
+        market_data=ic.market_data,
+        poll_seconds=ic.poll_seconds,
+        max_dte=ic.max_dte,
+        strike_range=ic.strike_range,
+        min_tick=ic.min_tick,
+        timeout=ic.request_timeout_seconds,
+        **kwargs,
     )
 
 
@@ -842,8 +883,8 @@ def build_session(
     kind = config.broker.kind
     if kind == "backtest":
         raise ConfigError(
-            f"{config_path}: [broker] kind = 'backtest'; set kind = 'replay' or 'alpaca-paper' "
-            "to paper-trade (volsuite run backtests whatever kind says)"
+            f"{config_path}: [broker] kind = 'backtest'; set kind = 'replay', 'alpaca-paper' or "
+            "'ibkr-paper' to paper-trade (volsuite run backtests whatever kind says)"
         )
     if kind == "alpaca-paper":  # before anything else: keys go to Alpaca's hosts only
         from brokers.live.alpaca import DATA_HOST, PAPER_HOST, check_endpoint
@@ -880,8 +921,14 @@ def build_session(
     else:
         days = plugin.trading_days()[-1:]
         spec = plugin.cerebro_spec(params, days[0], days[-1], cash=cash)
-        venue = _alpaca_venue(config, params)
+        venue = (
+            _alpaca_venue(config, params)
+            if kind == "alpaca-paper"
+            else _ibkr_venue(config, sleep=sleep)
+        )
         first_day = None
+        if kind == "ibkr-paper":  # the backtest's own settlement prints, for the comparison
+            settlement = backtest_settlement(config, data, spec, config.broker.ibkr.underlying)
     limits, kill_switch, retry = _safety(config)
     if kill_switch.engaged():
         raise KillSwitchEngaged(
@@ -902,7 +949,11 @@ def build_session(
         retry=retry,
         until=stop_at,
     )
-    fill_timeout = 0.0 if kind == "replay" else config.broker.alpaca.fill_timeout_seconds
+    fill_timeout = {
+        "replay": 0.0,
+        "alpaca-paper": config.broker.alpaca.fill_timeout_seconds,
+        "ibkr-paper": config.broker.ibkr.fill_timeout_seconds,
+    }[kind]
     broker_kwargs: dict[str, Any] = {
         **config.costs.options_broker_params(),
         **_broker_params(spec.broker),
