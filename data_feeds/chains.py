@@ -42,6 +42,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -1242,6 +1243,27 @@ def empty_quotes() -> pd.DataFrame:
     )
 
 
+def quotes_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """A quotes table from venue rows: one dict per contract with the :data:`QUOTE_COLUMNS`
+    keys, sorted by root, expiration, strike, right, with the columns' dtypes (an empty list
+    gives :func:`empty_quotes`).
+
+    Raises
+    ------
+    KeyError
+        A row lacks one of the :data:`QUOTE_COLUMNS`.
+    """
+    if not rows:
+        return empty_quotes()
+    quotes = pd.DataFrame([{c: row[c] for c in QUOTE_COLUMNS} for row in rows])
+    quotes = quotes.sort_values(["root", "expiration", "strike", "right"]).reset_index(drop=True)
+    quotes["expiration"] = pd.to_datetime(quotes["expiration"]).astype("datetime64[ns]")
+    quotes["is_liquid"] = quotes["is_liquid"].astype(bool)
+    for col in ("strike", *QUOTE_COLUMNS[4:-1]):
+        quotes[col] = quotes[col].astype(np.float64)
+    return quotes
+
+
 __all__ = [
     "ATM_MAX_DISTANCE",
     "PARITY_STRIKES",
@@ -1251,5 +1273,6 @@ __all__ = [
     "Combo",
     "QuoteUnavailable",
     "empty_quotes",
+    "quotes_frame",
     "settlement_time",
 ]

@@ -60,7 +60,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote, urlparse
 
-import numpy as np
 import pandas as pd
 import requests
 
@@ -80,7 +79,7 @@ from brokers.live.adapter import (
 )
 from brokers.live.safety import KEY_ENV, SECRET_ENV, scrub_secrets
 from data_feeds.calendar import TZ
-from data_feeds.chains import QUOTE_COLUMNS, ChainSnapshot
+from data_feeds.chains import ChainSnapshot, quotes_frame
 from data_feeds.errors import VolsuiteError
 
 PAPER_URL = "https://paper-api.alpaca.markets"
@@ -432,16 +431,7 @@ class AlpacaAdapter(VenueAdapter):
             if not token:
                 break
             params["page_token"] = token
-        quotes = pd.DataFrame(rows, columns=list(QUOTE_COLUMNS))
-        if len(quotes):
-            quotes = quotes.sort_values(["root", "expiration", "strike", "right"]).reset_index(
-                drop=True
-            )
-        quotes["expiration"] = pd.to_datetime(quotes["expiration"]).astype("datetime64[ns]")
-        quotes["is_liquid"] = quotes["is_liquid"].astype(bool)
-        for col in QUOTE_COLUMNS:
-            if col not in ("root", "right", "expiration", "is_liquid"):
-                quotes[col] = quotes[col].astype(np.float64)
+        quotes = quotes_frame(rows)
         return ChainSnapshot(
             symbol,
             now,

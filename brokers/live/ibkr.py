@@ -52,7 +52,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from brokers.live.adapter import (
@@ -70,7 +69,7 @@ from brokers.live.adapter import (
     occ_symbol,
 )
 from data_feeds.calendar import TZ
-from data_feeds.chains import QUOTE_COLUMNS, ChainSnapshot
+from data_feeds.chains import ChainSnapshot, quotes_frame
 from data_feeds.contracts import OptionContract, underlying_of
 
 STATUS_MAP = {
@@ -520,16 +519,7 @@ class IBKRAdapter(VenueAdapter):
                 )
                 if getattr(ticker, "marketDataType", 1) in (3, 4):
                     self.delayed = True
-        quotes = pd.DataFrame(rows, columns=list(QUOTE_COLUMNS))
-        if len(quotes):
-            quotes = quotes.sort_values(["root", "expiration", "strike", "right"]).reset_index(
-                drop=True
-            )
-        quotes["expiration"] = pd.to_datetime(quotes["expiration"]).astype("datetime64[ns]")
-        quotes["is_liquid"] = quotes["is_liquid"].astype(bool)
-        for col in QUOTE_COLUMNS:
-            if col not in ("root", "right", "expiration", "is_liquid"):
-                quotes[col] = quotes[col].astype(np.float64)
+        quotes = quotes_frame(rows)
         source = "ibkr:delayed" if self.delayed else "ibkr"
         return ChainSnapshot(underlying.upper(), now, spot, quotes, source=source)
 
