@@ -39,11 +39,26 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperOption
 
 from data_feeds.errors import VolsuiteError
 
 if TYPE_CHECKING:
     from data_feeds.chain_ingest import IngestReport
+
+def _flag_display_type(self: Any, ctx: Any) -> str | None:
+    """Help column of an option's type: nothing for a flag (``--mlflow/--no-mlflow``, ``--all``).
+
+    typer 0.29's rich help shows ``<bool>`` after a flag, which reads as if it took a value;
+    its plain help (``get_help_record``) shows no type for flags, as this does.
+    """
+    if getattr(self, "is_flag", False):
+        return None
+    return _typer_display_type(self, ctx)
+
+
+_typer_display_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_display_type  # type: ignore[method-assign]
 
 app = typer.Typer(
     add_completion=False,
@@ -69,7 +84,9 @@ def run(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Sampler seed (overrides config).")] = None,
     storage: Annotated[str | None, typer.Option(help="Optuna storage URL.")] = None,
-    no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Skip MLflow logging.")] = False,
+    mlflow: Annotated[
+        bool, typer.Option("--mlflow/--no-mlflow", help="Log the run to MLflow.")
+    ] = True,
 ) -> None:
     """Walk-forward optimize CONFIG, then write the tearsheet and log the run to MLflow."""
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -103,7 +120,7 @@ def run(
                 storage=storage,
                 on_start=on_start,
                 on_trial=on_trial,
-                track=not no_mlflow,
+                track=mlflow,
             )
     except VolsuiteError as exc:
         _fail(exc)
