@@ -499,6 +499,9 @@ def _register_plugins() -> None:
     from experiments.summary import register as register_summary  # volsuite summary
 
     register_summary(app)
+    from experiments.cli_dashboard import register as register_dashboard  # volsuite dashboard
+
+    register_dashboard(app)
 
 
 _register_plugins()
