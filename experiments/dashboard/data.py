@@ -528,8 +528,8 @@ def data_quality(store: ChainStore) -> dict[str, pd.DataFrame]:
         ``quarantined``, ``holiday_snapshots``, ``missing_sessions`` (count);
         ``per_day``: :meth:`ChainStore.info` rows; ``quarantine``: counts by
         ``(data_source, reason)``; ``liquidity``: per data source ``liquid`` and ``illiquid``
-        stored rows (``is_liquid``); ``missing``: ``data_source, date`` of every NYSE session
-        between a source's first and last date with no stored quote.
+        stored rows (``is_liquid``); ``missing``: ``underlying, data_source, date`` of every NYSE
+        session between a source's first and last date with no stored quote.
     """
     import pandas as pd
 
@@ -541,7 +541,7 @@ def data_quality(store: ChainStore) -> dict[str, pd.DataFrame]:
         days = stored[~stored["holiday"]]
         exp = stored["n_expiries"]
         gaps = missing_sessions(days["quote_date"])
-        missing += [{"data_source": source, "date": d} for d in gaps]
+        missing += [{"underlying": und, "data_source": source, "date": d} for d in gaps]
         rows.append(
             {
                 "underlying": und,
@@ -571,7 +571,7 @@ def data_quality(store: ChainStore) -> dict[str, pd.DataFrame]:
         "per_day": info,
         "quarantine": store.quarantine_summary(),
         "liquidity": liquidity,
-        "missing": pd.DataFrame(missing, columns=["data_source", "date"]),
+        "missing": pd.DataFrame(missing, columns=["underlying", "data_source", "date"]),
     }
 
 

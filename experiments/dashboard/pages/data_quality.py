@@ -57,16 +57,19 @@ with right:
 
 st.subheader("Missing sessions")
 missing = dq["missing"]
-for source in sources["data_source"]:
-    days = per_day[(per_day["data_source"] == source) & ~per_day["holiday"]]["quote_date"]
-    gaps = missing[missing["data_source"] == source]["date"]
+for i, src in enumerate(sources.itertuples()):
+    mine = (per_day["underlying"] == src.underlying) & (per_day["data_source"] == src.data_source)
+    days = per_day[mine & ~per_day["holiday"]]["quote_date"]
+    gaps = missing[
+        (missing["underlying"] == src.underlying) & (missing["data_source"] == src.data_source)
+    ]["date"]
     st.plotly_chart(
         charts.calendar_figure(
             list(pd.to_datetime(days).dt.date),
             list(pd.to_datetime(gaps).dt.date) if len(gaps) else [],
-            f"{source}: NYSE sessions stored (green) and missing (red)",
+            f"{src.underlying} {src.data_source}: NYSE sessions stored (green), missing (red)",
         ),
-        key=f"calendar-{source}",
+        key=f"calendar-{i}",
     )
 if len(missing):
     st.dataframe(missing, hide_index=True)
