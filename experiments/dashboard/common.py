@@ -16,6 +16,7 @@ time, so a page loads from memory after the first visit and sees new runs when f
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,19 +65,24 @@ def show_error(exc: BaseException) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _cached(name: str, args: tuple[Any, ...], _stamp: float) -> Any:
+def _cached(name: str, args: tuple[Any, ...], stamp: float | tuple[float, ...]) -> Any:
     return getattr(data, name)(*args)
 
 
-def cached(name: str, *args: Any, stamp_path: str | Path | None = None) -> Any:
+def cached(
+    name: str, *args: Any, stamp_path: str | Path | Sequence[str | Path] | None = None
+) -> Any:
     """``experiments.dashboard.data.<name>(*args)``, cached on the arguments and the
-    modification time of ``stamp_path`` (default: the first argument)."""
-    stamp = mtime(stamp_path if stamp_path is not None else args[0])
+    modification times of ``stamp_path`` (one path or several; default: the first argument)."""
+    paths = stamp_path if stamp_path is not None else args[0]
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    stamp = tuple(mtime(p) for p in paths)
     return _cached(name, tuple(str(a) if isinstance(a, Path) else a for a in args), stamp)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _store_read(name: str, db: str, args: tuple[Any, ...], _stamp: float) -> Any:
+def _store_read(name: str, db: str, args: tuple[Any, ...], stamp: float | tuple[float, ...]) -> Any:
     fn = getattr(data, name)
     return data.with_store(db, lambda store: fn(store, *args))
 
@@ -84,4 +90,5 @@ def _store_read(name: str, db: str, args: tuple[Any, ...], _stamp: float) -> Any
 def store_read(name: str, db: str | Path, *args: Any) -> Any:
     """``experiments.dashboard.data.<name>(store, *args)`` on the chain store opened read-only,
     cached on the arguments and the store file's modification time."""
-    return _store_read(name, str(db), args, mtime(db))
+    stamp = (mtime(db), mtime(f"{db}.wal"))  # DuckDB keeps recent writes in the .wal file
+    return _store_read(name, str(db), args, stamp)

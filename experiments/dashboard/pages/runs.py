@@ -19,7 +19,8 @@ st.caption(
     "PBO = probability of backtest overfitting; costs share = costs / gross P&L)."
 )
 
-runs = cached("list_runs", cfg.results, stamp_path=cfg.results)
+# a new run folder changes its experiment folder; a finished run (summary.json) its own folder
+runs = cached("list_runs", cfg.results, stamp_path=[cfg.results, *cfg.results.glob("*/*")])
 if runs.empty:
     st.info(f"No run folder under `{cfg.results}` yet: `volsuite run CONFIG` writes one.")
     st.stop()
@@ -63,7 +64,11 @@ if not labels:
 st.header("Run detail")
 choice = st.selectbox("run", list(labels), key="run")
 try:
-    run = cached("load_run", labels[choice])
+    run = cached(
+        "load_run",
+        labels[choice],
+        stamp_path=[labels[choice], audit_verdict_path(labels[choice])],
+    )
 except Exception as exc:
     show_error(exc)
     st.stop()

@@ -22,7 +22,7 @@ model = right.selectbox("model", ["svi", "ssvi", "sabr"], key="surface_model")
 
 
 @st.cache_data(show_spinner="fitting the surface ...", max_entries=32)
-def _fit(db: str, day: str, model: str, _stamp: float):
+def _fit(db: str, day: str, model: str, stamp: float | tuple[float, ...]):
     """Fit the date in memory with the code and settings of ``volsuite surface fit`` and build
     the figures of ``volsuite surface plot`` (deterministic: the numbers ``fit`` stores)."""
     from data_feeds.chain_store import ChainStore
@@ -54,7 +54,9 @@ def _fit(db: str, day: str, model: str, _stamp: float):
 
 
 try:
-    surface, smiles, table, removed = _fit(str(cfg.db), str(day), model, mtime(cfg.db))
+    surface, smiles, table, removed = _fit(
+        str(cfg.db), str(day), model, (mtime(cfg.db), mtime(f"{cfg.db}.wal"))
+    )
 except Exception as exc:
     show_error(exc)
     st.stop()

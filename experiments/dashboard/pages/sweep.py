@@ -27,7 +27,7 @@ name = st.selectbox("study", list(studies["study"]), key="study")
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _study(storage: str, name: str, _stamp: float):
+def _study(storage: str, name: str, stamp: float | tuple[float, ...]):
     import optuna
 
     return optuna.load_study(study_name=name, storage=storage)
