@@ -7,7 +7,16 @@ venue of its ``[broker] kind``; ``volsuite paper stop [--no-flatten] [--clear]``
 switch (``experiments/cli_paper.py``, ``docs/paper_trading.md``);
 ``volsuite surface fit (--date D | --all) [--model svi|ssvi|sabr|heston]``, ``surface plot --date D
 [--out F.html]`` and ``surface vrp`` fill and show the fitted-surface, term-structure, realized-vol
-and VRP tables (``experiments/cli_surface.py``, ``docs/surfaces.md``).
+and VRP tables, ``surface term --date D`` and ``surface params --expiry-bucket 30d`` view them
+(``experiments/cli_surface.py``, ``docs/surfaces.md``);
+``volsuite dashboard [--results DIR] [--db PATH] [--port N] [--headless]`` serves the read-only
+Streamlit app over runs, sweeps, surfaces, data quality and paper sessions
+(``experiments/cli_dashboard.py``, ``docs/dashboard.md``).
+
+Startup: this module and the ``cli_*`` modules import only typer, rich and light volsuite
+modules at the top; every heavy library (numba kernels, vectorbt, mlflow, quantstats, xgboost,
+optuna, backtrader, streamlit) is imported inside the command that needs it
+(``tests/experiments/test_cli_startup.py``).
 
 The option-chain store (``data_feeds.chain_store``, default ``results/chains.duckdb``):
 

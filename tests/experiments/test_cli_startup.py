@@ -16,7 +16,17 @@ import pytest
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("vectorbt", "mlflow", "quantstats", "xgboost", "optuna", "backtrader", "numba")
+HEAVY = (
+    "vectorbt",
+    "mlflow",
+    "quantstats",
+    "xgboost",
+    "optuna",
+    "backtrader",
+    "numba",
+    "streamlit",
+    "pandas",
+)
 
 
 def _loaded_after(code: str) -> list[str]:
