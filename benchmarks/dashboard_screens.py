@@ -14,8 +14,11 @@ pytest test (``tests/experiments/test_dashboard.py`` drives the same code).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's packages first
 
 from experiments.dashboard.screens import capture, serve
 
