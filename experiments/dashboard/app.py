@@ -15,21 +15,25 @@ if str(ROOT) not in sys.path:  # the repository this file belongs to, before any
 
 import streamlit as st  # noqa: E402
 
-st.set_page_config(page_title="volsuite dashboard", page_icon="📈", layout="wide")
+st.set_page_config(
+    page_title="volsuite dashboard", page_icon=":material/show_chart:", layout="wide"
+)
 
 PAGES = Path(__file__).resolve().parent / "pages"
 navigation = st.navigation(
     {
         "Research": [
-            st.Page(PAGES / "runs.py", title="Runs", icon="📊", default=True),
-            st.Page(PAGES / "sweep.py", title="Sweep", icon="🎛️"),
+            st.Page(PAGES / "runs.py", title="Runs", icon=":material/table_chart:", default=True),
+            st.Page(PAGES / "sweep.py", title="Sweep", icon=":material/tune:"),
         ],
         "Market": [
-            st.Page(PAGES / "surface.py", title="Surface", icon="🌋"),
-            st.Page(PAGES / "term_vrp.py", title="Term structure and VRP", icon="📈"),
-            st.Page(PAGES / "data_quality.py", title="Data quality", icon="🩺"),
+            st.Page(PAGES / "surface.py", title="Surface", icon=":material/landscape:"),
+            st.Page(
+                PAGES / "term_vrp.py", title="Term structure and VRP", icon=":material/show_chart:"
+            ),
+            st.Page(PAGES / "data_quality.py", title="Data quality", icon=":material/fact_check:"),
         ],
-        "Trading": [st.Page(PAGES / "paper.py", title="Paper", icon="📝")],
+        "Trading": [st.Page(PAGES / "paper.py", title="Paper", icon=":material/receipt_long:")],
     }
 )
 navigation.run()

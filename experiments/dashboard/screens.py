@@ -130,8 +130,12 @@ def capture(
     chromium: str | None = None,
     timeout_ms: int = 300_000,
     width: int = 1400,
+    height: int = 2400,
 ) -> dict[str, Path]:
     """Open every page of :data:`PAGES` in headless Chromium and save a full-page screenshot.
+
+    Streamlit scrolls inside its own container, so the picture is the viewport
+    (``width`` x ``height`` CSS pixels): tall enough for the first charts of every page.
 
     A page counts as rendered when its title heading is shown, its plotly charts are drawn
     (every page but Paper has one on a populated results folder), Streamlit's "running" status is
@@ -157,7 +161,7 @@ def capture(
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=exe, headless=True, args=list(CHROMIUM_FLAGS))
         try:
-            page = browser.new_page(viewport={"width": width, "height": 1000})
+            page = browser.new_page(viewport={"width": width, "height": height})
             for slug, title in PAGES.items():
                 page.goto(f"{base}/{'' if slug == 'runs' else slug}", timeout=timeout_ms)
                 page.get_by_role("heading", name=title, exact=True).first.wait_for(

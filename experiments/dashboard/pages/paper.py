@@ -15,7 +15,7 @@ sessions = list_paper_sessions(cfg.paper)
 if sessions.empty:
     st.info("No paper session yet: `volsuite paper CONFIG` writes one.")
     st.stop()
-st.dataframe(sessions.drop(columns=["path"]), hide_index=True, height=200)
+st.dataframe(sessions.drop(columns=["path"]), hide_index=True)
 name = st.selectbox("session", list(sessions["session"]), key="paper_session")
 row = sessions[sessions["session"] == name].iloc[0]
 every = 2.0 if bool(row["running"]) else None
@@ -36,9 +36,17 @@ def session_view(path: str) -> None:
     pnl = summary.get("pnl")
     cols[2].metric("P&L $", "n/a (at session end)" if pnl is None else f"{pnl:+,.2f}")
     cols[3].metric("orders", len(s["orders"]))
-    cols[4].metric("kill switch", str(state.get("kill_status") or "not engaged"))
-    if state.get("replay"):
-        st.progress(float(state["replay"].get("done", 0.0)), text=f"replay {state['replay']}")
+    cols[4].metric("kill switch", "engaged" if state.get("killed") else "off")
+    if state.get("kill_status"):
+        st.caption(f"kill switch: {state['kill_status']}")
+    replay = state.get("replay")
+    if replay:
+        st.progress(
+            float(replay.get("done", 0.0)),
+            text=f"replay: {replay.get('snapshots_done')}/{replay.get('snapshots')} recorded "
+            f"snapshots, clock {replay.get('clock')} "
+            f"({replay.get('start')} .. {replay.get('end')})",
+        )
     for problem in s["problems"]:
         st.warning(problem)
     greeks = summary.get("greeks") or state.get("greeks")

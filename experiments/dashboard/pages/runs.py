@@ -82,7 +82,7 @@ def num(key: str, fmt: str) -> str:
     return "n/a" if value is None else format(value, fmt)
 
 
-cols = st.columns(6)
+cols = st.columns([1, 1.6, 1, 1, 1, 1])
 sample = m.get("sample")
 cols[0].metric("OOS Sharpe", sample or num("sharpe", ".2f"))
 lo, hi = m.get("sharpe_ci_low"), m.get("sharpe_ci_high")
