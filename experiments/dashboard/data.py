@@ -367,18 +367,21 @@ def term_structure_history(
     Returns
     -------
     pandas.DataFrame
-        The table's rows (``quote_date``, ``atm_term_a``, ``atm_term_b``, ``atm_term_rmse``,
-        ``skew_term_a``, ``skew_term_b``, ``num_expirations`` ...); empty when none is stored.
+        The table's rows (``quote_date`` as ``datetime.date``, ``atm_term_a``, ``atm_term_b``,
+        ``atm_term_rmse``, ``skew_term_a``, ``skew_term_b``, ``num_expirations`` ...); empty when
+        none is stored.
     """
     import pandas as pd
 
     if not _has_table(store, "term_structure_params"):
         return pd.DataFrame()
-    return store.connection.execute(
+    frame = store.connection.execute(
         "SELECT * FROM term_structure_params WHERE symbol = ? AND model_type = ? "
         "ORDER BY quote_date",
         [underlying.upper(), f"power_law:{model.upper()}"],
     ).df()
+    frame["quote_date"] = [pd.Timestamp(d).date() for d in frame["quote_date"]]
+    return frame
 
 
 def vrp_history(store: ChainStore, model: str = "svi", *, symbol: str = "SPX") -> pd.DataFrame:
