@@ -12,6 +12,7 @@ headless Chromium through Playwright (skipped only when no Chromium exists).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -159,6 +160,13 @@ def _figures(at) -> list[dict]:
     return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
 
 
+def _arr(values) -> np.ndarray:
+    """A plotly JSON array: a list, or plotly 6's typed array ``{dtype, bdata}`` (base64)."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return np.asarray(values, dtype=float)
+
+
 def _sql(db: Path, sql: str) -> pd.DataFrame:
     with duckdb.connect(str(db), read_only=True) as con:
         return con.execute(sql).df()
@@ -186,10 +194,10 @@ def test_runs_page_shows_the_summary_numbers_and_the_equity_curve(app_test, run_
     equity = next(f for f in figs if "equity" in f["layout"]["title"]["text"])
     strategy = next(t for t in equity["data"] if t["name"] == "strategy")
     eq = pd.read_csv(run_dir / "equity.csv")
-    assert strategy["y"][-1] == pytest.approx(eq["equity"].iloc[-1], rel=1e-12)
+    assert _arr(strategy["y"])[-1] == pytest.approx(eq["equity"].iloc[-1], rel=1e-12)
     bench = next(t for t in equity["data"] if t["name"] == summary["benchmark"])
     b = pd.read_csv(run_dir / "benchmark_returns.csv")["benchmark_return"].fillna(0.0)
-    assert bench["y"][-1] == pytest.approx(summary["initial_cash"] * np.prod(1 + b), rel=1e-9)
+    assert _arr(bench["y"])[-1] == pytest.approx(summary["initial_cash"] * np.prod(1 + b), rel=1e-9)
     # zero_dte_straddle: model vs market IV with the quadrant markers
     mvm = next(f for f in figs if "Model vs market" in f["layout"]["title"]["text"])
     log = pd.read_csv(run_dir / "daily_log.csv")
@@ -255,12 +263,12 @@ def test_term_vrp_page_reads_the_stored_tables(app_test, results):
         "model_type = 'SVI' AND status = 'ok'",
     )["n"].iloc[0]
     term = figs[0]["data"][0]
-    assert len(term["x"]) == n
+    assert len(_arr(term["x"])) == n
     law = _sql(db, "SELECT atm_term_a FROM term_structure_params ORDER BY quote_date")
-    assert figs[1]["data"][0]["y"] == pytest.approx(list(100 * law["atm_term_a"]), rel=1e-12)
+    assert _arr(figs[1]["data"][0]["y"]) == pytest.approx(list(100 * law["atm_term_a"]), rel=1e-12)
     vrp = _sql(db, "SELECT vrp_30d FROM vrp_metrics ORDER BY date")
     bars = next(t for t in figs[2]["data"] if t["type"] == "bar")
-    assert bars["y"] == pytest.approx(list(100 * vrp["vrp_30d"]), rel=1e-12, nan_ok=True)
+    assert _arr(bars["y"]) == pytest.approx(list(100 * vrp["vrp_30d"]), rel=1e-12, nan_ok=True)
 
 
 def test_data_quality_page_counts_match_sql(app_test, results):
