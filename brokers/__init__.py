@@ -17,48 +17,55 @@ book_requirement, naked_short_requirement, spread_requirement, max_loss, MarginR
     Pure Reg-T style margin functions (``brokers.margin``).
 """
 
-from brokers.costs import (
-    OptionCostModel,
-)
-from brokers.live import (
-    AuditLog,
-    KillSwitch,
-    LiveOptionsBroker,
-    LiveStore,
-    ReplayVenue,
-    RiskLimits,
-    VenueAdapter,
-)
-from brokers.margin import (
-    BROAD_BASED_INDEX,
-    EQUITY,
-    MarginGroup,
-    MarginRates,
-    MarginReport,
-    book_requirement,
-    max_loss,
-    naked_short_requirement,
-    spread_requirement,
-    underlying_of,
-)
-from brokers.options_broker import (
-    MarginError,
-    OptionFill,
-    OptionPosition,
-    OptionsBroker,
-    OptionSettlement,
-    OrderRejected,
-    Rejection,
-    StockFill,
-    UnderlyingPosition,
-    quotes_snapshot,
-)
-from brokers.share_costs import (
-    ShareCost,
-    ShareCostScheme,
-    past_daily_vol_and_adv,
-    share_trade_cost,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from data_feeds.lazy_exports import lazy_package
+
+if TYPE_CHECKING:
+    from brokers.costs import (
+        OptionCostModel,
+    )
+    from brokers.live import (
+        AuditLog,
+        KillSwitch,
+        LiveOptionsBroker,
+        LiveStore,
+        ReplayVenue,
+        RiskLimits,
+        VenueAdapter,
+    )
+    from brokers.margin import (
+        BROAD_BASED_INDEX,
+        EQUITY,
+        MarginGroup,
+        MarginRates,
+        MarginReport,
+        book_requirement,
+        max_loss,
+        naked_short_requirement,
+        spread_requirement,
+        underlying_of,
+    )
+    from brokers.options_broker import (
+        MarginError,
+        OptionFill,
+        OptionPosition,
+        OptionsBroker,
+        OptionSettlement,
+        OrderRejected,
+        Rejection,
+        StockFill,
+        UnderlyingPosition,
+        quotes_snapshot,
+    )
+    from brokers.share_costs import (
+        ShareCost,
+        ShareCostScheme,
+        past_daily_vol_and_adv,
+        share_trade_cost,
+    )
 
 __all__ = [
     "BROAD_BASED_INDEX",
@@ -94,3 +101,5 @@ __all__ = [
     "spread_requirement",
     "underlying_of",
 ]
+
+lazy_package(__name__)

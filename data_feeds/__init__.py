@@ -39,101 +39,108 @@ load_pair_leg, align_legs, pair_feeds
     gate are :mod:`indicators.cointegration`.
 """
 
-from data_feeds.align import (
-    AlignReport,
-    align_to_index,
-)
-from data_feeds.auction import (
-    AUCTION_COLUMNS,
-    AUCTION_LINES,
-    AuctionFeed,
-    AuctionReport,
-    FuturesLoadReport,
-    auction_feed,
-    auction_frame,
-    load_futures_minute,
-    load_option_minute_quotes,
-)
-from data_feeds.bt_feeds import (
-    ohlc_feed,
-)
-from data_feeds.calendar import (
-    TZ,
-    session_minutes,
-)
-from data_feeds.chain_feed import (
-    CHAIN_FEED_LINES,
-    ChainFeatureReport,
-    ChainFeed,
-    SnapshotCache,
-    SnapshotSource,
-    chain_features,
-    chain_feed,
-    snapshot_features,
-)
-from data_feeds.chain_ingest import (
-    ChainIngestConfig,
-    IngestReport,
-    LiquidityConfig,
-    load_ingest_config,
-)
-from data_feeds.chain_store import (
-    ChainStore,
-    SnapshotNotFoundError,
-    StoreKeyError,
-    UnderlyingIngestReport,
-)
-from data_feeds.chains import (
-    PARITY_STRIKES,
-    QUOTE_COLUMNS,
-    ChainSnapshot,
-    Combo,
-    settlement_time,
-)
-from data_feeds.contracts import (
-    OptionContract,
-    OptionQuote,
-)
-from data_feeds.errors import (
-    DataSourceError,
-    DataValidationError,
-    VolsuiteError,
-)
-from data_feeds.market import (
-    MARKET_COLUMNS,
-    atm_strike,
-    chain_market_table,
-    vix_proxy_market_table,
-)
-from data_feeds.minute_bars import load_minute_bars
-from data_feeds.ohlc import (
-    LoadReport,
-    fingerprint,
-    load_ohlc,
-    load_yfinance,
-    validate_ohlc,
-)
-from data_feeds.snapshot_feed import (
-    ChainSnapshotFeed,
-    ListedSnapshots,
-    RecordedSnapshots,
-    replay_schedule,
-)
-from data_feeds.spread_feed import (
-    PairAlignReport,
-    align_legs,
-    load_pair_leg,
-    pair_feeds,
-)
-from data_feeds.surfaces import load_fitted_surfaces, migrate_surface_tables
-from data_feeds.vol_signals import (
-    VOL_SIGNAL_COLUMNS,
-    VolSignalReport,
-    VVIXReport,
-    load_vvix,
-    snapshot_vol_signals,
-    vol_signal_table,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from data_feeds.lazy_exports import lazy_package
+
+if TYPE_CHECKING:
+    from data_feeds.align import (
+        AlignReport,
+        align_to_index,
+    )
+    from data_feeds.auction import (
+        AUCTION_COLUMNS,
+        AUCTION_LINES,
+        AuctionFeed,
+        AuctionReport,
+        FuturesLoadReport,
+        auction_feed,
+        auction_frame,
+        load_futures_minute,
+        load_option_minute_quotes,
+    )
+    from data_feeds.bt_feeds import (
+        ohlc_feed,
+    )
+    from data_feeds.calendar import (
+        TZ,
+        session_minutes,
+    )
+    from data_feeds.chain_feed import (
+        CHAIN_FEED_LINES,
+        ChainFeatureReport,
+        ChainFeed,
+        SnapshotCache,
+        SnapshotSource,
+        chain_features,
+        chain_feed,
+        snapshot_features,
+    )
+    from data_feeds.chain_ingest import (
+        ChainIngestConfig,
+        IngestReport,
+        LiquidityConfig,
+        load_ingest_config,
+    )
+    from data_feeds.chain_store import (
+        ChainStore,
+        SnapshotNotFoundError,
+        StoreKeyError,
+        UnderlyingIngestReport,
+    )
+    from data_feeds.chains import (
+        PARITY_STRIKES,
+        QUOTE_COLUMNS,
+        ChainSnapshot,
+        Combo,
+        settlement_time,
+    )
+    from data_feeds.contracts import (
+        OptionContract,
+        OptionQuote,
+    )
+    from data_feeds.errors import (
+        DataSourceError,
+        DataValidationError,
+        VolsuiteError,
+    )
+    from data_feeds.market import (
+        MARKET_COLUMNS,
+        atm_strike,
+        chain_market_table,
+        vix_proxy_market_table,
+    )
+    from data_feeds.minute_bars import load_minute_bars
+    from data_feeds.ohlc import (
+        LoadReport,
+        fingerprint,
+        load_ohlc,
+        load_yfinance,
+        validate_ohlc,
+    )
+    from data_feeds.snapshot_feed import (
+        ChainSnapshotFeed,
+        ListedSnapshots,
+        RecordedSnapshots,
+        replay_schedule,
+    )
+    from data_feeds.spread_feed import (
+        PairAlignReport,
+        align_legs,
+        load_pair_leg,
+        pair_feeds,
+    )
+    from data_feeds.surfaces import load_fitted_surfaces, migrate_surface_tables
+    from data_feeds.vol_signals import (
+        VOL_SIGNAL_COLUMNS,
+        VolSignalReport,
+        VVIXReport,
+        load_vvix,
+        snapshot_vol_signals,
+        vol_signal_table,
+    )
 
 __all__ = [
     "AUCTION_COLUMNS",
@@ -203,3 +210,5 @@ __all__ = [
     "vix_proxy_market_table",
     "vol_signal_table",
 ]
+
+lazy_package(__name__)

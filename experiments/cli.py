@@ -7,7 +7,16 @@ venue of its ``[broker] kind``; ``volsuite paper stop [--no-flatten] [--clear]``
 switch (``experiments/cli_paper.py``, ``docs/paper_trading.md``);
 ``volsuite surface fit (--date D | --all) [--model svi|ssvi|sabr|heston]``, ``surface plot --date D
 [--out F.html]`` and ``surface vrp`` fill and show the fitted-surface, term-structure, realized-vol
-and VRP tables (``experiments/cli_surface.py``, ``docs/surfaces.md``).
+and VRP tables, ``surface term --date D`` and ``surface params --expiry-bucket 30d`` view them
+(``experiments/cli_surface.py``, ``docs/surfaces.md``);
+``volsuite dashboard [--results DIR] [--db PATH] [--port N] [--headless]`` serves the read-only
+Streamlit app over runs, sweeps, surfaces, data quality and paper sessions
+(``experiments/cli_dashboard.py``, ``docs/dashboard.md``).
+
+Startup: this module and the ``cli_*`` modules import only typer, rich and light volsuite
+modules at the top; every heavy library (numba kernels, vectorbt, mlflow, quantstats, xgboost,
+optuna, backtrader, streamlit) is imported inside the command that needs it
+(``tests/experiments/test_cli_startup.py``).
 
 The option-chain store (``data_feeds.chain_store``, default ``results/chains.duckdb``):
 
@@ -39,11 +48,26 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperOption
 
 from data_feeds.errors import VolsuiteError
 
 if TYPE_CHECKING:
     from data_feeds.chain_ingest import IngestReport
+
+def _flag_display_type(self: Any, ctx: Any) -> str | None:
+    """Help column of an option's type: nothing for a flag (``--mlflow/--no-mlflow``, ``--all``).
+
+    typer 0.29's rich help shows ``<bool>`` after a flag, which reads as if it took a value;
+    its plain help (``get_help_record``) shows no type for flags, as this does.
+    """
+    if getattr(self, "is_flag", False):
+        return None
+    return _typer_display_type(self, ctx)
+
+
+_typer_display_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_display_type  # type: ignore[method-assign]
 
 app = typer.Typer(
     add_completion=False,
@@ -69,7 +93,9 @@ def run(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Sampler seed (overrides config).")] = None,
     storage: Annotated[str | None, typer.Option(help="Optuna storage URL.")] = None,
-    no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Skip MLflow logging.")] = False,
+    mlflow: Annotated[
+        bool, typer.Option("--mlflow/--no-mlflow", help="Log the run to MLflow.")
+    ] = True,
 ) -> None:
     """Walk-forward optimize CONFIG, then write the tearsheet and log the run to MLflow."""
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -103,7 +129,7 @@ def run(
                 storage=storage,
                 on_start=on_start,
                 on_trial=on_trial,
-                track=not no_mlflow,
+                track=mlflow,
             )
     except VolsuiteError as exc:
         _fail(exc)
@@ -482,6 +508,9 @@ def _register_plugins() -> None:
     from experiments.summary import register as register_summary  # volsuite summary
 
     register_summary(app)
+    from experiments.cli_dashboard import register as register_dashboard  # volsuite dashboard
+
+    register_dashboard(app)
 
 
 _register_plugins()

@@ -83,7 +83,7 @@ def _stop(
             markup=False,
         )
         return
-    from experiments.paper import kill_report, running_sessions, wait_for_kill
+    from experiments.paper_state import kill_report, running_sessions, wait_for_kill
 
     running = [str(st["session"]) for st in running_sessions(audit_dir)]
     switch.trigger(reason, flatten=not no_flatten)

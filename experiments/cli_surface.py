@@ -13,6 +13,12 @@
 ``volsuite surface vrp [--db DB] [--symbol SPX] [--model svi]``
     fills ``realized_volatility`` and ``vrp_metrics`` from the store's daily bars
     (``volsuite ingest underlying``) and the stored fits.
+``volsuite surface term --date D [--db DB] [--model svi] [--csv FILE]``
+    the stored ATM term structure of a date: per-expiry table, the power law ``a T^b`` and a
+    sparkline of ATM vol by days to expiry (design document 004, section 6.1).
+``volsuite surface params [--expiry-bucket 30d] [--db DB] [--model svi] [--csv FILE]``
+    parameter evolution: per date, the fitted expiry nearest the bucket's days to expiry with
+    its SVI parameters, ATM vol, RR25 and fit error; sparklines of ATM vol, RR25 and rho.
 
 Wire it into the main app with :func:`register`. User errors print one line ``error: ...`` and
 exit with status 2.
@@ -452,8 +458,137 @@ def vrp_cmd(
     )
 
 
+CsvOption = Annotated[
+    Path | None, typer.Option("--csv", help="Also write the table to this CSV file.")
+]
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """``frame`` to ``path`` (temporary file + rename: nothing half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(path)
+    console.print(f"{len(frame)} rows -> {path}", highlight=False, soft_wrap=True)
+
+
+def term_cmd(
+    date: Annotated[str, typer.Option("--date", help="Quote date YYYY-MM-DD.")],
+    db: DbOption = DEFAULT_DB,
+    model: ModelOption = "svi",
+    underlying: Annotated[str, typer.Option("--underlying", help="Underlying (SPX).")] = "SPX",
+    csv: CsvOption = None,
+) -> None:
+    """ATM term structure of one date (stored fits): table, power law and sparkline."""
+    from experiments.dashboard.data import sparkline, term_structure, with_store
+
+    try:
+        table, params = with_store(
+            db, lambda store: term_structure(store, date, model, underlying=underlying)
+        )
+    except (VolsuiteError, ValueError) as exc:
+        _fail(exc)
+        return
+    out = Table(
+        title=f"{underlying} {model.upper()} ATM term structure {date} ({len(table)} expiries)",
+        title_justify="left",
+    )
+    for col in ("expiry", "dte", "ATM%", "RR25", "RMSE"):
+        out.add_column(col, justify="left" if col == "expiry" else "right", no_wrap=True)
+    for r in table.itertuples():
+        out.add_row(
+            f"{r.root} {r.expiration:%Y-%m-%d}",
+            _fmt(r.dte, ".0f"),
+            _fmt(r.atm_vol, ".2f", 100.0),
+            _fmt(r.skew_25delta, ".2f", 100.0),
+            _fmt(r.rmse, ".2f"),
+        )
+    out.caption = "ATM%: model vol at k = 0; RR25: IV(25d call) - IV(25d put), vol points"
+    console.print(out)
+    console.print(
+        f"ATM vol by days to expiry  {sparkline(table['atm_vol'])}  "
+        f"({_fmt(table['atm_vol'].min(), '.1f', 100.0)}% .. "
+        f"{_fmt(table['atm_vol'].max(), '.1f', 100.0)}%)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if params is not None:
+        console.print(
+            f"power law (dte >= {_fmt(params.get('min_dte'), '.0f')}): ATM vol = "
+            f"{_fmt(params.get('atm_term_a'), '.4f')} T^{_fmt(params.get('atm_term_b'), '+.4f')} "
+            f"(RMSE {_fmt(params.get('atm_term_rmse'), '.2f')} vol pts); RR25 = "
+            f"{_fmt(params.get('skew_term_a'), '+.4f')} "
+            f"T^{_fmt(params.get('skew_term_b'), '+.4f')}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if csv is not None:
+        _write_csv(table, csv)
+
+
+def params_cmd(
+    expiry_bucket: Annotated[
+        str, typer.Option("--expiry-bucket", help="Days to expiry of the tracked smile: 30d.")
+    ] = "30d",
+    db: DbOption = DEFAULT_DB,
+    model: ModelOption = "svi",
+    underlying: Annotated[str, typer.Option("--underlying", help="Underlying (SPX).")] = "SPX",
+    csv: CsvOption = None,
+) -> None:
+    """Parameter evolution of the fitted expiry nearest a days-to-expiry bucket, per date."""
+    from experiments.dashboard.data import (
+        expiry_bucket_days,
+        param_evolution,
+        sparkline,
+        with_store,
+    )
+
+    try:
+        days = expiry_bucket_days(expiry_bucket)
+        frame = with_store(
+            db, lambda store: param_evolution(store, days, model, underlying=underlying)
+        )
+    except (VolsuiteError, ValueError) as exc:
+        _fail(exc)
+        return
+    out = Table(
+        title=f"{underlying} {model.upper()} smile nearest {days} days to expiry, per date",
+        title_justify="left",
+    )
+    cols = ("date", "expiry", "dte", "ATM%", "RR25", "RMSE", "a", "b", "rho", "m", "sigma", "arb")
+    for col in cols:
+        out.add_column(col, justify="left" if col in ("date", "expiry") else "right", no_wrap=True)
+    for r in frame.itertuples():
+        out.add_row(
+            f"{r.quote_date:%Y-%m-%d}",
+            f"{r.root} {r.expiration:%y-%m-%d}",
+            _fmt(r.dte, ".0f"),
+            _fmt(r.atm_vol, ".2f", 100.0),
+            _fmt(r.skew_25delta, ".2f", 100.0),
+            _fmt(r.rmse, ".2f"),
+            _fmt(r.svi_a, ".4f"),
+            _fmt(r.svi_b, ".4f"),
+            _fmt(r.svi_rho, "+.3f"),
+            _fmt(r.svi_m, "+.4f"),
+            _fmt(r.svi_sigma, ".4f"),
+            f"{_fmt(r.butterfly_arbitrage_violations, '.0f')}/"
+            f"{_fmt(r.calendar_arbitrage_violations, '.0f')}",
+        )
+    out.caption = (
+        "a b rho m sigma: raw SVI total variance w(k) = a + b (rho (k - m) + sqrt((k - m)^2 + "
+        "sigma^2)); ATM%, RR25, RMSE in vol points; arb: butterfly/calendar grid points"
+    )
+    console.print(out)
+    for label, col in (("ATM vol", "atm_vol"), ("RR25", "skew_25delta"), ("SVI rho", "svi_rho")):
+        console.print(
+            f"{label:<8} {sparkline(frame[col])}", highlight=False, soft_wrap=True, markup=False
+        )
+    if csv is not None:
+        _write_csv(frame, csv)
+
+
 def register(app: typer.Typer) -> None:
-    """Add the ``surface`` command group (``fit``, ``plot``, ``vrp``) to ``app``.
+    """Add the ``surface`` command group (``fit``, ``plot``, ``vrp``, ``term``, ``params``).
 
     Parameters
     ----------
@@ -466,4 +601,6 @@ def register(app: typer.Typer) -> None:
     surface_app.command("fit")(fit_cmd)
     surface_app.command("plot")(plot_cmd)
     surface_app.command("vrp")(vrp_cmd)
+    surface_app.command("term")(term_cmd)
+    surface_app.command("params")(params_cmd)
     app.add_typer(surface_app, name="surface")

@@ -378,6 +378,10 @@ def _write_run_files(
         table.to_csv(folder / f"evaluation_{name}.csv", index=False)
     bench_name = benchmark_name(config, plugin)
     benchmark = plugin.benchmark()
+    # the benchmark's returns on the out-of-sample sessions (the dashboard's equity chart)
+    benchmark.reindex(wf.oos_returns.index).rename("benchmark_return").to_csv(
+        folder / "benchmark_returns.csv", index_label="date"
+    )
     write_report(
         folder / "tearsheet.html",
         config=config,

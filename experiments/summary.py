@@ -37,17 +37,17 @@ import tempfile
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from data_feeds.errors import DataSourceError, DataValidationError, VolsuiteError
-from experiments import metrics as perf
-from experiments.config import TrackingConfig, load_config
+
+if TYPE_CHECKING:  # imported where used: `volsuite --help` does not load pandas
+    import pandas as pd
 
 console = Console()
 err_console = Console(stderr=True)
@@ -119,6 +119,7 @@ def newest_run(exp_dir: Path) -> Path | None:
 
 def _session_dates(labels: Iterable[Any]) -> pd.DatetimeIndex:
     """Session dates (naive midnight) of labels like ``2019-06-04 00:00:00-04:00``."""
+    import pandas as pd
     return pd.DatetimeIndex(pd.to_datetime([str(v)[:10] for v in labels], format="%Y-%m-%d"))
 
 
@@ -130,6 +131,7 @@ def read_oos_returns(path: Path) -> pd.Series:
     RunFolderError
         No ``date`` / ``oos_return`` column, or a duplicated date.
     """
+    import pandas as pd
     frame = pd.read_csv(path)
     if not {"date", "oos_return"} <= set(frame.columns):
         raise RunFolderError(f"{path}: expected columns date, oos_return; got {list(frame)}")
@@ -162,6 +164,8 @@ def summarize_run(run_dir: Path) -> dict[str, Any]:
         source (no ``final_equity``: rerun the config).
     """
     import json
+
+    from experiments import metrics as perf
 
     missing = [name for name in RUN_FILES if not (run_dir / name).exists()]
     if missing:
@@ -255,6 +259,7 @@ def summary_row(
     dict
         :data:`COLUMNS` -> value; ``status`` says what happened.
     """
+    from experiments.config import TrackingConfig, load_config
     experiment, strategy = _names(config_path)
     try:
         config = load_config(config_path)
@@ -315,6 +320,7 @@ def resolve_configs(patterns: Sequence[str] | None) -> list[Path]:
 def summary_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Rows of :func:`summary_row` as a frame with :data:`COLUMNS` (``days``, ``trades`` as
     nullable integers: empty for status-only rows)."""
+    import pandas as pd
     frame = pd.DataFrame(list(rows), columns=COLUMNS)
     for col in ("days", "trades"):
         frame[col] = pd.to_numeric(frame[col]).astype("Int64")
@@ -344,6 +350,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def _fmt(value: Any, kind: str) -> str:
+    import pandas as pd
     if value is None or value is pd.NA or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a" if kind != "text" else ""
     if kind == "pct":
@@ -360,6 +367,7 @@ def _fmt(value: Any, kind: str) -> str:
 def display_cells(row: Mapping[str, Any]) -> list[str]:
     """The :data:`DISPLAY` cells of one row; an insufficient sample replaces the Sharpe ratio
     and its interval by the ``sample`` note."""
+    import pandas as pd
     cells = []
     sample = row.get("sample")
     note = sample if isinstance(sample, str) and sample else None  # a frame holds NaN for None
@@ -490,6 +498,7 @@ def summary_cmd(
     ] = False,
 ) -> None:
     """Summarize the newest run of every experiment config into one table (results/summary/)."""
+    from experiments.config import TrackingConfig
     os.environ.setdefault("MPLBACKEND", "Agg")
     try:
         paths = resolve_configs(configs)

@@ -40,70 +40,77 @@ Also: :mod:`indicators.features` (technical, volatility and regime features of `
 See ``docs/indicators.md`` for formulas, alignment and references.
 """
 
-from indicators.cointegration import PairFormation, formation_nb, hedge_ratio_nb
-from indicators.drift import OvernightDrift, overnight_drift, overnight_returns
-from indicators.features import (
-    REGIME_FEATURE_COLUMNS,
-    REGIMES,
-    TECHNICAL_FEATURE_COLUMNS,
-    VOLATILITY_FEATURE_COLUMNS,
-    Bollinger,
-    GarchForecast,
-    Macd,
-    MarketRegime,
-    RegimeThresholds,
-    Rsi,
-    VolRank,
-    bollinger,
-    garch_forecast,
-    macd,
-    market_features,
-    regime_features,
-    rsi,
-    technical_features,
-    volatility_features,
-)
-from indicators.har import (
-    HarFit,
-    HarForecast,
-    HarForecastIndicator,
-    har_fit,
-    har_forecast,
-    har_forecast_from_rv,
-)
-from indicators.jumps import (
-    JumpStats,
-    MertonFit,
-    merton_fit,
-    merton_logpdf,
-    session_jump_stats,
-    session_labels,
-)
-from indicators.realized_vol import (
-    ESTIMATORS,
-    TRADING_DAYS,
-    RealizedVol,
-    RealizedVolIndicator,
-    daily_variance,
-    realized_vol,
-)
-from indicators.regression import MODELS, PastOLS, past_ols, past_ols_nb
-from indicators.skewness import RealizedSkewness, rolling_skewness, rolling_skewness_nb
-from indicators.term_structure import CURVE_STATUS, CURVE_X, FrontCurve, front_curve
-from indicators.vol_signals import (
-    IVRank,
-    IVRankIndicator,
-    PastZScore,
-    VolOfVol,
-    VolOfVolIndicator,
-    VRPIndicator,
-    VRPZScore,
-    iv_rank_percentile,
-    past_zscore_nb,
-    rolling_corr_nb,
-    vrp_signals,
-    vvix_signals,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from data_feeds.lazy_exports import lazy_package
+
+if TYPE_CHECKING:
+    from indicators.cointegration import PairFormation, formation_nb, hedge_ratio_nb
+    from indicators.drift import OvernightDrift, overnight_drift, overnight_returns
+    from indicators.features import (
+        REGIME_FEATURE_COLUMNS,
+        REGIMES,
+        TECHNICAL_FEATURE_COLUMNS,
+        VOLATILITY_FEATURE_COLUMNS,
+        Bollinger,
+        GarchForecast,
+        Macd,
+        MarketRegime,
+        RegimeThresholds,
+        Rsi,
+        VolRank,
+        bollinger,
+        garch_forecast,
+        macd,
+        market_features,
+        regime_features,
+        rsi,
+        technical_features,
+        volatility_features,
+    )
+    from indicators.har import (
+        HarFit,
+        HarForecast,
+        HarForecastIndicator,
+        har_fit,
+        har_forecast,
+        har_forecast_from_rv,
+    )
+    from indicators.jumps import (
+        JumpStats,
+        MertonFit,
+        merton_fit,
+        merton_logpdf,
+        session_jump_stats,
+        session_labels,
+    )
+    from indicators.realized_vol import (
+        ESTIMATORS,
+        TRADING_DAYS,
+        RealizedVol,
+        RealizedVolIndicator,
+        daily_variance,
+        realized_vol,
+    )
+    from indicators.regression import MODELS, PastOLS, past_ols, past_ols_nb
+    from indicators.skewness import RealizedSkewness, rolling_skewness, rolling_skewness_nb
+    from indicators.term_structure import CURVE_STATUS, CURVE_X, FrontCurve, front_curve
+    from indicators.vol_signals import (
+        IVRank,
+        IVRankIndicator,
+        PastZScore,
+        VolOfVol,
+        VolOfVolIndicator,
+        VRPIndicator,
+        VRPZScore,
+        iv_rank_percentile,
+        past_zscore_nb,
+        rolling_corr_nb,
+        vrp_signals,
+        vvix_signals,
+    )
 
 __all__ = [
     "CURVE_STATUS",
@@ -173,3 +180,5 @@ __all__ = [
     "vrp_signals",
     "vvix_signals",
 ]
+
+lazy_package(__name__)

@@ -19,35 +19,42 @@ AlpacaAdapter
 See ``docs/paper_trading.md``.
 """
 
-from brokers.live.adapter import (
-    AccountState,
-    Bar,
-    DuplicateClientOrderId,
-    LegFill,
-    OrderLeg,
-    OrderRequest,
-    TransientVenueError,
-    VenueAdapter,
-    VenueError,
-    VenueOrder,
-    VenuePosition,
-    VenueRejected,
-    occ_symbol,
-    parse_occ_symbol,
-)
-from brokers.live.audit import AuditLog, read_audit
-from brokers.live.broker import KillSwitchEngaged, LiveOptionsBroker
-from brokers.live.replay import ReplayVenue
-from brokers.live.safety import (
-    KillSwitch,
-    ReconcileReport,
-    RetryPolicy,
-    RiskLimits,
-    client_order_id,
-    new_session_id,
-    pre_trade_check,
-)
-from brokers.live.store import LiveBarFeed, LiveStore
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from data_feeds.lazy_exports import lazy_package
+
+if TYPE_CHECKING:
+    from brokers.live.adapter import (
+        AccountState,
+        Bar,
+        DuplicateClientOrderId,
+        LegFill,
+        OrderLeg,
+        OrderRequest,
+        TransientVenueError,
+        VenueAdapter,
+        VenueError,
+        VenueOrder,
+        VenuePosition,
+        VenueRejected,
+        occ_symbol,
+        parse_occ_symbol,
+    )
+    from brokers.live.audit import AuditLog, read_audit
+    from brokers.live.broker import KillSwitchEngaged, LiveOptionsBroker
+    from brokers.live.replay import ReplayVenue
+    from brokers.live.safety import (
+        KillSwitch,
+        ReconcileReport,
+        RetryPolicy,
+        RiskLimits,
+        client_order_id,
+        new_session_id,
+        pre_trade_check,
+    )
+    from brokers.live.store import LiveBarFeed, LiveStore
 
 __all__ = [
     "AccountState",
@@ -79,3 +86,5 @@ __all__ = [
     "pre_trade_check",
     "read_audit",
 ]
+
+lazy_package(__name__)

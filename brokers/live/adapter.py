@@ -26,12 +26,15 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from data_feeds.chains import ChainSnapshot
 from data_feeds.contracts import ROOT_SPECS, OptionContract
 from data_feeds.errors import VolsuiteError
+
+if TYPE_CHECKING:  # annotations only: `volsuite paper stop` does not load pandas
+    import pandas as pd
+
+    from data_feeds.chains import ChainSnapshot
 
 OPEN_STATUSES = frozenset(
     {

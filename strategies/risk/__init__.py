@@ -26,48 +26,55 @@ Share transaction costs live in :mod:`brokers.share_costs` (half spread + square
 commission, a backtrader commission scheme).
 """
 
-from strategies.risk.attribution import (
-    SLEEVE_ANALYZER,
-    TOTAL,
-    UNATTRIBUTED,
-    SleevePnL,
-    attribution_from_results,
-    attribution_table,
-    sleeve_by_prefix,
-    sleeve_info,
-    track_sleeves,
-    write_attribution,
-    write_run_attribution,
-)
-from strategies.risk.ledger import TagLedger, base_tag
-from strategies.risk.limits import RiskLimits
-from strategies.risk.manager import (
-    GREEKS,
-    OrderCheck,
-    PositionRisk,
-    RiskAction,
-    RiskConfig,
-    RiskManager,
-    combo_greeks,
-    hedge_quantity,
-)
-from strategies.risk.mixins import OptionRiskMixin, RiskMixin
-from strategies.risk.signals import (
-    SIGNAL_COLUMNS,
-    AggregateSignal,
-    Signal,
-    aggregate_signals,
-    vote,
-)
-from strategies.risk.sizing import (
-    TRADING_DAYS,
-    VolManagedSizer,
-    combo_max_loss,
-    combo_max_loss_at_fill,
-    fixed_fractional_units,
-    max_loss_contracts,
-    past_realized_variance,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from data_feeds.lazy_exports import lazy_package
+
+if TYPE_CHECKING:
+    from strategies.risk.attribution import (
+        SLEEVE_ANALYZER,
+        TOTAL,
+        UNATTRIBUTED,
+        SleevePnL,
+        attribution_from_results,
+        attribution_table,
+        sleeve_by_prefix,
+        sleeve_info,
+        track_sleeves,
+        write_attribution,
+        write_run_attribution,
+    )
+    from strategies.risk.ledger import TagLedger, base_tag
+    from strategies.risk.limits import RiskLimits
+    from strategies.risk.manager import (
+        GREEKS,
+        OrderCheck,
+        PositionRisk,
+        RiskAction,
+        RiskConfig,
+        RiskManager,
+        combo_greeks,
+        hedge_quantity,
+    )
+    from strategies.risk.mixins import OptionRiskMixin, RiskMixin
+    from strategies.risk.signals import (
+        SIGNAL_COLUMNS,
+        AggregateSignal,
+        Signal,
+        aggregate_signals,
+        vote,
+    )
+    from strategies.risk.sizing import (
+        TRADING_DAYS,
+        VolManagedSizer,
+        combo_max_loss,
+        combo_max_loss_at_fill,
+        fixed_fractional_units,
+        max_loss_contracts,
+        past_realized_variance,
+    )
 
 __all__ = [
     "GREEKS",
@@ -107,3 +114,5 @@ __all__ = [
     "write_attribution",
     "write_run_attribution",
 ]
+
+lazy_package(__name__)

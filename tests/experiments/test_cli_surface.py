@@ -157,3 +157,108 @@ def test_missing_store_is_a_user_error(app, tmp_path):
         app, ["surface", "plot", "--db", str(tmp_path / "none.duckdb"), "--date", DAYS[0]]
     )
     assert result.exit_code == 2 and "chain store not found" in result.output
+
+
+# -- volsuite surface term | params (CLI views of the stored fits) --------------------------------
+@pytest.fixture(scope="module")
+def fitted_db(app, db) -> Path:
+    """The three-day store with every date fitted (``surface fit --all``, idempotent)."""
+    result = CliRunner().invoke(app, ["surface", "fit", "--db", str(db), "--all"])
+    assert result.exit_code == 0, result.output
+    return db
+
+
+def _sql(db: Path, sql: str):
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql).df()
+
+
+def test_term_prints_the_stored_term_structure_and_exports_csv(app, fitted_db, tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "term.csv"
+    result = CliRunner().invoke(
+        app,
+        ["surface", "term", "--db", str(fitted_db), "--date", DAYS[1], "--csv", str(out)],
+        env={"COLUMNS": "160"},
+    )
+    assert result.exit_code == 0, result.output
+    assert f"ATM term structure {DAYS[1]}" in result.output
+    assert "power law" in result.output and "ATM vol by days to expiry" in result.output
+    # the CSV holds exactly the fitted ('ok') expiries of the date, as plain SQL reads them
+    ref = _sql(
+        fitted_db,
+        "SELECT symbol, expiration_date, atm_vol FROM fitted_surfaces WHERE quote_date = "
+        f"'{DAYS[1]}' AND model_type = 'SVI' AND status = 'ok' ORDER BY tte_years, symbol",
+    )
+    got = pd.read_csv(out)
+    assert len(got) == len(ref) > 30
+    assert list(got["root"]) == list(ref["symbol"])
+    assert got["atm_vol"].to_numpy() == pytest.approx(ref["atm_vol"].to_numpy(), rel=1e-12)
+    # the sparkline has one character per expiry, ▁ at the lowest ATM vol and █ at the highest
+    line = next(x for x in result.output.splitlines() if "ATM vol by days to expiry" in x)
+    spark = line.split("expiry", 1)[1].split("(")[0].strip()
+    assert len(spark) == len(ref)
+    assert spark[int(ref["atm_vol"].to_numpy().argmin())] == "▁"
+    assert spark[int(ref["atm_vol"].to_numpy().argmax())] == "█"
+
+
+def test_params_tracks_the_expiry_nearest_the_bucket(app, fitted_db, tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "params.csv"
+    result = CliRunner().invoke(
+        app,
+        ["surface", "params", "--db", str(fitted_db), "--expiry-bucket", "30d", "--csv", str(out)],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    got = pd.read_csv(out)
+    assert [str(d)[:10] for d in got["quote_date"]] == list(DAYS)
+    # per date the smallest |dte - 30| among the fitted expiries, by SQL
+    ref = _sql(
+        fitted_db,
+        "SELECT quote_date, min(abs(dte - 30)) AS gap FROM fitted_surfaces WHERE "
+        "model_type = 'SVI' AND status = 'ok' GROUP BY 1 ORDER BY 1",
+    )
+    assert (got["dte"] - 30).abs().tolist() == ref["gap"].tolist()
+    # the SVI parameters shown are the stored row's
+    first = got.iloc[0]
+    row = _sql(
+        fitted_db,
+        f"SELECT svi_a, svi_rho FROM fitted_surfaces WHERE quote_date = '{DAYS[0]}' AND "
+        f"symbol = '{first['root']}' AND expiration_date = '{str(first['expiration'])[:10]}' "
+        "AND model_type = 'SVI'",
+    )
+    assert first["svi_a"] == pytest.approx(row["svi_a"].iloc[0], rel=1e-12)
+    assert first["svi_rho"] == pytest.approx(row["svi_rho"].iloc[0], rel=1e-12)
+    assert "ATM vol" in result.output and "SVI rho" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["params", "--expiry-bucket", "thirty"], "--expiry-bucket must look like 30d"),
+        (["params", "--expiry-bucket", "0d"], "--expiry-bucket must look like 30d"),
+        (["term", "--date", "2019-01-02"], "no SVI fit of SPX on 2019-01-02"),
+    ],
+)
+def test_view_user_errors_exit_2_with_one_line(app, fitted_db, args, message):
+    result = CliRunner().invoke(app, ["surface", *args[:1], "--db", str(fitted_db), *args[1:]])
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output and message in result.output
+
+
+def test_views_never_create_a_store(app, tmp_path):
+    missing = tmp_path / "none.duckdb"
+    result = CliRunner().invoke(app, ["surface", "term", "--db", str(missing), "--date", DAYS[0]])
+    assert result.exit_code == 2 and "no chain store" in result.output
+    assert not missing.exists()
+
+
+def test_sparkline_levels_by_hand():
+    from experiments.dashboard.data import sparkline
+
+    # levels round(7 (v - min) / (max - min)): 0 -> 0, 7 -> 7, 3.5 -> round(3.5) = 4, 1 -> 1
+    assert sparkline([0.0, 7.0, 3.5, 1.0, float("nan")]) == "▁█▅▂ "
+    assert sparkline([2.0, 2.0]) == "▄▄"
