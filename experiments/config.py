@@ -24,6 +24,7 @@ from pydantic import (
 
 from brokers.cost_config import CostsConfig, ShareCostConfig
 from data_feeds.errors import VolsuiteError
+from strategies.params import MOVED_TO_DATA, RENAMED_PARAMS
 from strategies.risk.limits import RiskLimits
 
 
@@ -591,7 +592,10 @@ def validate_strategy_section(config: ExperimentConfig, path: Path | str) -> Non
     Raises
     ------
     ConfigError
-        Unknown strategy name, unknown parameter, a cost or risk limit in ``[strategy]``, a
+        Unknown strategy name, unknown parameter, a renamed parameter
+        (:data:`strategies.params.RENAMED_PARAMS`: ``strategy.params.profit_target: renamed to
+        take_profit``), a data file given as a parameter (:data:`strategies.params.MOVED_TO_DATA`),
+        a cost or risk limit in ``[strategy]``, a
         searched parameter that is not tunable, a value the strategy rejects, a ``[risk]`` limit
         the strategy does not enforce.
     """
@@ -605,6 +609,12 @@ def validate_strategy_section(config: ExperimentConfig, path: Path | str) -> Non
     for section in ("params", "search_space"):
         for key in getattr(config.strategy, section):
             where = f"{path}: strategy.{section}.{key}"
+            if key in RENAMED_PARAMS and key not in fields:
+                raise ConfigError(f"{where}: renamed to {RENAMED_PARAMS[key]}")
+            if key in MOVED_TO_DATA and key not in fields:
+                raise ConfigError(
+                    f"{where}: a data file, not a parameter: moved to {MOVED_TO_DATA[key]}"
+                )
             if key in COST_AND_RISK_KEYS and key not in fields:
                 if section == "search_space":
                     raise ConfigError(

@@ -11,10 +11,13 @@ Every signal input is a numba kernel (``*_nb``) exposed three ways:
 
 Contents
 --------
-realized_vol, daily_variance, ESTIMATORS, RealizedVol, RealizedVolIndicator
+realized_vol, daily_variance, RealizedVol, RealizedVolIndicator
     Close-to-close, Parkinson (1980), Garman-Klass (1980), Rogers-Satchell (1991) and
     Yang-Zhang (2000) realized volatility, decimal, annualized with 252 days. The value at
     bar ``t`` uses bars up to ``t`` only.
+Estimator, ESTIMATORS, DAILY_ESTIMATORS
+    The one type of an estimator name (every strategy's ``rv_estimator`` parameter), its values,
+    and the four with a one-day variance form (HAR forecasts; not ``yang_zhang``).
 past_ols, PastOLS
     Past-only rolling OLS of ``y`` on ``x`` (or a past mean) and the residual z-score: the value
     at ``t`` is fitted on earlier points only (``skew_dislocation``, ``vol_of_vol``).
@@ -80,8 +83,10 @@ from indicators.jumps import (
     session_labels,
 )
 from indicators.realized_vol import (
+    DAILY_ESTIMATORS,
     ESTIMATORS,
     TRADING_DAYS,
+    Estimator,
     RealizedVol,
     RealizedVolIndicator,
     daily_variance,
@@ -108,6 +113,7 @@ from indicators.vol_signals import (
 __all__ = [
     "CURVE_STATUS",
     "CURVE_X",
+    "DAILY_ESTIMATORS",
     "ESTIMATORS",
     "MODELS",
     "REGIMES",
@@ -116,6 +122,7 @@ __all__ = [
     "TRADING_DAYS",
     "VOLATILITY_FEATURE_COLUMNS",
     "Bollinger",
+    "Estimator",
     "FrontCurve",
     "GarchForecast",
     "HarFit",

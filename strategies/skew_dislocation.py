@@ -24,7 +24,7 @@ expected from the overnight return distribution) and issue 5. On each quote date
 4. **Trade** (one position at a time): ``z > entry_z`` (calls rich against puts relative to the
    model) sells the risk reversal (short 25-delta call, long 25-delta put); ``z < -entry_z``
    buys it. Closed at bid/ask when ``z`` is back inside ``exit_z`` (``reverted``), after
-   ``hold_days`` snapshots (``time``), at ``exit_dte`` days to expiry (``dte``) or at the end of
+   ``max_hold_days`` snapshots (``time``), at ``exit_dte`` days to expiry (``dte``) or at the end of
    the window (``window_end``). Optionally delta-hedged every bar with the underlying by
    :class:`strategies.hedging.DeltaHedger` (``delta_hedge``), whose P&L split (option, hedge,
    costs) is returned in the backtest info.
@@ -72,6 +72,7 @@ from indicators.skewness import RealizedSkewness, rolling_skewness
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin
 from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
 from strategies.option_strategy import run_chain_cerebro
+from strategies.params import AccountRisk, Contracts, ExitDte, MaxContracts, MaxHoldDays, StopLoss
 from strategies.risk import (
     OptionRiskMixin,
     PositionRisk,
@@ -268,7 +269,7 @@ class SkewDislocationParams(StrategyParams):
         Past quote dates in the fit (at most / at least).
     entry_z, exit_z : float
         Open when ``|z| > entry_z``; close when ``side_z <= exit_z`` (``exit_z < entry_z``).
-    hold_days : int
+    max_hold_days : int
         Close after this many snapshots at most.
     exit_dte : int
         Close at this many calendar days to expiry or fewer.
@@ -304,7 +305,7 @@ class SkewDislocationParams(StrategyParams):
             "min_fit",
             "entry_z",
             "exit_z",
-            "hold_days",
+            "max_hold_days",
             "exit_dte",
             "contracts",
             "sizing",
@@ -327,13 +328,19 @@ class SkewDislocationParams(StrategyParams):
     min_fit: int = Field(10, ge=3, le=500)
     entry_z: float = Field(1.0, gt=0.0, le=10.0)
     exit_z: float = Field(0.0, ge=-10.0, le=10.0)
-    hold_days: int = Field(5, ge=1, le=60)
-    exit_dte: int = Field(7, ge=0, le=365)
-    contracts: int = Field(1, ge=1, le=100)
+    max_hold_days: MaxHoldDays = 5
+    exit_dte: ExitDte = 7
+    contracts: Contracts = 1
     sizing: Literal["fixed", "max_loss"] = "fixed"
-    account_risk: float = Field(0.02, gt=0.0, le=0.5)
-    max_contracts: int = Field(10, ge=1, le=1000)
-    stop_loss: float | None = Field(None, gt=0.0, le=10.0)
+    account_risk: AccountRisk = 0.02
+    max_contracts: MaxContracts = 10
+    stop_loss: StopLoss | None = Field(
+        None,
+        description=(
+            "decimal multiple of the gross premium of the legs at entry (options + hedge P&L); "
+            "None: no stop"
+        ),
+    )
     delta_hedge: bool = True
     hedge_rule: Literal["interval", "band", "whalley_wilmott"] = "interval"
 
@@ -539,7 +546,7 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
             reason = "window_end"
         elif (t["expiration"] - day).days <= r.exit_dte:
             reason = "dte"
-        elif t["bars"] >= r.hold_days:
+        elif t["bars"] >= r.max_hold_days:
             reason = "time"
         elif math.isfinite(z) and -t["side"] * z <= r.exit_z:
             reason = "reverted"

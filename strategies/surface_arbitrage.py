@@ -35,7 +35,7 @@ quote date ``D`` (one snapshot, ~15:45 ET for the 2019 SPX chains):
    ``score * gap`` are traded (``contracts`` each, at the bid/ask), at most ``max_open``
    positions, never twice the same contract; the book is delta-hedged every snapshot with the
    index (:class:`strategies.hedging.DeltaHedger`, P&L split option / hedge / costs).
-6. **Exit** (in this order): end of the window, ``dte <= exit_dte``, ``hold_days`` snapshots,
+6. **Exit** (in this order): end of the window, ``dte <= exit_dte``, ``max_hold_days`` snapshots,
    a vol stop (the option's mid IV moved ``stop_vol`` vol points against the position since
    entry), or the gap closed: ``|mid_gap| <= exit_gap`` with ``mid_gap = (mid_iv - model_iv) /
    model_iv`` of the new snapshot's fit (leave-one-out value where the option is in the day's
@@ -79,6 +79,7 @@ from pricing.svi import fit_svi, svi_implied_vol
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin
 from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
 from strategies.option_strategy import run_chain_cerebro
+from strategies.params import Contracts, ExitDte, MaxHoldDays
 from strategies.risk import (
     OptionRiskMixin,
     RiskConfig,
@@ -133,7 +134,7 @@ class SurfaceArbitrageParams(StrategyParams):
         New positions per snapshot / open positions at most.
     contracts : int
         Contracts per position.
-    hold_days : int
+    max_hold_days : int
         Close after this many snapshots at most.
     exit_dte : int
         Close at this many calendar days to expiry or fewer (< ``min_dte``).
@@ -160,7 +161,7 @@ class SurfaceArbitrageParams(StrategyParams):
             "max_new",
             "max_open",
             "contracts",
-            "hold_days",
+            "max_hold_days",
             "exit_dte",
             "stop_vol",
             "delta_hedge",
@@ -185,9 +186,9 @@ class SurfaceArbitrageParams(StrategyParams):
     min_confidence: float = Field(0.2, ge=0.0, le=1.0)
     max_new: int = Field(2, ge=1, le=50)
     max_open: int = Field(6, ge=1, le=200)
-    contracts: int = Field(1, ge=1, le=100)
-    hold_days: int = Field(5, ge=1, le=60)
-    exit_dte: int = Field(3, ge=0, le=365)
+    contracts: Contracts = 1
+    max_hold_days: MaxHoldDays = 5
+    exit_dte: ExitDte = 3
     stop_vol: float = Field(3.0, gt=0.0, le=100.0)
     delta_hedge: bool = True
     hedge_rule: Literal["interval", "band", "whalley_wilmott"] = "interval"
@@ -580,7 +581,7 @@ class SurfaceArbitrageStrategy(OptionRiskMixin, DeltaHedgedStrategy):
             reason = "window_end"
         elif (pos["contract"].expiration - day).days <= r.exit_dte:
             reason = "dte"
-        elif pos["bars"] >= r.hold_days:
+        elif pos["bars"] >= r.max_hold_days:
             reason = "time"
         elif math.isfinite(moved) and -moved >= r.stop_vol:
             reason = "stop"

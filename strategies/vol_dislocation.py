@@ -74,10 +74,12 @@ from data_feeds.chains import ChainSnapshot, Combo, QuoteUnavailable, settlement
 from data_feeds.minute_bars import load_minute_bars
 from data_feeds.ohlc import fingerprint
 from data_feeds.snapshot_feed import ChainSnapshotFeed, RecordedSnapshots
+from indicators import DAILY_ESTIMATORS, Estimator
 from indicators.har import har_forecast
 from indicators.realized_vol import TRADING_DAYS
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
 from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
+from strategies.params import AccountRisk, MaxContracts, StopLoss, TakeProfit
 from strategies.risk import (
     UNATTRIBUTED,
     OptionRiskMixin,
@@ -119,8 +121,11 @@ class VolDislocationParams(StrategyParams):
         SPX index minute bars (``date, time_et, open, high, low, close``): opening print of the
         auction frame and underlying price of the snapshots (hedge price); without bars on a
         date, the snapshot's 0DTE put-call-parity forward is used (:func:`with_forward_price`).
-    rv_estimator : {"parkinson", "garman_klass", "rogers_satchell", "close_to_close"}
-        Daily variance estimator of the HAR forecast (:func:`indicators.har.har_forecast`).
+    rv_estimator : indicators.Estimator
+        Daily variance estimator of the HAR forecast (:func:`indicators.har.har_forecast`): one
+        of :data:`indicators.DAILY_ESTIMATORS` (``parkinson``, ``garman_klass``,
+        ``rogers_satchell``, ``close_to_close``; ``yang_zhang`` has no one-day form and is
+        refused).
     har_fit_window, har_min_obs : int
         HAR OLS window (past daily samples; 0 = expanding) and samples needed before a forecast.
     entry_threshold : float
@@ -169,21 +174,33 @@ class VolDislocationParams(StrategyParams):
     rate: float = Field(0.0, ge=-0.05, le=0.25)
     option_quotes: str = "../shared/data/options/spx_spxw_spy_option_minute_quotes.csv.gz"
     index_minute: str | None = "../shared/data/intraday/spx_index_minute_2021_2023.csv"
-    rv_estimator: Literal["parkinson", "garman_klass", "rogers_satchell", "close_to_close"] = (
-        "parkinson"
-    )
+    rv_estimator: Estimator = "parkinson"
     har_fit_window: int = Field(1000, ge=0, le=10_000)
     har_min_obs: int = Field(250, ge=30, le=10_000)
     entry_threshold: float = Field(0.2, gt=0.0, le=5.0)
     exit_gap: float = Field(0.05, ge=0.0, le=5.0)
     exit_time: str = "11:00"
-    take_profit: float = Field(0.5, gt=0.0, le=10.0)
-    stop_loss: float = Field(1.0, gt=0.0, le=10.0)
+    take_profit: TakeProfit = Field(
+        0.5, description="decimal fraction of the entry premium per unit (mid P&L)"
+    )
+    stop_loss: StopLoss = Field(
+        1.0, description="decimal multiple of the entry premium per unit (mid loss)"
+    )
     sides: Literal["both", "short", "long"] = "both"
-    account_risk: float = Field(0.02, gt=0.0, le=0.5)
-    max_contracts: int = Field(10, ge=1, le=1000)
+    account_risk: AccountRisk = 0.02
+    max_contracts: MaxContracts = 10
     delta_hedge: bool = False
     hedge_band: float = Field(10.0, gt=0.0)
+
+    @field_validator("rv_estimator")
+    @classmethod
+    def _one_day_estimator(cls, value: str) -> str:
+        if value not in DAILY_ESTIMATORS:
+            raise ValueError(
+                f"rv_estimator must have a one-day variance form for the HAR forecast "
+                f"({', '.join(DAILY_ESTIMATORS)}), got {value!r}"
+            )
+        return value
 
     @field_validator("exit_time")
     @classmethod

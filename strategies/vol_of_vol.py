@@ -34,10 +34,10 @@ previous session ``t = D-1`` only (whose fit uses sessions up to ``D-2``):
 * **hedge**: the book delta is traded back to 0 every snapshot with the index
   (:class:`strategies.hedging.DeltaHedger`, costs paid), P&L split into option / hedge / costs;
 * **exits** (first that holds, at the snapshot's bid): ``window_end``; ``dte`` (``<= exit_dte``
-  calendar days left); ``stop_loss`` / ``profit_target`` (straddle mid value vs the premium
-  paid: ``<= -stop_loss`` / ``>= profit_target`` as a fraction); ``catch_up`` (the IV shortfall
+  calendar days left); ``stop_loss`` / ``take_profit`` (straddle mid value vs the premium
+  paid: ``<= -stop_loss`` / ``>= take_profit`` as a fraction); ``catch_up`` (the IV shortfall
   has closed: the residuals summed from the signal session to ``D-1``, over the entry's
-  ``residual_sd``, are ``>= exit_residual_z``); ``time`` (``hold_days`` snapshots); a kill
+  ``residual_sd``, are ``>= exit_residual_z``); ``time`` (``max_hold_days`` snapshots); a kill
   switch of the risk layer (``max_drawdown``) flattens the book.
 
 Nothing of ``D``'s close or of a later date enters ``D``'s decision (tested by perturbing ``D``'s
@@ -52,7 +52,7 @@ import math
 from collections.abc import Mapping, Sequence
 from itertools import product
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -72,6 +72,7 @@ from strategies.book import TradeBook
 from strategies.evaluation import signal_evaluation
 from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
 from strategies.option_strategy import run_chain_cerebro
+from strategies.params import AccountRisk, ExitDte, MaxContracts, MaxHoldDays, StopLoss, TakeProfit
 from strategies.risk import (
     OptionRiskMixin,
     RiskLimits,
@@ -133,12 +134,12 @@ class VolOfVolParams(StrategyParams):
         Entry needs ``residual_z < -residual_threshold`` (residual standard deviations).
     exit_residual_z : float
         ``catch_up`` exit level of the cumulative residual z (> ``-residual_threshold``).
-    hold_days : int
+    max_hold_days : int
         Close after this many snapshots.
     exit_dte : int
         Close at this many calendar days to expiry or fewer (< ``target_dte``).
-    profit_target, stop_loss : float
-        Close when the straddle's mid value is up ``profit_target`` / down ``stop_loss`` as a
+    take_profit, stop_loss : float
+        Close when the straddle's mid value is up ``take_profit`` / down ``stop_loss`` as a
         fraction of the premium paid.
     account_risk : float
         Share of the equity the premium (the straddle's maximum loss) may be.
@@ -165,9 +166,9 @@ class VolOfVolParams(StrategyParams):
             "vvix_threshold",
             "residual_threshold",
             "exit_residual_z",
-            "hold_days",
+            "max_hold_days",
             "exit_dte",
-            "profit_target",
+            "take_profit",
             "stop_loss",
             "account_risk",
             "max_contracts",
@@ -188,12 +189,16 @@ class VolOfVolParams(StrategyParams):
     vvix_threshold: float = Field(1.0, ge=-10.0, le=10.0)
     residual_threshold: float = Field(1.0, ge=0.0, le=10.0)
     exit_residual_z: float = Field(0.0, ge=-10.0, le=10.0)
-    hold_days: int = Field(5, ge=1, le=60)
-    exit_dte: int = Field(2, ge=0, le=365)
-    profit_target: float = Field(0.5, gt=0.0, le=10.0)
-    stop_loss: float = Field(0.5, gt=0.0, le=1.0)
-    account_risk: float = Field(0.02, gt=0.0, le=0.5)
-    max_contracts: int = Field(5, ge=1, le=1000)
+    max_hold_days: MaxHoldDays = 5
+    exit_dte: ExitDte = 2
+    take_profit: TakeProfit = Field(
+        0.5, description="decimal rise of the straddle's mid value over the premium paid"
+    )
+    stop_loss: Annotated[StopLoss, Field(le=1.0)] = Field(
+        0.5, description="decimal fall of the straddle's mid value below the premium paid"
+    )
+    account_risk: AccountRisk = 0.02
+    max_contracts: MaxContracts = 5
     delta_hedge: bool = True
     hedge: HedgeConfig = HedgeConfig(rule="interval")
 
@@ -569,11 +574,11 @@ class VolOfVolStrategy(OptionRiskMixin, DeltaHedgedStrategy):
             reason = "dte"
         elif change <= -r.stop_loss:
             reason = "stop_loss"
-        elif change >= r.profit_target:
-            reason = "profit_target"
+        elif change >= r.take_profit:
+            reason = "take_profit"
         elif shortfall >= r.exit_residual_z:
             reason = "catch_up"
-        elif pos["bars"] >= r.hold_days:
+        elif pos["bars"] >= r.max_hold_days:
             reason = "time"
         if reason is None:
             row["status"] = "holding"

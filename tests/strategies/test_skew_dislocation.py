@@ -144,7 +144,7 @@ def test_truncating_the_future_leaves_past_decisions_unchanged(chain_store_2019,
     ta, tb = full.signal_table(full.base), short.signal_table(short.base)
     pd.testing.assert_frame_equal(ta.loc[tb.index], tb)
     assert np.isfinite(tb["z"]).sum() >= 20
-    p = full.base.model_copy(update={"entry_z": 1.0, "hold_days": 3})
+    p = full.base.model_copy(update={"entry_z": 1.0, "max_hold_days": 3})
     days = full.trading_days()
     a = full.backtest(p, days[0], days[-1], cash=1e6)
     b = short.backtest(p, days[0], tb.index[-1], cash=1e6)
