@@ -78,11 +78,39 @@ class LegSpec(DataSourceSpec):
     volume_scale: float = Field(1.0, gt=0.0)
 
 
+class DataFileSpec(_Strict):
+    """One input file a strategy reads with its own loader (``[data.option_quotes]``,
+    ``[data.index_minute]``, ``[data.vvix]``).
+
+    Attributes
+    ----------
+    source : str
+        Path of the file; relative paths resolve from the working directory, as every other
+        ``[data]`` source (the shipped configs use ``../shared/data/...`` from the repository
+        root).
+    """
+
+    source: str
+
+
 class DataConfig(_Strict):
     """``[data]``: the series a strategy needs and the date range loaded (warm-up included).
 
     ``underlying`` is required unless the strategy trades a pair given as ``[data.legs.y]`` and
     ``[data.legs.x]`` (loaded as ``leg_y`` / ``leg_x``).
+
+    Attributes
+    ----------
+    option_quotes : DataFileSpec, optional
+        Minute option quote file (``data_feeds.load_option_minute_quotes`` layout) of the
+        auction frame (``vol_dislocation``, ``directional_overlay``); handed to the strategy as
+        the path ``data["option_quotes"]``.
+    index_minute : DataFileSpec, optional
+        SPX index minute bars (``data_feeds.load_minute_bars`` layout) of the same strategies;
+        the path ``data["index_minute"]``.
+    vvix : DataFileSpec, optional
+        Cboe VVIX daily file (``data_feeds.load_vvix``, ``vol_of_vol``); loaded by the runner
+        into the series ``data["vvix"]`` (index points).
     """
 
     start: dt.date | None = None
@@ -91,6 +119,9 @@ class DataConfig(_Strict):
     vix: DataSourceSpec | None = None
     chains: ChainSourceSpec | None = None
     legs: dict[Literal["y", "x"], LegSpec] | None = None
+    option_quotes: DataFileSpec | None = None
+    index_minute: DataFileSpec | None = None
+    vvix: DataFileSpec | None = None
 
     @model_validator(mode="after")
     def _needs_data(self) -> DataConfig:

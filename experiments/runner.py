@@ -59,7 +59,14 @@ def load_data(config: ExperimentConfig) -> tuple[dict[str, pd.DataFrame], list[s
     Returns
     -------
     data : dict
-        Name -> validated frame.
+        Name -> validated frame; ``vvix`` a series (``[data.vvix]``); ``option_quotes`` and
+        ``index_minute`` the paths of ``[data.option_quotes]`` / ``[data.index_minute]``
+        (read by the strategy).
+
+    Raises
+    ------
+    ConfigError
+        A ``[data.option_quotes]`` / ``[data.index_minute]`` file does not exist.
     reports : list of str
         One summary line per source (rows kept, dropped per reason).
     """
@@ -91,6 +98,20 @@ def load_data(config: ExperimentConfig) -> tuple[dict[str, pd.DataFrame], list[s
     if config.data.chains is not None:
         data["chains"], chain_reports = open_chain_store(config.data.chains)
         reports.extend(chain_reports)
+    for name in ("option_quotes", "index_minute"):  # read by the strategy's own loader
+        spec = getattr(config.data, name)
+        if spec is not None:
+            if not Path(spec.source).is_file():
+                raise ConfigError(f"data.{name}.source: file not found: {spec.source}")
+            data[name] = Path(spec.source)
+    if config.data.vvix is not None:
+        from data_feeds import load_vvix
+
+        data["vvix"], vreport = load_vvix(config.data.vvix.source)
+        reports.append(
+            f"VVIX {vreport.source}: kept {vreport.n_kept} of {vreport.n_read} rows "
+            f"({vreport.n_before_start} before the start date dropped)"
+        )
     return data, reports
 
 

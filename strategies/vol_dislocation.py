@@ -105,8 +105,9 @@ _OPEN = dt.time(9, 30)
 
 class VolDislocationParams(StrategyParams):
     """Parameters of ``vol_dislocation`` (searchable ones in :attr:`tunable`; ``chain_symbol``,
-    ``root``, ``rate``, ``option_quotes``, ``index_minute``, ``har_fit_window`` and
-    ``har_min_obs`` are fixed when :meth:`VolDislocation.prepare` reads the data).
+    ``root``, ``rate``, ``har_fit_window`` and ``har_min_obs`` are fixed when
+    :meth:`VolDislocation.prepare` reads the data; the quote and minute-bar files are
+    ``[data.option_quotes]`` / ``[data.index_minute]``, not parameters).
 
     Attributes
     ----------
@@ -114,13 +115,6 @@ class VolDislocationParams(StrategyParams):
         Underlying of the minute snapshots (``SPX``) and root traded (``SPXW``, same-day expiry).
     rate : float
         Continuous rate (decimal) put on the snapshots (implied vols, greeks).
-    option_quotes : str
-        The minute option quote file (``load_option_minute_quotes`` layout) the auction frame
-        is built from (the same file as ``[data.chains]`` ingests).
-    index_minute : str, optional
-        SPX index minute bars (``date, time_et, open, high, low, close``): opening print of the
-        auction frame and underlying price of the snapshots (hedge price); without bars on a
-        date, the snapshot's 0DTE put-call-parity forward is used (:func:`with_forward_price`).
     rv_estimator : indicators.Estimator
         Daily variance estimator of the HAR forecast (:func:`indicators.har.har_forecast`): one
         of :data:`indicators.DAILY_ESTIMATORS` (``parkinson``, ``garman_klass``,
@@ -172,8 +166,6 @@ class VolDislocationParams(StrategyParams):
     chain_symbol: str = "SPX"
     root: str = "SPXW"
     rate: float = Field(0.0, ge=-0.05, le=0.25)
-    option_quotes: str = "../shared/data/options/spx_spxw_spy_option_minute_quotes.csv.gz"
-    index_minute: str | None = "../shared/data/intraday/spx_index_minute_2021_2023.csv"
     rv_estimator: Estimator = "parkinson"
     har_fit_window: int = Field(1000, ge=0, le=10_000)
     har_min_obs: int = Field(250, ge=30, le=10_000)
@@ -676,7 +668,7 @@ class VolDislocation(StrategyPlugin):
     name = "vol_dislocation"
     description = "0DTE SPX opening straddle: auction IV vs HAR range-vol forecast, intraday exits"
     Params: ClassVar[type[StrategyParams]] = VolDislocationParams
-    required_data = ("underlying", "chains")
+    required_data = ("underlying", "chains", "option_quotes")
     risk_limits = frozenset({"max_drawdown", "max_daily_loss"})
     strategy_cls: ClassVar[type[VolDislocationStrategy]] = VolDislocationStrategy
     #: Signal-table parameters (searchable; one table per combination, built in ``prepare``).
@@ -699,9 +691,15 @@ class VolDislocation(StrategyPlugin):
         Parameters
         ----------
         data : mapping
-            ``underlying`` (validated SPX daily OHLC: forecast, calendar, settlement) and
+            ``underlying`` (validated SPX daily OHLC: forecast, calendar, settlement),
             ``chains`` (a :class:`data_feeds.chain_store.ChainStore` holding the minute quotes,
-            ``lean-minute`` ingest).
+            ``lean-minute`` ingest), ``option_quotes`` (path of ``[data.option_quotes]``: the
+            minute option quote file, ``load_option_minute_quotes`` layout, the auction frame
+            is built from; the same file as ``[data.chains]`` ingests) and optionally
+            ``index_minute`` (path of ``[data.index_minute]``: SPX index minute bars ``date,
+            time_et, open, high, low, close``, opening print of the auction frame and
+            underlying price of the snapshots; without bars on a date, the snapshot's 0DTE
+            put-call-parity forward is used, :func:`with_forward_price`).
         grid : mapping
             Searched parameter -> candidate values.
 
@@ -717,9 +715,11 @@ class VolDislocation(StrategyPlugin):
         self.base = p
         self.underlying = data["underlying"]
         self.source = data["chains"]
-        quotes = load_option_minute_quotes(p.option_quotes)
+        self.quotes_file = data["option_quotes"]
+        self.minute_file = data.get("index_minute")
+        quotes = load_option_minute_quotes(self.quotes_file)
         index_minute = (
-            load_minute_bars(p.index_minute, stamp="start") if p.index_minute else None
+            load_minute_bars(self.minute_file, stamp="start") if self.minute_file else None
         )
         self.auction, report = auction_frame(
             quotes, daily=self.underlying, index_minute=index_minute
@@ -736,7 +736,7 @@ class VolDislocation(StrategyPlugin):
         )
         if not inside.any():
             raise ValueError(
-                f"no date of {p.option_quotes} inside the [data] underlying sessions "
+                f"no date of {self.quotes_file} inside the [data] underlying sessions "
                 f"{min(sessions)}..{max(sessions)}"
             )
         for combo in _grid_product(grid, p, self.signal_keys):
@@ -764,7 +764,7 @@ class VolDislocation(StrategyPlugin):
         self.day_snapshots: dict[dt.date, list[ChainSnapshot]] = {}
         if not candidates:
             return
-        bars = load_minute_bars(p.index_minute, stamp="end") if p.index_minute else None
+        bars = load_minute_bars(self.minute_file, stamp="end") if self.minute_file else None
         recorded = RecordedSnapshots(
             self.source,
             p.chain_symbol,

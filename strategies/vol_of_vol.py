@@ -59,7 +59,7 @@ import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from brokers.cost_config import CostsConfig
-from data_feeds import SnapshotCache, load_vvix
+from data_feeds import SnapshotCache
 from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot, QuoteUnavailable
 from data_feeds.ohlc import fingerprint
@@ -105,8 +105,8 @@ search space is computed once in :meth:`VolOfVolGamma.prepare`."""
 
 class VolOfVolParams(StrategyParams):
     """Parameters of ``vol_of_vol`` (searchable ones in :attr:`tunable`; ``chain_symbol``,
-    ``root``, ``rate``, ``target_dte`` and ``vvix_source`` are fixed when
-    :meth:`VolOfVolGamma.prepare` reads the data).
+    ``root``, ``rate`` and ``target_dte`` are fixed when :meth:`VolOfVolGamma.prepare` reads
+    the data; the VVIX file is ``[data.vvix]``, not a parameter).
 
     Attributes
     ----------
@@ -116,9 +116,6 @@ class VolOfVolParams(StrategyParams):
         Continuous rate (decimal) for forwards, implied vols and the hedge deltas.
     target_dte : int
         Calendar days to the straddle's expiry (the listed expiry nearest it; 10).
-    vvix_source : str
-        Cboe VVIX file (:func:`data_feeds.load_vvix`), used when the data has no ``vvix``
-        series; relative paths resolve from the working directory.
     change_kind : {"diff", "log"}
         Daily changes: VVIX points and decimal vol, or log changes of both.
     fit_window, min_fit : int
@@ -180,7 +177,6 @@ class VolOfVolParams(StrategyParams):
     root: str = "SPXW"
     rate: float = Field(0.0, ge=-0.05, le=0.25)
     target_dte: int = Field(10, ge=1, le=90)
-    vvix_source: str = "../shared/data/index/vvix_daily.csv"
     change_kind: Literal["diff", "log"] = "diff"
     fit_window: int = Field(252, ge=3, le=5000)
     min_fit: int = Field(126, ge=3, le=5000)
@@ -653,7 +649,7 @@ class VolOfVolGamma(StrategyPlugin):
     name = "vol_of_vol"
     description = "Buy delta-hedged SPXW straddles when VVIX rises and VIX lags the fitted relation"
     Params = VolOfVolParams
-    required_data = ("underlying", "vix", "chains")
+    required_data = ("underlying", "vix", "vvix", "chains")
     risk_limits = frozenset({"max_drawdown", "max_daily_loss"})
 
     def __init__(
@@ -673,8 +669,8 @@ class VolOfVolGamma(StrategyPlugin):
         ----------
         data : mapping
             ``underlying`` (validated SPX daily OHLC: sessions, settlement, benchmark), ``vix``
-            (validated VIX daily bars), ``chains`` (snapshot source) and optionally ``vvix`` (a
-            series as :func:`data_feeds.load_vvix` returns; else ``vvix_source`` is read).
+            (validated VIX daily bars), ``chains`` (snapshot source) and ``vvix`` (the
+            ``[data.vvix]`` series as :func:`data_feeds.load_vvix` returns, index points).
         grid : mapping
             Searched parameter -> candidate values.
 
@@ -688,14 +684,9 @@ class VolOfVolGamma(StrategyPlugin):
         p = VolOfVolParams(**self.fixed)
         self.base = p
         self.underlying = data["underlying"]
-        vvix = data.get("vvix")
-        if vvix is None:
-            vvix, vreport = load_vvix(p.vvix_source)
-            self.reports.append(
-                f"VVIX {vreport.source}: kept {vreport.n_kept} of {vreport.n_read} rows "
-                f"({vreport.n_before_start} before the start date dropped)"
-            )
-        self.panel, lines = daily_panel(data["vix"], vvix)
+        if data.get("vvix") is None:
+            raise ValueError("vol_of_vol needs the VVIX series: set [data.vvix] source = \"...\"")
+        self.panel, lines = daily_panel(data["vix"], data["vvix"])
         self.reports.extend(lines)
         self.source = SnapshotCache(data["chains"])
         sessions = self.underlying.index

@@ -111,7 +111,8 @@ def test_truncating_the_future_leaves_past_decisions_unchanged(sp500: pd.DataFra
     cut = pd.Timestamp("2016-08-31", tz="America/New_York")
     full = make_plugin(sp500)
     short = make_plugin(sp500.loc[:cut])
-    for params in (PARAMS, PARAMS.model_copy(update={"forecast": "har", "rv_estimator": "parkinson"})):
+    har = PARAMS.model_copy(update={"forecast": "har", "rv_estimator": "parkinson"})
+    for params in (PARAMS, har):
         a = full.backtest(params, START, END, cash=100_000.0).daily_log
         b = short.backtest(params, START, cut, cash=100_000.0).daily_log
         a = a[a["date"] <= cut.date()].reset_index(drop=True)
