@@ -36,6 +36,7 @@ from experiments.tracking import git_commit, log_run
 from experiments.walkforward import WalkForwardResult, make_folds, run_walkforward
 from strategies import get_strategy
 from strategies.base import StrategyPlugin
+from strategies.book import closed_trades_csv
 from strategies.risk import write_run_attribution
 
 
@@ -363,6 +364,11 @@ def _write_run_files(
     metrics.update(plugin.write_artifacts(folder))
     wf.oos_returns.rename("oos_return").to_csv(folder / "oos_returns.csv", index_label="date")
     wf.trades.to_csv(folder / "trades.csv", index=False)
+    closed = closed_trades_csv(
+        [fr.out_of_sample for fr in wf.folds], [fr.fold.index for fr in wf.folds]
+    )
+    if closed is not None:  # strategies with a strategies.book.TradeBook
+        closed.to_csv(folder / "closed_trades.csv", index=False)
     wf.daily_log.to_csv(folder / "daily_log.csv", index=False)
     equity = wf.equity.copy()
     equity["date"] = pd.DatetimeIndex(equity["date"]).date

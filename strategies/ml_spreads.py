@@ -1589,6 +1589,7 @@ class MlSpreads(StrategyPlugin):
             "risk_events": strat.risk.events_frame(),
             "killed": strat.risk.killed,
             **sleeve_info(strat),
+            "closed_trades": strat.book.closed_trades(strat.broker),
         }
         return BacktestResult(
             returns=returns, value=value, trades=broker.fills_frame(), daily_log=log, info=info

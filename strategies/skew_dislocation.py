@@ -748,6 +748,7 @@ class SkewDislocation(StrategyPlugin):
             "risk_events": strat.risk.events_frame(),
             "killed": strat.risk.killed,
             **sleeve_info(strat),
+            "closed_trades": strat.book.closed_trades(strat.broker),
         }
         for col in ("option_pnl", "hedge_pnl", "costs"):
             if col in pnl:

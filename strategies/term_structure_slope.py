@@ -697,6 +697,7 @@ class TermStructureSlope(StrategyPlugin):
             "risk_events": strat.risk.events_frame(),
             "killed": strat.risk.killed,
             **sleeve_info(strat),
+            "closed_trades": strat.book.closed_trades(strat.broker),
         }
         log = pd.DataFrame(strat.log_rows)
         result = BacktestResult(

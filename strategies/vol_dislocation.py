@@ -78,6 +78,7 @@ from indicators import DAILY_ESTIMATORS, Estimator
 from indicators.har import har_forecast
 from indicators.realized_vol import TRADING_DAYS
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
+from strategies.book import TradeBook
 from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
 from strategies.params import AccountRisk, MaxContracts, StopLoss, TakeProfit
 from strategies.risk import (
@@ -865,6 +866,7 @@ class VolDislocation(StrategyPlugin):
             info["sleeve_pnl"] = pd.DataFrame(
                 {UNATTRIBUTED: 0.0}, index=pd.DatetimeIndex(inside.date, name="date")
             )
+            info["closed_trades"] = TradeBook().closed_trades()
             return BacktestResult(
                 returns=pd.Series(0.0, index=inside, name="returns"),
                 value=value,
@@ -923,6 +925,7 @@ class VolDislocation(StrategyPlugin):
                 "killed": strat.risk.killed,
                 "pnl_breakdown": pnl,
                 **sleeves,
+                "closed_trades": strat.book.closed_trades(broker),
             }
         )
         for col in ("option_pnl", "hedge_pnl", "costs"):

@@ -835,6 +835,7 @@ class VolOfVolGamma(StrategyPlugin):
             "vov_trades": trades,
             "pnl_breakdown": pnl,
             **sleeve_info(strat),
+            "closed_trades": strat.book.closed_trades(strat.broker),
         }
         for col in ("option_pnl", "hedge_pnl", "costs"):
             info[col] = float(pnl[col].sum()) if len(pnl) else 0.0

@@ -765,6 +765,7 @@ class VrpHarvest(StrategyPlugin):
             "risk_events": strat.risk.events_frame(),
             "killed": strat.risk.killed,
             **sleeve_info(strat),
+            "closed_trades": strat.book.closed_trades(strat.broker),
         }
         return BacktestResult(
             returns=returns,

@@ -556,7 +556,10 @@ class ZeroDteStraddle(StrategyPlugin):
             value=value,
             trades=broker.fills_frame(),
             daily_log=log,
-            info={"market_source": self.market_label()},
+            info={
+                "market_source": self.market_label(),
+                "closed_trades": strat.book.closed_trades(broker),
+            },
         )
 
     def data_fingerprint(self) -> str:
