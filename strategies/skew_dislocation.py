@@ -393,10 +393,13 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
     The decision of ``D`` reads ``signals[D]`` (``D``'s snapshot, returns known at 15:45 on
     ``D``, a model fitted on earlier dates) and ``D``'s quotes. ``log_rows``: one row per bar,
     the entry day's row gets ``status = "traded"`` with ``exit_date``, ``exit_reason`` and
-    ``net_pnl`` (its trade in :attr:`book`: option fills and its share of settlements, dollars;
-    the hedge's shares are untagged, so they sit in the book's unallocated trade and in
-    ``hedger.pnl_frame()``); ``trades``: one row per risk reversal (``contracts``, ``basis`` =
-    gross premium at the fills in dollars). Exit reasons added by the risk layer:
+    ``net_pnl`` (its trade in :attr:`book`, dollars: option fills, its share of settlements and
+    its hedge: one risk reversal is open at a time, so each hedge share trade is tagged with it,
+    :meth:`hedge_tag`, and the book allocates it there; shares still held when it closes are
+    unwound by the next hedge and go to it too, as the holder; read after the last bar, once the
+    hedge is unwound, :meth:`stop`); ``trades``: one row per risk reversal (``contracts``,
+    ``basis`` = gross premium at the fills, ``option_pnl`` = its legs' P&L, ``hedge_pnl`` =
+    ``net_pnl - option_pnl``, dollars). Exit reasons added by the risk layer:
     ``kill_switch`` and ``stop_loss``; a blocked entry is logged ``risk_blocked``.
     """
 
@@ -410,6 +413,7 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         self.log_rows: list[dict[str, Any]] = []
         self.trades: list[dict[str, Any]] = []
         self.open_trade: dict[str, Any] | None = None
+        self._traded_rows: list[dict[str, Any]] = []  # log row of each entry of trades
         self.counts = {"exit_deferred": 0}
         self.setup_risk(self.rules.risk_config(self.p.limits or RiskLimits()))
         track_sleeves(self, sleeve_by_prefix())
@@ -421,12 +425,20 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         self.risk_step()
         self.next_options(snapshot)
         if self.rules.delta_hedge and not self.risk.killed:
-            self.hedger.hedge(self, snapshot)
+            self.hedger.hedge(self, snapshot, tag=self.hedge_tag())
+
+    def hedge_tag(self) -> str:
+        """The open risk reversal's tag (one at a time: its hedge is allocated to its trade in
+        :attr:`book`); :data:`strategies.hedging.HEDGE_TAG` when flat (an unwind of leftover
+        shares then goes to the trade holding them)."""
+        t = self.open_trade
+        return t["tag"] if t is not None else super().hedge_tag()
 
     def risk_positions(self) -> list[PositionRisk]:
-        """The open risk reversal for the stop rule: P&L = its legs (:class:`TagLedger`: cash
-        + mid marks) + the hedge's P&L since entry (untagged shares, ledger tag ``""``);
-        basis = gross premium at the fills (dollars). Empty without ``stop_loss``."""
+        """The open risk reversal for the stop rule: P&L = its trade in the risk ledger
+        (:class:`TagLedger`: legs at cash + mid marks, and its hedge shares, tagged with it)
+        + any untagged share P&L since entry (ledger tag ``""``); basis = gross premium at the
+        fills (dollars). Empty without ``stop_loss``."""
         t = self.open_trade
         if t is None or self.rules.stop_loss is None or t["tag"] not in self.combos:
             return []
@@ -562,12 +574,20 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         self._finish(day, reason)
 
     def _finish(self, day: dt.date, reason: str) -> None:
-        """Log the exit with the book's net P&L of the trade (at the marks while still open)."""
+        """Log the exit with the book's net P&L of the trade (at the marks while still open; the
+        final value, after its hedge is unwound, is written by :meth:`stop`) and its legs' P&L
+        (``option_pnl``: option fills, settlements and open legs at the marks, dollars)."""
         t = self.open_trade
         assert t is not None
+        broker = self.obroker
+        self.book.sync(broker)  # share trades placed since the last sync
         self.book.note(t["trade_id"], reason)
         trade = self.book.trade(t["trade_id"])
-        pnl = trade.net_pnl(self.obroker)
+        pnl = trade.net_pnl(broker)
+        option = trade.option_cash + trade.settlement
+        for c, q in trade.legs.items():
+            mark = broker.option_positions.get(c)
+            option += q * (mark.mark if mark is not None else 0.0) * c.multiplier
         t["row"].update(status="traded", exit_date=day, exit_reason=reason, net_pnl=pnl)
         self.trades.append(
             {
@@ -576,17 +596,28 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
                 "exit_reason": reason,
                 "bars_held": t["bars"],
                 "commissions": trade.commission,
+                "option_pnl": option,
+                "hedge_pnl": pnl - option,
                 "net_pnl": pnl,
             }
         )
+        self._traded_rows.append(t["row"])
         self.open_trade = None
 
     def stop(self) -> None:
-        """A position still open after the last bar is logged ``open_at_end`` at its marks; the
-        hedge (the book's unallocated trade) is the last row's ``unallocated_pnl``."""
+        """A position still open after the last bar is logged ``open_at_end`` at its marks; every
+        risk reversal's ``net_pnl`` (log row and :attr:`trades`) is then its trade's in the book
+        at the last marks, its hedge unwound or held at the marks (the window-end close, at
+        those marks, keeps it); whatever the book could not allocate (none when every hedge
+        was tagged) is the last row's ``unallocated_pnl``."""
         if self.open_trade is not None:
             day = self.snapshot.quote_date if self.snapshot is not None else dt.date.min
             self._finish(day, "open_at_end")
+        broker = self.obroker
+        self.book.sync(broker)
+        for rec, row in zip(self.trades, self._traded_rows, strict=True):
+            rec["net_pnl"] = row["net_pnl"] = self.book.net_pnl(rec["trade_id"], broker)
+            rec["hedge_pnl"] = rec["net_pnl"] - rec["option_pnl"]
         if self.log_rows:
             self.log_unallocated(self.log_rows[-1])
 

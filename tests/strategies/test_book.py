@@ -284,8 +284,8 @@ def test_vrp_harvest_book_identity(
 def test_skew_dislocation_book_identity(
     shared_data: Path, chain_store_2019, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Delta-hedged risk reversals on the real 2019 SPXW chains: option trades in their own
-    trades, the untagged hedge shares in the unallocated trade, every bar reconciled."""
+    """Delta-hedged risk reversals on the real 2019 SPXW chains: one trade per risk reversal,
+    its hedge shares (tagged with it) in its trade, nothing unallocated, every bar reconciled."""
     from data_feeds import load_ohlc
     from strategies.skew_dislocation import SkewDislocation, SkewDislocationStrategy
 
@@ -296,7 +296,7 @@ def test_skew_dislocation_book_identity(
         end="2019-07-31",
     )
     plugin = SkewDislocation(
-        {"skew_window": 21, "entry_z": 0.3, "hold_days": 3, "delta_hedge": True},
+        {"skew_window": 21, "entry_z": 0.3, "max_hold_days": 3, "delta_hedge": True},
         {"commission_per_contract": 1.0, "slippage_spread_fraction": 0.5},
     )
     plugin.prepare({"underlying": spx, "chains": chain_store_2019}, {})
@@ -306,9 +306,12 @@ def test_skew_dislocation_book_identity(
     res = plugin.backtest(plugin.base, days[0], days[-1], cash=1_000_000.0)
     book: TradeBook = captured["book"]
     rr = res.info["rr_trades"]
-    assert len(rr) >= 2 and (res.trades["tag"] == "delta hedge").any()
+    stock = res.trades[res.trades["event"] == "stock_fill"]
+    assert len(rr) >= 2 and len(stock) > 0
     _check_run(res, book, gaps, 1_000_000.0)
-    assert book.trade(0).share_cash != 0.0  # the hedge
+    assert book.trade(0).cash == 0.0 and book.trade(0).entry_time is None  # nothing unallocated
+    hedged = {book.trade(int(t)).share_cash for t in rr["trade_id"]}
+    assert any(abs(c) > 0 for c in hedged)  # the hedge is in the risk reversals' trades
     closed = book.closed_frame().set_index("trade_id")
     for _, t in rr.iterrows():
         assert t["net_pnl"] == pytest.approx(closed.loc[t["trade_id"], "net_pnl"], abs=1e-6)
@@ -349,7 +352,7 @@ def test_surface_arbitrage_book_identity(
         "max_dte": 45,
         "min_abs_delta": 0.1,
         "delta_hedge": True,
-        "hold_days": 3,
+        "max_hold_days": 3,
     }
     plugin = SurfaceArbitrage(
         fixed, {"commission_per_contract": 1.0, "slippage_spread_fraction": 0.5}
