@@ -720,13 +720,13 @@ class MlSpreadsParams(StrategyParams):
     exit_dte : int
         Close when the calendar days to expiry fall to this or below (7).
     take_profit : float
-        Close when the mid P&L reaches this fraction of the maximum profit (0.5).
+        Close when the mid P&L reaches this decimal fraction of the maximum profit (0.5).
     stop_loss : float
-        Close when the mid loss reaches this fraction of the maximum loss (0.5).
+        Close when the mid loss reaches this decimal fraction of the maximum loss (0.5).
     account_risk : float
-        Account share risked per trade at full confidence (0.02).
+        Account share risked per trade at full confidence (decimal, 0.02 = 2%).
     max_contracts : int
-        Contract cap per trade (10).
+        Contract cap per trade (spreads of 100-multiplier contracts; 10).
     skip_over_budget : bool
         Skip a trade whose single contract risks more than the budget (default False: the
         design's floor of one contract applies and the trade is flagged ``over_budget``).

@@ -258,7 +258,7 @@ class SkewDislocationParams(StrategyParams):
     rate : float
         Continuous rate (decimal) for forwards, vols and deltas.
     target_dte : float
-        Calendar days of the expiry traded (nearest listed, 30).
+        Calendar days to the expiry traded (DTE; nearest listed, 30).
     returns : {"overnight", "daily"}
         Returns of the realized skewness (:func:`realized_skewness`).
     skew_window : int
@@ -268,9 +268,11 @@ class SkewDislocationParams(StrategyParams):
     fit_window, min_fit : int
         Past quote dates in the fit (at most / at least).
     entry_z, exit_z : float
-        Open when ``|z| > entry_z``; close when ``side_z <= exit_z`` (``exit_z < entry_z``).
+        Open when ``|z| > entry_z``; close when ``side_z <= exit_z`` (``exit_z < entry_z``;
+        z units: standard deviations of the skew residual).
     max_hold_days : int
-        Close after this many snapshots at most.
+        Sessions: close after this many daily chain snapshots (one per stored quote date; a
+        session without a stored chain is not counted).
     exit_dte : int
         Close at this many calendar days to expiry or fewer.
     contracts : int

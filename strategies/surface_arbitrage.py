@@ -135,7 +135,8 @@ class SurfaceArbitrageParams(StrategyParams):
     contracts : int
         Contracts per position.
     max_hold_days : int
-        Close after this many snapshots at most.
+        Sessions: close after this many daily chain snapshots (one per stored quote date; a
+        session without a stored chain is not counted).
     exit_dte : int
         Close at this many calendar days to expiry or fewer (< ``min_dte``).
     stop_vol : float

@@ -301,7 +301,8 @@ class TermStructureSlopeParams(StrategyParams):
         Close when ``sign * residual`` falls to this or below (decimal vol; 0 = back on the
         curve); must be < ``entry_threshold``.
     max_hold_days : int
-        Close after this many snapshots at most.
+        Sessions: close after this many daily chain snapshots (one per stored quote date; a
+        session without a stored chain is not counted).
     exit_dte : int
         Close when the front has this many calendar days left or fewer (< ``front_min_dte``).
     right : {'C', 'P'}

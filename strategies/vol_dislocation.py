@@ -135,7 +135,7 @@ class VolDislocationParams(StrategyParams):
     sides : {"both", "short", "long"}
         Which vol trades are allowed.
     account_risk : float
-        Share of the equity risked per trade (module docstring, step 4).
+        Share of the equity risked per trade (decimal; module docstring, step 4).
     max_contracts : int
         Cap on units per trade.
     delta_hedge : bool

@@ -132,14 +132,15 @@ class VolOfVolParams(StrategyParams):
     exit_residual_z : float
         ``catch_up`` exit level of the cumulative residual z (> ``-residual_threshold``).
     max_hold_days : int
-        Close after this many snapshots.
+        Sessions: close after this many daily chain snapshots (one per stored quote date; a
+        session without a stored chain is not counted).
     exit_dte : int
         Close at this many calendar days to expiry or fewer (< ``target_dte``).
     take_profit, stop_loss : float
         Close when the straddle's mid value is up ``take_profit`` / down ``stop_loss`` as a
         fraction of the premium paid.
     account_risk : float
-        Share of the equity the premium (the straddle's maximum loss) may be.
+        Share of the equity the premium (the straddle's maximum loss) may be (decimal).
     max_contracts : int
         Cap on straddles per trade.
     delta_hedge : bool

@@ -111,21 +111,21 @@ class VrpHarvestParams(StrategyParams):
     z_min_periods : int
         Expanding mode: past VRP values needed before a z-score exists.
     entry_z : float
-        Sell when ``vrp_zscore >= entry_z``.
+        Sell when ``vrp_zscore >= entry_z`` (standard deviations).
     min_vrp : float
         And when ``vrp > min_vrp`` (decimal vol; default 0: options must be rich in level too).
     exit_dte : int
         Close when calendar days to expiry ``<= exit_dte``; must be ``< min_dte``.
     take_profit : float
-        Close when the mid P&L reaches this fraction of the credit (0.5).
+        Close when the mid P&L reaches this decimal fraction of the credit (0.5).
     stop_loss : float
-        Close when the mid loss reaches this multiple of the credit (1.0); also the loss per
-        unit budgeted by the sizing.
+        Close when the mid loss reaches this decimal multiple of the credit (1.0); also the
+        loss per unit budgeted by the sizing.
     sizing : {"max_loss", "vol_managed"}
         :func:`strategies.risk.max_loss_contracts` on the stop-defined loss, optionally scaled by
         the :class:`strategies.risk.VolManagedSizer` weight.
     account_risk : float
-        Share of the equity risked per trade (0.02).
+        Share of the equity risked per trade (decimal, 0.02 = 2%).
     max_contracts : int
         Cap on units per trade.
     vm_target_vol, vm_window : float, int
