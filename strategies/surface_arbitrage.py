@@ -233,7 +233,9 @@ class SurfaceArbitrageParams(StrategyParams):
 
     def risk_config(self, limits: RiskLimits) -> RiskConfig:
         """The :class:`strategies.risk.RiskConfig` of the config's ``limits`` (kill switch,
-        daily loss, vega cap in $ per 1.00 of vol)."""
+        daily loss, vega cap: ``[risk] max_vega_per_vol_point`` in dollars per vol point,
+        converted once by :meth:`RiskLimits.risk_config` to the risk manager's ``max_abs_vega``
+        in dollars per 1.00 of vol)."""
         return limits.risk_config()
 
 
