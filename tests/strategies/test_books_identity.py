@@ -138,7 +138,8 @@ def _check_closed_trades(stem: str, result, flows: float) -> None:
     total = float(trades["net_pnl"].sum()) + unallocated
     assert total == pytest.approx(flows, abs=0.01), (stem, total, flows)
     parts = ["opening_cash", "closing_cash", "share_cash", "settlement", "window_end"]
-    assert (closed[parts].sum(axis=1) - closed["net_pnl"]).abs().max() < 1e-6, stem
+    gaps = (closed[parts].astype(float).sum(axis=1) - closed["net_pnl"].astype(float)).abs()
+    assert not (gaps > 1e-6).any(), stem
     assert trades["exit_time"].notna().all() and trades["reason"].ne("").all(), stem
     assert trades["legs"].str.len().gt(0).all(), stem
     assert all(isinstance(json.loads(f), dict) for f in closed["fields"]), stem
