@@ -24,6 +24,7 @@ from pydantic import (
 
 from brokers.cost_config import CostsConfig, ShareCostConfig
 from data_feeds.errors import VolsuiteError
+from strategies.params import MOVED_TO_DATA, RENAMED_PARAMS
 from strategies.risk.limits import RiskLimits
 
 
@@ -77,11 +78,39 @@ class LegSpec(DataSourceSpec):
     volume_scale: float = Field(1.0, gt=0.0)
 
 
+class DataFileSpec(_Strict):
+    """One input file a strategy reads with its own loader (``[data.option_quotes]``,
+    ``[data.index_minute]``, ``[data.vvix]``).
+
+    Attributes
+    ----------
+    source : str
+        Path of the file; relative paths resolve from the working directory, as every other
+        ``[data]`` source (the shipped configs use ``../shared/data/...`` from the repository
+        root).
+    """
+
+    source: str
+
+
 class DataConfig(_Strict):
     """``[data]``: the series a strategy needs and the date range loaded (warm-up included).
 
     ``underlying`` is required unless the strategy trades a pair given as ``[data.legs.y]`` and
     ``[data.legs.x]`` (loaded as ``leg_y`` / ``leg_x``).
+
+    Attributes
+    ----------
+    option_quotes : DataFileSpec, optional
+        Minute option quote file (``data_feeds.load_option_minute_quotes`` layout) of the
+        auction frame (``vol_dislocation``, ``directional_overlay``); handed to the strategy as
+        the path ``data["option_quotes"]``.
+    index_minute : DataFileSpec, optional
+        SPX index minute bars (``data_feeds.load_minute_bars`` layout) of the same strategies;
+        the path ``data["index_minute"]``.
+    vvix : DataFileSpec, optional
+        Cboe VVIX daily file (``data_feeds.load_vvix``, ``vol_of_vol``); loaded by the runner
+        into the series ``data["vvix"]`` (index points).
     """
 
     start: dt.date | None = None
@@ -90,6 +119,9 @@ class DataConfig(_Strict):
     vix: DataSourceSpec | None = None
     chains: ChainSourceSpec | None = None
     legs: dict[Literal["y", "x"], LegSpec] | None = None
+    option_quotes: DataFileSpec | None = None
+    index_minute: DataFileSpec | None = None
+    vvix: DataFileSpec | None = None
 
     @model_validator(mode="after")
     def _needs_data(self) -> DataConfig:
@@ -655,7 +687,10 @@ def validate_strategy_section(config: ExperimentConfig, path: Path | str) -> Non
     Raises
     ------
     ConfigError
-        Unknown strategy name, unknown parameter, a cost or risk limit in ``[strategy]``, a
+        Unknown strategy name, unknown parameter, a renamed parameter
+        (:data:`strategies.params.RENAMED_PARAMS`: ``strategy.params.profit_target: renamed to
+        take_profit``), a data file given as a parameter (:data:`strategies.params.MOVED_TO_DATA`),
+        a cost or risk limit in ``[strategy]``, a
         searched parameter that is not tunable, a value the strategy rejects, a ``[risk]`` limit
         the strategy does not enforce.
     """
@@ -669,6 +704,12 @@ def validate_strategy_section(config: ExperimentConfig, path: Path | str) -> Non
     for section in ("params", "search_space"):
         for key in getattr(config.strategy, section):
             where = f"{path}: strategy.{section}.{key}"
+            if key in RENAMED_PARAMS and key not in fields:
+                raise ConfigError(f"{where}: renamed to {RENAMED_PARAMS[key]}")
+            if key in MOVED_TO_DATA and key not in fields:
+                raise ConfigError(
+                    f"{where}: a data file, not a parameter: moved to {MOVED_TO_DATA[key]}"
+                )
             if key in COST_AND_RISK_KEYS and key not in fields:
                 if section == "search_space":
                     raise ConfigError(

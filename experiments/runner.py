@@ -36,6 +36,7 @@ from experiments.tracking import git_commit, log_run
 from experiments.walkforward import WalkForwardResult, make_folds, run_walkforward
 from strategies import get_strategy
 from strategies.base import StrategyPlugin
+from strategies.book import closed_trades_csv
 from strategies.risk import write_run_attribution
 
 
@@ -59,7 +60,14 @@ def load_data(config: ExperimentConfig) -> tuple[dict[str, pd.DataFrame], list[s
     Returns
     -------
     data : dict
-        Name -> validated frame.
+        Name -> validated frame; ``vvix`` a series (``[data.vvix]``); ``option_quotes`` and
+        ``index_minute`` the paths of ``[data.option_quotes]`` / ``[data.index_minute]``
+        (read by the strategy).
+
+    Raises
+    ------
+    ConfigError
+        A ``[data.option_quotes]`` / ``[data.index_minute]`` file does not exist.
     reports : list of str
         One summary line per source (rows kept, dropped per reason).
     """
@@ -91,6 +99,20 @@ def load_data(config: ExperimentConfig) -> tuple[dict[str, pd.DataFrame], list[s
     if config.data.chains is not None:
         data["chains"], chain_reports = open_chain_store(config.data.chains)
         reports.extend(chain_reports)
+    for name in ("option_quotes", "index_minute"):  # read by the strategy's own loader
+        spec = getattr(config.data, name)
+        if spec is not None:
+            if not Path(spec.source).is_file():
+                raise ConfigError(f"data.{name}.source: file not found: {spec.source}")
+            data[name] = Path(spec.source)
+    if config.data.vvix is not None:
+        from data_feeds import load_vvix
+
+        data["vvix"], vreport = load_vvix(config.data.vvix.source)
+        reports.append(
+            f"VVIX {vreport.source}: kept {vreport.n_kept} of {vreport.n_read} rows "
+            f"({vreport.n_before_start} before the start date dropped)"
+        )
     return data, reports
 
 
@@ -342,6 +364,11 @@ def _write_run_files(
     metrics.update(plugin.write_artifacts(folder))
     wf.oos_returns.rename("oos_return").to_csv(folder / "oos_returns.csv", index_label="date")
     wf.trades.to_csv(folder / "trades.csv", index=False)
+    closed = closed_trades_csv(
+        [fr.out_of_sample for fr in wf.folds], [fr.fold.index for fr in wf.folds]
+    )
+    if closed is not None:  # strategies with a strategies.book.TradeBook
+        closed.to_csv(folder / "closed_trades.csv", index=False)
     wf.daily_log.to_csv(folder / "daily_log.csv", index=False)
     equity = wf.equity.copy()
     equity["date"] = pd.DatetimeIndex(equity["date"]).date

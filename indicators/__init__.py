@@ -87,8 +87,10 @@ if TYPE_CHECKING:
         session_labels,
     )
     from indicators.realized_vol import (
+        DAILY_ESTIMATORS,
         ESTIMATORS,
         TRADING_DAYS,
+        Estimator,
         RealizedVol,
         RealizedVolIndicator,
         daily_variance,
@@ -115,6 +117,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CURVE_STATUS",
     "CURVE_X",
+    "DAILY_ESTIMATORS",
     "ESTIMATORS",
     "MODELS",
     "REGIMES",
@@ -125,6 +128,7 @@ __all__ = [
     "Bollinger",
     "FrontCurve",
     "GarchForecast",
+    "Estimator",
     "HarFit",
     "HarForecast",
     "HarForecastIndicator",

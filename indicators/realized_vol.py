@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal, get_args
 
 import backtrader as bt
 import numpy as np
@@ -50,6 +51,7 @@ __all__ = [
     "ROGERS_SATCHELL",
     "TRADING_DAYS",
     "YANG_ZHANG",
+    "Estimator",
     "RealizedVol",
     "RealizedVolIndicator",
     "bar_terms_2d_nb",
@@ -67,14 +69,13 @@ __all__ = [
 #: Trading days per year used for annualization.
 TRADING_DAYS: int = 252
 
+#: The realized-variance estimator names as a type (every strategy parameter naming an
+#: estimator, ``rv_estimator``, has this type), in the order of their integer ids used by the
+#: numba kernels.
+Estimator = Literal["close_to_close", "parkinson", "garman_klass", "rogers_satchell", "yang_zhang"]
+
 #: Estimator names, in the order of their integer ids used by the numba kernels.
-ESTIMATORS: tuple[str, ...] = (
-    "close_to_close",
-    "parkinson",
-    "garman_klass",
-    "rogers_satchell",
-    "yang_zhang",
-)
+ESTIMATORS: tuple[str, ...] = get_args(Estimator)
 
 CLOSE_TO_CLOSE: int = 0
 PARKINSON: int = 1

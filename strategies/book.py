@@ -38,11 +38,13 @@ marks``; for a closed trade it is its cash.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from brokers.margin import max_loss, underlying_of
@@ -56,6 +58,87 @@ UNALLOCATED = ""
 """Tag of the unallocated trade (trade id 0)."""
 
 _EPS = 1e-9
+
+
+CLOSED_TRADE_COLUMNS = (
+    "fold",
+    "trade_id",
+    "tag",
+    "entry_time",
+    "exit_time",
+    "reason",
+    "legs",
+    "opening_cash",
+    "closing_cash",
+    "share_cash",
+    "settlement",
+    "window_end",
+    "commission",
+    "net_pnl",
+    "fields",
+)
+"""Columns of ``closed_trades.csv`` (:meth:`TradeBook.closed_trades`, :func:`closed_trades_csv`)."""
+
+
+def _legs_text(trade: Trade) -> str:
+    """Opening fills as text: ``"+1 SPXW 2021-01-15 3700C @ 12.3; -1 ..."``."""
+    return "; ".join(f"{q:+d} {c} @ {p:g}" for c, q, p in trade.opened_legs)
+
+
+def _json_value(value: Any) -> Any:
+    """``value`` as strict JSON: numpy scalars as Python values, NaN/inf as ``null``, dates and
+    timestamps in ISO form, mappings and sequences recursively, anything else as text."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dt.date | pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    return str(value)
+
+
+def closed_trades_csv(results: Sequence[Any], folds: Sequence[int]) -> pd.DataFrame | None:
+    """The run folder's ``closed_trades.csv``: the closed-trade records of the out-of-sample
+    backtests with their fold.
+
+    Parameters
+    ----------
+    results : sequence of strategies.base.BacktestResult
+        Out-of-sample backtests in fold order; each carries its book's records as
+        ``info["closed_trades"]`` (:meth:`TradeBook.closed_trades`).
+    folds : sequence of int
+        Fold index of each result.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        Columns :data:`CLOSED_TRADE_COLUMNS`; ``None`` when no result carries records (a
+        strategy without a :class:`TradeBook`, e.g. ``ou_pairs``).
+
+    Raises
+    ------
+    ValueError
+        ``results`` and ``folds`` differ in length, or some results carry records and others
+        do not (the file would miss folds).
+    """
+    if len(results) != len(folds):
+        raise ValueError(f"{len(results)} results for {len(folds)} folds")
+    have = [r.info.get("closed_trades") for r in results]
+    if all(h is None for h in have):
+        return None
+    missing = [k for k, h in zip(folds, have, strict=True) if h is None]
+    if missing:
+        raise ValueError(f"folds {missing} carry no info['closed_trades'] (others do)")
+    frames = [h.assign(fold=k) for k, h in zip(folds, have, strict=True) if len(h)]
+    if not frames:
+        return pd.DataFrame(columns=list(CLOSED_TRADE_COLUMNS))
+    return pd.concat(frames, ignore_index=True)[list(CLOSED_TRADE_COLUMNS)]
 
 
 def base_tag(fill_tag: str) -> str:
@@ -92,7 +175,11 @@ class Trade:
     shares : dict of str to float
         Open shares per symbol (from exercise / assignment / hedges).
     option_cash : float
-        Cash of its option fills, commissions included (dollars, > 0 received).
+        Cash of its option fills, commissions included (dollars, > 0 received):
+        ``opening_cash + closing_cash``.
+    opening_cash, closing_cash : float
+        The part of ``option_cash`` from fills that opened or added to a leg / that reduced or
+        closed one (dollars, commissions included).
     commission : float
         Dollars of option and share commissions and settlement fees paid (>= 0).
     settlement : float
@@ -119,6 +206,8 @@ class Trade:
     legs: dict[OptionContract, int] = field(default_factory=dict)
     shares: dict[str, float] = field(default_factory=dict)
     option_cash: float = 0.0
+    opening_cash: float = 0.0
+    closing_cash: float = 0.0
     commission: float = 0.0
     settlement: float = 0.0
     share_cash: float = 0.0
@@ -230,6 +319,9 @@ class TradeBook:
             e.qty += f.quantity
             e.cost += f.quantity * f.price
             e.commission += f.commission
+            trade.opening_cash += f.cash_flow
+        else:
+            trade.closing_cash += f.cash_flow
         self._move_legs(trade, f.contract, f.quantity)
         trade.option_cash += f.cash_flow
         trade.commission += f.commission
@@ -376,6 +468,15 @@ class TradeBook:
         cash flows plus its positions value (module docstring)."""
         return sum(t.net_pnl(broker) for t in self.trades.values())
 
+    def _closed(self) -> Iterator[Trade]:
+        """Closed trades in order of opening, plus the unallocated trade when it carries cash."""
+        for t in self.trades.values():
+            if t.is_open and t.trade_id != 0:
+                continue
+            if t.trade_id == 0 and abs(t.cash) < _EPS and not t.is_open:
+                continue
+            yield t
+
     def closed_frame(self) -> pd.DataFrame:
         """Closed trades, one row each, in order of exit, plus the unallocated trade when it
         carries any cash.
@@ -384,29 +485,24 @@ class TradeBook:
         ``"+1 SPXW 2021-01-15 3700C @ 12.3"``), ``option_cash, commission, settlement,
         share_cash, window_end, net_pnl`` (dollars), then one column per strategy field.
         """
-        rows = []
-        for t in self.trades.values():
-            if t.is_open and t.trade_id != 0:
-                continue
-            if t.trade_id == 0 and abs(t.cash) < _EPS and not t.is_open:
-                continue
-            rows.append(
-                {
-                    "trade_id": t.trade_id,
-                    "tag": t.tag,
-                    "entry_time": t.entry_time,
-                    "exit_time": t.exit_time,
-                    "reason": t.reason,
-                    "legs": "; ".join(f"{q:+d} {c} @ {p:g}" for c, q, p in t.opened_legs),
-                    "option_cash": t.option_cash,
-                    "commission": t.commission,
-                    "settlement": t.settlement,
-                    "share_cash": t.share_cash,
-                    "window_end": t.window_end,
-                    "net_pnl": t.cash,
-                    **t.fields,
-                }
-            )
+        rows = [
+            {
+                "trade_id": t.trade_id,
+                "tag": t.tag,
+                "entry_time": t.entry_time,
+                "exit_time": t.exit_time,
+                "reason": t.reason,
+                "legs": _legs_text(t),
+                "option_cash": t.option_cash,
+                "commission": t.commission,
+                "settlement": t.settlement,
+                "share_cash": t.share_cash,
+                "window_end": t.window_end,
+                "net_pnl": t.cash,
+                **t.fields,
+            }
+            for t in self._closed()
+        ]
         columns = [
             "trade_id",
             "tag",
@@ -423,6 +519,59 @@ class TradeBook:
         ]
         frame = pd.DataFrame(rows)
         return frame if rows else pd.DataFrame(columns=columns)
+
+    def closed_trades(self, broker: OptionsBroker | None = None) -> pd.DataFrame:
+        """The closed-trade records of the run folder's ``closed_trades.csv`` (one row per
+        closed trade, plus the unallocated trade, ``trade_id`` 0, when it carries cash).
+
+        Parameters
+        ----------
+        broker : brokers.OptionsBroker, optional
+            Synced first (:meth:`sync`), so records the strategy has not read yet (the
+            window-end closes placed after its last bar) are allocated.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns :data:`CLOSED_TRADE_COLUMNS` without ``fold`` (the runner adds it):
+            ``trade_id``; ``tag``; ``entry_time``, ``exit_time`` (naive ET); ``reason``;
+            ``legs`` (opening fills as text); dollars, > 0 received: ``opening_cash`` and
+            ``closing_cash`` (option fills that opened / closed legs, commissions included),
+            ``share_cash`` (hedge and delivered-share trades, commissions included),
+            ``settlement`` (settlement cash net of fees), ``window_end`` (window-end closes at
+            the mark), ``commission`` (option and share commissions and settlement fees paid,
+            >= 0, already inside the cash columns), ``net_pnl`` (= ``opening_cash +
+            closing_cash + share_cash + settlement + window_end``); ``fields`` (the strategy's
+            :meth:`note` fields as a JSON object).
+
+        Notes
+        -----
+        Every broker cash flow is in exactly one trade (module docstring), so over a window
+        that ends flat ``sum(net_pnl)`` equals the sum of the broker's ``fills_frame``
+        ``cash_flow`` (the run folder's ``trades.csv`` of that fold).
+        """
+        if broker is not None:
+            self.sync(broker)
+        rows = [
+            {
+                "trade_id": t.trade_id,
+                "tag": t.tag,
+                "entry_time": t.entry_time,
+                "exit_time": t.exit_time,
+                "reason": t.reason,
+                "legs": _legs_text(t),
+                "opening_cash": t.opening_cash,
+                "closing_cash": t.closing_cash,
+                "share_cash": t.share_cash,
+                "settlement": t.settlement,
+                "window_end": t.window_end,
+                "commission": t.commission,
+                "net_pnl": t.cash,
+                "fields": json.dumps(_json_value(t.fields), sort_keys=True, allow_nan=False),
+            }
+            for t in self._closed()
+        ]
+        return pd.DataFrame(rows, columns=[c for c in CLOSED_TRADE_COLUMNS if c != "fold"])
 
     def open_frame(self, broker: OptionsBroker) -> pd.DataFrame:
         """Open trades at the broker's marks: ``trade_id, tag, entry_time, cash, open_value,
@@ -490,4 +639,12 @@ class TradeBook:
         return premium if premium > 0 else math.nan
 
 
-__all__ = ["CLOSE_PREFIX", "UNALLOCATED", "Trade", "TradeBook", "base_tag"]
+__all__ = [
+    "CLOSED_TRADE_COLUMNS",
+    "CLOSE_PREFIX",
+    "UNALLOCATED",
+    "Trade",
+    "TradeBook",
+    "base_tag",
+    "closed_trades_csv",
+]

@@ -67,7 +67,7 @@ class DirectionalOverlayParams(VolDislocationParams):
     drift_window : int
         Past overnight returns in the GBM fit (sessions, >= 10).
     tilt_z : float
-        ``|drift_z|`` needed to tilt (> 0).
+        ``|drift_z|`` needed to tilt (standard deviations of the overnight move, > 0).
     tilt_mode : {"ratio", "strangle"}
         Tilted structure (module docstring).
     tilt_ratio : int

@@ -42,7 +42,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -67,6 +67,7 @@ from strategies.ml_models import (
     train_walk_forward,
 )
 from strategies.option_strategy import OptionStrategy, sync_window_end
+from strategies.params import AccountRisk, ExitDte, MaxContracts, StopLoss, TakeProfit
 from strategies.risk import (
     OptionRiskMixin,
     RiskLimits,
@@ -718,14 +719,14 @@ class MlSpreadsParams(StrategyParams):
         DTE clamp and listed-expiry range (14, 45).
     exit_dte : int
         Close when the calendar days to expiry fall to this or below (7).
-    profit_target : float
-        Close when the mid P&L reaches this fraction of the maximum profit (0.5).
+    take_profit : float
+        Close when the mid P&L reaches this decimal fraction of the maximum profit (0.5).
     stop_loss : float
-        Close when the mid loss reaches this fraction of the maximum loss (0.5).
+        Close when the mid loss reaches this decimal fraction of the maximum loss (0.5).
     account_risk : float
-        Account share risked per trade at full confidence (0.02).
+        Account share risked per trade at full confidence (decimal, 0.02 = 2%).
     max_contracts : int
-        Contract cap per trade (10).
+        Contract cap per trade (spreads of 100-multiplier contracts; 10).
     skip_over_budget : bool
         Skip a trade whose single contract risks more than the budget (default False: the
         design's floor of one contract applies and the trade is flagged ``over_budget``).
@@ -749,7 +750,7 @@ class MlSpreadsParams(StrategyParams):
             "allow_iron_condor",
             "dte_iv_rank",
             "exit_dte",
-            "profit_target",
+            "take_profit",
             "stop_loss",
             "account_risk",
             "max_contracts",
@@ -783,11 +784,15 @@ class MlSpreadsParams(StrategyParams):
     dte_iv_rank: Literal["forecast", "current"] = "forecast"
     min_dte: int = Field(14, ge=1, le=365)
     max_dte: int = Field(45, ge=1, le=365)
-    exit_dte: int = Field(7, ge=0, le=365)
-    profit_target: float = Field(0.5, gt=0.0, le=1.0)
-    stop_loss: float = Field(0.5, gt=0.0, le=1.0)
-    account_risk: float = Field(0.02, gt=0.0, le=0.5)
-    max_contracts: int = Field(10, ge=1, le=1000)
+    exit_dte: ExitDte = 7
+    take_profit: Annotated[TakeProfit, Field(le=1.0)] = Field(
+        0.5, description="decimal fraction of the spread's maximum profit (mid P&L)"
+    )
+    stop_loss: Annotated[StopLoss, Field(le=1.0)] = Field(
+        0.5, description="decimal fraction of the spread's maximum loss (mid loss)"
+    )
+    account_risk: AccountRisk = 0.02
+    max_contracts: MaxContracts = 10
     skip_over_budget: bool = False
     max_open_spreads: int = Field(3, ge=1, le=50)
     min_days_between_entries: int = Field(5, ge=0, le=252)
@@ -886,7 +891,7 @@ class MlSpreadsStrategy(OptionRiskMixin, OptionStrategy):
        cap on new orders;
     2. shares delivered by physical settlement (SPY) are sold at the snapshot's underlying price;
     3. each open spread is checked for an exit -- ``window_end``, ``dte`` (calendar days to
-       expiry ``<= exit_dte``), ``profit_target`` / ``stop_loss`` (mid P&L against the maximum
+       expiry ``<= exit_dte``), ``take_profit`` / ``stop_loss`` (mid P&L against the maximum
        profit / loss at entry, evaluated only when every leg has a fresh quote) -- and closed at
        bid/ask when every short leg is quoted with an ask and every long leg is quoted (a long
        leg bid at 0 is left to expire worthless); otherwise the exit waits (``exit_deferred``);
@@ -1011,8 +1016,8 @@ class MlSpreadsStrategy(OptionRiskMixin, OptionStrategy):
         elif quoted:
             value = sum(q * snap.mid(c) for c, q in legs.items()) / pos.contracts
             pnl = value - pos.entry_cost
-            if pnl >= self.rules.profit_target * pos.choice.max_profit:
-                reason = "profit_target"
+            if pnl >= self.rules.take_profit * pos.choice.max_profit:
+                reason = "take_profit"
             elif -pnl >= self.rules.stop_loss * pos.choice.max_loss:
                 reason = "stop_loss"
         if reason is None:
@@ -1584,6 +1589,7 @@ class MlSpreads(StrategyPlugin):
             "risk_events": strat.risk.events_frame(),
             "killed": strat.risk.killed,
             **sleeve_info(strat),
+            "closed_trades": strat.book.closed_trades(strat.broker),
         }
         return BacktestResult(
             returns=returns, value=value, trades=broker.fills_frame(), daily_log=log, info=info

@@ -24,7 +24,7 @@ expected from the overnight return distribution) and issue 5. On each quote date
 4. **Trade** (one position at a time): ``z > entry_z`` (calls rich against puts relative to the
    model) sells the risk reversal (short 25-delta call, long 25-delta put); ``z < -entry_z``
    buys it. Closed at bid/ask when ``z`` is back inside ``exit_z`` (``reverted``), after
-   ``hold_days`` snapshots (``time``), at ``exit_dte`` days to expiry (``dte``) or at the end of
+   ``max_hold_days`` snapshots (``time``), at ``exit_dte`` days to expiry (``dte``) or at the end of
    the window (``window_end``). Optionally delta-hedged every bar with the underlying by
    :class:`strategies.hedging.DeltaHedger` (``delta_hedge``), whose P&L split (option, hedge,
    costs) is returned in the backtest info.
@@ -72,6 +72,7 @@ from indicators.skewness import RealizedSkewness, rolling_skewness
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin
 from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
 from strategies.option_strategy import run_chain_cerebro
+from strategies.params import AccountRisk, Contracts, ExitDte, MaxContracts, MaxHoldDays, StopLoss
 from strategies.risk import (
     OptionRiskMixin,
     PositionRisk,
@@ -257,7 +258,7 @@ class SkewDislocationParams(StrategyParams):
     rate : float
         Continuous rate (decimal) for forwards, vols and deltas.
     target_dte : float
-        Calendar days of the expiry traded (nearest listed, 30).
+        Calendar days to the expiry traded (DTE; nearest listed, 30).
     returns : {"overnight", "daily"}
         Returns of the realized skewness (:func:`realized_skewness`).
     skew_window : int
@@ -267,9 +268,11 @@ class SkewDislocationParams(StrategyParams):
     fit_window, min_fit : int
         Past quote dates in the fit (at most / at least).
     entry_z, exit_z : float
-        Open when ``|z| > entry_z``; close when ``side_z <= exit_z`` (``exit_z < entry_z``).
-    hold_days : int
-        Close after this many snapshots at most.
+        Open when ``|z| > entry_z``; close when ``side_z <= exit_z`` (``exit_z < entry_z``;
+        z units: standard deviations of the skew residual).
+    max_hold_days : int
+        Sessions: close after this many daily chain snapshots (one per stored quote date; a
+        session without a stored chain is not counted).
     exit_dte : int
         Close at this many calendar days to expiry or fewer.
     contracts : int
@@ -304,7 +307,7 @@ class SkewDislocationParams(StrategyParams):
             "min_fit",
             "entry_z",
             "exit_z",
-            "hold_days",
+            "max_hold_days",
             "exit_dte",
             "contracts",
             "sizing",
@@ -327,13 +330,19 @@ class SkewDislocationParams(StrategyParams):
     min_fit: int = Field(10, ge=3, le=500)
     entry_z: float = Field(1.0, gt=0.0, le=10.0)
     exit_z: float = Field(0.0, ge=-10.0, le=10.0)
-    hold_days: int = Field(5, ge=1, le=60)
-    exit_dte: int = Field(7, ge=0, le=365)
-    contracts: int = Field(1, ge=1, le=100)
+    max_hold_days: MaxHoldDays = 5
+    exit_dte: ExitDte = 7
+    contracts: Contracts = 1
     sizing: Literal["fixed", "max_loss"] = "fixed"
-    account_risk: float = Field(0.02, gt=0.0, le=0.5)
-    max_contracts: int = Field(10, ge=1, le=1000)
-    stop_loss: float | None = Field(None, gt=0.0, le=10.0)
+    account_risk: AccountRisk = 0.02
+    max_contracts: MaxContracts = 10
+    stop_loss: StopLoss | None = Field(
+        None,
+        description=(
+            "decimal multiple of the gross premium of the legs at entry (options + hedge P&L); "
+            "None: no stop"
+        ),
+    )
     delta_hedge: bool = True
     hedge_rule: Literal["interval", "band", "whalley_wilmott"] = "interval"
 
@@ -386,10 +395,13 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
     The decision of ``D`` reads ``signals[D]`` (``D``'s snapshot, returns known at 15:45 on
     ``D``, a model fitted on earlier dates) and ``D``'s quotes. ``log_rows``: one row per bar,
     the entry day's row gets ``status = "traded"`` with ``exit_date``, ``exit_reason`` and
-    ``net_pnl`` (its trade in :attr:`book`: option fills and its share of settlements, dollars;
-    the hedge's shares are untagged, so they sit in the book's unallocated trade and in
-    ``hedger.pnl_frame()``); ``trades``: one row per risk reversal (``contracts``, ``basis`` =
-    gross premium at the fills in dollars). Exit reasons added by the risk layer:
+    ``net_pnl`` (its trade in :attr:`book`, dollars: option fills, its share of settlements and
+    its hedge: one risk reversal is open at a time, so each hedge share trade is tagged with it,
+    :meth:`hedge_tag`, and the book allocates it there; shares still held when it closes are
+    unwound by the next hedge and go to it too, as the holder; read after the last bar, once the
+    hedge is unwound, :meth:`stop`); ``trades``: one row per risk reversal (``contracts``,
+    ``basis`` = gross premium at the fills, ``option_pnl`` = its legs' P&L, ``hedge_pnl`` =
+    ``net_pnl - option_pnl``, dollars). Exit reasons added by the risk layer:
     ``kill_switch`` and ``stop_loss``; a blocked entry is logged ``risk_blocked``.
     """
 
@@ -403,6 +415,7 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         self.log_rows: list[dict[str, Any]] = []
         self.trades: list[dict[str, Any]] = []
         self.open_trade: dict[str, Any] | None = None
+        self._traded_rows: list[dict[str, Any]] = []  # log row of each entry of trades
         self.counts = {"exit_deferred": 0}
         self.setup_risk(self.rules.risk_config(self.p.limits or RiskLimits()))
         track_sleeves(self, sleeve_by_prefix())
@@ -414,12 +427,20 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         self.risk_step()
         self.next_options(snapshot)
         if self.rules.delta_hedge and not self.risk.killed:
-            self.hedger.hedge(self, snapshot)
+            self.hedger.hedge(self, snapshot, tag=self.hedge_tag())
+
+    def hedge_tag(self) -> str:
+        """The open risk reversal's tag (one at a time: its hedge is allocated to its trade in
+        :attr:`book`); :data:`strategies.hedging.HEDGE_TAG` when flat (an unwind of leftover
+        shares then goes to the trade holding them)."""
+        t = self.open_trade
+        return t["tag"] if t is not None else super().hedge_tag()
 
     def risk_positions(self) -> list[PositionRisk]:
-        """The open risk reversal for the stop rule: P&L = its legs (:class:`TagLedger`: cash
-        + mid marks) + the hedge's P&L since entry (untagged shares, ledger tag ``""``);
-        basis = gross premium at the fills (dollars). Empty without ``stop_loss``."""
+        """The open risk reversal for the stop rule: P&L = its trade in the risk ledger
+        (:class:`TagLedger`: legs at cash + mid marks, and its hedge shares, tagged with it)
+        + any untagged share P&L since entry (ledger tag ``""``); basis = gross premium at the
+        fills (dollars). Empty without ``stop_loss``."""
         t = self.open_trade
         if t is None or self.rules.stop_loss is None or t["tag"] not in self.combos:
             return []
@@ -539,7 +560,7 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
             reason = "window_end"
         elif (t["expiration"] - day).days <= r.exit_dte:
             reason = "dte"
-        elif t["bars"] >= r.hold_days:
+        elif t["bars"] >= r.max_hold_days:
             reason = "time"
         elif math.isfinite(z) and -t["side"] * z <= r.exit_z:
             reason = "reverted"
@@ -555,12 +576,20 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         self._finish(day, reason)
 
     def _finish(self, day: dt.date, reason: str) -> None:
-        """Log the exit with the book's net P&L of the trade (at the marks while still open)."""
+        """Log the exit with the book's net P&L of the trade (at the marks while still open; the
+        final value, after its hedge is unwound, is written by :meth:`stop`) and its legs' P&L
+        (``option_pnl``: option fills, settlements and open legs at the marks, dollars)."""
         t = self.open_trade
         assert t is not None
+        broker = self.obroker
+        self.book.sync(broker)  # share trades placed since the last sync
         self.book.note(t["trade_id"], reason)
         trade = self.book.trade(t["trade_id"])
-        pnl = trade.net_pnl(self.obroker)
+        pnl = trade.net_pnl(broker)
+        option = trade.option_cash + trade.settlement
+        for c, q in trade.legs.items():
+            mark = broker.option_positions.get(c)
+            option += q * (mark.mark if mark is not None else 0.0) * c.multiplier
         t["row"].update(status="traded", exit_date=day, exit_reason=reason, net_pnl=pnl)
         self.trades.append(
             {
@@ -569,17 +598,28 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
                 "exit_reason": reason,
                 "bars_held": t["bars"],
                 "commissions": trade.commission,
+                "option_pnl": option,
+                "hedge_pnl": pnl - option,
                 "net_pnl": pnl,
             }
         )
+        self._traded_rows.append(t["row"])
         self.open_trade = None
 
     def stop(self) -> None:
-        """A position still open after the last bar is logged ``open_at_end`` at its marks; the
-        hedge (the book's unallocated trade) is the last row's ``unallocated_pnl``."""
+        """A position still open after the last bar is logged ``open_at_end`` at its marks; every
+        risk reversal's ``net_pnl`` (log row and :attr:`trades`) is then its trade's in the book
+        at the last marks, its hedge unwound or held at the marks (the window-end close, at
+        those marks, keeps it); whatever the book could not allocate (none when every hedge
+        was tagged) is the last row's ``unallocated_pnl``."""
         if self.open_trade is not None:
             day = self.snapshot.quote_date if self.snapshot is not None else dt.date.min
             self._finish(day, "open_at_end")
+        broker = self.obroker
+        self.book.sync(broker)
+        for rec, row in zip(self.trades, self._traded_rows, strict=True):
+            rec["net_pnl"] = row["net_pnl"] = self.book.net_pnl(rec["trade_id"], broker)
+            rec["hedge_pnl"] = rec["net_pnl"] - rec["option_pnl"]
         if self.log_rows:
             self.log_unallocated(self.log_rows[-1])
 
@@ -741,6 +781,7 @@ class SkewDislocation(StrategyPlugin):
             "risk_events": strat.risk.events_frame(),
             "killed": strat.risk.killed,
             **sleeve_info(strat),
+            "closed_trades": strat.book.closed_trades(strat.broker),
         }
         for col in ("option_pnl", "hedge_pnl", "costs"):
             if col in pnl:

@@ -35,7 +35,7 @@ quote date ``D`` (one snapshot, ~15:45 ET for the 2019 SPX chains):
    ``score * gap`` are traded (``contracts`` each, at the bid/ask), at most ``max_open``
    positions, never twice the same contract; the book is delta-hedged every snapshot with the
    index (:class:`strategies.hedging.DeltaHedger`, P&L split option / hedge / costs).
-6. **Exit** (in this order): end of the window, ``dte <= exit_dte``, ``hold_days`` snapshots,
+6. **Exit** (in this order): end of the window, ``dte <= exit_dte``, ``max_hold_days`` snapshots,
    a vol stop (the option's mid IV moved ``stop_vol`` vol points against the position since
    entry), or the gap closed: ``|mid_gap| <= exit_gap`` with ``mid_gap = (mid_iv - model_iv) /
    model_iv`` of the new snapshot's fit (leave-one-out value where the option is in the day's
@@ -79,6 +79,7 @@ from pricing.svi import fit_svi, svi_implied_vol
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin
 from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
 from strategies.option_strategy import run_chain_cerebro
+from strategies.params import Contracts, ExitDte, MaxHoldDays
 from strategies.risk import (
     OptionRiskMixin,
     RiskConfig,
@@ -133,8 +134,9 @@ class SurfaceArbitrageParams(StrategyParams):
         New positions per snapshot / open positions at most.
     contracts : int
         Contracts per position.
-    hold_days : int
-        Close after this many snapshots at most.
+    max_hold_days : int
+        Sessions: close after this many daily chain snapshots (one per stored quote date; a
+        session without a stored chain is not counted).
     exit_dte : int
         Close at this many calendar days to expiry or fewer (< ``min_dte``).
     stop_vol : float
@@ -160,7 +162,7 @@ class SurfaceArbitrageParams(StrategyParams):
             "max_new",
             "max_open",
             "contracts",
-            "hold_days",
+            "max_hold_days",
             "exit_dte",
             "stop_vol",
             "delta_hedge",
@@ -185,9 +187,9 @@ class SurfaceArbitrageParams(StrategyParams):
     min_confidence: float = Field(0.2, ge=0.0, le=1.0)
     max_new: int = Field(2, ge=1, le=50)
     max_open: int = Field(6, ge=1, le=200)
-    contracts: int = Field(1, ge=1, le=100)
-    hold_days: int = Field(5, ge=1, le=60)
-    exit_dte: int = Field(3, ge=0, le=365)
+    contracts: Contracts = 1
+    max_hold_days: MaxHoldDays = 5
+    exit_dte: ExitDte = 3
     stop_vol: float = Field(3.0, gt=0.0, le=100.0)
     delta_hedge: bool = True
     hedge_rule: Literal["interval", "band", "whalley_wilmott"] = "interval"
@@ -231,7 +233,9 @@ class SurfaceArbitrageParams(StrategyParams):
 
     def risk_config(self, limits: RiskLimits) -> RiskConfig:
         """The :class:`strategies.risk.RiskConfig` of the config's ``limits`` (kill switch,
-        daily loss, vega cap in $ per 1.00 of vol)."""
+        daily loss, vega cap: ``[risk] max_vega_per_vol_point`` in dollars per vol point,
+        converted once by :meth:`RiskLimits.risk_config` to the risk manager's ``max_abs_vega``
+        in dollars per 1.00 of vol)."""
         return limits.risk_config()
 
 
@@ -580,7 +584,7 @@ class SurfaceArbitrageStrategy(OptionRiskMixin, DeltaHedgedStrategy):
             reason = "window_end"
         elif (pos["contract"].expiration - day).days <= r.exit_dte:
             reason = "dte"
-        elif pos["bars"] >= r.hold_days:
+        elif pos["bars"] >= r.max_hold_days:
             reason = "time"
         elif math.isfinite(moved) and -moved >= r.stop_vol:
             reason = "stop"
@@ -824,6 +828,7 @@ class SurfaceArbitrage(StrategyPlugin):
             "risk_events": strat.risk.events_frame(),
             "killed": strat.risk.killed,
             **sleeve_info(strat),
+            "closed_trades": strat.book.closed_trades(strat.broker),
         }
         for col in ("option_pnl", "hedge_pnl", "costs"):
             if col in pnl:

@@ -15,11 +15,11 @@ Rules: with no position open, ``residual > entry_threshold`` sells the front and
 expiry at the front's ATM strike (the long calendar of
 :meth:`~data_feeds.chains.ChainSnapshot.calendar`, bought); ``residual < -entry_threshold`` does
 the opposite (the calendar sold). The position is closed at bid/ask when the residual has come
-back inside ``exit_threshold`` (``reverted``), after ``hold_days`` snapshots (``time``), when the
-front has ``exit_dte`` calendar days left or fewer (``dte``), or on the last day of the backtest
-window (``window_end``). The calendar is marked daily at the snapshot mids by
-:class:`strategies.option_strategy.OptionStrategy`; fills, commissions and slippage come from
-:class:`brokers.OptionsBroker`.
+back inside ``exit_threshold`` (``reverted``), after ``max_hold_days`` snapshots (``time``;
+sessions: one snapshot per quote date), when the front has ``exit_dte`` calendar days left or
+fewer (``dte``), or on the last day of the backtest window (``window_end``). The calendar is
+marked daily at the snapshot mids by :class:`strategies.option_strategy.OptionStrategy`; fills,
+commissions and slippage come from :class:`brokers.OptionsBroker`.
 
 Risk layer (:mod:`strategies.risk`, ``docs/risk.md``; :class:`OptionRiskMixin` first in the MRO),
 first thing each bar: the ``max_drawdown`` kill switch flattens the book at the snapshot's
@@ -44,7 +44,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -59,6 +59,7 @@ from indicators.term_structure import CURVE_STATUS, ROLE_FRONT, ROLE_NEXT, Front
 from indicators.term_structure import OUTPUTS as CURVE_OUTPUTS
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin
 from strategies.option_strategy import OptionStrategy, run_chain_cerebro
+from strategies.params import AccountRisk, Contracts, ExitDte, MaxContracts, MaxHoldDays, StopLoss
 from strategies.risk import (
     OptionRiskMixin,
     RiskConfig,
@@ -299,8 +300,9 @@ class TermStructureSlopeParams(StrategyParams):
     exit_threshold : float
         Close when ``sign * residual`` falls to this or below (decimal vol; 0 = back on the
         curve); must be < ``entry_threshold``.
-    hold_days : int
-        Close after this many snapshots at most.
+    max_hold_days : int
+        Sessions: close after this many daily chain snapshots (one per stored quote date; a
+        session without a stored chain is not counted).
     exit_dte : int
         Close when the front has this many calendar days left or fewer (< ``front_min_dte``).
     right : {'C', 'P'}
@@ -329,7 +331,7 @@ class TermStructureSlopeParams(StrategyParams):
         {
             "entry_threshold",
             "exit_threshold",
-            "hold_days",
+            "max_hold_days",
             "exit_dte",
             "right",
             "contracts",
@@ -351,16 +353,18 @@ class TermStructureSlopeParams(StrategyParams):
     curve_x: Literal["tte", "sqrt_tte"] = "sqrt_tte"
     entry_threshold: float = Field(0.005, gt=0.0, le=0.2)
     exit_threshold: float = Field(0.0, ge=-0.2, le=0.2)
-    hold_days: int = Field(5, ge=1, le=60)
-    exit_dte: int = Field(2, ge=0, le=59)
+    max_hold_days: MaxHoldDays = 5
+    exit_dte: Annotated[ExitDte, Field(le=59)] = 2
     right: Literal["C", "P"] = "C"
-    contracts: int = Field(1, ge=1, le=100)
+    contracts: Contracts = 1
     allow_long: bool = True
     allow_short: bool = True
     sizing: Literal["fixed", "max_loss"] = "fixed"
-    account_risk: float = Field(0.02, gt=0.0, le=0.5)
-    max_contracts: int = Field(10, ge=1, le=1000)
-    stop_loss: float | None = Field(None, gt=0.0, le=10.0)
+    account_risk: AccountRisk = 0.02
+    max_contracts: MaxContracts = 10
+    stop_loss: StopLoss | None = Field(
+        None, description="decimal multiple of the calendar's premium at entry; None: no stop"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> TermStructureSlopeParams:
@@ -515,7 +519,7 @@ class TermStructureSlopeStrategy(OptionRiskMixin, OptionStrategy):
             reason = "window_end"
         elif (t["front_expiration"] - day).days <= r.exit_dte:
             reason = "dte"
-        elif t["bars"] >= r.hold_days:
+        elif t["bars"] >= r.max_hold_days:
             reason = "time"
         elif math.isfinite(residual) and t["side"] * residual <= r.exit_threshold:
             reason = "reverted"
@@ -694,6 +698,7 @@ class TermStructureSlope(StrategyPlugin):
             "risk_events": strat.risk.events_frame(),
             "killed": strat.risk.killed,
             **sleeve_info(strat),
+            "closed_trades": strat.book.closed_trades(strat.broker),
         }
         log = pd.DataFrame(strat.log_rows)
         result = BacktestResult(

@@ -74,10 +74,13 @@ from data_feeds.chains import ChainSnapshot, Combo, QuoteUnavailable, settlement
 from data_feeds.minute_bars import load_minute_bars
 from data_feeds.ohlc import fingerprint
 from data_feeds.snapshot_feed import ChainSnapshotFeed, RecordedSnapshots
+from indicators import DAILY_ESTIMATORS, Estimator
 from indicators.har import har_forecast
 from indicators.realized_vol import TRADING_DAYS
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
+from strategies.book import TradeBook
 from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
+from strategies.params import AccountRisk, MaxContracts, StopLoss, TakeProfit
 from strategies.risk import (
     UNATTRIBUTED,
     OptionRiskMixin,
@@ -103,8 +106,9 @@ _OPEN = dt.time(9, 30)
 
 class VolDislocationParams(StrategyParams):
     """Parameters of ``vol_dislocation`` (searchable ones in :attr:`tunable`; ``chain_symbol``,
-    ``root``, ``rate``, ``option_quotes``, ``index_minute``, ``har_fit_window`` and
-    ``har_min_obs`` are fixed when :meth:`VolDislocation.prepare` reads the data).
+    ``root``, ``rate``, ``har_fit_window`` and ``har_min_obs`` are fixed when
+    :meth:`VolDislocation.prepare` reads the data; the quote and minute-bar files are
+    ``[data.option_quotes]`` / ``[data.index_minute]``, not parameters).
 
     Attributes
     ----------
@@ -112,15 +116,11 @@ class VolDislocationParams(StrategyParams):
         Underlying of the minute snapshots (``SPX``) and root traded (``SPXW``, same-day expiry).
     rate : float
         Continuous rate (decimal) put on the snapshots (implied vols, greeks).
-    option_quotes : str
-        The minute option quote file (``load_option_minute_quotes`` layout) the auction frame
-        is built from (the same file as ``[data.chains]`` ingests).
-    index_minute : str, optional
-        SPX index minute bars (``date, time_et, open, high, low, close``): opening print of the
-        auction frame and underlying price of the snapshots (hedge price); without bars on a
-        date, the snapshot's 0DTE put-call-parity forward is used (:func:`with_forward_price`).
-    rv_estimator : {"parkinson", "garman_klass", "rogers_satchell", "close_to_close"}
-        Daily variance estimator of the HAR forecast (:func:`indicators.har.har_forecast`).
+    rv_estimator : indicators.Estimator
+        Daily variance estimator of the HAR forecast (:func:`indicators.har.har_forecast`): one
+        of :data:`indicators.DAILY_ESTIMATORS` (``parkinson``, ``garman_klass``,
+        ``rogers_satchell``, ``close_to_close``; ``yang_zhang`` has no one-day form and is
+        refused).
     har_fit_window, har_min_obs : int
         HAR OLS window (past daily samples; 0 = expanding) and samples needed before a forecast.
     entry_threshold : float
@@ -135,7 +135,7 @@ class VolDislocationParams(StrategyParams):
     sides : {"both", "short", "long"}
         Which vol trades are allowed.
     account_risk : float
-        Share of the equity risked per trade (module docstring, step 4).
+        Share of the equity risked per trade (decimal; module docstring, step 4).
     max_contracts : int
         Cap on units per trade.
     delta_hedge : bool
@@ -167,23 +167,33 @@ class VolDislocationParams(StrategyParams):
     chain_symbol: str = "SPX"
     root: str = "SPXW"
     rate: float = Field(0.0, ge=-0.05, le=0.25)
-    option_quotes: str = "../shared/data/options/spx_spxw_spy_option_minute_quotes.csv.gz"
-    index_minute: str | None = "../shared/data/intraday/spx_index_minute_2021_2023.csv"
-    rv_estimator: Literal["parkinson", "garman_klass", "rogers_satchell", "close_to_close"] = (
-        "parkinson"
-    )
+    rv_estimator: Estimator = "parkinson"
     har_fit_window: int = Field(1000, ge=0, le=10_000)
     har_min_obs: int = Field(250, ge=30, le=10_000)
     entry_threshold: float = Field(0.2, gt=0.0, le=5.0)
     exit_gap: float = Field(0.05, ge=0.0, le=5.0)
     exit_time: str = "11:00"
-    take_profit: float = Field(0.5, gt=0.0, le=10.0)
-    stop_loss: float = Field(1.0, gt=0.0, le=10.0)
+    take_profit: TakeProfit = Field(
+        0.5, description="decimal fraction of the entry premium per unit (mid P&L)"
+    )
+    stop_loss: StopLoss = Field(
+        1.0, description="decimal multiple of the entry premium per unit (mid loss)"
+    )
     sides: Literal["both", "short", "long"] = "both"
-    account_risk: float = Field(0.02, gt=0.0, le=0.5)
-    max_contracts: int = Field(10, ge=1, le=1000)
+    account_risk: AccountRisk = 0.02
+    max_contracts: MaxContracts = 10
     delta_hedge: bool = False
     hedge_band: float = Field(10.0, gt=0.0)
+
+    @field_validator("rv_estimator")
+    @classmethod
+    def _one_day_estimator(cls, value: str) -> str:
+        if value not in DAILY_ESTIMATORS:
+            raise ValueError(
+                f"rv_estimator must have a one-day variance form for the HAR forecast "
+                f"({', '.join(DAILY_ESTIMATORS)}), got {value!r}"
+            )
+        return value
 
     @field_validator("exit_time")
     @classmethod
@@ -659,7 +669,7 @@ class VolDislocation(StrategyPlugin):
     name = "vol_dislocation"
     description = "0DTE SPX opening straddle: auction IV vs HAR range-vol forecast, intraday exits"
     Params: ClassVar[type[StrategyParams]] = VolDislocationParams
-    required_data = ("underlying", "chains")
+    required_data = ("underlying", "chains", "option_quotes")
     risk_limits = frozenset({"max_drawdown", "max_daily_loss"})
     strategy_cls: ClassVar[type[VolDislocationStrategy]] = VolDislocationStrategy
     #: Signal-table parameters (searchable; one table per combination, built in ``prepare``).
@@ -682,9 +692,15 @@ class VolDislocation(StrategyPlugin):
         Parameters
         ----------
         data : mapping
-            ``underlying`` (validated SPX daily OHLC: forecast, calendar, settlement) and
+            ``underlying`` (validated SPX daily OHLC: forecast, calendar, settlement),
             ``chains`` (a :class:`data_feeds.chain_store.ChainStore` holding the minute quotes,
-            ``lean-minute`` ingest).
+            ``lean-minute`` ingest), ``option_quotes`` (path of ``[data.option_quotes]``: the
+            minute option quote file, ``load_option_minute_quotes`` layout, the auction frame
+            is built from; the same file as ``[data.chains]`` ingests) and optionally
+            ``index_minute`` (path of ``[data.index_minute]``: SPX index minute bars ``date,
+            time_et, open, high, low, close``, opening print of the auction frame and
+            underlying price of the snapshots; without bars on a date, the snapshot's 0DTE
+            put-call-parity forward is used, :func:`with_forward_price`).
         grid : mapping
             Searched parameter -> candidate values.
 
@@ -700,9 +716,11 @@ class VolDislocation(StrategyPlugin):
         self.base = p
         self.underlying = data["underlying"]
         self.source = data["chains"]
-        quotes = load_option_minute_quotes(p.option_quotes)
+        self.quotes_file = data["option_quotes"]
+        self.minute_file = data.get("index_minute")
+        quotes = load_option_minute_quotes(self.quotes_file)
         index_minute = (
-            load_minute_bars(p.index_minute, stamp="start") if p.index_minute else None
+            load_minute_bars(self.minute_file, stamp="start") if self.minute_file else None
         )
         self.auction, report = auction_frame(
             quotes, daily=self.underlying, index_minute=index_minute
@@ -719,7 +737,7 @@ class VolDislocation(StrategyPlugin):
         )
         if not inside.any():
             raise ValueError(
-                f"no date of {p.option_quotes} inside the [data] underlying sessions "
+                f"no date of {self.quotes_file} inside the [data] underlying sessions "
                 f"{min(sessions)}..{max(sessions)}"
             )
         for combo in _grid_product(grid, p, self.signal_keys):
@@ -747,7 +765,7 @@ class VolDislocation(StrategyPlugin):
         self.day_snapshots: dict[dt.date, list[ChainSnapshot]] = {}
         if not candidates:
             return
-        bars = load_minute_bars(p.index_minute, stamp="end") if p.index_minute else None
+        bars = load_minute_bars(self.minute_file, stamp="end") if self.minute_file else None
         recorded = RecordedSnapshots(
             self.source,
             p.chain_symbol,
@@ -848,6 +866,7 @@ class VolDislocation(StrategyPlugin):
             info["sleeve_pnl"] = pd.DataFrame(
                 {UNATTRIBUTED: 0.0}, index=pd.DatetimeIndex(inside.date, name="date")
             )
+            info["closed_trades"] = TradeBook().closed_trades()
             return BacktestResult(
                 returns=pd.Series(0.0, index=inside, name="returns"),
                 value=value,
@@ -906,6 +925,7 @@ class VolDislocation(StrategyPlugin):
                 "killed": strat.risk.killed,
                 "pnl_breakdown": pnl,
                 **sleeves,
+                "closed_trades": strat.book.closed_trades(broker),
             }
         )
         for col in ("option_pnl", "hedge_pnl", "costs"):

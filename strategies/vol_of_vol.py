@@ -34,10 +34,10 @@ previous session ``t = D-1`` only (whose fit uses sessions up to ``D-2``):
 * **hedge**: the book delta is traded back to 0 every snapshot with the index
   (:class:`strategies.hedging.DeltaHedger`, costs paid), P&L split into option / hedge / costs;
 * **exits** (first that holds, at the snapshot's bid): ``window_end``; ``dte`` (``<= exit_dte``
-  calendar days left); ``stop_loss`` / ``profit_target`` (straddle mid value vs the premium
-  paid: ``<= -stop_loss`` / ``>= profit_target`` as a fraction); ``catch_up`` (the IV shortfall
+  calendar days left); ``stop_loss`` / ``take_profit`` (straddle mid value vs the premium
+  paid: ``<= -stop_loss`` / ``>= take_profit`` as a fraction); ``catch_up`` (the IV shortfall
   has closed: the residuals summed from the signal session to ``D-1``, over the entry's
-  ``residual_sd``, are ``>= exit_residual_z``); ``time`` (``hold_days`` snapshots); a kill
+  ``residual_sd``, are ``>= exit_residual_z``); ``time`` (``max_hold_days`` snapshots); a kill
   switch of the risk layer (``max_drawdown``) flattens the book.
 
 Nothing of ``D``'s close or of a later date enters ``D``'s decision (tested by perturbing ``D``'s
@@ -52,14 +52,14 @@ import math
 from collections.abc import Mapping, Sequence
 from itertools import product
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from brokers.cost_config import CostsConfig
-from data_feeds import SnapshotCache, load_vvix
+from data_feeds import SnapshotCache
 from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot, QuoteUnavailable
 from data_feeds.ohlc import fingerprint
@@ -72,6 +72,7 @@ from strategies.book import TradeBook
 from strategies.evaluation import signal_evaluation
 from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
 from strategies.option_strategy import run_chain_cerebro
+from strategies.params import AccountRisk, ExitDte, MaxContracts, MaxHoldDays, StopLoss, TakeProfit
 from strategies.risk import (
     OptionRiskMixin,
     RiskLimits,
@@ -104,8 +105,8 @@ search space is computed once in :meth:`VolOfVolGamma.prepare`."""
 
 class VolOfVolParams(StrategyParams):
     """Parameters of ``vol_of_vol`` (searchable ones in :attr:`tunable`; ``chain_symbol``,
-    ``root``, ``rate``, ``target_dte`` and ``vvix_source`` are fixed when
-    :meth:`VolOfVolGamma.prepare` reads the data).
+    ``root``, ``rate`` and ``target_dte`` are fixed when :meth:`VolOfVolGamma.prepare` reads
+    the data; the VVIX file is ``[data.vvix]``, not a parameter).
 
     Attributes
     ----------
@@ -115,9 +116,6 @@ class VolOfVolParams(StrategyParams):
         Continuous rate (decimal) for forwards, implied vols and the hedge deltas.
     target_dte : int
         Calendar days to the straddle's expiry (the listed expiry nearest it; 10).
-    vvix_source : str
-        Cboe VVIX file (:func:`data_feeds.load_vvix`), used when the data has no ``vvix``
-        series; relative paths resolve from the working directory.
     change_kind : {"diff", "log"}
         Daily changes: VVIX points and decimal vol, or log changes of both.
     fit_window, min_fit : int
@@ -133,15 +131,16 @@ class VolOfVolParams(StrategyParams):
         Entry needs ``residual_z < -residual_threshold`` (residual standard deviations).
     exit_residual_z : float
         ``catch_up`` exit level of the cumulative residual z (> ``-residual_threshold``).
-    hold_days : int
-        Close after this many snapshots.
+    max_hold_days : int
+        Sessions: close after this many daily chain snapshots (one per stored quote date; a
+        session without a stored chain is not counted).
     exit_dte : int
         Close at this many calendar days to expiry or fewer (< ``target_dte``).
-    profit_target, stop_loss : float
-        Close when the straddle's mid value is up ``profit_target`` / down ``stop_loss`` as a
+    take_profit, stop_loss : float
+        Close when the straddle's mid value is up ``take_profit`` / down ``stop_loss`` as a
         fraction of the premium paid.
     account_risk : float
-        Share of the equity the premium (the straddle's maximum loss) may be.
+        Share of the equity the premium (the straddle's maximum loss) may be (decimal).
     max_contracts : int
         Cap on straddles per trade.
     delta_hedge : bool
@@ -165,9 +164,9 @@ class VolOfVolParams(StrategyParams):
             "vvix_threshold",
             "residual_threshold",
             "exit_residual_z",
-            "hold_days",
+            "max_hold_days",
             "exit_dte",
-            "profit_target",
+            "take_profit",
             "stop_loss",
             "account_risk",
             "max_contracts",
@@ -179,7 +178,6 @@ class VolOfVolParams(StrategyParams):
     root: str = "SPXW"
     rate: float = Field(0.0, ge=-0.05, le=0.25)
     target_dte: int = Field(10, ge=1, le=90)
-    vvix_source: str = "../shared/data/index/vvix_daily.csv"
     change_kind: Literal["diff", "log"] = "diff"
     fit_window: int = Field(252, ge=3, le=5000)
     min_fit: int = Field(126, ge=3, le=5000)
@@ -188,12 +186,16 @@ class VolOfVolParams(StrategyParams):
     vvix_threshold: float = Field(1.0, ge=-10.0, le=10.0)
     residual_threshold: float = Field(1.0, ge=0.0, le=10.0)
     exit_residual_z: float = Field(0.0, ge=-10.0, le=10.0)
-    hold_days: int = Field(5, ge=1, le=60)
-    exit_dte: int = Field(2, ge=0, le=365)
-    profit_target: float = Field(0.5, gt=0.0, le=10.0)
-    stop_loss: float = Field(0.5, gt=0.0, le=1.0)
-    account_risk: float = Field(0.02, gt=0.0, le=0.5)
-    max_contracts: int = Field(5, ge=1, le=1000)
+    max_hold_days: MaxHoldDays = 5
+    exit_dte: ExitDte = 2
+    take_profit: TakeProfit = Field(
+        0.5, description="decimal rise of the straddle's mid value over the premium paid"
+    )
+    stop_loss: Annotated[StopLoss, Field(le=1.0)] = Field(
+        0.5, description="decimal fall of the straddle's mid value below the premium paid"
+    )
+    account_risk: AccountRisk = 0.02
+    max_contracts: MaxContracts = 5
     delta_hedge: bool = True
     hedge: HedgeConfig = HedgeConfig(rule="interval")
 
@@ -569,11 +571,11 @@ class VolOfVolStrategy(OptionRiskMixin, DeltaHedgedStrategy):
             reason = "dte"
         elif change <= -r.stop_loss:
             reason = "stop_loss"
-        elif change >= r.profit_target:
-            reason = "profit_target"
+        elif change >= r.take_profit:
+            reason = "take_profit"
         elif shortfall >= r.exit_residual_z:
             reason = "catch_up"
-        elif pos["bars"] >= r.hold_days:
+        elif pos["bars"] >= r.max_hold_days:
             reason = "time"
         if reason is None:
             row["status"] = "holding"
@@ -648,7 +650,7 @@ class VolOfVolGamma(StrategyPlugin):
     name = "vol_of_vol"
     description = "Buy delta-hedged SPXW straddles when VVIX rises and VIX lags the fitted relation"
     Params = VolOfVolParams
-    required_data = ("underlying", "vix", "chains")
+    required_data = ("underlying", "vix", "vvix", "chains")
     risk_limits = frozenset({"max_drawdown", "max_daily_loss"})
 
     def __init__(
@@ -668,8 +670,8 @@ class VolOfVolGamma(StrategyPlugin):
         ----------
         data : mapping
             ``underlying`` (validated SPX daily OHLC: sessions, settlement, benchmark), ``vix``
-            (validated VIX daily bars), ``chains`` (snapshot source) and optionally ``vvix`` (a
-            series as :func:`data_feeds.load_vvix` returns; else ``vvix_source`` is read).
+            (validated VIX daily bars), ``chains`` (snapshot source) and ``vvix`` (the
+            ``[data.vvix]`` series as :func:`data_feeds.load_vvix` returns, index points).
         grid : mapping
             Searched parameter -> candidate values.
 
@@ -683,14 +685,9 @@ class VolOfVolGamma(StrategyPlugin):
         p = VolOfVolParams(**self.fixed)
         self.base = p
         self.underlying = data["underlying"]
-        vvix = data.get("vvix")
-        if vvix is None:
-            vvix, vreport = load_vvix(p.vvix_source)
-            self.reports.append(
-                f"VVIX {vreport.source}: kept {vreport.n_kept} of {vreport.n_read} rows "
-                f"({vreport.n_before_start} before the start date dropped)"
-            )
-        self.panel, lines = daily_panel(data["vix"], vvix)
+        if data.get("vvix") is None:
+            raise ValueError("vol_of_vol needs the VVIX series: set [data.vvix] source = \"...\"")
+        self.panel, lines = daily_panel(data["vix"], data["vvix"])
         self.reports.extend(lines)
         self.source = SnapshotCache(data["chains"])
         sessions = self.underlying.index
@@ -839,6 +836,7 @@ class VolOfVolGamma(StrategyPlugin):
             "vov_trades": trades,
             "pnl_breakdown": pnl,
             **sleeve_info(strat),
+            "closed_trades": strat.book.closed_trades(strat.broker),
         }
         for col in ("option_pnl", "hedge_pnl", "costs"):
             info[col] = float(pnl[col].sum()) if len(pnl) else 0.0

@@ -23,7 +23,7 @@ On each chain quote date ``D`` (one snapshot, ~15:45 ET for the 2019 SPX chains)
    into units; ``sizing = "vol_managed"`` multiplies that by the Moreira-Muir weight
    (:class:`strategies.risk.VolManagedSizer`) of the underlying's returns up to ``D-1``.
 6. **Exit** (daily marks at the snapshot mids): ``dte <= exit_dte``, profit target (mid P&L
-   ``>= profit_target * credit``), stop (mid loss ``>= stop_loss * credit``), or the end of the
+   ``>= take_profit * credit``), stop (mid loss ``>= stop_loss * credit``), or the end of the
    backtest window; closed at the bid/ask. P&L rules are evaluated only on days where every leg
    is quoted (a missing quote is counted as a stale mark day, never filled).
 
@@ -41,7 +41,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -52,13 +52,14 @@ from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot, Combo, QuoteUnavailable
 from data_feeds.contracts import OptionContract
 from data_feeds.ohlc import fingerprint
-from indicators import realized_vol
+from indicators import Estimator, realized_vol
 from indicators.vol_signals import vrp_signals
 from pricing import implied_vol_chain
 from pricing.forwards import carry_forward
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin
 from strategies.evaluation import signal_evaluation
 from strategies.option_strategy import OptionStrategy, run_chain_cerebro
+from strategies.params import AccountRisk, ExitDte, MaxContracts, StopLoss, TakeProfit
 from strategies.risk import (
     OptionRiskMixin,
     RiskLimits,
@@ -100,7 +101,7 @@ class VrpHarvestParams(StrategyParams):
         Sold structure: ATM straddle or ``strangle_delta`` strangle (Black-76 forward deltas).
     strangle_delta : float
         ``|delta|`` of the strangle's call and put, in ``(0, 0.5]``.
-    rv_estimator : str
+    rv_estimator : indicators.Estimator
         :func:`indicators.realized_vol` estimator (``close_to_close``, ``parkinson``,
         ``garman_klass``, ``rogers_satchell``, ``yang_zhang``).
     rv_window : int
@@ -110,21 +111,21 @@ class VrpHarvestParams(StrategyParams):
     z_min_periods : int
         Expanding mode: past VRP values needed before a z-score exists.
     entry_z : float
-        Sell when ``vrp_zscore >= entry_z``.
+        Sell when ``vrp_zscore >= entry_z`` (standard deviations).
     min_vrp : float
         And when ``vrp > min_vrp`` (decimal vol; default 0: options must be rich in level too).
     exit_dte : int
         Close when calendar days to expiry ``<= exit_dte``; must be ``< min_dte``.
-    profit_target : float
-        Close when the mid P&L reaches this fraction of the credit (0.5).
+    take_profit : float
+        Close when the mid P&L reaches this decimal fraction of the credit (0.5).
     stop_loss : float
-        Close when the mid loss reaches this multiple of the credit (1.0); also the loss per
-        unit budgeted by the sizing.
+        Close when the mid loss reaches this decimal multiple of the credit (1.0); also the
+        loss per unit budgeted by the sizing.
     sizing : {"max_loss", "vol_managed"}
         :func:`strategies.risk.max_loss_contracts` on the stop-defined loss, optionally scaled by
         the :class:`strategies.risk.VolManagedSizer` weight.
     account_risk : float
-        Share of the equity risked per trade (0.02).
+        Share of the equity risked per trade (decimal, 0.02 = 2%).
     max_contracts : int
         Cap on units per trade.
     vm_target_vol, vm_window : float, int
@@ -147,7 +148,7 @@ class VrpHarvestParams(StrategyParams):
             "entry_z",
             "min_vrp",
             "exit_dte",
-            "profit_target",
+            "take_profit",
             "stop_loss",
             "sizing",
             "account_risk",
@@ -167,18 +168,20 @@ class VrpHarvestParams(StrategyParams):
     max_dte: int = Field(60, ge=1, le=365)
     structure: Literal["straddle", "strangle"] = "straddle"
     strangle_delta: float = Field(0.25, gt=0.0, le=0.5)
-    rv_estimator: str = "close_to_close"
+    rv_estimator: Estimator = "close_to_close"
     rv_window: int = Field(21, ge=2, le=504)
     z_window: int = Field(0, ge=0, le=1000)
     z_min_periods: int = Field(10, ge=2, le=1000)
     entry_z: float = Field(1.0, ge=-5.0, le=10.0)
     min_vrp: float = Field(0.0, ge=-1.0, le=1.0)
-    exit_dte: int = Field(7, ge=0, le=365)
-    profit_target: float = Field(0.5, gt=0.0, le=1.0)
-    stop_loss: float = Field(1.0, gt=0.0, le=10.0)
+    exit_dte: ExitDte = 7
+    take_profit: Annotated[TakeProfit, Field(le=1.0)] = Field(
+        0.5, description="decimal fraction of the credit received (mid P&L)"
+    )
+    stop_loss: StopLoss = Field(1.0, description="decimal multiple of the credit (mid loss)")
     sizing: Literal["max_loss", "vol_managed"] = "max_loss"
-    account_risk: float = Field(0.02, gt=0.0, le=0.5)
-    max_contracts: int = Field(10, ge=1, le=1000)
+    account_risk: AccountRisk = 0.02
+    max_contracts: MaxContracts = 10
     vm_target_vol: float = Field(0.15, gt=0.0, le=5.0)
     vm_window: int = Field(21, ge=2, le=504)
     max_open: int = Field(1, ge=1, le=20)
@@ -483,8 +486,8 @@ class VrpHarvestStrategy(OptionRiskMixin, OptionStrategy):
         elif quoted:
             cost_to_close = -sum(q * snap.mid(c) for c, q in legs.items()) / pos.contracts
             pnl = pos.credit - cost_to_close
-            if pnl >= self.rules.profit_target * pos.credit:
-                reason = "profit_target"
+            if pnl >= self.rules.take_profit * pos.credit:
+                reason = "take_profit"
             elif -pnl >= self.rules.stop_loss * pos.credit:
                 reason = "stop_loss"
         if reason is None:
@@ -762,6 +765,7 @@ class VrpHarvest(StrategyPlugin):
             "risk_events": strat.risk.events_frame(),
             "killed": strat.risk.killed,
             **sleeve_info(strat),
+            "closed_trades": strat.book.closed_trades(strat.broker),
         }
         return BacktestResult(
             returns=returns,

@@ -46,14 +46,13 @@ from data_feeds import (
 from data_feeds.calendar import TZ
 from data_feeds.chains import QUOTE_COLUMNS, ChainSnapshot, settlement_time
 from data_feeds.ohlc import fingerprint
-from indicators import RealizedVol, har_forecast
+from indicators import DAILY_ESTIMATORS, Estimator, RealizedVol, har_forecast
 from pricing.black_scholes import straddle_price_nb
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
 from strategies.book import TradeBook
 from strategies.evaluation import error_stats, outcome_table
+from strategies.params import Contracts
 from strategies.risk import RiskLimits
-
-Estimator = Literal["close_to_close", "parkinson", "garman_klass", "rogers_satchell", "yang_zhang"]
 
 QUADRANTS = {
     (True, True): "model_iv_above_model_straddle_above",
@@ -79,8 +78,9 @@ class ZeroDteStraddleParams(StrategyParams):
 
     Attributes
     ----------
-    estimator : str
-        Realized-vol estimator of the forecast (``rogers_satchell`` default, per design doc 003).
+    rv_estimator : indicators.Estimator
+        Realized-vol estimator of the forecast (``rogers_satchell`` default, per design doc 003;
+        formerly ``estimator``).
     window : int
         Rolling window in sessions (``forecast = "rolling"``).
     forecast : {"rolling", "har"}
@@ -124,7 +124,7 @@ class ZeroDteStraddleParams(StrategyParams):
 
     tunable: ClassVar[frozenset[str]] = frozenset(
         {
-            "estimator",
+            "rv_estimator",
             "window",
             "forecast",
             "short_threshold",
@@ -135,7 +135,7 @@ class ZeroDteStraddleParams(StrategyParams):
         }
     )
 
-    estimator: Estimator = "rogers_satchell"
+    rv_estimator: Estimator = "rogers_satchell"
     window: int = Field(21, ge=2, le=252)
     forecast: Literal["rolling", "har"] = "rolling"
     har_fit_window: int = Field(1000, ge=100, le=5000)
@@ -143,7 +143,7 @@ class ZeroDteStraddleParams(StrategyParams):
     long_threshold: float = Field(0.10, ge=0.0, le=5.0)
     allow_short: bool = True
     allow_long: bool = True
-    contracts: int = Field(1, ge=1, le=1000)
+    contracts: Contracts = 1
     rate: float = Field(0.0, ge=-0.05, le=0.25)
     div_yield: float = Field(0.0, ge=0.0, le=0.2)
     strike_increment: float = Field(5.0, gt=0.0)
@@ -156,8 +156,11 @@ class ZeroDteStraddleParams(StrategyParams):
 
     @model_validator(mode="after")
     def _har_needs_one_day_estimator(self) -> ZeroDteStraddleParams:
-        if self.forecast == "har" and self.estimator == "yang_zhang":
-            raise ValueError("forecast='har' needs a one-day estimator; yang_zhang has none")
+        if self.forecast == "har" and self.rv_estimator not in DAILY_ESTIMATORS:
+            raise ValueError(
+                f"forecast='har' needs a one-day rv_estimator ({', '.join(DAILY_ESTIMATORS)}); "
+                f"{self.rv_estimator} has none"
+            )
         return self
 
 
@@ -393,7 +396,8 @@ class ZeroDteStraddle(StrategyPlugin):
             VIX proxy; ``underlying`` and ``chains`` (a :class:`data_feeds.chain_store.ChainStore`
             or any snapshot source) for real chain quotes.
         grid : mapping
-            Searched parameter -> candidate values (``estimator``, ``window``, ``forecast``, ...).
+            Searched parameter -> candidate values (``rv_estimator``, ``window``, ``forecast``,
+            ...).
 
         Raises
         ------
@@ -427,7 +431,7 @@ class ZeroDteStraddle(StrategyPlugin):
                 spread_fraction=base.proxy_spread_fraction,
                 min_leg_spread=base.proxy_min_leg_spread,
             )
-        estimators = list(grid.get("estimator", [base.estimator]))
+        estimators = list(grid.get("rv_estimator", [base.rv_estimator]))
         windows = sorted({int(w) for w in grid.get("window", [base.window])})
         forecasts = set(grid.get("forecast", [base.forecast]))
         o, h, lo, c = (self.underlying[k] for k in ("open", "high", "low", "close"))
@@ -448,12 +452,12 @@ class ZeroDteStraddle(StrategyPlugin):
     def forecast_series(self, params: ZeroDteStraddleParams) -> pd.Series:
         """The forecast vol (decimal, 252-annualized) for each session, from bars before it."""
         if params.forecast == "har":
-            values = self._har.get(params.estimator)
+            values = self._har.get(params.rv_estimator)
         else:
-            values = self._rolling.get((params.estimator, params.window))
+            values = self._rolling.get((params.rv_estimator, params.window))
         if values is None:
             raise KeyError(
-                f"forecast for {params.estimator}/{params.forecast}/{params.window} was "
+                f"forecast for {params.rv_estimator}/{params.forecast}/{params.window} was "
                 "not prepared: is it inside the search space?"
             )
         return pd.Series(values, index=self.underlying.index, name="forecast_vol")
@@ -552,7 +556,10 @@ class ZeroDteStraddle(StrategyPlugin):
             value=value,
             trades=broker.fills_frame(),
             daily_log=log,
-            info={"market_source": self.market_label()},
+            info={
+                "market_source": self.market_label(),
+                "closed_trades": strat.book.closed_trades(broker),
+            },
         )
 
     def data_fingerprint(self) -> str:

@@ -30,7 +30,7 @@ name = "zero_dte_straddle"
 contracts = 2
 [strategy.search_space]
 window = { low = 5, high = 30 }
-estimator = { choices = ["parkinson", "rogers_satchell"] }
+rv_estimator = { choices = ["parkinson", "rogers_satchell"] }
 """
 
 
@@ -64,7 +64,7 @@ def test_valid_config_parses(tmp_path: Path) -> None:
             "window = { low = 1, high = 30 }",
             "strategy.search_space.window: Input should be greater than or equal to 2",
         ),
-        ('"parkinson"', '"parkinsn"', "strategy.search_space.estimator: Input should be"),
+        ('"parkinson"', '"parkinsn"', "strategy.search_space.rv_estimator: Input should be"),
         ('name = "zero_dte_straddle"', 'name = "nope"', "strategy.name: unknown strategy 'nope'"),
         ('source = "builtin:sp500"', 'sorce = "builtin:sp500"', "data.underlying.sorce: unknown"),
         (
@@ -98,3 +98,73 @@ def test_param_both_fixed_and_searched_is_rejected(tmp_path: Path) -> None:
     text = BASE.replace("contracts = 2", "contracts = 2\nwindow = 10")
     with pytest.raises(ConfigError, match=r"strategy\.search_space\.window: also fixed"):
         load_config(write(tmp_path, text))
+
+
+RENAMED_BASE = """
+[experiment]
+name = "t"
+[data.underlying]
+source = "builtin:sp500"
+[strategy]
+name = "{name}"
+[strategy.{section}]
+{line}
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "section", "line", "expected"),
+    [
+        (
+            "vrp_harvest",
+            "params",
+            "profit_target = 0.5",
+            "strategy.params.profit_target: renamed to take_profit",
+        ),
+        (
+            "vrp_harvest",
+            "search_space",
+            "profit_target = { low = 0.2, high = 0.8 }",
+            "strategy.search_space.profit_target: renamed to take_profit",
+        ),
+        (
+            "skew_dislocation",
+            "search_space",
+            "hold_days = { low = 1, high = 5 }",
+            "strategy.search_space.hold_days: renamed to max_hold_days",
+        ),
+        (
+            "zero_dte_straddle",
+            "params",
+            'estimator = "parkinson"',
+            "strategy.params.estimator: renamed to rv_estimator",
+        ),
+        (
+            "vol_of_vol",
+            "params",
+            'vvix_source = "vvix.csv"',
+            "strategy.params.vvix_source: a data file, not a parameter: moved to data.vvix.source",
+        ),
+        (
+            "vol_dislocation",
+            "params",
+            'option_quotes = "q.csv"',
+            "strategy.params.option_quotes: a data file, not a parameter: moved to "
+            "data.option_quotes.source",
+        ),
+        (
+            "directional_overlay",
+            "params",
+            'index_minute = "m.csv"',
+            "strategy.params.index_minute: a data file, not a parameter: moved to "
+            "data.index_minute.source",
+        ),
+    ],
+)
+def test_renamed_or_moved_parameter_fails_with_one_line_naming_the_new_key(
+    tmp_path: Path, name: str, section: str, line: str, expected: str
+) -> None:
+    path = write(tmp_path, RENAMED_BASE.format(name=name, section=section, line=line))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}: {expected}"

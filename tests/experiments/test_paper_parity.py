@@ -66,7 +66,7 @@ CASES: dict[str, tuple[str, str, str, dict[str, str]]] = {
         "spx2019",
         "2019-06-17",
         "2019-06-28",
-        {"vvix_threshold": "0.0", "residual_threshold": "0.25", "hold_days": "2"}
+        {"vvix_threshold": "0.0", "residual_threshold": "0.25", "max_hold_days": "2"}
         | {"fit_window": "126"},
     ),
     "zero_dte_straddle_spx2019_next": ("spx2019", "2019-06-03", "2019-06-07", {}),

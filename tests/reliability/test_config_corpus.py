@@ -35,7 +35,7 @@ contracts = 1
 [strategy.search_space]
 window = { low = 5, high = 30 }
 short_threshold = { low = 0.0, high = 1.0 }
-estimator = { choices = ["parkinson", "rogers_satchell"] }
+rv_estimator = { choices = ["parkinson", "rogers_satchell"] }
 
 [optimize]
 trials = 2
@@ -162,10 +162,10 @@ CASES: list[tuple[str, Callable[[str], str | bytes], str]] = [
     (
         "empty_choices",
         _sub(
-            'estimator = { choices = ["parkinson", "rogers_satchell"] }',
-            "estimator = { choices = [] }",
+            'rv_estimator = { choices = ["parkinson", "rogers_satchell"] }',
+            "rv_estimator = { choices = [] }",
         ),
-        "strategy.search_space.estimator.choices: empty list (expected at least one choice)",
+        "strategy.search_space.rv_estimator.choices: empty list (expected at least one choice)",
     ),
     (
         "dimension_not_a_table",

@@ -284,8 +284,8 @@ def test_vrp_harvest_book_identity(
 def test_skew_dislocation_book_identity(
     shared_data: Path, chain_store_2019, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Delta-hedged risk reversals on the real 2019 SPXW chains: option trades in their own
-    trades, the untagged hedge shares in the unallocated trade, every bar reconciled."""
+    """Delta-hedged risk reversals on the real 2019 SPXW chains: one trade per risk reversal,
+    its hedge shares (tagged with it) in its trade, nothing unallocated, every bar reconciled."""
     from data_feeds import load_ohlc
     from strategies.skew_dislocation import SkewDislocation, SkewDislocationStrategy
 
@@ -296,7 +296,7 @@ def test_skew_dislocation_book_identity(
         end="2019-07-31",
     )
     plugin = SkewDislocation(
-        {"skew_window": 21, "entry_z": 0.3, "hold_days": 3, "delta_hedge": True},
+        {"skew_window": 21, "entry_z": 0.3, "max_hold_days": 3, "delta_hedge": True},
         {"commission_per_contract": 1.0, "slippage_spread_fraction": 0.5},
     )
     plugin.prepare({"underlying": spx, "chains": chain_store_2019}, {})
@@ -306,9 +306,12 @@ def test_skew_dislocation_book_identity(
     res = plugin.backtest(plugin.base, days[0], days[-1], cash=1_000_000.0)
     book: TradeBook = captured["book"]
     rr = res.info["rr_trades"]
-    assert len(rr) >= 2 and (res.trades["tag"] == "delta hedge").any()
+    stock = res.trades[res.trades["event"] == "stock_fill"]
+    assert len(rr) >= 2 and len(stock) > 0
     _check_run(res, book, gaps, 1_000_000.0)
-    assert book.trade(0).share_cash != 0.0  # the hedge
+    assert book.trade(0).cash == 0.0 and book.trade(0).entry_time is None  # nothing unallocated
+    hedged = {book.trade(int(t)).share_cash for t in rr["trade_id"]}
+    assert any(abs(c) > 0 for c in hedged)  # the hedge is in the risk reversals' trades
     closed = book.closed_frame().set_index("trade_id")
     for _, t in rr.iterrows():
         assert t["net_pnl"] == pytest.approx(closed.loc[t["trade_id"], "net_pnl"], abs=1e-6)
@@ -349,7 +352,7 @@ def test_surface_arbitrage_book_identity(
         "max_dte": 45,
         "min_abs_delta": 0.1,
         "delta_hedge": True,
-        "hold_days": 3,
+        "max_hold_days": 3,
     }
     plugin = SurfaceArbitrage(
         fixed, {"commission_per_contract": 1.0, "slippage_spread_fraction": 0.5}
@@ -424,3 +427,48 @@ def test_ml_spreads_book_identity(spy_store, monkeypatch: pytest.MonkeyPatch) ->
     assert book.trade(0).entry_time is None  # nothing untagged: every dollar in a position
     log = pd.DataFrame(strat.log_rows)
     assert float(log["net_pnl"].fillna(0.0).sum()) == pytest.approx(flows, abs=0.01)
+
+
+def test_closed_trade_records_by_hand() -> None:
+    import json
+
+    import numpy as np
+
+    from strategies.book import CLOSED_TRADE_COLUMNS, closed_trades_csv
+
+    b, book = _broker(), TradeBook()
+    # trade "a": sells 2 X at 10, buys 1 back at 4, the last one settles at 3.00 (4003 close);
+    # a hedge share trade tagged "a"; an untagged share trade (unallocated)
+    b.option_fills += [_fill(_t(1), X, -2, 10.0, "a"), _fill(_t(2), X, 1, 4.0, "close a")]
+    b.stock_fills += [_stock(_t(2), 10, 400.0, 0.5, "a"), _stock(_t(3), -10, 401.0, 0.5, "a")]
+    b.stock_fills.append(_stock(_t(3), 5, 401.0, 0.25, ""))
+    b.option_settlements.append(OptionSettlement(_t(19, 16), X, -1, 4003.0, 3.0, 0.0, -300.0))
+    book.sync(b)
+    tid = book.trade_id("a")
+    assert tid is not None
+    book.note(tid, credit=np.float64(2000.0), entry_day=dt.date(2021, 3, 1))
+    rec = book.closed_trades()
+    assert list(rec.columns) == [c for c in CLOSED_TRADE_COLUMNS if c != "fold"]
+    row = rec.set_index("trade_id").loc[tid]
+    # by hand: opening 2 * 10 * 100 - 2 * 0.65; closing -400 - 0.65; shares -4000.5 + 4009.5
+    assert row["opening_cash"] == pytest.approx(2000.0 - 1.30)
+    assert row["closing_cash"] == pytest.approx(-400.0 - 0.65)
+    assert row["share_cash"] == pytest.approx(-4000.5 + 4009.5)
+    assert row["settlement"] == pytest.approx(-300.0)
+    assert row["commission"] == pytest.approx(1.30 + 0.65 + 1.0)
+    assert row["net_pnl"] == pytest.approx(1998.70 - 400.65 + 9.0 - 300.0)
+    assert row["reason"] == "cash" and row["legs"] == f"-2 {X} @ 10"  # closed by settlement
+    assert json.loads(row["fields"]) == {"credit": 2000.0, "entry_day": "2021-03-01"}
+    unalloc = rec.set_index("trade_id").loc[0]
+    assert unalloc["net_pnl"] == pytest.approx(-5 * 401.0 - 0.25)
+    # every broker cash flow is in one record
+    assert rec["net_pnl"].sum() == pytest.approx(_records_cash(b), abs=1e-9)
+    # the run folder's file: records with their fold
+    results = [SimpleNamespace(info={"closed_trades": rec}), SimpleNamespace(info={})]
+    with pytest.raises(ValueError, match=r"folds \[4\] carry no"):
+        closed_trades_csv(results, [3, 4])
+    results[1].info["closed_trades"] = TradeBook().closed_trades()
+    out = closed_trades_csv(results, [3, 4])
+    assert out is not None and list(out.columns) == list(CLOSED_TRADE_COLUMNS)
+    assert set(out["fold"]) == {3} and len(out) == 2
+    assert closed_trades_csv([SimpleNamespace(info={})], [0]) is None

@@ -13,6 +13,11 @@ folds (the second starts with the first's final account value). Per window:
    contracts, per share symbol ``share trades + delivered + window-end = 0`` shares;
 3. the strategy's own P&L (``daily_log`` ``net_pnl`` plus ``unallocated_pnl``, both read from
    its :class:`strategies.book.TradeBook`) adds up to that change of value.
+4. the book's closed-trade records (``BacktestResult.info["closed_trades"]``, written per fold
+   to the run folder's ``closed_trades.csv``): ``sum(net_pnl)`` of the closed trades plus the
+   unallocated trade's equals the sum of the trades frame's ``cash_flow``, to $0.01; each
+   record's cash columns add up to its ``net_pnl``; every closed trade has an exit time, a
+   reason and its legs.
 
 The references are the broker's records and the account value (never the book itself).
 ``ou_pairs`` trades shares with backtrader orders (no option book): its fills give
@@ -24,6 +29,7 @@ defaults trade nothing in the short window. Configs whose ``prepare`` is slow ar
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -119,6 +125,26 @@ def _flat_shares(trades: pd.DataFrame) -> list[str]:
     return [f"{leg}: {q:+g} shares" for leg, q in net.items() if abs(q) > 1e-9]
 
 
+def _check_closed_trades(stem: str, result, flows: float) -> None:
+    """Module docstring, 4: the book's closed-trade records (``info["closed_trades"]``, the run
+    folder's ``closed_trades.csv`` of this fold) hold every cash flow of the window."""
+    closed = result.info.get("closed_trades")
+    if "event" not in result.trades:  # ou_pairs: backtrader share orders, no trade book
+        assert closed is None, stem
+        return
+    assert closed is not None, f"{stem}: no info['closed_trades']"
+    trades = closed[closed["trade_id"] != 0]
+    unallocated = float(closed.loc[closed["trade_id"] == 0, "net_pnl"].sum())
+    total = float(trades["net_pnl"].sum()) + unallocated
+    assert total == pytest.approx(flows, abs=0.01), (stem, total, flows)
+    parts = ["opening_cash", "closing_cash", "share_cash", "settlement", "window_end"]
+    gaps = (closed[parts].astype(float).sum(axis=1) - closed["net_pnl"].astype(float)).abs()
+    assert not (gaps > 1e-6).any(), stem
+    assert trades["exit_time"].notna().all() and trades["reason"].ne("").all(), stem
+    assert trades["legs"].str.len().gt(0).all(), stem
+    assert all(isinstance(json.loads(f), dict) for f in closed["fields"]), stem
+
+
 @pytest.mark.parametrize(
     "stem", [pytest.param(s, marks=pytest.mark.slow) if s in SLOW else s for s in sorted(CASES)]
 )
@@ -155,5 +181,6 @@ def test_books_add_up_over_two_chained_windows(
         pnl = _strategy_pnl(result)
         assert math.isfinite(pnl)
         assert pnl == pytest.approx(change, abs=0.01), (stem, window[0], pnl, change)
+        _check_closed_trades(stem, result, flows)
         cash = float(result.value.iloc[-1])
     assert traded > 0, f"{stem}: no trade in {start}..{end}: a vacuous identity"

@@ -50,10 +50,9 @@ def overlay(files, tmp_path_factory: pytest.TempPathFactory) -> DirectionalOverl
     with ChainStore(db) as store:
         store.ingest(files["quotes"], "lean-minute")
     spx = load_ohlc(files["daily"], root="SPX", start="2019-06-01", end="2021-01-29")
-    plug = DirectionalOverlay(
-        fixed={"option_quotes": files["quotes"], "index_minute": files["minute"]}, broker=BROKER
-    )
-    plug.prepare({"underlying": spx, "chains": ChainStore(db, read_only=True)}, {})
+    plug = DirectionalOverlay(fixed={}, broker=BROKER)
+    data = {"option_quotes": Path(files["quotes"]), "index_minute": Path(files["minute"])}
+    plug.prepare({"underlying": spx, "chains": ChainStore(db, read_only=True), **data}, {})
     return plug
 
 

@@ -634,7 +634,7 @@ max_depth = 3
 min_dte = 21
 exit_dte = 20
 [strategy.search_space]
-profit_target = {{ low = 0.3, high = 0.8 }}
+take_profit = {{ low = 0.3, high = 0.8 }}
 [walkforward]
 train_days = 126
 test_days = 63

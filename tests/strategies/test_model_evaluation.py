@@ -200,10 +200,10 @@ def test_zero_dte_quadrant_outcomes_by_hand() -> None:
 def zero_dte_run(sp500: pd.DataFrame) -> tuple[ZeroDteStraddle, pd.DataFrame]:
     """Real backtest on the builtin S&P 500 / VIX data: rolling Rogers-Satchell over 21 days."""
     plugin = ZeroDteStraddle(fixed={}, broker={"commission_per_contract": 1.0})
-    grid = {"estimator": ["rogers_satchell", "parkinson"], "window": [10, 21],
+    grid = {"rv_estimator": ["rogers_satchell", "parkinson"], "window": [10, 21],
             "forecast": ["rolling", "har"]}
     plugin.prepare({"underlying": sp500, "vix": load_ohlc("builtin:vix")}, grid)
-    params = ZeroDteStraddleParams(estimator="rogers_satchell", window=21)
+    params = ZeroDteStraddleParams(rv_estimator="rogers_satchell", window=21)
     start = pd.Timestamp("2017-03-01", tz="America/New_York")
     end = pd.Timestamp("2017-05-31", tz="America/New_York")
     log = plugin.backtest(params, start, end, cash=100_000.0).daily_log
@@ -266,7 +266,7 @@ def test_zero_dte_model_evaluation_names(
 @pytest.mark.shared_data
 def test_vrp_signalled_rows_match_the_signal_rule(shared_data: Path, chain_store_2019) -> None:
     fixed = {"chain_symbol": "SPX", "root": "SPXW", "rate": 0.024, "entry_z": 0.5,
-             "z_min_periods": 5, "account_risk": 0.10, "stop_loss": 0.5, "profit_target": 0.5,
+             "z_min_periods": 5, "account_risk": 0.10, "stop_loss": 0.5, "take_profit": 0.5,
              "max_contracts": 5}  # the settings of test_vrp_harvest.py
     daily = shared_data / "index/spx_vix_spy_qqq_daily.csv"
     spx = load_ohlc(daily, root="SPX", start="2017-01-01", end="2019-07-31")

@@ -133,7 +133,7 @@ def test_one_risk_reversal_pnl_by_hand_from_the_raw_quotes(shared_data, plugin) 
     split = hedged.info["option_pnl"] + hedged.info["hedge_pnl"] + hedged.info["costs"]
     assert split == pytest.approx(hedged.value.iloc[-1] - 1e6, abs=1e-6)
     assert hedged.info["hedge_pnl"] != 0.0
-    assert hedged.info["rr_trades"].iloc[0]["net_pnl"] == pytest.approx(by_hand, abs=1e-9)
+    assert hedged.info["rr_trades"].iloc[0]["option_pnl"] == pytest.approx(by_hand, abs=1e-9)
 
 
 def test_truncating_the_future_leaves_past_decisions_unchanged(chain_store_2019, spx) -> None:
@@ -144,7 +144,7 @@ def test_truncating_the_future_leaves_past_decisions_unchanged(chain_store_2019,
     ta, tb = full.signal_table(full.base), short.signal_table(short.base)
     pd.testing.assert_frame_equal(ta.loc[tb.index], tb)
     assert np.isfinite(tb["z"]).sum() >= 20
-    p = full.base.model_copy(update={"entry_z": 1.0, "hold_days": 3})
+    p = full.base.model_copy(update={"entry_z": 1.0, "max_hold_days": 3})
     days = full.trading_days()
     a = full.backtest(p, days[0], days[-1], cash=1e6)
     b = short.backtest(p, days[0], tb.index[-1], cash=1e6)
@@ -218,15 +218,16 @@ def test_kill_switch_flattens_options_and_hedge_and_blocks_every_later_entry(
     options = 100 * (ca["bid"] - pa["ask"] - cb["ask"] + pb["bid"]) - 4 * 1.0
     t = res.info["rr_trades"].iloc[0]
     assert (t["exit_date"], t["exit_reason"]) == (b, "kill_switch")
-    assert t["net_pnl"] == pytest.approx(options, abs=1e-9)
+    assert t["option_pnl"] == pytest.approx(options, abs=1e-9)
     # hedge: bought q index units at a's price + 0.05 ($0.005 each), sold at b's price
     stock = fills[fills["event"] == "stock_fill"].set_index("tag")
-    q = int(stock.loc["delta hedge", "quantity"])
+    q = int(stock.loc["rr 2019-06-10", "quantity"])  # tagged with the trade it hedges
     assert q > 0 and int(stock.loc["risk flatten", "quantity"]) == -q
     s_a, s_b = _underlying_last(shared_data, str(a)), _underlying_last(shared_data, str(b))
     assert stock.loc["risk flatten", "price"] == pytest.approx(s_b, abs=1e-9)
     hedge = q * (s_b - (s_a + 0.05)) - 0.005 * q
     assert res.value.iloc[-1] - 1e6 == pytest.approx(options + hedge, abs=1e-6)
+    assert t["net_pnl"] == pytest.approx(options + hedge, abs=1e-6)  # the hedge is its trade's
     assert fills.groupby(["expiration", "strike", "right"])["quantity"].sum().eq(0).all()
     log = res.daily_log.set_index("date")
     blocked = [d for d in later if b <= d < end.date()]
@@ -247,7 +248,8 @@ def test_stop_loss_on_the_hedged_position_by_hand(shared_data, plugin) -> None:
     cb, pb = _raw(shared_data, str(b), exp, kc, "call"), _raw(shared_data, str(b), exp, kp, "put")
     basis = 100 * (ca["bid"] + pa["ask"])
     tight = pl.backtest(plugin.base.model_copy(update={"stop_loss": 0.0045}), start, end, cash=1e6)
-    q = int(tight.trades.query("tag == 'delta hedge'")["quantity"].iloc[0])
+    hedge_fills = tight.trades.query("tag == 'rr 2019-06-10' and event == 'stock_fill'")
+    q = int(hedge_fills["quantity"].iloc[0])  # tagged with the trade it hedges
     s_a, s_b = _underlying_last(shared_data, str(a)), _underlying_last(shared_data, str(b))
     mid_c, mid_p = 0.5 * (cb["bid"] + cb["ask"]), 0.5 * (pb["bid"] + pb["ask"])
     legs = 100 * (ca["bid"] - pa["ask"] - mid_c + mid_p) - 2 * 1.0  # opening commissions paid

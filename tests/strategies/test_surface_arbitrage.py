@@ -40,7 +40,7 @@ FIXED = {
     "max_dte": 45,
     "min_abs_delta": 0.1,
     "delta_hedge": True,
-    "hold_days": 3,
+    "max_hold_days": 3,
 }
 N_FULL, N_SHORT = 9, 7
 

@@ -94,7 +94,7 @@ def test_one_calendar_pnl_by_hand_from_the_raw_quotes(shared_data, plugin) -> No
     plugin_copy.__dict__.update({**plugin.__dict__, "_signals": signals})
     days = plugin.trading_days()
     start, end = days[days.date == a][0], days[days.date == dt.date(2019, 5, 15)][0]
-    params = TermStructureSlopeParams(exit_threshold=0.0, hold_days=5, exit_dte=1)
+    params = TermStructureSlopeParams(exit_threshold=0.0, max_hold_days=5, exit_dte=1)
     res = plugin_copy.backtest(params, start, end, cash=100_000.0)
     trades = res.info["calendar_trades"]
     assert len(trades) == 1
@@ -120,7 +120,7 @@ def test_truncating_the_future_leaves_past_decisions_unchanged(chain_store_2019,
     short.prepare({"underlying": cut, "chains": chain_store_2019}, {})
     common = short.table.index
     pd.testing.assert_frame_equal(full.table.loc[common], short.table)
-    params = TermStructureSlopeParams(entry_threshold=0.005, hold_days=3)
+    params = TermStructureSlopeParams(entry_threshold=0.005, max_hold_days=3)
     days = full.trading_days()
     a = full.backtest(params, days[0], days[-1], cash=100_000.0)
     b = short.backtest(params, days[0], common[-1], cash=100_000.0)
@@ -216,7 +216,7 @@ def test_stop_loss_at_the_premium_by_hand(shared_data, plugin) -> None:
     mids = 0.5 * (q["nb"]["bid"] + q["nb"]["ask"] - q["fb"]["bid"] - q["fb"]["ask"])
     pnl = 100 * mids - basis
     stop = -pnl / basis  # the stop fraction at which 05-13 is exactly at the limit
-    params = TermStructureSlopeParams(hold_days=5, exit_dte=1, stop_loss=0.98 * stop)
+    params = TermStructureSlopeParams(max_hold_days=5, exit_dte=1, stop_loss=0.98 * stop)
     res = pl.backtest(params, start, end, cash=100_000.0)
     ev = res.info["risk_events"].query("kind == 'stop_position'")
     assert len(ev) == 1 and ev.iloc[0]["time"].date() == B

@@ -55,9 +55,9 @@ def plugin(paths, daily, tmp_path_factory: pytest.TempPathFactory) -> VolDisloca
     db = tmp_path_factory.mktemp("vold") / "chains_minute.duckdb"
     with ChainStore(db) as store:
         store.ingest(paths["option_quotes"], "lean-minute")
-    fixed = {"option_quotes": paths["option_quotes"], "index_minute": paths["index_minute"]}
-    plug = VolDislocation(fixed=fixed, broker=BROKER)
-    plug.prepare({"underlying": daily, "chains": ChainStore(db, read_only=True)}, {})
+    plug = VolDislocation(fixed={}, broker=BROKER)
+    files = {k: Path(paths[k]) for k in ("option_quotes", "index_minute")}
+    plug.prepare({"underlying": daily, "chains": ChainStore(db, read_only=True), **files}, {})
     return plug
 
 

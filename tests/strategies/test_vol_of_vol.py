@@ -196,9 +196,9 @@ def test_one_straddle_pnl_by_hand_from_the_raw_quotes(shared_data: Path, full_ru
     by_hand = n * 100 * (exit_["bid"].sum() - premium) - 4 * n * 1.0
     assert t["option_pnl"] == pytest.approx(by_hand, abs=1e-6)
     assert t["commissions"] == pytest.approx(4 * n * 1.0)
-    if t["exit_reason"] == "profit_target":  # the rule held at the exit day's raw mids
+    if t["exit_reason"] == "take_profit":  # the rule held at the exit day's raw mids
         mid = ((exit_["bid"] + exit_["ask"]) / 2).sum()
-        assert mid / premium - 1 >= FIXED.get("profit_target", 0.5)
+        assert mid / premium - 1 >= FIXED.get("take_profit", 0.5)
     # hedged P&L: option + hedge + hedge costs; the breakdown adds up to the account's change
     assert t["net_pnl"] == pytest.approx(t["option_pnl"] + t["hedge_pnl"] + t["hedge_costs"])
     assert t["hedge_pnl"] != 0.0 and t["hedge_costs"] < 0.0

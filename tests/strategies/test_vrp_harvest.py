@@ -32,7 +32,7 @@ FIXED = {
     "z_min_periods": 5,
     "account_risk": 0.10,
     "stop_loss": 0.5,
-    "profit_target": 0.5,
+    "take_profit": 0.5,
     "max_contracts": 5,
 }
 BROKER = {"commission_per_contract": 1.0, "slippage_spread_fraction": 0.5}
@@ -140,7 +140,7 @@ def test_one_trade_pnl_by_hand(full_run, shared_data: Path) -> None:
     traded = log[log["status"] == "traded"]
     assert len(traded) >= 1
     t = traded.iloc[0]
-    assert t["exit_reason"] in ("profit_target", "stop_loss", "dte", "window_end")
+    assert t["exit_reason"] in ("take_profit", "stop_loss", "dte", "window_end")
     strike = float(t["strikes"].split("C/")[0])
     n = int(t["contracts"])
     assert n >= 1
@@ -160,8 +160,8 @@ def test_one_trade_pnl_by_hand(full_run, shared_data: Path) -> None:
     assert t["net_pnl"] == pytest.approx(pnl, abs=1e-6)
     # the exit rule held at the exit-day mids (profit target / stop on credit) unless DTE / window
     mid_pnl = credit - ((exit_["bid"] + exit_["ask"]) / 2).sum()
-    if t["exit_reason"] == "profit_target":
-        assert mid_pnl >= FIXED["profit_target"] * credit
+    if t["exit_reason"] == "take_profit":
+        assert mid_pnl >= FIXED["take_profit"] * credit
     elif t["exit_reason"] == "stop_loss":
         assert -mid_pnl >= FIXED["stop_loss"] * credit
 

@@ -20,7 +20,7 @@ START, END = (
     pd.Timestamp("2016-12-30", tz="America/New_York"),
 )
 GRID = {
-    "estimator": ["rogers_satchell", "parkinson"],
+    "rv_estimator": ["rogers_satchell", "parkinson"],
     "window": [10, 21],
     "forecast": ["rolling", "har"],
 }
@@ -39,7 +39,7 @@ def plugin(sp500: pd.DataFrame) -> ZeroDteStraddle:
 
 
 PARAMS = ZeroDteStraddleParams(
-    estimator="rogers_satchell", window=21, short_threshold=0.2, long_threshold=0.05
+    rv_estimator="rogers_satchell", window=21, short_threshold=0.2, long_threshold=0.05
 )
 
 
@@ -111,7 +111,8 @@ def test_truncating_the_future_leaves_past_decisions_unchanged(sp500: pd.DataFra
     cut = pd.Timestamp("2016-08-31", tz="America/New_York")
     full = make_plugin(sp500)
     short = make_plugin(sp500.loc[:cut])
-    for params in (PARAMS, PARAMS.model_copy(update={"forecast": "har", "estimator": "parkinson"})):
+    har = PARAMS.model_copy(update={"forecast": "har", "rv_estimator": "parkinson"})
+    for params in (PARAMS, har):
         a = full.backtest(params, START, END, cash=100_000.0).daily_log
         b = short.backtest(params, START, cut, cash=100_000.0).daily_log
         a = a[a["date"] <= cut.date()].reset_index(drop=True)
@@ -146,7 +147,7 @@ def test_same_params_same_result(plugin: ZeroDteStraddle) -> None:
 
 def test_thresholds_and_sides() -> None:
     with pytest.raises(ValueError, match="yang_zhang has none"):
-        ZeroDteStraddleParams(forecast="har", estimator="yang_zhang")
+        ZeroDteStraddleParams(forecast="har", rv_estimator="yang_zhang")
 
 
 def test_no_trade_when_sides_disabled(plugin: ZeroDteStraddle) -> None:
