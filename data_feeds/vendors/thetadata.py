@@ -182,7 +182,8 @@ class ThetaTerminalClient:
         return body, (resp.headers.get("Next-Page") or "").strip()
 
     def _page(self, url: str, params: dict[str, Any] | None, what: str) -> tuple[bytes, str]:
-        cache_path = urlparse(url).path
+        u = urlparse(url)
+        cache_path = u.path + (f"?{u.query}" if u.query else "")  # a next page: its own query
         if self.cache is not None:
             hit = self.cache.get(VENDOR, cache_path, params)
             if hit is not None:
