@@ -32,11 +32,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from data_feeds.calendar import nyse_sessions
 from data_feeds.chain_ingest import FIELDS, ChainIngestConfig, GenericLayout, IngestReport
@@ -559,3 +560,278 @@ def rich_progress(total: int, label: str) -> Iterator[Callable[[DayResult, int, 
             )
 
         yield on_day
+
+
+# -- daily update --------------------------------------------------------------------------------
+class VendorSettings(BaseModel):
+    """Connection settings of one vendor in ``update.toml``.
+
+    Parameters
+    ----------
+    base_url : str, optional
+        Terminal / API address (default: the vendor's).
+    concurrency : int
+        Requests in flight (Theta: the subscription's concurrent-request limit).
+    timeout : float
+        Seconds.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = None
+    concurrency: int = Field(default=2, ge=1, le=64)
+    timeout: float = Field(default=60.0, gt=0)
+
+
+class UpdateConfig(BaseModel):
+    """``volsuite update --config update.toml`` (see ``experiments/update.example.toml``).
+
+    Parameters
+    ----------
+    vendor : {'thetadata', 'massive'}
+    roots : list of str
+        Option roots to fetch (``SPXW``, ``SPX``, ``SPY``).
+    db : pathlib.Path
+        Chain store.
+    cache : pathlib.Path
+        Cache directory (raw responses, staging files, job state).
+    model : str
+        Surface model fitted (``svi`` ...).
+    bars_lookback_days : int
+        Calendar days of underlying bars re-fetched each run (fills gaps; idempotent).
+    thetadata, massive : VendorSettings
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    vendor: Literal["thetadata", "massive"]
+    roots: list[str] = Field(min_length=1)
+    db: Path = Path("results/chains.duckdb")
+    cache: Path = Path("results/vendor_cache")
+    model: str = "svi"
+    bars_lookback_days: int = Field(default=10, ge=1)
+    thetadata: VendorSettings = Field(default_factory=lambda: VendorSettings(concurrency=2))
+    massive: VendorSettings = Field(default_factory=lambda: VendorSettings(concurrency=4))
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> UpdateConfig:
+        """Read and validate ``path``.
+
+        Raises
+        ------
+        DataSourceError
+            Missing file or invalid TOML.
+        DataValidationError
+            Unknown key / wrong value (names the file and the field).
+        """
+        import tomllib
+
+        from data_feeds.errors import DataValidationError
+
+        p = Path(path)
+        if not p.is_file():
+            raise DataSourceError(f"{p}: update config not found")
+        try:
+            data = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise DataSourceError(f"{p}: not valid TOML ({exc})") from exc
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+            raise DataValidationError(str(p), f"{loc}: {err['msg']}", field=loc) from exc
+
+
+def make_client(
+    vendor: str,
+    *,
+    cache_dir: Path | None,
+    base_url: str | None = None,
+    concurrency: int | None = None,
+    timeout: float | None = None,
+) -> ChainSource:
+    """A vendor client with a raw cache under ``cache_dir`` (None: no cache).
+
+    Raises
+    ------
+    DataSourceError
+        Unknown vendor; Massive without ``MASSIVE_API_KEY``.
+    """
+    from data_feeds.vendors.cache import RawCache
+
+    cache = RawCache(cache_dir) if cache_dir is not None else None
+    if vendor == "thetadata":
+        from data_feeds.vendors.thetadata import DEFAULT_BASE_URL, ThetaTerminalClient
+
+        return ThetaTerminalClient(
+            base_url or DEFAULT_BASE_URL,
+            concurrency=concurrency or 2,
+            timeout=timeout or 60.0,
+            cache=cache,
+        )
+    if vendor == "massive":
+        from data_feeds.vendors.massive_client import DEFAULT_BASE_URL as MASSIVE_URL
+        from data_feeds.vendors.massive_client import MassiveChainClient
+
+        return MassiveChainClient(
+            base_url=base_url or MASSIVE_URL,
+            concurrency=concurrency or 4,
+            timeout=timeout or 30.0,
+            cache=cache,
+        )
+    raise DataSourceError(f"unknown vendor {vendor!r}; expected thetadata or massive")
+
+
+@dataclass
+class QualityLine:
+    """The data-quality line of one root after an update.
+
+    Attributes
+    ----------
+    root : str
+    day : datetime.date
+    status : str
+        The day's :class:`DayResult` status.
+    quotes : int
+        Valid quotes stored for the day.
+    quarantined : int
+    missing_expiries : int
+    fit_rmse : float
+        Median over the day's fitted expiries of ``fitted_surfaces.rmse`` (implied-vol RMSE,
+        decimal vol); NaN when nothing was fitted.
+    fitted_expiries : int
+    error : str
+    """
+
+    root: str
+    day: dt.date
+    status: str
+    quotes: int
+    quarantined: int
+    missing_expiries: int
+    fit_rmse: float
+    fitted_expiries: int
+    error: str = ""
+
+    def text(self) -> str:
+        """``SPXW 2026-12-04 stored: quotes 14,012, quarantined 3, missing expiries 0, fit
+        RMSE 0.0042 (38 expiries)``."""
+        rmse = "n/a" if self.fit_rmse != self.fit_rmse else f"{self.fit_rmse:.4f}"
+        line = (
+            f"{self.root} {self.day:%Y-%m-%d} {self.status}: quotes {self.quotes:,}, quarantined "
+            f"{self.quarantined:,}, missing expiries {self.missing_expiries}, fit RMSE {rmse} "
+            f"({self.fitted_expiries} expiries)"
+        )
+        return line + (f" -- {self.error}" if self.error else "")
+
+
+def previous_session(today: dt.date) -> dt.date:
+    """The last NYSE session strictly before ``today`` ("yesterday's chains")."""
+    days = sessions_between(today - dt.timedelta(days=10), today - dt.timedelta(days=1))
+    return days[-1]
+
+
+def run_update(
+    cfg: UpdateConfig,
+    day: dt.date | None = None,
+    *,
+    client: ChainSource | None = None,
+    echo: Callable[[str], None] = print,
+) -> list[QualityLine]:
+    """Fetch one session's chains and bars, fit surfaces, fill RV/VRP, report quality.
+
+    Steps: (1) :func:`backfill_chains` of every configured root for ``day``; (2)
+    :func:`backfill_underlying` of each root's underlying over the last ``bars_lookback_days``;
+    (3) :func:`experiments.surface_jobs.fit_surfaces` for ``day``; (4)
+    ``store_realized_volatility`` and ``store_vrp_metrics``; (5) one :class:`QualityLine` per
+    root, echoed.
+
+    Parameters
+    ----------
+    cfg : UpdateConfig
+    day : datetime.date, optional
+        Default: the session before today (ET).
+    client : ChainSource, optional
+        Default: :func:`make_client` from ``cfg`` (tests pass one bound to a fake).
+    echo : callable
+        Receives each line.
+
+    Returns
+    -------
+    list of QualityLine
+    """
+    from data_feeds.contracts import underlying_of
+    from experiments.surface_jobs import fit_surfaces, store_realized_volatility, store_vrp_metrics
+
+    if day is None:
+        today = pd.Timestamp.now(tz="America/New_York").date()
+        day = previous_session(today)
+    settings = cfg.thetadata if cfg.vendor == "thetadata" else cfg.massive
+    if client is None:
+        client = make_client(
+            cfg.vendor,
+            cache_dir=cfg.cache,
+            base_url=settings.base_url,
+            concurrency=settings.concurrency,
+            timeout=settings.timeout,
+        )
+    cfg.db.parent.mkdir(parents=True, exist_ok=True)
+    lines: list[QualityLine] = []
+    with ChainStore(cfg.db) as store:
+        results: dict[str, DayResult] = {}
+        for root in cfg.roots:
+            rep = backfill_chains(client, store, root, day, day, cache_dir=cfg.cache)
+            results[root.upper()] = rep.days[0] if rep.days else DayResult(day, "no session")
+        unds = sorted({underlying_of(r) for r in cfg.roots})
+        fits: dict[str, tuple[float, int]] = {}
+        for und in unds:
+            lo = day - dt.timedelta(days=cfg.bars_lookback_days)
+            try:
+                backfill_underlying(client, store, und, lo, day)
+            except DataSourceError as exc:
+                echo(f"{und}: bars not updated -- {exc}")
+            roots = [r.upper() for r in cfg.roots if underlying_of(r) == und]
+            try:
+                fit_surfaces(store, day, cfg.model, underlying=und, roots=roots)
+                store_realized_volatility(store, und)
+                store_vrp_metrics(store, und, cfg.model)
+            except DataSourceError as exc:
+                echo(f"{und}: surfaces/RV/VRP not updated -- {exc}")
+            for r in roots:
+                row = store.connection.execute(
+                    "SELECT median(rmse), count(*) FROM fitted_surfaces WHERE underlying = ? "
+                    "AND quote_date = ? AND model_type = ? AND symbol = ?",
+                    [und, day, cfg.model.upper(), r],
+                ).fetchone()
+                fits[r] = (
+                    float(row[0]) if row and row[0] is not None else float("nan"),
+                    int(row[1]) if row else 0,
+                )
+        for root in cfg.roots:
+            r = root.upper()
+            res = results[r]
+            quotes = store.connection.execute(
+                "SELECT count(*) FROM raw_options_chains WHERE root = ? AND quote_date = ?",
+                [r, day],
+            ).fetchone()[0]
+            quar = store.connection.execute(
+                "SELECT count(*) FROM quarantined_quotes q JOIN chain_partitions p USING "
+                "(partition_key) WHERE p.root = ? AND p.quote_date = ?",
+                [r, day],
+            ).fetchone()[0]
+            rmse, n_fit = fits.get(r, (float("nan"), 0))
+            line = QualityLine(
+                r,
+                day,
+                res.status,
+                int(quotes),
+                int(quar),
+                max(res.missing_expiries, 0),
+                rmse,
+                n_fit,
+                res.error,
+            )
+            echo(line.text())
+            lines.append(line)
+    return lines

@@ -460,7 +460,8 @@ class FakeMassive(FakeServer):
             sel = self.rows[self.rows["ticker"] == ticker]
             results = []
             for r in sel.itertuples():
-                ts = pd.Timestamp.combine(r.quotedate, dt.time(15, 45)).tz_localize(ET).value
+                snap = dt.time(12, 45) if r.quotedate == dt.date(2019, 7, 3) else dt.time(15, 45)
+                ts = pd.Timestamp.combine(r.quotedate, snap).tz_localize(ET).value
                 if gte <= ts <= lte and not empty:
                     results.append(
                         {
