@@ -482,6 +482,9 @@ def _register_plugins() -> None:
     from experiments.summary import register as register_summary  # volsuite summary
 
     register_summary(app)
+    from experiments.cli_fetch import register as register_fetch  # volsuite fetch / update
+
+    register_fetch(app)
 
 
 _register_plugins()

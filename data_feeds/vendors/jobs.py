@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -799,11 +800,14 @@ def run_update(
             except DataSourceError as exc:
                 echo(f"{und}: surfaces/RV/VRP not updated -- {exc}")
             for r in roots:
-                row = store.connection.execute(
-                    "SELECT median(rmse), count(*) FROM fitted_surfaces WHERE underlying = ? "
-                    "AND quote_date = ? AND model_type = ? AND symbol = ?",
-                    [und, day, cfg.model.upper(), r],
-                ).fetchone()
+                try:
+                    row = store.connection.execute(
+                        "SELECT median(rmse), count(*) FROM fitted_surfaces WHERE underlying = ? "
+                        "AND quote_date = ? AND model_type = ? AND symbol = ?",
+                        [und, day, cfg.model.upper(), r],
+                    ).fetchone()
+                except duckdb.Error:  # no fit ever stored: the table has no 'underlying' yet
+                    row = None
                 fits[r] = (
                     float(row[0]) if row and row[0] is not None else float("nan"),
                     int(row[1]) if row else 0,

@@ -179,6 +179,7 @@ class MassiveChainClient:
         self.cache = cache
         self.page_limit = page_limit
         self._lock = threading.Lock()
+        self._sem = threading.BoundedSemaphore(concurrency)
         self.requests_sent = 0
         self._contracts: dict[tuple[str, dt.date], list[Any]] = {}
 
@@ -193,7 +194,8 @@ class MassiveChainClient:
         with self._lock:
             self.requests_sent += 1
         try:
-            resp = getattr(self._rest, method)(**kwargs, raw=True)
+            with self._sem:
+                resp = getattr(self._rest, method)(**kwargs, raw=True)
         except BadResponse as exc:
             last = self._guard.last_response()
             status = int(last.status) if last is not None else 0
@@ -225,8 +227,12 @@ class MassiveChainClient:
             raise DataSourceError(f"{what}: error response {str(obj)[:200]}")
         return body
 
-    def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
-        """One request through the official client, cached, retried; the decoded JSON."""
+    def _call(self, method: str, cache_empty: bool = True, **kwargs: Any) -> dict[str, Any]:
+        """One request through the official client, cached, retried; the decoded JSON.
+
+        ``cache_empty=False``: an answer without results is not cached (the contracts listing:
+        a day the vendor has nothing for is asked again next run); a contract's empty quote or
+        bar list is a real answer (no trade that day) and is cached."""
         what = f"massive {urlparse(self.base_url).netloc} {method}"
         if self.cache is not None:
             hit = self.cache.get(VENDOR, method, kwargs)
@@ -234,7 +240,7 @@ class MassiveChainClient:
                 return json.loads(hit.body)
         body = self.retry.call(lambda: self._send(method, kwargs, what), what)
         obj = json.loads(body)
-        if self.cache is not None and obj.get("results"):
+        if self.cache is not None and (cache_empty or obj.get("results")):
             self.cache.put(VENDOR, method, kwargs, body)
         return obj
 
@@ -266,7 +272,7 @@ class MassiveChainClient:
             }
             if cursor:
                 kwargs["params"] = {"cursor": cursor}
-            obj = self._call("list_options_contracts", **kwargs)
+            obj = self._call("list_options_contracts", cache_empty=False, **kwargs)
             for r in obj.get("results", []):
                 c = OptionsContract.from_dict(r)
                 if c.ticker and pat.match(c.ticker):
