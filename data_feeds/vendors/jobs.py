@@ -839,3 +839,77 @@ def run_update(
             echo(line.text())
             lines.append(line)
     return lines
+
+
+# -- backfill time estimate ------------------------------------------------------------------------
+THETA_P90_SECONDS = {"greeks_eod": 0.820, "open_interest": 1.191}
+"""p90 request durations the Theta v3 OpenAPI spec publishes (``x-concurrent-limit-ttl-ms`` of
+``/option/history/greeks/eod`` and ``/option/history/open_interest``, 30 days to 2026-07-08)."""
+
+MASSIVE_FREE_PER_MINUTE = 5
+"""Massive free tier: 5 requests a minute (massive.com knowledge base, "What is the request limit
+for Massive's RESTful APIs?")."""
+
+MASSIVE_PAID_PER_SECOND = 100.0
+"""Paid Massive plans have no hard limit; Massive recommends staying under 100 requests a
+second (same article)."""
+
+
+def requests_per_date(vendor: str, contracts: int, page_limit: int = 1000) -> int:
+    """HTTP requests an EOD chain of one date costs.
+
+    Theta: 2 (greeks EOD + open interest, both ``expiration=*``). Massive:
+    ``ceil(contracts / page_limit)`` listing pages + one quote and one daily bar per contract +
+    one underlying bar.
+
+    Raises
+    ------
+    DataSourceError
+        Unknown vendor.
+    """
+    if vendor == "thetadata":
+        return 2
+    if vendor == "massive":
+        return -(-contracts // page_limit) + 2 * contracts + 1
+    raise DataSourceError(f"unknown vendor {vendor!r}")
+
+
+def estimate_backfill_seconds(
+    vendor: str,
+    sessions: int,
+    contracts: int,
+    *,
+    concurrency: int = 1,
+    plan: str = "paid",
+) -> float:
+    """Lower-bound wall time (seconds) of an EOD backfill from the vendors' documented limits.
+
+    Theta Data (no request-rate limit on paid plans; a concurrent-request limit): ``sessions x
+    (p90 greeks EOD + p90 open interest) / concurrency`` (:data:`THETA_P90_SECONDS`); on the
+    free plan also at most 20 requests a minute. Massive: ``sessions x`` :func:`requests_per_date`
+    at 100 requests/s (paid, the recommended ceiling) or 5 a minute (free). Ingest time and the
+    size of whole-chain responses are not included (a lower bound).
+
+    Parameters
+    ----------
+    vendor : {'thetadata', 'massive'}
+    sessions : int
+        Quote dates (252 in a year).
+    contracts : int
+        Contracts listed per date (SPXW 2019: median 10,098 in the shipped data).
+    concurrency : int
+        Theta: concurrent requests of the plan (1 free, 2 value, 4 standard, 8 pro).
+    plan : {'paid', 'free'}
+
+    Returns
+    -------
+    float
+        Seconds.
+    """
+    n_req = sessions * requests_per_date(vendor, contracts)
+    if vendor == "thetadata":
+        work = sessions * sum(THETA_P90_SECONDS.values()) / concurrency
+        return max(work, n_req / (20 / 60)) if plan == "free" else work
+    if plan == "free":
+        return n_req / (MASSIVE_FREE_PER_MINUTE / 60)
+    return n_req / MASSIVE_PAID_PER_SECOND
