@@ -195,7 +195,9 @@ class MassiveChainClient:
             self.requests_sent += 1
         try:
             with self._sem:
-                resp = getattr(self._rest, method)(**kwargs, raw=True)
+                # the official client adds every query value to a passed ``params`` dict: a copy
+                args = {k: dict(v) if isinstance(v, dict) else v for k, v in kwargs.items()}
+                resp = getattr(self._rest, method)(**args, raw=True)
         except BadResponse as exc:
             last = self._guard.last_response()
             status = int(last.status) if last is not None else 0
