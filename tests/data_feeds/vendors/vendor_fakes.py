@@ -60,10 +60,12 @@ THETA_EOD_HEADER = (
 ).split(",")
 
 
-def source_rows(shared: Path, days: list[dt.date], root: str = "SPXW") -> pd.DataFrame:
+def source_rows(
+    shared: Path, days: list[dt.date], root: str = "SPXW", n_strikes: int = 4
+) -> pd.DataFrame:
     """The served subset of the 2019 chains: per quote date, ``root``'s 3 nearest expiries and,
-    per expiry, the 4 strikes nearest the snapshot's index level, calls and puts (24 rows/day,
-    fewer when an expiry lists fewer strikes)."""
+    per expiry, the ``n_strikes`` strikes nearest the snapshot's index level, calls and puts
+    (24 rows/day with 4 strikes, fewer when an expiry lists fewer strikes)."""
     df = pd.read_parquet(shared / CHAINS)
     df = df[(df["root"] == root) & df["quotedate"].dt.date.isin(days)].copy()
     df["quotedate"] = df["quotedate"].dt.date
@@ -74,7 +76,7 @@ def source_rows(shared: Path, days: list[dt.date], root: str = "SPXW") -> pd.Dat
         for e in exps:
             ge = g[g["expiration"] == e]
             spot = float(ge["underlying_last"].iloc[0])
-            strikes = sorted(ge["strike"].unique(), key=lambda k: (abs(k - spot), k))[:4]
+            strikes = sorted(ge["strike"].unique(), key=lambda k: (abs(k - spot), k))[:n_strikes]
             keep.append(ge[ge["strike"].isin(strikes)])
     out = pd.concat(keep).sort_values(["quotedate", "expiration", "strike", "type"])
     return out.reset_index(drop=True)
@@ -130,6 +132,7 @@ class FakeServer:
     def __init__(self, timeout_sleep: float = 1.5) -> None:
         self.faults: list[Fault] = []
         self.log: list[Logged] = []
+        self.delays: dict[str, float] = {}  # path substring -> seconds slept before answering
         self.timeout_sleep = timeout_sleep
         self._lock = threading.Lock()
         outer = self
@@ -180,6 +183,9 @@ class FakeServer:
         query = {k: v[-1] for k, v in parse_qs(u.query, keep_blank_values=True).items()}
         with self._lock:
             self.log.append(Logged(u.path, query, dict(h.headers.items()), h.headers["Host"]))
+        for part, secs in self.delays.items():
+            if part in u.path:
+                time.sleep(secs)
         fault = self._fault(u.path, query)
         if fault is not None and fault.kind != "empty":
             self._send_fault(h, fault, u.path, query)
