@@ -253,3 +253,58 @@ def test_underlying_bars(theta: FakeThetaTerminal, spx_bars: pd.DataFrame, tmp_p
         np.testing.assert_array_equal(ohlc["high"].to_numpy(), want["High"].to_numpy(float))
         rep2 = backfill_underlying(client(theta, None), store, "SPX", START, END)
         assert rep2.unchanged == 10
+
+
+def test_minute_chain_matches_the_shipped_minute_bars(
+    shared_data: Path, spx_bars: pd.DataFrame, tmp_path: Path
+) -> None:
+    """``--interval 1m``: Theta's interval quotes (last NBBO at each minute) built from the
+    shipped Lean minute bars of SPXW on 2021-01-04; crossed bars are quarantined, the rest stored
+    at bar start + 1 minute with the bar's closing bid/ask."""
+    from vendor_fakes import minute_rows
+
+    mins = minute_rows(shared_data)
+    day = dt.date(2021, 1, 4)
+    want = mins[(mins["root"] == "SPXW") & (mins["date"] == day)].copy()
+    fake = FakeThetaTerminal(want.iloc[:0], spx_bars, minutes=mins)  # no EOD rows
+    try:
+        with ChainStore(tmp_path / "m.duckdb") as store:
+            rep = backfill_chains(
+                client(fake, None), store, "SPXW", day, day, cache_dir=tmp_path / "c", interval="1m"
+            )
+            got = store.connection.execute(
+                "SELECT expiration_date, strike, option_type, quote_time, bid, ask "
+                "FROM raw_options_chains"
+            ).df()
+            quar = store.quarantine()
+    finally:
+        fake.close()
+    bid = want["bid_close"].fillna(0.0)  # no bid (size 0) is a 0 bid
+    crossed = int((bid > want["ask_close"]).sum())
+    assert rep.days[0].status == "stored" and rep.rows == len(want)
+    assert len(quar) == crossed and set(quar["reason"]) <= {"crossed quote"}
+    assert len(got) == len(want) - crossed
+    w = want.assign(bid=bid)[bid <= want["ask_close"]]
+    w_key = sorted(
+        zip(
+            w["expiration"],
+            w["strike"],
+            w["right"],
+            [(dt.datetime.combine(day, t) + dt.timedelta(minutes=1)).time() for t in w["time_et"]],
+            w["bid"],
+            w["ask_close"],
+            strict=True,
+        )
+    )
+    g_key = sorted(
+        zip(
+            pd.to_datetime(got["expiration_date"]).dt.date,
+            got["strike"],
+            got["option_type"],
+            got["quote_time"],
+            got["bid"],
+            got["ask"],
+            strict=True,
+        )
+    )
+    assert g_key == w_key

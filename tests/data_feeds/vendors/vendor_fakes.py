@@ -82,6 +82,15 @@ def source_rows(
     return out.reset_index(drop=True)
 
 
+def minute_rows(shared: Path) -> pd.DataFrame:
+    """The shipped Lean minute bid/ask bars (dates, times and expirations parsed)."""
+    df = pd.read_csv(shared / "options" / "spx_spxw_spy_option_minute_quotes.csv.gz")
+    df["date"] = pd.to_datetime(df["date"]).dt.date
+    df["expiration"] = pd.to_datetime(df["expiration"]).dt.date
+    df["time_et"] = pd.to_datetime(df["time_et"], format="%H:%M").dt.time
+    return df
+
+
 def index_bars(shared: Path, symbol: str = "SPX") -> pd.DataFrame:
     """Daily OHLC of ``symbol`` from the shipped index file (index: date)."""
     df = pd.read_csv(shared / INDEX)
@@ -274,10 +283,12 @@ class FakeThetaTerminal(FakeServer):
         bars: pd.DataFrame,
         page_rows: int | None = None,
         timeout_sleep: float = 1.5,
+        minutes: pd.DataFrame | None = None,
     ) -> None:
         self.rows = rows
         self.bars = bars
         self.page_rows = page_rows
+        self.minutes = minutes  # Lean minute bars (minute_rows) for /option/history/quote
         super().__init__(timeout_sleep)
 
     @staticmethod
@@ -335,6 +346,27 @@ class FakeThetaTerminal(FakeServer):
             )
             header = ["symbol", "expiration", "strike", "right", "timestamp", "open_interest"]
             return 200, "text/csv", self._csv(header, lines), {}
+        if path == "/v3/option/history/quote" and self.minutes is not None:
+            day = dt.datetime.strptime(query["date"], "%Y%m%d").date()
+            m = self.minutes
+            sel = m[(m["root"] == sym) & (m["date"] == day)]
+            header = [
+                "symbol",
+                "expiration",
+                "strike",
+                "right",
+                "timestamp",
+                "bid_size",
+                "bid_exchange",
+                "bid",
+                "bid_condition",
+                "ask_size",
+                "ask_exchange",
+                "ask",
+                "ask_condition",
+            ]
+            lines = [] if empty else [self._quote_line(r) for r in sel.itertuples()]
+            return 200, "text/csv", self._csv(header, lines), {}
         if path == "/v3/index/history/eod":
             lo = dt.datetime.strptime(query["start_date"], "%Y%m%d").date()
             hi = dt.datetime.strptime(query["end_date"], "%Y%m%d").date()
@@ -384,6 +416,28 @@ class FakeThetaTerminal(FakeServer):
             )
             return 200, "text/csv", self._csv(header, lines), {}
         return 404, "text/plain", b"No such endpoint", {}
+
+    @staticmethod
+    def _quote_line(r: Any) -> list[str]:
+        """A Lean bar as Theta's interval quote: the last NBBO at the bar's end (start + 1 min);
+        no bid (empty bid_close, size 0) is Theta's ``0.00`` bid with size 0."""
+        stamp = (pd.Timestamp.combine(r.date, r.time_et) + pd.Timedelta(minutes=1)).isoformat()
+        bid = "0.00" if r.bid_close != r.bid_close else _f(float(r.bid_close))
+        return [
+            r.root,
+            r.expiration.isoformat(),
+            f"{r.strike:.3f}",
+            "CALL" if r.right == "C" else "PUT",
+            stamp,
+            _f(int(r.bid_size)),
+            "",
+            bid,
+            "",
+            _f(int(r.ask_size)),
+            "",
+            _f(float(r.ask_close)),
+            "",
+        ]
 
     @staticmethod
     def _eod_line(r: Any) -> list[str]:
