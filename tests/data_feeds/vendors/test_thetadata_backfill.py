@@ -308,3 +308,34 @@ def test_minute_chain_matches_the_shipped_minute_bars(
         )
     )
     assert g_key == w_key
+
+
+def test_a_half_day_never_silently_replaces_a_stored_day(
+    theta: FakeThetaTerminal, src: pd.DataFrame, tmp_path: Path
+) -> None:
+    """The vendor later serves only half of a stored day's rows: refused (reported ``failed``,
+    store unchanged) unless replace_dates, which then stores exactly the half."""
+    day = DAYS[3]
+    with ChainStore(tmp_path / "s.duckdb") as store:
+        backfill_chains(client(theta, None), store, "SPXW", START, END, cache_dir=tmp_path / "c")
+        before = stored(store)
+        theta.faults = [Fault("half", "/greeks/eod", {"start_date": f"{day:%Y%m%d}"}, times=-1)]
+        rep = backfill_chains(
+            client(theta, None), store, "SPXW", day, day, cache_dir=tmp_path / "c"
+        )
+        assert rep.days[0].status == "failed" and "refusing to replace" in rep.days[0].error
+        pd.testing.assert_frame_equal(before, stored(store))
+        rep2 = backfill_chains(
+            client(theta, None),
+            store,
+            "SPXW",
+            day,
+            day,
+            cache_dir=tmp_path / "c",
+            replace_dates=True,
+        )
+        assert rep2.days[0].status == "replaced"
+        n_day = int((src["quotedate"] == day).sum())
+        got = stored(store)
+        assert int((pd.to_datetime(got["quote_date"]).dt.date == day).sum()) == n_day // 2
+        assert len(got) == len(src) - (n_day - n_day // 2)

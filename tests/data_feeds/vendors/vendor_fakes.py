@@ -105,7 +105,9 @@ class Fault:
 
     Parameters
     ----------
-    kind : {'429', '500', 'timeout', 'truncated', 'bad_json', 'empty', 'redirect'}
+    kind : {'429', '500', 'timeout', 'truncated', 'bad_json', 'empty', 'half', 'redirect'}
+        ``half``: a complete, valid CSV answer holding only the first half of the rows (a
+        vendor's partial day).
     path : str
         Substring of the request path.
     query : dict
@@ -196,10 +198,15 @@ class FakeServer:
             if part in u.path:
                 time.sleep(secs)
         fault = self._fault(u.path, query)
-        if fault is not None and fault.kind != "empty":
+        if fault is not None and fault.kind not in ("empty", "half"):
             self._send_fault(h, fault, u.path, query)
             return
-        status, ctype, body, headers = self.route(u.path, query, empty=fault is not None)
+        empty = fault is not None and fault.kind == "empty"
+        status, ctype, body, headers = self.route(u.path, query, empty=empty)
+        if fault is not None and fault.kind == "half":  # a CSV day with half its rows
+            lines = body.split(b"\r\n")[:-1]
+            keep = lines[: 1 + (len(lines) - 1) // 2]
+            body = b"\r\n".join(keep) + b"\r\n"
         self._send(h, status, ctype, body, headers)
 
     def _send(
