@@ -326,6 +326,8 @@ class ThetaTerminalClient:
         q = self.option_quotes(root, day, interval)
         if q.empty:
             return _empty_chain()
+        if "timestamp" not in q.columns:
+            raise DataSourceError(f"thetadata {root} {day}: quote response has no 'timestamp'")
         ts = pd.to_datetime(q["timestamp"], format="ISO8601")
         out = _base_frame(q, root, day)
         out["quote_time"] = ts.dt.time.to_numpy()
@@ -382,7 +384,15 @@ def _num(df: pd.DataFrame, col: str) -> np.ndarray:
     return pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
 
 
+_NEEDED = ("expiration", "strike", "right", "bid", "ask")
+
+
 def _base_frame(raw: pd.DataFrame, root: str, day: dt.date) -> pd.DataFrame:
+    missing = [c for c in _NEEDED if c not in raw.columns]
+    if missing:
+        raise DataSourceError(
+            f"thetadata {root} {day}: response lacks column(s) {missing}; got {list(raw.columns)}"
+        )
     out = pd.DataFrame(index=range(len(raw)))
     out["underlying"] = underlying_of(root)
     out["root"] = root.upper()
