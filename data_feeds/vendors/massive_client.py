@@ -304,15 +304,7 @@ class MassiveChainClient:
             limit=1,
         )
         res = obj.get("results") or []
-        if not res:
-            return None
-        try:
-            return Quote.from_dict(res[0])
-        except TypeError as exc:  # the official model takes only the fields it knows
-            raise DataSourceError(
-                f"massive quote of {ticker} on {day}: not a Quote the official client reads "
-                f"({exc}); fields {sorted(res[0])}"
-            ) from exc
+        return Quote.from_dict(res[0]) if res else None
 
     def daily_aggs(self, ticker: str, start: dt.date, end: dt.date) -> list[Any]:
         """Daily bars of ``ticker`` (``massive`` ``Agg``; ``timestamp`` ms at the bar start)."""

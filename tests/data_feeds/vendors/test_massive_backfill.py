@@ -252,3 +252,23 @@ def test_straddle_bounds_contain_the_true_high_and_low() -> None:
         assert b["low_min"] - 1e-12 <= st.min() <= b["low_max"] + 1e-12
         tight_high += st.max() < b["high_max"] - 1e-9
     assert tight_high > 100  # summing the highs overstates the straddle's high most days
+
+
+def test_a_quote_without_a_bid_is_quarantined_not_dropped(
+    massive: FakeMassive, src: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A quote whose ``bid_price`` is null (the official model keeps None): every row of the day
+    reaches the store's quarantine with the reason, none is dropped or filled."""
+    massive.extra_quote_fields = {"bid_price": None}
+    day = DAYS[0]
+    with ChainStore(tmp_path / "s.duckdb") as store:
+        rep = backfill_chains(
+            client(massive, None), store, "SPXW", day, day, cache_dir=tmp_path / "c"
+        )
+        n = int((src["quotedate"] == day).sum())
+        assert rep.days[0].rows == n and rep.days[0].quarantined == n
+        q = store.quarantine()
+        assert len(q) == n and set(q["reason"]) == {"missing required field: bid"}
+        assert (
+            store.connection.execute("SELECT count(*) FROM raw_options_chains").fetchone()[0] == 0
+        )

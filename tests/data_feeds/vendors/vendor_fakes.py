@@ -483,6 +483,7 @@ class FakeMassive(FakeServer):
             occ_ticker(r.root, r.expiration, r.type, r.strike) for r in rows.itertuples()
         ]
         self.bars = bars
+        self.extra_quote_fields: dict[str, Any] = {}  # fields the official Quote model lacks
         super().__init__(timeout_sleep)
 
     @staticmethod
@@ -537,6 +538,7 @@ class FakeMassive(FakeServer):
                             "sequence_number": 1,
                             "sip_timestamp": ts,
                             "participant_timestamp": ts,
+                            **self.extra_quote_fields,
                         }
                     )
             results = sorted(results, key=lambda q: -q["sip_timestamp"])[:1]
