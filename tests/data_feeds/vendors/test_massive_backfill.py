@@ -160,15 +160,20 @@ def test_survives_every_fault(
         Fault("bad_json", "/contracts", {"as_of": DAYS[8].isoformat()}),
         Fault("500", f"/I:SPX/range/1/day/{d7}/{d7}", times=3),  # the early-close day
     ]
+    massive.timeout_sleep = 4.0
     retry = RetryPolicy(max_attempts=5, base_delay=0.25, sleep=(waits := []).append)
-    c = client(massive, tmp_path / "c", timeout=0.4, retry=retry)
+    c = client(massive, tmp_path / "c", timeout=1.5, retry=retry)
     with ChainStore(tmp_path / "s.duckdb") as store:
         rep = backfill_chains(c, store, "SPXW", START, END, cache_dir=tmp_path / "c")
         assert rep.count("stored") == 10, rep.summary()
         assert_matches_source(store, src, spx_bars)
     assert all(f.hits == f.times for f in massive.faults)
     assert sorted(waits).count(7.0) == 2  # Retry-After honoured
-    assert sorted(w for w in waits if w != 7.0) == [0.25] * 4 + [0.25, 0.5, 1.0]
+    # each injected fault's waits; a request slowed past the timeout by a loaded machine may
+    # add a retry (more waits), never fewer
+    rest = sorted(w for w in waits if w != 7.0)
+    for w in [0.25] * 4 + [0.25, 0.5, 1.0]:
+        rest.remove(w)  # ValueError when a fault was not retried
 
 
 def test_key_only_to_the_configured_host_never_logged_never_across_a_redirect(
