@@ -511,6 +511,9 @@ def _register_plugins() -> None:
     from experiments.cli_dashboard import register as register_dashboard  # volsuite dashboard
 
     register_dashboard(app)
+    from experiments.cli_fetch import register as register_fetch  # volsuite fetch / update
+
+    register_fetch(app)
 
 
 _register_plugins()
