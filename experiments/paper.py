@@ -72,6 +72,7 @@ from experiments.paper_state import (
 )
 from strategies import get_strategy
 from strategies.base import CerebroSpec, StrategyParams, StrategyPlugin
+from strategies.params import RENAMED_PARAMS
 
 ROOTS_NOT_ON_ALPACA = frozenset({"SPX", "SPXW", "XSP", "NDX", "NDXP", "RUT", "RUTW", "VIX", "VIXW"})
 """Index option roots Alpaca does not list (it lists equity and ETF options)."""
@@ -206,7 +207,13 @@ def resolve_params(
         else:
             uri = tracking_uri or default_tracking_uri(config)
             best, source = best_params_from_run(from_run, uri)
-        unknown = sorted(set(best) - set(plugin_cls.Params.model_fields))
+        fields = set(plugin_cls.Params.model_fields)
+        renamed = {k: v for k, v in RENAMED_PARAMS.items() if k in best and v in fields}
+        if renamed:  # a run made before the parameter names were unified
+            best = {renamed.get(k, k): v for k, v in best.items()}
+            source += " (former names " + ", ".join(f"{k} -> {v}" for k, v in renamed.items())
+            source += ")"
+        unknown = sorted(set(best) - fields)
         if unknown:
             raise ConfigError(
                 f"--from-run {from_run}: parameters {unknown} are not parameters of "
