@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict
 
 from brokers import OptionsBroker
 from brokers.cost_config import CostsConfig
+from data_feeds.calendar import TZ
 from data_feeds.chains import settlement_time
 from data_feeds.ohlc import fingerprint
 
@@ -250,9 +251,23 @@ class StrategyPlugin(ABC):
     def prepare(self, data: Mapping[str, pd.DataFrame], grid: Mapping[str, Sequence[Any]]) -> None:
         """Load-time work: indicators for every value in ``grid`` (parameter name -> values)."""
 
-    @abstractmethod
     def trading_days(self) -> pd.DatetimeIndex:
-        """Sessions on which the strategy can act (inputs available); the walk-forward calendar."""
+        """Sessions on which the strategy can act (inputs available); the walk-forward calendar.
+
+        The default: the chain quote dates :meth:`prepare` kept (``self.quote_dates``, dates
+        with a snapshot inside the underlying's sessions), as New York session timestamps.
+
+        Raises
+        ------
+        TypeError
+            The plugin keeps no ``quote_dates`` and does not override this method.
+        """
+        dates = getattr(self, "quote_dates", None)
+        if dates is None:
+            raise TypeError(
+                f"{type(self).__name__} keeps no 'quote_dates': override trading_days()"
+            )
+        return pd.DatetimeIndex([pd.Timestamp(d) for d in dates]).tz_localize(TZ)
 
     @abstractmethod
     def backtest(
@@ -288,6 +303,20 @@ class StrategyPlugin(ABC):
                 f"{type(self).__name__} keeps no 'underlying' frame: override {method}()"
             )
         return underlying
+
+    def report_folder(self, folder: Path, name: str, report: str = "report.txt") -> Path:
+        """``folder/name`` (created) with :attr:`reports` written to ``report`` in it, one line
+        each: the start of a plugin's :meth:`write_artifacts`.
+
+        Returns
+        -------
+        pathlib.Path
+            ``folder/name``.
+        """
+        out = Path(folder) / name
+        out.mkdir(parents=True, exist_ok=True)
+        (out / report).write_text("\n".join(self.reports) + "\n")
+        return out
 
     def check_search_space(self, grid: Mapping[str, Sequence[Any]]) -> None:
         """Refuse a parameter in the search space that ``Params.tunable`` does not name.

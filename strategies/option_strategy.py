@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import backtrader as bt
 import numpy as np
@@ -42,11 +42,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from brokers import OptionFill, OptionsBroker, OrderRejected
 from brokers.margin import underlying_of
-from data_feeds.chain_feed import SnapshotSource, chain_feed
+from data_feeds.chain_feed import SnapshotCache, SnapshotSource, chain_feed
 from data_feeds.chains import ChainSnapshot, Combo, QuoteUnavailable, settlement_time
 from data_feeds.contracts import OptionContract
-from strategies.base import run_cerebro
+from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
 from strategies.book import TradeBook
+
+if TYPE_CHECKING:  # strategies.risk imports this module (its OptionRiskMixin wraps open_combo)
+    from strategies.risk.limits import RiskLimits
+    from strategies.risk.manager import RiskConfig
 
 
 class ComboSpec(BaseModel):
@@ -455,6 +459,275 @@ class OptionStrategy(bt.Strategy):
         self.rejections.append((when, tag, reason))
 
 
+class ChainStrategy(OptionStrategy):
+    """An :class:`OptionStrategy` run by a :class:`ChainPlugin`: its rules, signals, window end
+    and risk limits arrive as backtrader params and are unpacked here once, with the risk layer
+    and the attribution analyzer, so a subclass's ``__init__`` only adds its own state.
+
+    A subclass mixes in :class:`strategies.risk.OptionRiskMixin` before this class
+    (``class S(OptionRiskMixin, ChainStrategy)``) and declares :attr:`rules_cls` (its params
+    model) and :attr:`counters`.
+
+    Parameters (backtrader ``params``)
+    ----------------------------------
+    rules : StrategyParams, optional
+        The trial's parameters (default ``rules_cls()``).
+    signals : mapping of datetime.date to dict, or pandas.DataFrame, optional
+        The signal table the plugin hands over (:meth:`ChainPlugin.signal_inputs`); default
+        ``{}``.
+    last_day : datetime.date, optional
+        Last session of the window (nothing opens there); default ``datetime.date.max``.
+    limits : strategies.risk.RiskLimits, optional
+        The config's ``[risk]``; default ``RiskLimits(**default_risk)``.
+
+    Attributes
+    ----------
+    rules, signals, last_day
+        The params above, defaults applied.
+    counts : dict of str to int
+        One counter per name of :attr:`counters` (in that order), starting at 0; the plugin
+        reports them in ``BacktestResult.info``.
+    """
+
+    params = (("rules", None), ("signals", None), ("last_day", None), ("limits", None))
+
+    #: The strategy's params model (the default ``rules``).
+    rules_cls: ClassVar[type[StrategyParams]] = StrategyParams
+    #: Names of the event counters (:attr:`counts`).
+    counters: ClassVar[tuple[str, ...]] = ()
+    #: ``[risk]`` defaults when no ``limits`` are passed (``RiskLimits`` fields).
+    default_risk: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self) -> None:
+        """Unpack the params, attach the risk manager (:meth:`risk_config`) and the attribution
+        analyzer (:meth:`sleeve_of`).
+
+        Raises
+        ------
+        TypeError
+            The class does not mix in :class:`strategies.risk.OptionRiskMixin`.
+        """
+        from strategies.risk import RiskLimits, track_sleeves
+
+        super().__init__()
+        self.rules: Any = self.p.rules or self.rules_cls()
+        self.signals: Any = self.p.signals if self.p.signals is not None else {}
+        self.last_day: dt.date = self.p.last_day or dt.date.max
+        self.counts: dict[str, int] = dict.fromkeys(self.counters, 0)
+        setup = getattr(self, "setup_risk", None)
+        if setup is None:
+            raise TypeError(
+                f"{type(self).__name__} needs the risk layer: "
+                "class ...(OptionRiskMixin, ChainStrategy)"
+            )
+        setup(self.risk_config(self.p.limits or RiskLimits(**self.default_risk)))
+        track_sleeves(self, self.sleeve_of())
+
+    def risk_config(self, limits: RiskLimits) -> RiskConfig:
+        """The risk manager's config: ``rules.risk_config(limits)`` when the params model
+        defines one (a strategy with its own stop rule), else ``limits.risk_config()``."""
+        own = getattr(self.rules, "risk_config", None)
+        return own(limits) if callable(own) else limits.risk_config()
+
+    def sleeve_of(self) -> Callable[[str], str]:
+        """Tag -> attribution sleeve (default: the tag's first word,
+        :func:`strategies.risk.sleeve_by_prefix`)."""
+        from strategies.risk import sleeve_by_prefix
+
+        return sleeve_by_prefix()
+
+
+class ChainPlugin(StrategyPlugin):
+    """A plugin whose backtest is one :class:`ChainStrategy` over the chain snapshots of its
+    window (:func:`run_chain_cerebro`), declared rather than written.
+
+    A subclass sets :attr:`strategy_cls` (and, where they differ from the defaults,
+    :attr:`feed_target_dte`, :attr:`signal_source`, :attr:`signals_as_records`,
+    :attr:`info_counts`, :attr:`info_tables`); its ``prepare`` starts with
+    :meth:`setup_chains` and builds the signal tables. :meth:`backtest` then:
+
+    1. runs :attr:`strategy_cls` over :meth:`window_days` with the broker settling
+       ``params.chain_symbol`` on ``self.settlement`` (default the underlying's open/close);
+    2. hands the strategy each backtrader param it declares (:meth:`strategy_kwargs`):
+       ``rules`` (the trial's params), ``signals`` (:meth:`signal_inputs`), ``last_day`` (the
+       window's last day), ``limits`` (``[risk]``), ``hedge`` (``params.hedge_config(costs)``),
+       any other name from the plugin attribute of that name;
+    3. returns the broker's fills, the strategy's ``log_rows`` and :meth:`backtest_info`,
+       passed through :meth:`finish_backtest` (default unchanged).
+
+    The params model has ``chain_symbol``, ``root`` and ``rate`` fields.
+    """
+
+    #: The backtrader strategy of a backtest.
+    strategy_cls: ClassVar[type[bt.Strategy]]
+    #: The chain feed's line expiry: a params field name, or calendar days.
+    feed_target_dte: ClassVar[str | float] = "target_dte"
+    #: The plugin's method giving the trial's signal table (``method(params)``), or an attribute
+    #: holding one table for every trial.
+    signal_source: ClassVar[str] = "signal_table"
+    #: Hand the strategy ``{date: row dict}`` (True) or the table itself (False).
+    signals_as_records: ClassVar[bool] = True
+    #: Counters reported in ``info`` (None: every one of ``strategy.counts``).
+    info_counts: ClassVar[tuple[str, ...] | None] = None
+    #: ``info`` key -> strategy attribute (a list of dicts) reported as a frame.
+    info_tables: ClassVar[Mapping[str, str]] = {}
+
+    def setup_chains(
+        self,
+        data: Mapping[str, Any],
+        grid: Mapping[str, Sequence[Any]],
+        *,
+        cache: bool = True,
+        quote_dates: bool = True,
+    ) -> StrategyParams:
+        """The head of every chain plugin's ``prepare``: refuse fixed parameters in ``grid``
+        (:meth:`check_search_space`), keep the fixed params (``self.base``), the underlying
+        (``self.underlying``), the snapshot source (``self.source``, a
+        :class:`data_feeds.SnapshotCache` over ``data["chains"]`` unless ``cache=False``) and,
+        with ``quote_dates``, the quote dates of ``chain_symbol``/``root`` inside the
+        underlying's sessions (``self.quote_dates``, :meth:`chain_quote_dates`).
+
+        Returns
+        -------
+        StrategyParams
+            The fixed parameters (``self.base``).
+
+        Raises
+        ------
+        ValueError
+            A parameter of ``grid`` is not tunable; (``quote_dates``) no quote date inside the
+            underlying's sessions.
+        """
+        self.check_search_space(grid)
+        p: Any = self.Params(**self.fixed)
+        self.base = p
+        self.underlying = data["underlying"]
+        self.source = SnapshotCache(data["chains"]) if cache else data["chains"]
+        if quote_dates:
+            self.quote_dates = self.chain_quote_dates(
+                self.source, p.chain_symbol, p.root, self.underlying.index
+            )
+        return p
+
+    def backtest(
+        self, params: StrategyParams, start: pd.Timestamp, end: pd.Timestamp, *, cash: float
+    ) -> BacktestResult:
+        """One Cerebro over the chain snapshots of ``[start, end]`` (class docstring).
+
+        Raises
+        ------
+        TypeError
+            ``params`` is not this plugin's params model.
+        ValueError
+            No trading day inside the window.
+        """
+        if not isinstance(params, self.Params):
+            raise TypeError(f"{self.name} backtest needs {self.Params.__name__}")
+        p: Any = params
+        inside = self.window_days(start, end)
+        target = self.feed_target_dte
+        settlement = getattr(self, "settlement", None)
+        if settlement is None:
+            settlement = self.underlying[["open", "close"]]
+        strat, value, returns = run_chain_cerebro(
+            self.strategy_cls,
+            self.source,
+            p.chain_symbol,
+            p.root,
+            inside,
+            settlement=settlement,
+            broker_params=self.broker_params,
+            cash=cash,
+            target_dte=getattr(p, target) if isinstance(target, str) else float(target),
+            rate=p.rate,
+            strategy_kwargs=self.strategy_kwargs(p, inside),
+        )
+        result = BacktestResult(
+            returns=returns,
+            value=value,
+            trades=strat.broker.fills_frame(),
+            daily_log=pd.DataFrame(strat.log_rows),
+            info=self.backtest_info(strat, p),
+        )
+        return self.finish_backtest(result, strat, p)
+
+    def signal_inputs(self, params: StrategyParams) -> Any:
+        """The ``signals`` param of the strategy: the table of ``params`` from
+        :attr:`signal_source` (its method, or the table it names), as ``{datetime.date: row dict}`` (a timestamp index is taken
+        at its date) or, without :attr:`signals_as_records`, the table itself."""
+        source = getattr(self, self.signal_source)
+        table = source(params) if callable(source) else source
+        if not self.signals_as_records:
+            return table
+        days = [d.date() if isinstance(d, pd.Timestamp) else d for d in table.index]
+        return dict(zip(days, table.to_dict("records"), strict=True))
+
+    def strategy_kwargs(self, params: Any, inside: pd.DatetimeIndex) -> dict[str, Any]:
+        """Every backtrader param :attr:`strategy_cls` declares, filled as the class docstring
+        says (step 2).
+
+        Raises
+        ------
+        AttributeError
+            A declared param that is none of the known inputs and no plugin attribute.
+        """
+        known: dict[str, Callable[[], Any]] = {
+            "rules": lambda: params,
+            "signals": lambda: self.signal_inputs(params),
+            "last_day": lambda: inside[-1].date(),
+            "limits": lambda: self.risk,
+            "hedge": lambda: params.hedge_config(self.costs),
+        }
+        kwargs = {}
+        for key in self.strategy_cls.params._getkeys():
+            if key in known:
+                kwargs[key] = known[key]()
+            elif hasattr(self, key):
+                kwargs[key] = getattr(self, key)
+            else:
+                raise AttributeError(
+                    f"{self.name}: {self.strategy_cls.__name__} declares the param {key!r}, "
+                    f"which is no known input and no attribute of {type(self).__name__}"
+                )
+        return kwargs
+
+    def backtest_info(self, strat: Any, params: Any) -> dict[str, Any]:
+        """``BacktestResult.info`` of a finished run: the market source, the counters
+        (:attr:`info_counts`), stale marks and rejections (counts), the risk events and kill
+        flag, the attribution (:func:`strategies.risk.sleeve_info`), the frames of
+        :attr:`info_tables` and, for a hedged strategy (``strat.hedger``), ``pnl_breakdown``
+        and the sums of its ``option_pnl``, ``hedge_pnl`` and ``costs`` columns (dollars)."""
+        from strategies.risk import sleeve_info
+
+        names = strat.counts if self.info_counts is None else self.info_counts
+        info: dict[str, Any] = {
+            "market_source": f"chain:{params.chain_symbol}:{params.root}",
+            **{k: float(strat.counts[k]) for k in names},
+            "stale_marks": float(len(strat.broker.stale_marks)),
+            "rejections": float(len(strat.broker.rejections)),
+            "risk_events": strat.risk.events_frame(),
+            "killed": strat.risk.killed,
+            **sleeve_info(strat),
+        }
+        for key, attr in self.info_tables.items():
+            info[key] = pd.DataFrame(getattr(strat, attr))
+        hedger = getattr(strat, "hedger", None)
+        if hedger is not None:
+            pnl = hedger.pnl_frame()
+            info["pnl_breakdown"] = pnl
+            for col in ("option_pnl", "hedge_pnl", "costs"):
+                if col in pnl:
+                    info[col] = float(pnl[col].sum())
+        return info
+
+    def finish_backtest(
+        self, result: BacktestResult, strat: Any, params: Any
+    ) -> BacktestResult:
+        """Hook: a plugin's last touches on a backtest's result (extra info, log columns);
+        the default returns ``result`` unchanged."""
+        return result
+
+
 def run_chain_cerebro(
     strategy_cls: type[bt.Strategy],
     source: SnapshotSource,
@@ -527,4 +800,11 @@ def sync_window_end(strategy: bt.Strategy) -> None:
         book.sync(strategy.broker)
 
 
-__all__ = ["ComboSpec", "OptionStrategy", "run_chain_cerebro", "sync_window_end"]
+__all__ = [
+    "ChainPlugin",
+    "ChainStrategy",
+    "ComboSpec",
+    "OptionStrategy",
+    "run_chain_cerebro",
+    "sync_window_end",
+]
