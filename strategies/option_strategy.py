@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import backtrader as bt
@@ -459,6 +460,34 @@ class OptionStrategy(bt.Strategy):
         self.rejections.append((when, tag, reason))
 
 
+@dataclass
+class ComboPosition:
+    """One open position of a :class:`ChainStrategy` holding several at once (its
+    :attr:`~ChainStrategy.positions_open`); a strategy subclasses it with its own fields
+    (``@dataclass(kw_only=True)``).
+
+    Attributes
+    ----------
+    tag : str
+        Book tag; fills carry ``tag`` and ``close <tag>``.
+    row : dict
+        The entry day's log row, completed at the exit (:meth:`ChainStrategy.finish_position`).
+    trade_id : int
+        Its trade in the strategy's :class:`~strategies.book.TradeBook` (fills, its share of
+        settlements, the shares they delivered and their sale, window-end close).
+    closing_reason : str or None
+        Why it is being closed (None while no exit is under way).
+    contract_set : frozenset of OptionContract
+        Its legs.
+    """
+
+    tag: str
+    row: dict[str, Any]
+    trade_id: int = 0
+    closing_reason: str | None = None
+    contract_set: frozenset[OptionContract] = field(default_factory=frozenset)
+
+
 class ChainStrategy(OptionStrategy):
     """An :class:`OptionStrategy` run by a :class:`ChainPlugin`: its rules, signals, window end
     and risk limits arrive as backtrader params and are unpacked here once, with the risk layer
@@ -487,6 +516,17 @@ class ChainStrategy(OptionStrategy):
     counts : dict of str to int
         One counter per name of :attr:`counters` (in that order), starting at 0; the plugin
         reports them in ``BacktestResult.info``.
+    open_trade : dict or None
+        The open position of a strategy that holds one at a time (:meth:`finish_trade`): at
+        least ``trade_id`` (its trade in :attr:`book`), ``row`` (its entry day's log row) and
+        ``bars`` (bars held).
+    trades : list of dict
+        One record per finished position (:meth:`finish_trade`).
+    positions_open : dict of str to ComboPosition
+        A strategy holding several positions at once: the open ones by tag
+        (:meth:`finish_position`).
+    positions_done : list of ComboPosition
+        The finished ones, in order of exit.
     """
 
     params = (("rules", None), ("signals", None), ("last_day", None), ("limits", None))
@@ -497,6 +537,10 @@ class ChainStrategy(OptionStrategy):
     counters: ClassVar[tuple[str, ...]] = ()
     #: ``[risk]`` defaults when no ``limits`` are passed (``RiskLimits`` fields).
     default_risk: ClassVar[Mapping[str, Any]] = {}
+    #: Sync :attr:`book` before an exit is booked (:meth:`finish_trade`).
+    sync_on_finish: ClassVar[bool] = False
+    #: Keys of :attr:`open_trade` not copied into its record in :attr:`trades`.
+    trade_fields_hidden: ClassVar[tuple[str, ...]] = ("bars", "row")
 
     def __init__(self) -> None:
         """Unpack the params, attach the risk manager (:meth:`risk_config`) and the attribution
@@ -514,6 +558,10 @@ class ChainStrategy(OptionStrategy):
         self.signals: Any = self.p.signals if self.p.signals is not None else {}
         self.last_day: dt.date = self.p.last_day or dt.date.max
         self.counts: dict[str, int] = dict.fromkeys(self.counters, 0)
+        self.open_trade: dict[str, Any] | None = None
+        self.trades: list[dict[str, Any]] = []
+        self.positions_open: dict[str, ComboPosition] = {}
+        self.positions_done: list[ComboPosition] = []
         setup = getattr(self, "setup_risk", None)
         if setup is None:
             raise TypeError(
@@ -522,6 +570,71 @@ class ChainStrategy(OptionStrategy):
             )
         setup(self.risk_config(self.p.limits or RiskLimits(**self.default_risk)))
         track_sleeves(self, self.sleeve_of())
+
+    def finish_trade(self, day: dt.date, reason: str) -> None:
+        """Book the exit of :attr:`open_trade` on ``day``: the reason noted on its trade in
+        :attr:`book`, its entry row completed (``status = "traded"``, ``exit_date``,
+        ``exit_reason``, ``net_pnl``) and a record appended to :attr:`trades` (its fields but
+        :attr:`trade_fields_hidden`, ``exit_date``, ``exit_reason``, ``bars_held``,
+        ``commissions``, ``net_pnl``); then no trade is open. ``net_pnl`` and ``commissions``
+        are the trade's in the book, dollars (at the broker's marks while legs are still
+        held)."""
+        t = self.open_trade
+        assert t is not None
+        if self.sync_on_finish:
+            self.book.sync(self.obroker)  # share trades placed since the last sync
+        self.book.note(t["trade_id"], reason)
+        trade = self.book.trade(t["trade_id"])
+        pnl = trade.net_pnl(self.obroker)
+        t["row"].update(status="traded", exit_date=day, exit_reason=reason, net_pnl=pnl)
+        self.trades.append(
+            {
+                **{k: v for k, v in t.items() if k not in self.trade_fields_hidden},
+                "exit_date": day,
+                "exit_reason": reason,
+                "bars_held": t["bars"],
+                "commissions": trade.commission,
+                "net_pnl": pnl,
+            }
+        )
+        self.open_trade = None
+
+    def finish_position(self, pos: ComboPosition, exit_date: dt.date) -> None:
+        """Book the exit of ``pos`` (one of :attr:`positions_open`): it moves to
+        :attr:`positions_done`, its reason (``pos.closing_reason``, default ``"closed"``) is
+        noted on its trade in :attr:`book` and its entry row completed (``status = "traded"``,
+        ``exit_reason``, ``exit_date``, ``net_pnl``: the trade's in the book, dollars, shares
+        still held at their mark; refreshed by :meth:`book_positions_at_end`)."""
+        self.positions_open.pop(pos.tag, None)
+        self.positions_done.append(pos)
+        reason = pos.closing_reason or "closed"
+        self.book.note(pos.trade_id, reason)
+        pos.row.update(
+            status="traded",
+            exit_reason=reason,
+            exit_date=exit_date,
+            net_pnl=self.book.net_pnl(pos.trade_id, self.obroker),
+        )
+
+    def book_positions_at_end(self) -> None:
+        """After the last bar: the positions still open get ``status = "open_at_end"`` and
+        every position's row its trade's ``net_pnl`` in the book at the last marks (the
+        window-end close, at those marks, keeps it)."""
+        for pos in self.positions_open.values():
+            pos.row["status"] = "open_at_end"
+        for pos in [*self.positions_done, *self.positions_open.values()]:
+            pos.row["net_pnl"] = self.book.net_pnl(pos.trade_id, self.obroker)
+
+    def stop(self) -> None:
+        """A position still open after the last bar is booked ``open_at_end`` at the last marks
+        (:meth:`finish_trade`; the window-end close that follows happens at the same marks);
+        the book's unallocated trade goes on the last log row
+        (:meth:`OptionStrategy.log_unallocated`)."""
+        if self.open_trade is not None:
+            last = self.snapshot.quote_date if self.snapshot is not None else dt.date.min
+            self.finish_trade(last, "open_at_end")
+        if self.log_rows:
+            self.log_unallocated(self.log_rows[-1])
 
     def risk_config(self, limits: RiskLimits) -> RiskConfig:
         """The risk manager's config: ``rules.risk_config(limits)`` when the params model
@@ -549,7 +662,8 @@ class ChainPlugin(StrategyPlugin):
     1. runs :attr:`strategy_cls` over :meth:`window_days` with the broker settling
        ``params.chain_symbol`` on ``self.settlement`` (default the underlying's open/close);
     2. hands the strategy each backtrader param it declares (:meth:`strategy_kwargs`):
-       ``rules`` (the trial's params), ``signals`` (:meth:`signal_inputs`), ``last_day`` (the
+       ``rules`` (the trial's params), ``signals`` (:meth:`signal_inputs`; none when
+       :attr:`signal_source` is None), ``last_day`` (the
        window's last day), ``limits`` (``[risk]``), ``hedge`` (``params.hedge_config(costs)``),
        any other name from the plugin attribute of that name;
     3. returns the broker's fills, the strategy's ``log_rows`` and :meth:`backtest_info`,
@@ -563,8 +677,8 @@ class ChainPlugin(StrategyPlugin):
     #: The chain feed's line expiry: a params field name, or calendar days.
     feed_target_dte: ClassVar[str | float] = "target_dte"
     #: The plugin's method giving the trial's signal table (``method(params)``), or an attribute
-    #: holding one table for every trial.
-    signal_source: ClassVar[str] = "signal_table"
+    #: holding one table for every trial; None: the strategy gets no ``signals``.
+    signal_source: ClassVar[str | None] = "signal_table"
     #: Hand the strategy ``{date: row dict}`` (True) or the table itself (False).
     signals_as_records: ClassVar[bool] = True
     #: Counters reported in ``info`` (None: every one of ``strategy.counts``).
@@ -642,19 +756,14 @@ class ChainPlugin(StrategyPlugin):
             rate=p.rate,
             strategy_kwargs=self.strategy_kwargs(p, inside),
         )
-        result = BacktestResult(
-            returns=returns,
-            value=value,
-            trades=strat.broker.fills_frame(),
-            daily_log=pd.DataFrame(strat.log_rows),
-            info=self.backtest_info(strat, p),
-        )
+        result = BacktestResult.of(strat, value, returns, self.backtest_info(strat, p))
         return self.finish_backtest(result, strat, p)
 
     def signal_inputs(self, params: StrategyParams) -> Any:
         """The ``signals`` param of the strategy: the table of ``params`` from
-        :attr:`signal_source` (its method, or the table it names), as ``{datetime.date: row dict}`` (a timestamp index is taken
-        at its date) or, without :attr:`signals_as_records`, the table itself."""
+        :attr:`signal_source` (its method, or the table it names), as ``{datetime.date: row
+        dict}`` (a timestamp index is taken at its date) or, without
+        :attr:`signals_as_records`, the table itself."""
         source = getattr(self, self.signal_source)
         table = source(params) if callable(source) else source
         if not self.signals_as_records:
@@ -680,6 +789,8 @@ class ChainPlugin(StrategyPlugin):
         }
         kwargs = {}
         for key in self.strategy_cls.params._getkeys():
+            if key == "signals" and self.signal_source is None:
+                continue
             if key in known:
                 kwargs[key] = known[key]()
             elif hasattr(self, key):
@@ -803,6 +914,7 @@ def sync_window_end(strategy: bt.Strategy) -> None:
 __all__ = [
     "ChainPlugin",
     "ChainStrategy",
+    "ComboPosition",
     "ComboSpec",
     "OptionStrategy",
     "run_chain_cerebro",

@@ -53,7 +53,6 @@ from pydantic import Field, model_validator
 from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot, Combo, QuoteUnavailable
 from data_feeds.contracts import OptionQuote
-from data_feeds.ohlc import fingerprint
 from indicators.term_structure import CURVE_STATUS, ROLE_FRONT, ROLE_NEXT, FrontCurve, front_curve
 from indicators.term_structure import OUTPUTS as CURVE_OUTPUTS
 from strategies.base import BacktestResult, StrategyParams
@@ -412,11 +411,7 @@ class TermStructureSlopeStrategy(OptionRiskMixin, ChainStrategy):
 
     rules_cls = TermStructureSlopeParams
     counters = ("exit_deferred", "trades")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.trades: list[dict[str, Any]] = []
-        self.open_trade: dict[str, Any] | None = None
+    sync_on_finish = True
 
     def next_chain(self, snapshot: ChainSnapshot) -> None:
         """Risk step, manage the open calendar, then decide on a new one (class docstring)."""
@@ -497,7 +492,7 @@ class TermStructureSlopeStrategy(OptionRiskMixin, ChainStrategy):
                 reason = "stop_loss"
             if reason != "settled":
                 row.update(status="closed", exit_reason=reason)
-            self._finish(day, reason)
+            self.finish_trade(day, reason)
             return
         r = self.rules
         reason = None
@@ -519,7 +514,7 @@ class TermStructureSlopeStrategy(OptionRiskMixin, ChainStrategy):
             return
         row["status"] = "closed"
         row["exit_reason"] = reason
-        self._finish(day, reason)
+        self.finish_trade(day, reason)
 
     def _size(self, combo: Combo, side: int, snap: ChainSnapshot) -> tuple[int, float]:
         """Calendars and the loss budgeted per unit (dollars) under ``sizing = "max_loss"``.
@@ -546,38 +541,6 @@ class TermStructureSlopeStrategy(OptionRiskMixin, ChainStrategy):
             self.broker.getvalue(), r.account_risk, loss, max_contracts=r.max_contracts
         )
         return n, loss
-
-    def _finish(self, day: dt.date, reason: str) -> None:
-        """Log the exit with the book's net P&L of the calendar's trade (:attr:`book`: its fills,
-        commissions and share of settlements; at the broker's marks while still open)."""
-        t = self.open_trade
-        assert t is not None
-        self.book.sync(self.obroker)  # share trades placed since the last sync
-        self.book.note(t["trade_id"], reason)
-        trade = self.book.trade(t["trade_id"])
-        pnl = trade.net_pnl(self.obroker)
-        t["row"].update(status="traded", exit_date=day, exit_reason=reason, net_pnl=pnl)
-        self.trades.append(
-            {
-                **{k: v for k, v in t.items() if k not in ("bars", "row")},
-                "exit_date": day,
-                "exit_reason": reason,
-                "bars_held": t["bars"],
-                "commissions": trade.commission,
-                "net_pnl": pnl,
-            }
-        )
-        self.open_trade = None
-
-    def stop(self) -> None:
-        """A calendar still open after the last bar (an exit deferred) is logged with its
-        P&L at the last marks (``exit_reason = open_at_end``; the window-end close that follows
-        happens at the same marks)."""
-        if self.open_trade is None:
-            return
-        t = self.open_trade
-        day = self.snapshot.quote_date if self.snapshot is not None else t["entry_date"]
-        self._finish(day, "open_at_end")
 
 
 class TermStructureSlope(ChainPlugin):
@@ -656,7 +619,7 @@ class TermStructureSlope(ChainPlugin):
     def data_fingerprint(self) -> str:
         """Hash of the underlying and the signal table's numeric columns."""
         num = self.table[["front_iv", "next_iv", "fair_front_iv", "residual"]]
-        return fingerprint(self.underlying[["open", "high", "low", "close"]]) + fingerprint(num)
+        return self.fingerprint_with(num)
 
     def write_artifacts(self, folder: Any) -> dict[str, float]:
         """``term_signals.csv`` and ``term_report.txt`` into ``folder/term_structure``; returns
