@@ -81,7 +81,6 @@ from strategies.option_strategy import ChainPlugin, ChainStrategy
 from strategies.risk import (
     UNATTRIBUTED,
     OptionRiskMixin,
-    RiskLimits,
     max_loss_contracts,
 )
 
@@ -653,16 +652,6 @@ class VolDislocation(ChainPlugin):
     #: Signal-table parameters (searchable; one table per combination, built in ``prepare``).
     signal_keys: ClassVar[tuple[str, ...]] = ("rv_estimator",)
 
-    def __init__(
-        self,
-        fixed: Mapping[str, Any] | None = None,
-        broker: Mapping[str, Any] | None = None,
-        costs: CostsConfig | None = None,
-        risk: RiskLimits | None = None,
-    ) -> None:
-        super().__init__(fixed, broker, costs, risk)
-        self._forecasts: dict[str, pd.DataFrame] = {}
-
     def prepare(self, data: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> None:
         """Auction frame, forecasts of the search space, minute snapshots of tradable days.
 
@@ -687,6 +676,7 @@ class VolDislocation(ChainPlugin):
         self.base = p
         self.underlying = data["underlying"]
         self.source = data["chains"]
+        self._forecasts: dict[str, pd.DataFrame] = {}
         quotes = load_option_minute_quotes(p.option_quotes)
         index_minute = (
             load_minute_bars(p.index_minute, stamp="start") if p.index_minute else None
@@ -817,10 +807,7 @@ class VolDislocation(ChainPlugin):
         """
         assert isinstance(params, VolDislocationParams)
         p = params
-        days = self.trading_days()
-        inside = days[(days >= start) & (days <= end)]
-        if len(inside) == 0:
-            raise ValueError(f"no session of {self.name} between {start} and {end}")
+        inside = self.window_days(start, end)
         lo, hi = inside[0].date(), inside[-1].date()
         snaps = [s for d, v in self.day_snapshots.items() if lo <= d <= hi for s in v]
         broker = OptionsBroker(
@@ -889,8 +876,6 @@ class VolDislocation(ChainPlugin):
     def write_artifacts(self, folder: Path) -> dict[str, float]:
         """``<name>/signals.csv`` (the fixed parameters' table) and ``<name>/report.txt``;
         returns the number of tradable days."""
-        out = Path(folder) / self.name
-        out.mkdir(parents=True, exist_ok=True)
+        out = self.report_folder(folder, self.name)
         self.signal_table().to_csv(out / "signals.csv", index_label="date")
-        (out / "report.txt").write_text("\n".join(self.reports) + "\n")
         return {f"{self.name}_tradable_days": float(len(self.tradable))}

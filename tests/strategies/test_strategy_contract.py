@@ -31,6 +31,7 @@ from strategies.base import ShareFills, StrategyParams, share_fills_frame
 from strategies.book import TradeBook
 from strategies.option_strategy import ChainPlugin, ChainStrategy, ComboPosition
 from strategies.risk import RiskLimits
+from tests.strategies.test_book import _broker
 
 E = dt.date(2021, 3, 19)
 C = OptionContract("SPXW", E, 4000.0, "C")  # multiplier 100
@@ -42,19 +43,6 @@ def _fill(c: OptionContract, qty: int, price: float, tag: str, hour: int = 10) -
     cash = -qty * price * c.multiplier - commission
     when = dt.datetime(2021, 3, 15, hour)
     return OptionFill(when, c, qty, price, price, price, commission, cash, tag)
-
-
-def _broker() -> SimpleNamespace:
-    """The records and marks a TradeBook reads from an OptionsBroker."""
-    return SimpleNamespace(
-        option_fills=[],
-        option_settlements=[],
-        stock_fills=[],
-        window_end_fills=[],
-        option_positions={},
-        underlying_positions={},
-        underlying_prices={},
-    )
 
 
 class _Params(StrategyParams):
