@@ -44,6 +44,7 @@ from data_feeds import (
 )
 from data_feeds.calendar import TZ
 from data_feeds.chains import settlement_time
+from data_feeds.market import chain_market_report
 from data_feeds.ohlc import fingerprint
 from indicators import RealizedVol, har_forecast
 from pricing.black_scholes import straddle_price_nb
@@ -396,7 +397,9 @@ class ZeroDteStraddle(StrategyPlugin):
                 expiry=base.chain_expiry,
                 rate=base.rate,
             )
-            self.reports.append(_chain_table_report(self.market, base))
+            self.reports.append(
+                chain_market_report(self.market, base.chain_symbol, base.root, base.chain_expiry)
+            )
         else:
             vix, report = align_to_index(
                 data["vix"]["close"], self.underlying.index, max_fill=1, name="vix"
@@ -646,26 +649,3 @@ class ZeroDteStraddle(StrategyPlugin):
                 rows.append(row(f"{est} har", est, "har", "", *straddles(self._har[est][pos])))
         rows.append(row("market", "", "", "", logged("market_straddle"), logged("market_iv")))
         return pd.DataFrame(rows, columns=cols_out)
-
-
-def _chain_table_report(market: pd.DataFrame, params: ZeroDteStraddleParams) -> str:
-    """One line: what the chain market table holds between its first and last quote date."""
-    quoted = market.index[market["status"] != "no_snapshot"]
-    head = f"chain market table {params.chain_symbol}/{params.root}/{params.chain_expiry}: "
-    if len(quoted) == 0:
-        return head + "no snapshot on any session of the underlying"
-    inside = market.loc[quoted[0] : quoted[-1]]
-    counts = inside["status"].value_counts()
-    missing = inside.index[inside["status"] == "no_snapshot"]
-    line = (
-        f"{len(quoted)} quote dates {quoted[0]:%Y-%m-%d}..{quoted[-1]:%Y-%m-%d}, "
-        f"{int(counts.get('ok', 0))} with a two-sided ATM straddle"
-    )
-    others = [f"{k}: {v}" for k, v in counts.items() if k not in ("ok", "no_snapshot")]
-    if others:
-        line += " (" + ", ".join(others) + ")"
-    if len(missing):
-        line += f"; {len(missing)} sessions without a snapshot: " + ", ".join(
-            f"{d:%Y-%m-%d}" for d in missing
-        )
-    return head + line
