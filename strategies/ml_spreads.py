@@ -894,7 +894,7 @@ class MlSpreadsStrategy(OptionRiskMixin, ChainStrategy):
         self._bar += 1
         day = snapshot.quote_date
         self.risk_step()
-        self._finish_gone(day)
+        self.finish_gone_positions(day, record_settlement=True)
         self._close_shares(snapshot)
         for tag in list(self.positions_open):
             self._manage(self.positions_open[tag], snapshot, day)
@@ -907,26 +907,12 @@ class MlSpreadsStrategy(OptionRiskMixin, ChainStrategy):
         close could not trade) are logged ``open_at_end``; every row's ``net_pnl`` is its
         trade's in the book at the last marks (the window-end close, at those marks, keeps it)."""
         if self.snapshot is not None:
-            self._finish_gone(self.snapshot.quote_date)
+            self.finish_gone_positions(self.snapshot.quote_date, record_settlement=True)
         self.counts["settled_legs"] = len(self.obroker.option_settlements)
         self.counts["open_at_end"] += len(self.positions_open)
         self.book_positions_at_end()
 
     # -- bookkeeping (the book allocates; :mod:`strategies.book`) --------------------------------
-    def _finish_gone(self, day: dt.date) -> None:
-        """Finish positions whose legs are all gone (settled, or closed by the risk layer)."""
-        for tag in list(self.positions_open):
-            if tag not in self.combos:
-                pos = self.positions_open[tag]
-                trade = self.book.trade(pos.trade_id)
-                if trade.settled_legs and trade.settled_at is not None:
-                    pos.row["settled_legs"] = trade.settled_legs
-                    pos.row["settled_on"] = trade.settled_at.date()
-                    pos.closing_reason = pos.closing_reason or "settled"
-                if pos.closing_reason is None:
-                    pos.closing_reason = "risk: " + (self.risk.kill_reason or "closed")
-                self.finish_position(pos, pos.row.get("settled_on", day))
-
     def _close_shares(self, snapshot: ChainSnapshot) -> None:
         """Sell/buy back shares delivered by physical settlement (SPY) at the snapshot's
         underlying price; the book gives the cash to the trades holding the shares."""

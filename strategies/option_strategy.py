@@ -34,7 +34,7 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 import backtrader as bt
 import numpy as np
@@ -615,6 +615,28 @@ class ChainStrategy(OptionStrategy):
             exit_date=exit_date,
             net_pnl=self.book.net_pnl(pos.trade_id, self.obroker),
         )
+
+    def finish_gone_positions(self, day: dt.date, *, record_settlement: bool = False) -> None:
+        """Finish (:meth:`finish_position`) the open positions whose legs are all gone from
+        :attr:`combos`: ``closing_reason`` (unless one is set) ``"settled"`` when their trade in
+        :attr:`book` had legs settled, else ``"risk: <kill reason>"`` (closed by the risk layer).
+        With ``record_settlement`` a settled position's row gets ``settled_legs`` and
+        ``settled_on`` (the settlement date, also its ``exit_date``); the exit date is ``day``
+        otherwise."""
+        for tag in list(self.positions_open):
+            if tag in self.combos:
+                continue
+            pos = self.positions_open[tag]
+            trade = self.book.trade(pos.trade_id)
+            settled = trade.settled_legs > 0 and trade.settled_at is not None
+            if settled and record_settlement:
+                pos.row["settled_legs"] = trade.settled_legs
+                pos.row["settled_on"] = trade.settled_at.date()
+            risk = cast(Any, self).risk  # the OptionRiskMixin's manager
+            pos.closing_reason = pos.closing_reason or (
+                "settled" if settled else "risk: " + (risk.kill_reason or "closed")
+            )
+            self.finish_position(pos, pos.row.get("settled_on", day))
 
     def book_positions_at_end(self) -> None:
         """After the last bar: the positions still open get ``status = "open_at_end"`` and

@@ -378,7 +378,7 @@ class VrpHarvestStrategy(OptionRiskMixin, ChainStrategy):
         """Risk step, settlements, exits, then the entry decision."""
         day = snapshot.quote_date
         self.risk_step()
-        self._finish_settled(day)
+        self.finish_gone_positions(day)
         self._close_shares(snapshot)
         for tag in list(self.positions_open):
             self._manage(self.positions_open[tag], snapshot, day)
@@ -391,17 +391,6 @@ class VrpHarvestStrategy(OptionRiskMixin, ChainStrategy):
         in the book at the last marks (the window-end close, at those marks, keeps it)."""
         self.counts["settled_legs"] = len(self.obroker.option_settlements)
         self.book_positions_at_end()
-
-    def _finish_settled(self, day: dt.date) -> None:
-        """Finish positions whose legs are all gone (settled, or closed by the risk layer)."""
-        for tag in list(self.positions_open):
-            if tag not in self.combos:
-                pos = self.positions_open[tag]
-                settled = self.book.trade(pos.trade_id).settled_legs > 0
-                pos.closing_reason = pos.closing_reason or (
-                    "settled" if settled else "risk: " + (self.risk.kill_reason or "closed")
-                )
-                self.finish_position(pos, day)
 
     def _close_shares(self, snapshot: ChainSnapshot) -> None:
         """Sell/buy back shares delivered by physical settlement (SPY assignment) at the

@@ -257,3 +257,33 @@ def test_a_chain_strategy_needs_the_risk_layer() -> None:
     cerebro.addstrategy(_Strategy)
     with pytest.raises(TypeError, match="OptionRiskMixin"):
         cerebro.run()
+
+
+def test_finish_gone_positions_tells_settled_from_risk_closed() -> None:
+    """Two positions whose legs left the book: ``a`` (sold 1 call at 10.00) settled at 3.00
+    intrinsic (-300 dollars) on 2021-03-19, ``b`` (bought 1 put) closed by the kill switch;
+    ``c`` still holds legs and stays open."""
+    from brokers.options_broker import OptionSettlement
+
+    c2 = OptionContract("SPXW", E, 4100.0, "C")
+    broker = _broker()
+    broker.option_fills += [_fill(C, -1, 10.0, "a"), _fill(P, 1, 4.0, "b"), _fill(c2, 1, 1.0, "c")]
+    broker.option_fills.append(_fill(P, -1, 4.5, "close b", hour=11))
+    settled_at = dt.datetime(2021, 3, 19, 16)
+    broker.option_settlements.append(OptionSettlement(settled_at, C, -1, 4003.0, 3.0, 0.0, -300.0))
+    book = TradeBook()
+    book.sync(broker)
+    positions = {t: ComboPosition(tag=t, row={}, trade_id=book.trade_id(t) or 0) for t in "abc"}
+    assert [p.trade_id for p in positions.values()] == [1, 2, 3]  # in order of opening
+    me = _chain_self(book, broker, combos={"c": {c2: 1}}, risk=SimpleNamespace(kill_reason="dd"))
+    me.positions_open = dict(positions)
+    me.finish_position = lambda pos, day: ChainStrategy.finish_position(me, pos, day)
+    day = dt.date(2021, 3, 22)
+    ChainStrategy.finish_gone_positions(me, day, record_settlement=True)  # type: ignore[arg-type]
+    a, b = positions["a"].row, positions["b"].row
+    assert list(me.positions_open) == ["c"]
+    assert a["exit_reason"] == "settled" and a["settled_legs"] == 1
+    assert a["settled_on"] == a["exit_date"] == dt.date(2021, 3, 19)
+    assert a["net_pnl"] == pytest.approx(1000.0 - 0.65 - 300.0, abs=1e-9)
+    assert b["exit_reason"] == "risk: dd" and b["exit_date"] == day and "settled_on" not in b
+    assert b["net_pnl"] == pytest.approx(50.0 - 1.30, abs=1e-9)
