@@ -331,10 +331,14 @@ class StrategyPlugin(ABC):
             )
         return underlying
 
-    def fingerprint_with(self, *frames: pd.DataFrame, sep: str = "") -> str:
+    def fingerprint_with(
+        self, *frames: pd.DataFrame, sep: str = "", side_by_side: bool = False
+    ) -> str:
         """A hash of the underlying's OHLC bars (``self.underlying``) followed by one of each
         frame of ``frames`` (the tables a plugin's decisions read), joined by ``sep``
-        (:func:`data_feeds.ohlc.fingerprint`): the body of most :meth:`data_fingerprint`.
+        (:func:`data_feeds.ohlc.fingerprint`): the body of most :meth:`data_fingerprint`. With
+        ``side_by_side``: one hash of the bars and the frames put side by side on the bars'
+        index (``pandas.concat(axis=1)``) instead.
 
         Raises
         ------
@@ -342,6 +346,8 @@ class StrategyPlugin(ABC):
             The plugin keeps no ``underlying`` frame.
         """
         ohlc = self._own_underlying("data_fingerprint")[["open", "high", "low", "close"]]
+        if side_by_side:
+            return fingerprint(pd.concat([ohlc, *frames], axis=1))
         return sep.join([fingerprint(ohlc), *(fingerprint(f) for f in frames)])
 
     def report_folder(self, folder: Path, name: str, report: str = "report.txt") -> Path:

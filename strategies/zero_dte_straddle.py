@@ -45,7 +45,6 @@ from data_feeds import (
 from data_feeds.calendar import TZ
 from data_feeds.chains import settlement_time
 from data_feeds.market import chain_market_report
-from data_feeds.ohlc import fingerprint
 from indicators import RealizedVol, har_forecast
 from pricing.black_scholes import straddle_price_nb
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
@@ -485,15 +484,7 @@ class ZeroDteStraddle(StrategyPlugin):
 
     def data_fingerprint(self) -> str:
         """Hash of the underlying and the market table."""
-        return fingerprint(
-            pd.concat(
-                [
-                    self.underlying[["open", "high", "low", "close"]],
-                    self.market[list(MARKET_LINES)],
-                ],
-                axis=1,
-            )
-        )
+        return self.fingerprint_with(self.market[list(MARKET_LINES)], side_by_side=True)
 
     # -- model evaluation (design doc 003: forecast vs realized, outcomes per quadrant) ----------
     def model_evaluation(self, daily_log: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -128,6 +128,8 @@ def test_fingerprint_with_joins_the_underlying_and_the_tables() -> None:
     assert plugin.fingerprint_with(table) == fingerprint(ohlc) + fingerprint(table)
     assert plugin.fingerprint_with(table, sep="-") == fingerprint(ohlc) + "-" + fingerprint(table)
     assert plugin.fingerprint_with(table) != plugin.fingerprint_with(table.fillna(-1.0))
+    joined = fingerprint(pd.concat([ohlc, table], axis=1))
+    assert plugin.fingerprint_with(table, side_by_side=True) == joined
 
 
 def test_strategy_kwargs_fill_every_declared_param() -> None:
