@@ -317,3 +317,41 @@ def chain_market_table(
         held = (call, put)
     table["source"] = f"chain:{root}:{expiry}"
     return table
+
+
+def chain_market_report(market: pd.DataFrame, symbol: str, root: str, expiry: str) -> str:
+    """One line: what a :func:`chain_market_table` holds between its first and last quote date
+    (sessions with a two-sided ATM straddle, the other statuses counted, the sessions without a
+    snapshot listed), for a run's report.
+
+    Parameters
+    ----------
+    market : pandas.DataFrame
+        A :func:`chain_market_table` (its ``status`` column).
+    symbol, root, expiry : str
+        The table's chain symbol, option root and expiry choice (``"0dte"`` / ``"next"``), named
+        in the line.
+
+    Returns
+    -------
+    str
+    """
+    quoted = market.index[market["status"] != "no_snapshot"]
+    head = f"chain market table {symbol}/{root}/{expiry}: "
+    if len(quoted) == 0:
+        return head + "no snapshot on any session of the underlying"
+    inside = market.loc[quoted[0] : quoted[-1]]
+    counts = inside["status"].value_counts()
+    missing = inside.index[inside["status"] == "no_snapshot"]
+    line = (
+        f"{len(quoted)} quote dates {quoted[0]:%Y-%m-%d}..{quoted[-1]:%Y-%m-%d}, "
+        f"{int(counts.get('ok', 0))} with a two-sided ATM straddle"
+    )
+    others = [f"{k}: {v}" for k, v in counts.items() if k not in ("ok", "no_snapshot")]
+    if others:
+        line += " (" + ", ".join(others) + ")"
+    if len(missing):
+        line += f"; {len(missing)} sessions without a snapshot: " + ", ".join(
+            f"{d:%Y-%m-%d}" for d in missing
+        )
+    return head + line

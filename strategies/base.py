@@ -22,13 +22,14 @@ The runner (``experiments``) finds plugins by name in :data:`strategies.STRATEGI
 from __future__ import annotations
 
 import datetime as dt
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import backtrader as bt
 import numpy as np
@@ -37,7 +38,8 @@ from pydantic import BaseModel, ConfigDict
 
 from brokers import OptionsBroker
 from brokers.cost_config import CostsConfig
-from data_feeds.chains import settlement_time
+from data_feeds.calendar import TZ
+from data_feeds.chains import QUOTE_COLUMNS, ChainSnapshot, settlement_time
 from data_feeds.ohlc import fingerprint
 
 if TYPE_CHECKING:  # strategies.risk imports this module (run_cerebro)
@@ -85,6 +87,25 @@ class BacktestResult:
     trades: pd.DataFrame
     daily_log: pd.DataFrame
     info: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        strategy: bt.Strategy,
+        value: pd.Series,
+        returns: pd.Series,
+        info: dict[str, Any] | None = None,
+    ) -> BacktestResult:
+        """The result of a finished :func:`run_cerebro` run: ``returns`` and ``value`` as it
+        gave them, the broker's fills (``strategy.broker.fills_frame()``, an
+        :class:`brokers.OptionsBroker`) and the strategy's ``log_rows`` as the daily log."""
+        return cls(
+            returns=returns,
+            value=value,
+            trades=strategy.broker.fills_frame(),
+            daily_log=pd.DataFrame(strategy.log_rows),
+            info=dict(info or {}),
+        )
 
 
 @dataclass
@@ -184,6 +205,10 @@ class StrategyPlugin(ABC):
     risk_limits: ClassVar[frozenset[str]] = frozenset()
     #: This strategy's defaults of ``[risk]`` fields (the config's ``[risk]`` overrides them).
     default_risk: ClassVar[Mapping[str, Any]] = {}
+    #: Attribute holding the market table (:data:`data_feeds.MARKET_COLUMNS` per session plus
+    #: ``source``) a strategy without a chain feed trades from; :meth:`recorded_quotes` replays
+    #: it. None: the strategy trades on a chain feed.
+    quote_table: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -193,8 +218,9 @@ class StrategyPlugin(ABC):
         risk: RiskLimits | None = None,
     ) -> None:
         """Keep the fixed parameters (``[strategy.params]``, validated by the runner), the cost
-        assumptions (``[costs]``) and risk limits (``[risk]``), which are not parameters, and an
-        empty list of report lines filled by :meth:`prepare`.
+        assumptions (``[costs]``) and risk limits (``[risk]``), which are not parameters, an
+        empty list of report lines filled by :meth:`prepare` and an empty signal-table cache
+        (``_tables``, key -> table).
 
         Parameters
         ----------
@@ -216,6 +242,8 @@ class StrategyPlugin(ABC):
             dict(broker) if broker is not None else self.costs.options_broker_params()
         )
         self.reports: list[str] = []
+        #: Signal tables :meth:`prepare` builds, by the parameter values they depend on.
+        self._tables: dict[Any, pd.DataFrame] = {}
 
     def data_needed(self) -> tuple[str, ...]:
         """``[data]`` entries this instance needs (default :attr:`required_data`; a plugin whose
@@ -250,9 +278,23 @@ class StrategyPlugin(ABC):
     def prepare(self, data: Mapping[str, pd.DataFrame], grid: Mapping[str, Sequence[Any]]) -> None:
         """Load-time work: indicators for every value in ``grid`` (parameter name -> values)."""
 
-    @abstractmethod
     def trading_days(self) -> pd.DatetimeIndex:
-        """Sessions on which the strategy can act (inputs available); the walk-forward calendar."""
+        """Sessions on which the strategy can act (inputs available); the walk-forward calendar.
+
+        The default: the chain quote dates :meth:`prepare` kept (``self.quote_dates``, dates
+        with a snapshot inside the underlying's sessions), as New York session timestamps.
+
+        Raises
+        ------
+        TypeError
+            The plugin keeps no ``quote_dates`` and does not override this method.
+        """
+        dates = getattr(self, "quote_dates", None)
+        if dates is None:
+            raise TypeError(
+                f"{type(self).__name__} keeps no 'quote_dates': override trading_days()"
+            )
+        return pd.DatetimeIndex([pd.Timestamp(d) for d in dates]).tz_localize(TZ)
 
     @abstractmethod
     def backtest(
@@ -288,6 +330,58 @@ class StrategyPlugin(ABC):
                 f"{type(self).__name__} keeps no 'underlying' frame: override {method}()"
             )
         return underlying
+
+    def fingerprint_with(
+        self, *frames: pd.DataFrame, sep: str = "", side_by_side: bool = False
+    ) -> str:
+        """A hash of the underlying's OHLC bars (``self.underlying``) followed by one of each
+        frame of ``frames`` (the tables a plugin's decisions read), joined by ``sep``
+        (:func:`data_feeds.ohlc.fingerprint`): the body of most :meth:`data_fingerprint`. With
+        ``side_by_side``: one hash of the bars and the frames put side by side on the bars'
+        index (``pandas.concat(axis=1)``) instead.
+
+        Raises
+        ------
+        TypeError
+            The plugin keeps no ``underlying`` frame.
+        """
+        ohlc = self._own_underlying("data_fingerprint")[["open", "high", "low", "close"]]
+        if side_by_side:
+            return fingerprint(pd.concat([ohlc, *frames], axis=1))
+        return sep.join([fingerprint(ohlc), *(fingerprint(f) for f in frames)])
+
+    def report_folder(self, folder: Path, name: str, report: str = "report.txt") -> Path:
+        """``folder/name`` (created) with :attr:`reports` written to ``report`` in it, one line
+        each: the start of a plugin's :meth:`write_artifacts`.
+
+        Returns
+        -------
+        pathlib.Path
+            ``folder/name``.
+        """
+        out = Path(folder) / name
+        out.mkdir(parents=True, exist_ok=True)
+        (out / report).write_text("\n".join(self.reports) + "\n")
+        return out
+
+    @staticmethod
+    def grid_combos(
+        grid: Mapping[str, Sequence[Any]], base: StrategyParams, keys: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """Every combination of the values of ``keys`` in ``grid`` (a key not searched at its
+        value in ``base``), in product order (the last key varies fastest): the parameter
+        settings :meth:`prepare` builds signal tables for.
+
+        Returns
+        -------
+        list of dict
+            Key -> value, one dict per combination.
+        """
+        combos: list[dict[str, Any]] = [{}]
+        for k in keys:
+            values = list(grid.get(k, [getattr(base, k)]))
+            combos = [{**c, k: v} for c in combos for v in values]
+        return combos
 
     def check_search_space(self, grid: Mapping[str, Sequence[Any]]) -> None:
         """Refuse a parameter in the search space that ``Params.tunable`` does not name.
@@ -381,15 +475,66 @@ class StrategyPlugin(ABC):
 
     def recorded_quotes(
         self, params: StrategyParams, start: pd.Timestamp, end: pd.Timestamp
-    ) -> list[Any] | None:
+    ) -> list[ChainSnapshot] | None:
         """Quotes for the replay venue of a strategy whose backtest has no chain feed (it trades
         on quotes of its own table): one :class:`data_feeds.chains.ChainSnapshot` per quote time
         in ``start..end``, holding every contract the strategy may trade or hold then.
 
-        The default (None) lets the venue replay the ``[data.chains]`` store (a chain feed's
-        strategy never needs this: the venue replays the feed's own snapshots).
+        With :attr:`quote_table` set: one snapshot per session of that market table at its
+        ``trade_minute`` (New York wall clock), with the session's straddle legs at the table's
+        bid/ask (root ``params.root``, strike ``strike``, expiry ``expiration_ordinal``) and the
+        legs of the previous session's straddle still alive at their mids (``held_strike``,
+        ``held_call_mid``, ``held_put_mid``: a kill-switch flatten can trade them); sessions
+        without legs or a quote minute are skipped. Symbol ``params.chain_symbol``, rate
+        ``params.rate``, source the table's ``source`` label.
+
+        Without it (None) the venue replays the ``[data.chains]`` store (a chain feed's strategy
+        never needs this: the venue replays the feed's own snapshots).
         """
-        return None
+        if self.quote_table is None:
+            return None
+        full = getattr(self, self.quote_table)
+        table, p = full.loc[start:end], cast(Any, params)
+        out, label = [], str(full["source"].iloc[0])
+        held_expiry: dt.date | None = None
+        for day, row in table.iterrows():
+            legs = []
+            if np.isfinite(row["expiration_ordinal"]) and np.isfinite(row["strike"]):
+                expiry = dt.date.fromordinal(int(row["expiration_ordinal"]))
+                for right in ("C", "P"):
+                    side = "call" if right == "C" else "put"
+                    bid, ask = row[f"{side}_bid"], row[f"{side}_ask"]
+                    legs.append((expiry, row["strike"], right, bid, ask))
+            else:
+                expiry = None
+            held = held_expiry is not None and held_expiry > day.date()
+            if held and np.isfinite(row["held_strike"]):
+                for right, mid in (("C", row["held_call_mid"]), ("P", row["held_put_mid"])):
+                    legs.append((held_expiry, row["held_strike"], right, mid, mid))
+            held_expiry = expiry if expiry is not None else held_expiry
+            if not legs or not np.isfinite(row["trade_minute"]):
+                continue
+            minute = int(row["trade_minute"])
+            clock = dt.time(minute // 60, minute % 60)
+            when = pd.Timestamp(dt.datetime.combine(day.date(), clock))
+            quotes = pd.DataFrame(legs, columns=["expiration", "strike", "right", "bid", "ask"])
+            quotes["expiration"] = pd.to_datetime(quotes["expiration"])
+            quotes.insert(0, "root", p.root)
+            quotes["mid"] = (quotes["bid"] + quotes["ask"]) / 2.0
+            for col in QUOTE_COLUMNS:
+                if col not in quotes:
+                    quotes[col] = True if col == "is_liquid" else np.nan
+            out.append(
+                ChainSnapshot(
+                    p.chain_symbol,
+                    when.tz_localize(TZ),
+                    float(row["spot"]),
+                    quotes[list(QUOTE_COLUMNS)],
+                    rate=p.rate,
+                    source=label,
+                )
+            )
+        return out
 
     def data_fingerprint(self) -> str:
         """A hash of the inputs (for MLflow tags).
@@ -492,6 +637,64 @@ def run_cerebro(
     prev = np.concatenate([[cash], value.to_numpy()[:-1]])
     returns = pd.Series(value.to_numpy() / prev - 1.0, index=index, name="returns")
     return strategy, value, returns
+
+
+SHARE_FILL_COLUMNS = ("date", "leg", "size", "price", "commission", "status")
+"""Columns of a share strategy's fill records (:class:`ShareFills`)."""
+
+
+class ShareFills:
+    """Mixin of a backtrader share strategy (before ``bt.Strategy``): every order's outcome is
+    recorded in ``self.fills`` (a list the strategy creates in ``__init__``), one dict of
+    :data:`SHARE_FILL_COLUMNS` each, dated by the first data's bar; a completed order then
+    calls :meth:`notify_fill`. :func:`share_fills_frame` turns the records into a backtest's
+    ``trades``.
+
+    A canceled, margin-refused or rejected order is recorded with ``size = 0``, ``price = nan``
+    and its status name; a completed one with the executed size (shares, signed), price
+    (dollars) and commission (dollars).
+    """
+
+    fills: list[dict[str, Any]]
+
+    def notify_order(self, order: bt.Order) -> None:
+        """Record the order's fill or refusal (class docstring)."""
+        head = (self.datas[0].datetime.date(0), order.data._name)  # type: ignore[attr-defined]
+        if order.status != order.Completed:
+            if order.status in (order.Canceled, order.Margin, order.Rejected):
+                refused = (*head, 0.0, math.nan, 0.0, order.getstatusname())
+                self.fills.append(dict(zip(SHARE_FILL_COLUMNS, refused, strict=True)))
+            return
+        ex = order.executed
+        filled = (*head, float(ex.size), float(ex.price), float(ex.comm), "Completed")
+        self.fills.append(dict(zip(SHARE_FILL_COLUMNS, filled, strict=True)))
+        self.notify_fill(float(ex.size), float(ex.price), float(ex.comm))
+
+    def notify_fill(self, size: float, price: float, commission: float) -> None:
+        """Hook: a completed fill of ``size`` shares (signed) at ``price``, ``commission``
+        dollars; the default does nothing."""
+
+
+def share_fills_frame(
+    fills: Sequence[Mapping[str, Any]],
+    broker: bt.brokers.BackBroker,
+    feeds: Sequence[bt.feeds.DataBase],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A share strategy's ``trades`` frame: its fill records (:class:`ShareFills`) with
+    ``cash_flow = -size * price - commission`` (dollars; 0 for a refused order) followed by
+    the window-end rows of the positions still open (:func:`window_end_rows`).
+
+    Returns
+    -------
+    trades : pandas.DataFrame
+        Columns :data:`SHARE_FILL_COLUMNS` and ``cash_flow``.
+    closes : pandas.DataFrame
+        The window-end rows alone.
+    """
+    frame = pd.DataFrame(list(fills), columns=list(SHARE_FILL_COLUMNS))
+    frame["cash_flow"] = -frame["size"] * frame["price"].fillna(0.0) - frame["commission"]
+    closes = window_end_rows(broker, feeds)
+    return pd.concat([frame, closes], ignore_index=True), closes
 
 
 def window_end_rows(

@@ -243,6 +243,16 @@ class Trade:
             value += n * price
         return value
 
+    def option_pnl(self, broker: OptionsBroker) -> float:
+        """Dollars: the option side of the trade, its option fills (net of commissions) and
+        settlements plus its open legs at the broker's marks (0 for a leg the broker no longer
+        holds); share trades are left out."""
+        value = self.option_cash + self.settlement
+        for c, q in self.legs.items():
+            pos = broker.option_positions.get(c)
+            value += q * (pos.mark if pos is not None else 0.0) * c.multiplier
+        return value
+
     def net_pnl(self, broker: OptionsBroker) -> float:
         """Dollars: cash + open value (the cash alone once closed)."""
         return self.cash + (self.open_value(broker) if self.is_open else 0.0)

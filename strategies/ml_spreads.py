@@ -40,7 +40,7 @@ import datetime as dt
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -48,16 +48,16 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from brokers import OptionFill, OptionsBroker
+from brokers import OptionFill
 from brokers.cost_config import CostsConfig
-from data_feeds import SnapshotCache, align_to_index, chain_feed
+from data_feeds import SnapshotCache, align_to_index
 from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot, Combo
 from data_feeds.contracts import OptionContract
 from data_feeds.ohlc import fingerprint
 from indicators.features import REGIMES, RegimeThresholds, market_features
 from pricing import bs_greeks, implied_vol
-from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
+from strategies.base import StrategyParams
 from strategies.evaluation import outcome_table, transition_counts
 from strategies.ml_models import (
     DIRECTION_CLASSES,
@@ -66,16 +66,17 @@ from strategies.ml_models import (
     model_features,
     train_walk_forward,
 )
-from strategies.option_strategy import OptionStrategy, sync_window_end
+from strategies.option_strategy import (
+    ChainPlugin,
+    ChainStrategy,
+    ComboPosition,
+)
 from strategies.params import AccountRisk, ExitDte, MaxContracts, StopLoss, TakeProfit
 from strategies.risk import (
     OptionRiskMixin,
     RiskLimits,
     combo_max_loss_at_fill,
     max_loss_contracts,
-    sleeve_by_prefix,
-    sleeve_info,
-    track_sleeves,
 )
 
 __all__ = [
@@ -829,14 +830,14 @@ class MlSpreadsParams(StrategyParams):
 # --------------------------------------------------------------------------------------
 
 
-@dataclass
-class SpreadPosition:
-    """An open spread of the strategy (one per expiry), with its daily-log row.
+@dataclass(kw_only=True)
+class SpreadPosition(ComboPosition):
+    """An open spread of the strategy (one per expiry): a
+    :class:`~strategies.option_strategy.ComboPosition` (``tag`` = ``"<structure> <entry
+    date>"``, ``row``, ``trade_id``, ``closing_reason``, ``contract_set``) and its terms.
 
     Attributes
     ----------
-    tag : str
-        Book tag (``"<structure> <entry date>"``); its fills carry ``tag`` and ``close <tag>``.
     choice : SpreadChoice
         What was resolved at entry.
     contracts : int
@@ -845,29 +846,15 @@ class SpreadPosition:
         Quote date of the entry.
     entry_cost : float
         Per-unit signed fill price (> 0 paid, < 0 received; index points / dollars).
-    row : dict
-        The entry day's log row, completed at the exit.
-    trade_id : int
-        Its trade in the strategy's :class:`~strategies.book.TradeBook` (fills, its share of
-        settlements, the shares they delivered and their sale, window-end close).
-    closing_reason : str or None
-        Why it is being closed.
-    contract_set : frozenset of OptionContract
-        Its legs.
     """
 
-    tag: str
     choice: SpreadChoice
     contracts: int
     entry_date: dt.date
     entry_cost: float
-    row: dict[str, Any]
-    trade_id: int = 0
-    closing_reason: str | None = None
-    contract_set: frozenset[OptionContract] = field(default_factory=frozenset)
 
 
-class MlSpreadsStrategy(OptionRiskMixin, OptionStrategy):
+class MlSpreadsStrategy(OptionRiskMixin, ChainStrategy):
     """backtrader face: reads the day's signal, manages open spreads, opens at most one spread.
 
     Parameters (backtrader ``params``)
@@ -902,25 +889,11 @@ class MlSpreadsStrategy(OptionRiskMixin, OptionStrategy):
     and ``D``'s snapshot.
     """
 
-    params = (("rules", None), ("signals", None), ("last_day", None), ("limits", None))
+    rules_cls = MlSpreadsParams
+    counters = ("exit_deferred", "stale_mark_days", "settled_legs", "shares_closed", "open_at_end")
 
     def __init__(self) -> None:
         super().__init__()
-        self.rules: MlSpreadsParams = self.p.rules or MlSpreadsParams()
-        self.signals: Mapping[dt.date, dict[str, Any]] = self.p.signals or {}
-        self.last_day: dt.date = self.p.last_day or dt.date.max
-        self.setup_risk((self.p.limits or RiskLimits()).risk_config())
-        track_sleeves(self, sleeve_by_prefix())
-        self.positions_open: dict[str, SpreadPosition] = {}
-        self.positions_done: list[SpreadPosition] = []
-        self.log_rows: list[dict[str, Any]] = []
-        self.counts: dict[str, int] = {
-            "exit_deferred": 0,
-            "stale_mark_days": 0,
-            "settled_legs": 0,
-            "shares_closed": 0,
-            "open_at_end": 0,
-        }
         self._last_entry: int | None = None
         self._bar = -1
 
@@ -930,7 +903,7 @@ class MlSpreadsStrategy(OptionRiskMixin, OptionStrategy):
         self._bar += 1
         day = snapshot.quote_date
         self.risk_step()
-        self._finish_gone(day)
+        self.finish_gone_positions(day, record_settlement=True)
         self._close_shares(snapshot)
         for tag in list(self.positions_open):
             self._manage(self.positions_open[tag], snapshot, day)
@@ -943,29 +916,12 @@ class MlSpreadsStrategy(OptionRiskMixin, OptionStrategy):
         close could not trade) are logged ``open_at_end``; every row's ``net_pnl`` is its
         trade's in the book at the last marks (the window-end close, at those marks, keeps it)."""
         if self.snapshot is not None:
-            self._finish_gone(self.snapshot.quote_date)
+            self.finish_gone_positions(self.snapshot.quote_date, record_settlement=True)
         self.counts["settled_legs"] = len(self.obroker.option_settlements)
-        for pos in self.positions_open.values():
-            self.counts["open_at_end"] += 1
-            pos.row["status"] = "open_at_end"
-        for pos in [*self.positions_done, *self.positions_open.values()]:
-            pos.row["net_pnl"] = self.book.net_pnl(pos.trade_id, self.obroker)
+        self.counts["open_at_end"] += len(self.positions_open)
+        self.book_positions_at_end()
 
     # -- bookkeeping (the book allocates; :mod:`strategies.book`) --------------------------------
-    def _finish_gone(self, day: dt.date) -> None:
-        """Finish positions whose legs are all gone (settled, or closed by the risk layer)."""
-        for tag in list(self.positions_open):
-            if tag not in self.combos:
-                pos = self.positions_open[tag]
-                trade = self.book.trade(pos.trade_id)
-                if trade.settled_legs and trade.settled_at is not None:
-                    pos.row["settled_legs"] = trade.settled_legs
-                    pos.row["settled_on"] = trade.settled_at.date()
-                    pos.closing_reason = pos.closing_reason or "settled"
-                if pos.closing_reason is None:
-                    pos.closing_reason = "risk: " + (self.risk.kill_reason or "closed")
-                self._finish(pos, day)
-
     def _close_shares(self, snapshot: ChainSnapshot) -> None:
         """Sell/buy back shares delivered by physical settlement (SPY) at the snapshot's
         underlying price; the book gives the cash to the trades holding the shares."""
@@ -986,20 +942,6 @@ class MlSpreadsStrategy(OptionRiskMixin, OptionStrategy):
 
     def _all(self) -> list[SpreadPosition]:
         return [*self.positions_done, *self.positions_open.values()]
-
-    def _finish(self, pos: SpreadPosition, day: dt.date) -> None:
-        """Log the exit with the book's net P&L (shares still held at their mark; refreshed
-        when they are sold and in :meth:`stop`)."""
-        self.positions_open.pop(pos.tag, None)
-        self.positions_done.append(pos)
-        reason = pos.closing_reason or "closed"
-        self.book.note(pos.trade_id, reason)
-        pos.row.update(
-            status="traded",
-            exit_reason=reason,
-            exit_date=pos.row.get("settled_on", day),
-            net_pnl=self.book.net_pnl(pos.trade_id, self.obroker),
-        )
 
     # -- exits ------------------------------------------------------------------------------------
     def _manage(self, pos: SpreadPosition, snap: ChainSnapshot, day: dt.date) -> None:
@@ -1032,7 +974,7 @@ class MlSpreadsStrategy(OptionRiskMixin, OptionStrategy):
         self.close_combo(pos.tag)
         pos.closing_reason = pos.closing_reason or reason
         if pos.tag not in self.combos:
-            self._finish(pos, day)
+            self.finish_position(pos, pos.row.get("settled_on", day))
 
     # -- entries ----------------------------------------------------------------------------------
     def _decide(self, snap: ChainSnapshot, day: dt.date, row: dict[str, Any]) -> None:
@@ -1342,7 +1284,7 @@ def _audit_summary(audit: pd.DataFrame, tolerance: float) -> tuple[str, dict[str
 # --------------------------------------------------------------------------------------
 
 
-class MlSpreads(StrategyPlugin):
+class MlSpreads(ChainPlugin):
     """Plugin wiring the features, the walk-forward models and :class:`MlSpreadsStrategy`.
 
     Parameters
@@ -1361,6 +1303,10 @@ class MlSpreads(StrategyPlugin):
     Params = MlSpreadsParams
     required_data = ("underlying", "vix", "chains")
     risk_limits = frozenset({"max_drawdown", "max_daily_loss", "max_vega_per_vol_point"})
+    strategy_cls = MlSpreadsStrategy
+    feed_target_dte = 30.0
+    signal_source = "_signals"
+    signals_as_records = False
 
     def __init__(
         self,
@@ -1548,53 +1494,6 @@ class MlSpreads(StrategyPlugin):
         return pd.DatetimeIndex([pd.Timestamp(d) for d in days]).tz_localize(TZ)
 
     # -- backtest ---------------------------------------------------------------------------------
-    def backtest(
-        self, params: StrategyParams, start: pd.Timestamp, end: pd.Timestamp, *, cash: float
-    ) -> BacktestResult:
-        """One Cerebro over the chain snapshots of ``[start, end]`` with the options broker."""
-        assert isinstance(params, MlSpreadsParams)
-        p = params
-        inside = self.window_days(start, end)
-        feed = chain_feed(
-            self.source,
-            p.chain_symbol,
-            roots=[p.root],
-            start=inside[0].date(),
-            end=inside[-1].date(),
-            target_dte=30.0,
-            rate=p.rate,
-        )
-        broker = OptionsBroker(
-            **self.broker_params, settlement_prices={p.chain_symbol: self.settlement}
-        )
-        strat, value, returns = run_cerebro(
-            MlSpreadsStrategy,
-            [feed],
-            broker,
-            cash=cash,
-            strategy_kwargs={
-                "rules": p,
-                "limits": self.risk,
-                "signals": self._signals,
-                "last_day": inside[-1].date(),
-            },
-        )
-        sync_window_end(strat)
-        log = pd.DataFrame(strat.log_rows)
-        info = {
-            "market_source": f"chain:{p.chain_symbol}:{p.root}",
-            **{k: float(v) for k, v in strat.counts.items()},
-            "stale_marks": float(len(broker.stale_marks)),
-            "rejections": float(len(broker.rejections)),
-            "risk_events": strat.risk.events_frame(),
-            "killed": strat.risk.killed,
-            **sleeve_info(strat),
-            "closed_trades": strat.book.closed_trades(strat.broker),
-        }
-        return BacktestResult(
-            returns=returns, value=value, trades=broker.fills_frame(), daily_log=log, info=info
-        )
-
     def data_fingerprint(self) -> str:
         """Hash of the underlying, the aligned VIX and the chain's underlying price series."""
         frame = self.underlying[["open", "high", "low", "close"]].assign(vix=self.vix)

@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 import backtrader as bt
 import numpy as np
@@ -42,11 +43,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from brokers import OptionFill, OptionsBroker, OrderRejected
 from brokers.margin import underlying_of
-from data_feeds.chain_feed import SnapshotSource, chain_feed
+from data_feeds.chain_feed import SnapshotCache, SnapshotSource, chain_feed
 from data_feeds.chains import ChainSnapshot, Combo, QuoteUnavailable, settlement_time
 from data_feeds.contracts import OptionContract
-from strategies.base import run_cerebro
+from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
 from strategies.book import TradeBook
+
+if TYPE_CHECKING:  # strategies.risk imports this module (its OptionRiskMixin wraps open_combo)
+    from strategies.risk.limits import RiskLimits
+    from strategies.risk.manager import RiskConfig
 
 
 class ComboSpec(BaseModel):
@@ -455,6 +460,410 @@ class OptionStrategy(bt.Strategy):
         self.rejections.append((when, tag, reason))
 
 
+@dataclass
+class ComboPosition:
+    """One open position of a :class:`ChainStrategy` holding several at once (its
+    :attr:`~ChainStrategy.positions_open`); a strategy subclasses it with its own fields
+    (``@dataclass(kw_only=True)``).
+
+    Attributes
+    ----------
+    tag : str
+        Book tag; fills carry ``tag`` and ``close <tag>``.
+    row : dict
+        The entry day's log row, completed at the exit (:meth:`ChainStrategy.finish_position`).
+    trade_id : int
+        Its trade in the strategy's :class:`~strategies.book.TradeBook` (fills, its share of
+        settlements, the shares they delivered and their sale, window-end close).
+    closing_reason : str or None
+        Why it is being closed (None while no exit is under way).
+    contract_set : frozenset of OptionContract
+        Its legs.
+    """
+
+    tag: str
+    row: dict[str, Any]
+    trade_id: int = 0
+    closing_reason: str | None = None
+    contract_set: frozenset[OptionContract] = field(default_factory=frozenset)
+
+
+class ChainStrategy(OptionStrategy):
+    """An :class:`OptionStrategy` run by a :class:`ChainPlugin`: its rules, signals, window end
+    and risk limits arrive as backtrader params and are unpacked here once, with the risk layer
+    and the attribution analyzer, so a subclass's ``__init__`` only adds its own state.
+
+    A subclass mixes in :class:`strategies.risk.OptionRiskMixin` before this class
+    (``class S(OptionRiskMixin, ChainStrategy)``) and declares :attr:`rules_cls` (its params
+    model) and :attr:`counters`.
+
+    Parameters (backtrader ``params``)
+    ----------------------------------
+    rules : StrategyParams, optional
+        The trial's parameters (default ``rules_cls()``).
+    signals : mapping of datetime.date to dict, or pandas.DataFrame, optional
+        The signal table the plugin hands over (:meth:`ChainPlugin.signal_inputs`); default
+        ``{}``.
+    last_day : datetime.date, optional
+        Last session of the window (nothing opens there); default ``datetime.date.max``.
+    limits : strategies.risk.RiskLimits, optional
+        The config's ``[risk]``; default ``RiskLimits(**default_risk)``.
+
+    Attributes
+    ----------
+    rules, signals, last_day
+        The params above, defaults applied.
+    counts : dict of str to int
+        One counter per name of :attr:`counters` (in that order), starting at 0; the plugin
+        reports them in ``BacktestResult.info``.
+    open_trade : dict or None
+        The open position of a strategy that holds one at a time (:meth:`finish_trade`): at
+        least ``trade_id`` (its trade in :attr:`book`), ``row`` (its entry day's log row) and
+        ``bars`` (bars held).
+    trades : list of dict
+        One record per finished position (:meth:`finish_trade`).
+    positions_open : dict of str to ComboPosition
+        A strategy holding several positions at once: the open ones by tag
+        (:meth:`finish_position`).
+    positions_done : list of ComboPosition
+        The finished ones, in order of exit.
+    """
+
+    params = (("rules", None), ("signals", None), ("last_day", None), ("limits", None))
+
+    #: The strategy's params model (the default ``rules``).
+    rules_cls: ClassVar[type[StrategyParams]] = StrategyParams
+    #: Names of the event counters (:attr:`counts`).
+    counters: ClassVar[tuple[str, ...]] = ()
+    #: ``[risk]`` defaults when no ``limits`` are passed (``RiskLimits`` fields).
+    default_risk: ClassVar[Mapping[str, Any]] = {}
+    #: Sync :attr:`book` before an exit is booked (:meth:`finish_trade`).
+    sync_on_finish: ClassVar[bool] = False
+    #: Keys of :attr:`open_trade` not copied into its record in :attr:`trades`.
+    trade_fields_hidden: ClassVar[tuple[str, ...]] = ("bars", "row")
+
+    def __init__(self) -> None:
+        """Unpack the params, attach the risk manager (:meth:`risk_config`) and the attribution
+        analyzer (:meth:`sleeve_of`).
+
+        Raises
+        ------
+        TypeError
+            The class does not mix in :class:`strategies.risk.OptionRiskMixin`.
+        """
+        from strategies.risk import RiskLimits, track_sleeves
+
+        super().__init__()
+        self.rules: Any = self.p.rules or self.rules_cls()
+        self.signals: Any = self.p.signals if self.p.signals is not None else {}
+        self.last_day: dt.date = self.p.last_day or dt.date.max
+        self.counts: dict[str, int] = dict.fromkeys(self.counters, 0)
+        self.open_trade: dict[str, Any] | None = None
+        self.trades: list[dict[str, Any]] = []
+        self.positions_open: dict[str, ComboPosition] = {}
+        self.positions_done: list[ComboPosition] = []
+        setup = getattr(self, "setup_risk", None)
+        if setup is None:
+            raise TypeError(
+                f"{type(self).__name__} needs the risk layer: "
+                "class ...(OptionRiskMixin, ChainStrategy)"
+            )
+        setup(self.risk_config(self.p.limits or RiskLimits(**self.default_risk)))
+        track_sleeves(self, self.sleeve_of())
+
+    def finish_trade(self, day: dt.date, reason: str) -> None:
+        """Book the exit of :attr:`open_trade` on ``day``: the reason noted on its trade in
+        :attr:`book`, its entry row completed (``status = "traded"``, ``exit_date``,
+        ``exit_reason``, ``net_pnl``) and a record appended to :attr:`trades` (its fields but
+        :attr:`trade_fields_hidden`, ``exit_date``, ``exit_reason``, ``bars_held``,
+        ``commissions``, ``net_pnl``); then no trade is open. ``net_pnl`` and ``commissions``
+        are the trade's in the book, dollars (at the broker's marks while legs are still
+        held)."""
+        t = self.open_trade
+        assert t is not None
+        if self.sync_on_finish:
+            self.book.sync(self.obroker)  # share trades placed since the last sync
+        self.book.note(t["trade_id"], reason)
+        trade = self.book.trade(t["trade_id"])
+        pnl = trade.net_pnl(self.obroker)
+        t["row"].update(status="traded", exit_date=day, exit_reason=reason, net_pnl=pnl)
+        self.trades.append(
+            {
+                **{k: v for k, v in t.items() if k not in self.trade_fields_hidden},
+                "exit_date": day,
+                "exit_reason": reason,
+                "bars_held": t["bars"],
+                "commissions": trade.commission,
+                "net_pnl": pnl,
+            }
+        )
+        self.open_trade = None
+
+    def finish_position(self, pos: ComboPosition, exit_date: dt.date) -> None:
+        """Book the exit of ``pos`` (one of :attr:`positions_open`): it moves to
+        :attr:`positions_done`, its reason (``pos.closing_reason``, default ``"closed"``) is
+        noted on its trade in :attr:`book` and its entry row completed (``status = "traded"``,
+        ``exit_reason``, ``exit_date``, ``net_pnl``: the trade's in the book, dollars, shares
+        still held at their mark; refreshed by :meth:`book_positions_at_end`)."""
+        self.positions_open.pop(pos.tag, None)
+        self.positions_done.append(pos)
+        reason = pos.closing_reason or "closed"
+        self.book.note(pos.trade_id, reason)
+        pos.row.update(
+            status="traded",
+            exit_reason=reason,
+            exit_date=exit_date,
+            net_pnl=self.book.net_pnl(pos.trade_id, self.obroker),
+        )
+
+    def finish_gone_positions(self, day: dt.date, *, record_settlement: bool = False) -> None:
+        """Finish (:meth:`finish_position`) the open positions whose legs are all gone from
+        :attr:`combos`: ``closing_reason`` (unless one is set) ``"settled"`` when their trade in
+        :attr:`book` had legs settled, else ``"risk: <kill reason>"`` (closed by the risk layer).
+        With ``record_settlement`` a settled position's row gets ``settled_legs`` and
+        ``settled_on`` (the settlement date, also its ``exit_date``); the exit date is ``day``
+        otherwise."""
+        for tag in list(self.positions_open):
+            if tag in self.combos:
+                continue
+            pos = self.positions_open[tag]
+            trade = self.book.trade(pos.trade_id)
+            settled = trade.settled_legs > 0 and trade.settled_at is not None
+            if settled and record_settlement:
+                pos.row["settled_legs"] = trade.settled_legs
+                pos.row["settled_on"] = trade.settled_at.date()
+            risk = cast(Any, self).risk  # the OptionRiskMixin's manager
+            pos.closing_reason = pos.closing_reason or (
+                "settled" if settled else "risk: " + (risk.kill_reason or "closed")
+            )
+            self.finish_position(pos, pos.row.get("settled_on", day))
+
+    def book_positions_at_end(self) -> None:
+        """After the last bar: the positions still open get ``status = "open_at_end"`` and
+        every position's row its trade's ``net_pnl`` in the book at the last marks (the
+        window-end close, at those marks, keeps it)."""
+        for pos in self.positions_open.values():
+            pos.row["status"] = "open_at_end"
+        for pos in [*self.positions_done, *self.positions_open.values()]:
+            pos.row["net_pnl"] = self.book.net_pnl(pos.trade_id, self.obroker)
+
+    def stop(self) -> None:
+        """A position still open after the last bar is booked ``open_at_end`` at the last marks
+        (:meth:`finish_trade`; the window-end close that follows happens at the same marks);
+        the book's unallocated trade goes on the last log row
+        (:meth:`OptionStrategy.log_unallocated`)."""
+        if self.open_trade is not None:
+            last = self.snapshot.quote_date if self.snapshot is not None else dt.date.min
+            self.finish_trade(last, "open_at_end")
+        if self.log_rows:
+            self.log_unallocated(self.log_rows[-1])
+
+    def risk_config(self, limits: RiskLimits) -> RiskConfig:
+        """The risk manager's config: ``rules.risk_config(limits)`` when the params model
+        defines one (a strategy with its own stop rule), else ``limits.risk_config()``."""
+        own = getattr(self.rules, "risk_config", None)
+        return own(limits) if callable(own) else limits.risk_config()
+
+    def sleeve_of(self) -> Callable[[str], str]:
+        """Tag -> attribution sleeve (default: the tag's first word,
+        :func:`strategies.risk.sleeve_by_prefix`)."""
+        from strategies.risk import sleeve_by_prefix
+
+        return sleeve_by_prefix()
+
+
+class ChainPlugin(StrategyPlugin):
+    """A plugin whose backtest is one :class:`ChainStrategy` over the chain snapshots of its
+    window (:func:`run_chain_cerebro`), declared rather than written.
+
+    A subclass sets :attr:`strategy_cls` (and, where they differ from the defaults,
+    :attr:`feed_target_dte`, :attr:`signal_source`, :attr:`signals_as_records`,
+    :attr:`info_counts`, :attr:`info_tables`); its ``prepare`` starts with
+    :meth:`setup_chains` and builds the signal tables. :meth:`backtest` then:
+
+    1. runs :attr:`strategy_cls` over :meth:`window_days` with the broker settling
+       ``params.chain_symbol`` on ``self.settlement`` (default the underlying's open/close);
+    2. hands the strategy each backtrader param it declares (:meth:`strategy_kwargs`):
+       ``rules`` (the trial's params), ``signals`` (:meth:`signal_inputs`; none when
+       :attr:`signal_source` is None), ``last_day`` (the
+       window's last day), ``limits`` (``[risk]``), ``hedge`` (``params.hedge_config(costs)``),
+       any other name from the plugin attribute of that name;
+    3. returns the broker's fills, the strategy's ``log_rows`` and :meth:`backtest_info`,
+       passed through :meth:`finish_backtest` (default unchanged).
+
+    The params model has ``chain_symbol``, ``root`` and ``rate`` fields.
+    """
+
+    #: The backtrader strategy of a backtest.
+    strategy_cls: ClassVar[type[bt.Strategy]]
+    #: The chain feed's line expiry: a params field name, or calendar days.
+    feed_target_dte: ClassVar[str | float] = "target_dte"
+    #: The plugin's method giving the trial's signal table (``method(params)``), or an attribute
+    #: holding one table for every trial; None: the strategy gets no ``signals``.
+    signal_source: ClassVar[str | None] = "signal_table"
+    #: Hand the strategy ``{date: row dict}`` (True) or the table itself (False).
+    signals_as_records: ClassVar[bool] = True
+    #: Counters reported in ``info`` (None: every one of ``strategy.counts``).
+    info_counts: ClassVar[tuple[str, ...] | None] = None
+    #: ``info`` key -> strategy attribute (a list of dicts) reported as a frame.
+    info_tables: ClassVar[Mapping[str, str]] = {}
+
+    def setup_chains(
+        self,
+        data: Mapping[str, Any],
+        grid: Mapping[str, Sequence[Any]],
+        *,
+        cache: bool = True,
+        quote_dates: bool = True,
+    ) -> StrategyParams:
+        """The head of every chain plugin's ``prepare``: refuse fixed parameters in ``grid``
+        (:meth:`check_search_space`), keep the fixed params (``self.base``), the underlying
+        (``self.underlying``), the snapshot source (``self.source``, a
+        :class:`data_feeds.SnapshotCache` over ``data["chains"]`` unless ``cache=False``) and,
+        with ``quote_dates``, the quote dates of ``chain_symbol``/``root`` inside the
+        underlying's sessions (``self.quote_dates``, :meth:`chain_quote_dates`).
+
+        Returns
+        -------
+        StrategyParams
+            The fixed parameters (``self.base``).
+
+        Raises
+        ------
+        ValueError
+            A parameter of ``grid`` is not tunable; (``quote_dates``) no quote date inside the
+            underlying's sessions.
+        """
+        self.check_search_space(grid)
+        p: Any = self.Params(**self.fixed)
+        self.base = p
+        self.underlying = data["underlying"]
+        self.source = SnapshotCache(data["chains"]) if cache else data["chains"]
+        if quote_dates:
+            self.quote_dates = self.chain_quote_dates(
+                self.source, p.chain_symbol, p.root, self.underlying.index
+            )
+        return p
+
+    def backtest(
+        self, params: StrategyParams, start: pd.Timestamp, end: pd.Timestamp, *, cash: float
+    ) -> BacktestResult:
+        """One Cerebro over the chain snapshots of ``[start, end]`` (class docstring).
+
+        Raises
+        ------
+        TypeError
+            ``params`` is not this plugin's params model.
+        ValueError
+            No trading day inside the window.
+        """
+        if not isinstance(params, self.Params):
+            raise TypeError(f"{self.name} backtest needs {self.Params.__name__}")
+        p: Any = params
+        inside = self.window_days(start, end)
+        target = self.feed_target_dte
+        settlement = getattr(self, "settlement", None)
+        if settlement is None:
+            settlement = self.underlying[["open", "close"]]
+        strat, value, returns = run_chain_cerebro(
+            self.strategy_cls,
+            self.source,
+            p.chain_symbol,
+            p.root,
+            inside,
+            settlement=settlement,
+            broker_params=self.broker_params,
+            cash=cash,
+            target_dte=getattr(p, target) if isinstance(target, str) else float(target),
+            rate=p.rate,
+            strategy_kwargs=self.strategy_kwargs(p, inside),
+        )
+        result = BacktestResult.of(strat, value, returns, self.backtest_info(strat, p))
+        return self.finish_backtest(result, strat, p)
+
+    def signal_inputs(self, params: StrategyParams) -> Any:
+        """The ``signals`` param of the strategy: the table of ``params`` from
+        :attr:`signal_source` (its method, or the table it names), as ``{datetime.date: row
+        dict}`` (a timestamp index is taken at its date) or, without
+        :attr:`signals_as_records`, the table itself."""
+        source = getattr(self, self.signal_source)
+        table = source(params) if callable(source) else source
+        if not self.signals_as_records:
+            return table
+        days = [d.date() if isinstance(d, pd.Timestamp) else d for d in table.index]
+        return dict(zip(days, table.to_dict("records"), strict=True))
+
+    def strategy_kwargs(self, params: Any, inside: pd.DatetimeIndex) -> dict[str, Any]:
+        """Every backtrader param :attr:`strategy_cls` declares, filled as the class docstring
+        says (step 2).
+
+        Raises
+        ------
+        AttributeError
+            A declared param that is none of the known inputs and no plugin attribute.
+        """
+        known: dict[str, Callable[[], Any]] = {
+            "rules": lambda: params,
+            "signals": lambda: self.signal_inputs(params),
+            "last_day": lambda: inside[-1].date(),
+            "limits": lambda: self.risk,
+            "hedge": lambda: params.hedge_config(self.costs),
+        }
+        kwargs = {}
+        for key in self.strategy_cls.params._getkeys():
+            if key == "signals" and self.signal_source is None:
+                continue
+            if key in known:
+                kwargs[key] = known[key]()
+            elif hasattr(self, key):
+                kwargs[key] = getattr(self, key)
+            else:
+                raise AttributeError(
+                    f"{self.name}: {self.strategy_cls.__name__} declares the param {key!r}, "
+                    f"which is no known input and no attribute of {type(self).__name__}"
+                )
+        return kwargs
+
+    def backtest_info(self, strat: Any, params: Any) -> dict[str, Any]:
+        """``BacktestResult.info`` of a finished run: the market source, the counters
+        (:attr:`info_counts`), stale marks and rejections (counts), the risk events and kill
+        flag, the attribution (:func:`strategies.risk.sleeve_info`), the frames of
+        :attr:`info_tables`, the closed-trade records
+        (:meth:`strategies.book.TradeBook.closed_trades`) and, for a hedged strategy
+        (``strat.hedger``), ``pnl_breakdown``
+        and the sums of its ``option_pnl``, ``hedge_pnl`` and ``costs`` columns (dollars)."""
+        from strategies.risk import sleeve_info
+
+        names = strat.counts if self.info_counts is None else self.info_counts
+        info: dict[str, Any] = {
+            "market_source": f"chain:{params.chain_symbol}:{params.root}",
+            **{k: float(strat.counts[k]) for k in names},
+            "stale_marks": float(len(strat.broker.stale_marks)),
+            "rejections": float(len(strat.broker.rejections)),
+            "risk_events": strat.risk.events_frame(),
+            "killed": strat.risk.killed,
+            **sleeve_info(strat),
+            "closed_trades": strat.book.closed_trades(strat.broker),
+        }
+        for key, attr in self.info_tables.items():
+            info[key] = pd.DataFrame(getattr(strat, attr))
+        hedger = getattr(strat, "hedger", None)
+        if hedger is not None:
+            pnl = hedger.pnl_frame()
+            info["pnl_breakdown"] = pnl
+            for col in ("option_pnl", "hedge_pnl", "costs"):
+                if col in pnl:
+                    info[col] = float(pnl[col].sum())
+        return info
+
+    def finish_backtest(
+        self, result: BacktestResult, strat: Any, params: Any
+    ) -> BacktestResult:
+        """Hook: a plugin's last touches on a backtest's result (extra info, log columns);
+        the default returns ``result`` unchanged."""
+        return result
+
+
 def run_chain_cerebro(
     strategy_cls: type[bt.Strategy],
     source: SnapshotSource,
@@ -527,4 +936,12 @@ def sync_window_end(strategy: bt.Strategy) -> None:
         book.sync(strategy.broker)
 
 
-__all__ = ["ComboSpec", "OptionStrategy", "run_chain_cerebro", "sync_window_end"]
+__all__ = [
+    "ChainPlugin",
+    "ChainStrategy",
+    "ComboPosition",
+    "ComboSpec",
+    "OptionStrategy",
+    "run_chain_cerebro",
+    "sync_window_end",
+]

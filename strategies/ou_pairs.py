@@ -51,10 +51,11 @@ from indicators.cointegration import apply_health, formation_tables
 from pricing.ou import bertram_thresholds, leung_li_levels
 from strategies.base import (
     BacktestResult,
+    ShareFills,
     StrategyParams,
     StrategyPlugin,
     run_cerebro,
-    window_end_rows,
+    share_fills_frame,
 )
 from strategies.risk import RiskLimits, RiskMixin, VolManagedSizer, fixed_fractional_units
 
@@ -155,7 +156,7 @@ class OUPairsParams(StrategyParams):
     vol_target: float = Field(0.0, ge=0.0, le=2.0)
 
 
-class OUPairsStrategy(RiskMixin, bt.Strategy):
+class OUPairsStrategy(RiskMixin, ShareFills, bt.Strategy):
     """backtrader face: two legs, decisions at the close, fills at the next open.
 
     Data: ``datas[0]`` is leg ``y`` with the extra lines :data:`FEED_LINES` (spread with the
@@ -200,34 +201,11 @@ class OUPairsStrategy(RiskMixin, bt.Strategy):
         )
 
     # -- fills ----------------------------------------------------------------------------------
-    def notify_order(self, order: bt.Order) -> None:
-        if order.status != order.Completed:
-            if order.status in (order.Canceled, order.Margin, order.Rejected):
-                self.fills.append(
-                    {
-                        "date": self.y.datetime.date(0),
-                        "leg": order.data._name,
-                        "size": 0.0,
-                        "price": math.nan,
-                        "commission": 0.0,
-                        "status": order.getstatusname(),
-                    }
-                )
-            return
-        ex = order.executed
-        self.fills.append(
-            {
-                "date": self.y.datetime.date(0),
-                "leg": order.data._name,
-                "size": float(ex.size),
-                "price": float(ex.price),
-                "commission": float(ex.comm),
-                "status": "Completed",
-            }
-        )
+    def notify_fill(self, size: float, price: float, commission: float) -> None:
+        """A completed fill (:class:`strategies.base.ShareFills`) goes to the open round trip."""
         if self.trade is not None:
-            self.trade["cash"] += -float(ex.size) * float(ex.price) - float(ex.comm)
-            self.trade["commissions"] += float(ex.comm)
+            self.trade["cash"] += -size * price - commission
+            self.trade["commissions"] += commission
 
     def _finish_trip(self, day: Any, row: dict[str, Any]) -> None:
         """Book the round trip whose last fill happened on this bar (called before deciding)."""
@@ -435,7 +413,6 @@ class OUPairs(StrategyPlugin):
         risk: RiskLimits | None = None,
     ) -> None:
         super().__init__(fixed, broker, costs, risk)
-        self._tables: dict[tuple[int, int], pd.DataFrame] = {}
         self._levels: dict[tuple[Any, ...], pd.DataFrame] = {}
 
     # -- load time ------------------------------------------------------------------------------
@@ -746,12 +723,7 @@ class OUPairs(StrategyPlugin):
             },
         )
         keep = (value.index >= start) & (value.index <= end)
-        fills = pd.DataFrame(
-            strat.fills, columns=["date", "leg", "size", "price", "commission", "status"]
-        )
-        fills["cash_flow"] = -fills["size"] * fills["price"].fillna(0.0) - fills["commission"]
-        closes = window_end_rows(broker, [feed_y, feed_x])
-        fills = pd.concat([fills, closes], ignore_index=True)
+        fills, closes = share_fills_frame(strat.fills, broker, [feed_y, feed_x])
         _book_open_trip(strat, closes)
         log = pd.DataFrame(strat.log_rows)
         if not log.empty:

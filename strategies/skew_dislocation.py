@@ -61,17 +61,14 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from brokers.cost_config import CostsConfig
-from data_feeds import SnapshotCache
-from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot, Combo, QuoteUnavailable
 from data_feeds.contracts import OptionQuote
-from data_feeds.ohlc import fingerprint
 from indicators.regression import OUTPUTS as OLS_OUTPUTS
 from indicators.regression import PastOLS, past_ols
 from indicators.skewness import RealizedSkewness, rolling_skewness
-from strategies.base import BacktestResult, StrategyParams, StrategyPlugin
+from strategies.base import StrategyParams
 from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
-from strategies.option_strategy import run_chain_cerebro
+from strategies.option_strategy import ChainPlugin, ChainStrategy
 from strategies.params import AccountRisk, Contracts, ExitDte, MaxContracts, MaxHoldDays, StopLoss
 from strategies.risk import (
     OptionRiskMixin,
@@ -79,9 +76,6 @@ from strategies.risk import (
     RiskConfig,
     RiskLimits,
     max_loss_contracts,
-    sleeve_by_prefix,
-    sleeve_info,
-    track_sleeves,
 )
 
 __all__ = [
@@ -376,7 +370,7 @@ class SkewDislocationParams(StrategyParams):
         )
 
 
-class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
+class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy, ChainStrategy):
     """backtrader face: one risk reversal at a time, optionally delta-hedged, under the risk
     layer (module docstring, step 5).
 
@@ -405,20 +399,14 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
     ``kill_switch`` and ``stop_loss``; a blocked entry is logged ``risk_blocked``.
     """
 
-    params = (("rules", None), ("signals", None), ("last_day", None), ("limits", None))
+    rules_cls = SkewDislocationParams
+    counters = ("exit_deferred",)
+    trade_fields_hidden = ("bars", "row", "hedge_base")
+    sync_on_finish = True  # the hedge's share trades placed since the last sync belong to it
 
     def __init__(self) -> None:
         super().__init__()
-        self.rules: SkewDislocationParams = self.p.rules or SkewDislocationParams()
-        self.signals: Mapping[dt.date, dict[str, Any]] = self.p.signals or {}
-        self.last_day: dt.date = self.p.last_day or dt.date.max
-        self.log_rows: list[dict[str, Any]] = []
-        self.trades: list[dict[str, Any]] = []
-        self.open_trade: dict[str, Any] | None = None
         self._traded_rows: list[dict[str, Any]] = []  # log row of each entry of trades
-        self.counts = {"exit_deferred": 0}
-        self.setup_risk(self.rules.risk_config(self.p.limits or RiskLimits()))
-        track_sleeves(self, sleeve_by_prefix())
 
     def next_chain(self, snapshot: ChainSnapshot) -> None:
         """Risk step (kill switch, stop), :meth:`next_options`, then the hedge when
@@ -552,7 +540,7 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
             )
             if reason != "settled":
                 row.update(status="closed", exit_reason=reason)
-            self._finish(day, reason)
+            self.finish_trade(day, reason)
             return
         r = self.rules
         reason = None
@@ -573,38 +561,22 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
             row["status"] = "exit_deferred"
             return
         row.update(status="closed", exit_reason=reason)
-        self._finish(day, reason)
+        self.finish_trade(day, reason)
 
-    def _finish(self, day: dt.date, reason: str) -> None:
-        """Log the exit with the book's net P&L of the trade (at the marks while still open; the
-        final value, after its hedge is unwound, is written by :meth:`stop`) and its legs' P&L
-        (``option_pnl``: option fills, settlements and open legs at the marks, dollars)."""
+    def finish_trade(self, day: dt.date, reason: str) -> None:
+        """:meth:`ChainStrategy.finish_trade`, the record split into ``option_pnl`` (the legs'
+        fills, settlements and open legs at the marks, dollars:
+        :meth:`strategies.book.Trade.option_pnl`) and ``hedge_pnl`` (the rest: the delta hedge
+        tagged to this risk reversal). Both are refreshed by :meth:`stop` once the hedge is
+        unwound."""
         t = self.open_trade
         assert t is not None
-        broker = self.obroker
-        self.book.sync(broker)  # share trades placed since the last sync
-        self.book.note(t["trade_id"], reason)
-        trade = self.book.trade(t["trade_id"])
-        pnl = trade.net_pnl(broker)
-        option = trade.option_cash + trade.settlement
-        for c, q in trade.legs.items():
-            mark = broker.option_positions.get(c)
-            option += q * (mark.mark if mark is not None else 0.0) * c.multiplier
-        t["row"].update(status="traded", exit_date=day, exit_reason=reason, net_pnl=pnl)
-        self.trades.append(
-            {
-                **{k: v for k, v in t.items() if k not in ("bars", "row", "hedge_base")},
-                "exit_date": day,
-                "exit_reason": reason,
-                "bars_held": t["bars"],
-                "commissions": trade.commission,
-                "option_pnl": option,
-                "hedge_pnl": pnl - option,
-                "net_pnl": pnl,
-            }
-        )
-        self._traded_rows.append(t["row"])
-        self.open_trade = None
+        row = t["row"]
+        super().finish_trade(day, reason)
+        rec = self.trades[-1]
+        rec["option_pnl"] = self.book.trade(rec["trade_id"]).option_pnl(self.obroker)
+        rec["hedge_pnl"] = rec["net_pnl"] - rec["option_pnl"]
+        self._traded_rows.append(row)
 
     def stop(self) -> None:
         """A position still open after the last bar is logged ``open_at_end`` at its marks; every
@@ -614,7 +586,7 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         was tagged) is the last row's ``unallocated_pnl``."""
         if self.open_trade is not None:
             day = self.snapshot.quote_date if self.snapshot is not None else dt.date.min
-            self._finish(day, "open_at_end")
+            self.finish_trade(day, "open_at_end")
         broker = self.obroker
         self.book.sync(broker)
         for rec, row in zip(self.trades, self._traded_rows, strict=True):
@@ -624,7 +596,7 @@ class SkewDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
             self.log_unallocated(self.log_rows[-1])
 
 
-class SkewDislocation(StrategyPlugin):
+class SkewDislocation(ChainPlugin):
     """Plugin wiring the skew signals and :class:`SkewDislocationStrategy`.
 
     Parameters
@@ -640,6 +612,8 @@ class SkewDislocation(StrategyPlugin):
     Params = SkewDislocationParams
     required_data = ("underlying", "chains")
     risk_limits = frozenset({"max_drawdown", "max_daily_loss"})
+    strategy_cls = SkewDislocationStrategy
+    info_tables: ClassVar[Mapping[str, str]] = {"rr_trades": "trades"}
 
     def __init__(
         self,
@@ -668,14 +642,8 @@ class SkewDislocation(StrategyPlugin):
             A load-time parameter in the search space; no quote date inside the underlying's
             sessions.
         """
-        self.check_search_space(grid)
-        p = SkewDislocationParams(**self.fixed)
-        self.base = p
-        self.underlying = data["underlying"]
-        self.source = SnapshotCache(data["chains"])
-        self.quote_dates = self.chain_quote_dates(
-            self.source, p.chain_symbol, p.root, self.underlying.index
-        )
+        p = self.setup_chains(data, grid)
+        assert isinstance(p, SkewDislocationParams)
         rows = [
             snapshot_skew(
                 self.source.snapshot(p.chain_symbol, d, None, [p.root], False, p.rate),
@@ -691,7 +659,9 @@ class SkewDislocation(StrategyPlugin):
             f"risk reversal on {len(self.skew)} quote dates (expiry nearest {p.target_dte:g} "
             "DTE): " + ", ".join(f"{k}: {v}" for k, v in counts.items())
         )
-        self._signal_tables([*_grid_product(grid, p), _signal_combo(p)])
+        combos = self.grid_combos(grid, p, SIGNAL_KEYS)  # min_fit > fit_window: refused
+        fits = [c for c in combos if c["min_fit"] <= c["fit_window"]]
+        self._signal_tables([*fits, _signal_combo(p)])
 
     def signal_table(self, params: SkewDislocationParams) -> pd.DataFrame:
         """Per quote date: the risk reversal, realized skewness and :func:`expected_skew`."""
@@ -736,77 +706,17 @@ class SkewDislocation(StrategyPlugin):
             table = pd.concat([self.skew, frame.assign(realized_skew=xs.iloc[:, j])], axis=1)
             self._signal_cache[tuple(c[k] for k in SIGNAL_KEYS)] = table
 
-    def trading_days(self) -> pd.DatetimeIndex:
-        """Every quote date inside the underlying's sessions."""
-        return pd.DatetimeIndex([pd.Timestamp(d) for d in self.quote_dates]).tz_localize(TZ)
-
-    def backtest(
-        self, params: StrategyParams, start: pd.Timestamp, end: pd.Timestamp, *, cash: float
-    ) -> BacktestResult:
-        """One Cerebro over the snapshots of ``[start, end]``."""
-        assert isinstance(params, SkewDislocationParams)
-        p = params
-        inside = self.window_days(start, end)
-        table = self.signal_table(p)
-        signals = {
-            ts.date(): rec for ts, rec in zip(table.index, table.to_dict("records"), strict=True)
-        }
-        strat, value, returns = run_chain_cerebro(
-            SkewDislocationStrategy,
-            self.source,
-            p.chain_symbol,
-            p.root,
-            inside,
-            settlement=self.underlying[["open", "close"]],
-            broker_params=self.broker_params,
-            cash=cash,
-            target_dte=p.target_dte,
-            rate=p.rate,
-            strategy_kwargs={
-                "rules": p,
-                "signals": signals,
-                "last_day": inside[-1].date(),
-                "hedge": p.hedge_config(self.costs),
-                "limits": self.risk,
-            },
-        )
-        pnl = strat.hedger.pnl_frame()
-        info: dict[str, Any] = {
-            "market_source": f"chain:{p.chain_symbol}:{p.root}",
-            "exit_deferred": float(strat.counts["exit_deferred"]),
-            "stale_marks": float(len(strat.broker.stale_marks)),
-            "rejections": float(len(strat.broker.rejections)),
-            "rr_trades": pd.DataFrame(strat.trades),
-            "pnl_breakdown": pnl,
-            "risk_events": strat.risk.events_frame(),
-            "killed": strat.risk.killed,
-            **sleeve_info(strat),
-            "closed_trades": strat.book.closed_trades(strat.broker),
-        }
-        for col in ("option_pnl", "hedge_pnl", "costs"):
-            if col in pnl:
-                info[col] = float(pnl[col].sum())
-        return BacktestResult(
-            returns=returns,
-            value=value,
-            trades=strat.broker.fills_frame(),
-            daily_log=pd.DataFrame(strat.log_rows),
-            info=info,
-        )
-
     def data_fingerprint(self) -> str:
         """Hash of the underlying and the risk-reversal series."""
         rr = self.skew[["risk_reversal_25d", "call_strike", "put_strike"]]
-        return fingerprint(self.underlying[["open", "high", "low", "close"]]) + fingerprint(rr)
+        return self.fingerprint_with(rr)
 
     def write_artifacts(self, folder: Path) -> dict[str, float]:
         """``skew/skew_signals.csv`` (the base parameters' table) and ``skew/report.txt``;
         returns the share of dates with a z-score."""
-        out = Path(folder) / "skew"
-        out.mkdir(parents=True, exist_ok=True)
+        out = self.report_folder(folder, "skew")
         table = self.signal_table(self.base)
         table.to_csv(out / "skew_signals.csv")
-        (out / "report.txt").write_text("\n".join(self.reports) + "\n")
         return {"skew_z_days_share": float(np.isfinite(table["z"]).mean())}
 
 
@@ -816,15 +726,3 @@ SIGNAL_KEYS = ("returns", "skew_window", "model", "fit_window", "min_fit")
 
 def _signal_combo(params: SkewDislocationParams) -> dict[str, Any]:
     return {k: getattr(params, k) for k in SIGNAL_KEYS}
-
-
-def _grid_product(
-    grid: Mapping[str, Sequence[Any]], base: SkewDislocationParams
-) -> list[dict[str, Any]]:
-    """Every combination of the signal-table parameters present in ``grid`` (those with
-    ``min_fit > fit_window`` left out: the params model refuses them)."""
-    combos: list[dict[str, Any]] = [{}]
-    for k in SIGNAL_KEYS:
-        values = list(grid.get(k, [getattr(base, k)]))
-        combos = [{**c, k: v} for c in combos for v in values]
-    return [c for c in combos if c["min_fit"] <= c["fit_window"]]

@@ -67,26 +67,20 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from brokers.cost_config import CostsConfig
-from data_feeds import SnapshotCache
-from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot, QuoteUnavailable
 from data_feeds.contracts import OptionContract
-from data_feeds.ohlc import fingerprint
 from pricing.iv_chain import implied_vols_from_quotes
 from pricing.sabr import sabr_implied_vol
 from pricing.surface_fit import SurfaceFitConfig, fit_snapshot
 from pricing.svi import fit_svi, svi_implied_vol
-from strategies.base import BacktestResult, StrategyParams, StrategyPlugin
+from strategies.base import BacktestResult, StrategyParams
 from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
-from strategies.option_strategy import run_chain_cerebro
+from strategies.option_strategy import ChainPlugin, ChainStrategy
 from strategies.params import Contracts, ExitDte, MaxHoldDays
 from strategies.risk import (
     OptionRiskMixin,
     RiskConfig,
     RiskLimits,
-    sleeve_by_prefix,
-    sleeve_info,
-    track_sleeves,
 )
 
 __all__ = [
@@ -471,7 +465,7 @@ def select_trades(candidates: pd.DataFrame, params: SurfaceArbitrageParams) -> p
 # --------------------------------------------------------------------------------------
 
 
-class SurfaceArbitrageStrategy(OptionRiskMixin, DeltaHedgedStrategy):
+class SurfaceArbitrageStrategy(OptionRiskMixin, DeltaHedgedStrategy, ChainStrategy):
     """backtrader face of ``surface_arbitrage`` (module docstring, steps 5-7).
 
     Parameters (backtrader ``params``)
@@ -495,27 +489,16 @@ class SurfaceArbitrageStrategy(OptionRiskMixin, DeltaHedgedStrategy):
     in ``hedger.pnl_frame()``).
     """
 
-    params = (
-        ("rules", None),
-        ("candidates", None),
-        ("slices", None),
-        ("last_day", None),
-        ("limits", None),
-    )
+    params = (("candidates", None), ("slices", None))
+    rules_cls = SurfaceArbitrageParams
+    counters = ("exit_deferred", "no_exit_mark", "risk_closed")
+    default_risk: ClassVar[Mapping[str, Any]] = {"max_vega_per_vol_point": 5000.0}
 
     def __init__(self) -> None:
         super().__init__()
-        self.rules: SurfaceArbitrageParams = self.p.rules or SurfaceArbitrageParams()
         self.candidates: Mapping[dt.date, pd.DataFrame] = self.p.candidates or {}
         self.slices: Mapping[dt.date, pd.DataFrame] = self.p.slices or {}
-        self.last_day: dt.date = self.p.last_day or dt.date.max
-        limits = self.p.limits or RiskLimits(**SurfaceArbitrage.default_risk)
-        self.setup_risk(self.rules.risk_config(limits))
-        track_sleeves(self, sleeve_by_prefix())
         self.open_pos: dict[str, dict[str, Any]] = {}
-        self.trades: list[dict[str, Any]] = []
-        self.log_rows: list[dict[str, Any]] = []
-        self.counts = {"exit_deferred": 0, "no_exit_mark": 0, "risk_closed": 0}
 
     def next_chain(self, snapshot: ChainSnapshot) -> None:
         """:meth:`next_options`, then the hedge when ``delta_hedge``."""
@@ -693,7 +676,7 @@ class SurfaceArbitrageStrategy(OptionRiskMixin, DeltaHedgedStrategy):
 # --------------------------------------------------------------------------------------
 
 
-class SurfaceArbitrage(StrategyPlugin):
+class SurfaceArbitrage(ChainPlugin):
     """Plugin: fit every quote date's smiles once, score the candidates per trial, one Cerebro
     per window.
 
@@ -710,7 +693,11 @@ class SurfaceArbitrage(StrategyPlugin):
     Params = SurfaceArbitrageParams
     required_data = ("underlying", "chains")
     risk_limits = frozenset({"max_drawdown", "max_daily_loss", "max_vega_per_vol_point"})
-    default_risk: ClassVar[Mapping[str, Any]] = {"max_vega_per_vol_point": 5000.0}
+    default_risk = SurfaceArbitrageStrategy.default_risk
+    strategy_cls = SurfaceArbitrageStrategy
+    feed_target_dte = "min_dte"
+    signal_source = None
+    info_tables: ClassVar[Mapping[str, str]] = {"sa_trades": "trades"}
 
     def prepare(self, data: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> None:
         """Fit the smiles and compute the candidate table of every quote date.
@@ -728,14 +715,8 @@ class SurfaceArbitrage(StrategyPlugin):
         ValueError
             A load-time parameter is searched; no quote date inside the underlying's sessions.
         """
-        self.check_search_space(grid)
-        p = SurfaceArbitrageParams(**self.fixed)
-        self.base = p
-        self.underlying = data["underlying"]
-        self.source = SnapshotCache(data["chains"])
-        self.quote_dates = self.chain_quote_dates(
-            self.source, p.chain_symbol, p.root, self.underlying.index
-        )
+        p = self.setup_chains(data, grid)
+        assert isinstance(p, SurfaceArbitrageParams)
         self.candidates: dict[dt.date, pd.DataFrame] = {}
         self.slices: dict[dt.date, pd.DataFrame] = {}
         rows = []
@@ -778,63 +759,16 @@ class SurfaceArbitrage(StrategyPlugin):
             f"params per day: mean {fr['passing_base'].mean():.2f}, max {fr['passing_base'].max()}"
         )
 
-    def trading_days(self) -> pd.DatetimeIndex:
-        """Every quote date inside the underlying's sessions."""
-        return pd.DatetimeIndex([pd.Timestamp(d) for d in self.quote_dates]).tz_localize(TZ)
-
-    def backtest(
-        self, params: StrategyParams, start: pd.Timestamp, end: pd.Timestamp, *, cash: float
+    def finish_backtest(
+        self, result: BacktestResult, strat: Any, params: Any
     ) -> BacktestResult:
-        """One Cerebro over the snapshots of ``[start, end]`` with the options broker.
-
-        Raises
-        ------
-        ValueError
-            No trading day inside the window.
-        """
-        assert isinstance(params, SurfaceArbitrageParams)
-        p = params
-        inside = self.window_days(start, end)
-        strat, value, returns = run_chain_cerebro(
-            SurfaceArbitrageStrategy,
-            self.source,
-            p.chain_symbol,
-            p.root,
-            inside,
-            settlement=self.underlying[["open", "close"]],
-            broker_params=self.broker_params,
-            cash=cash,
-            target_dte=p.min_dte,
-            rate=p.rate,
-            strategy_kwargs={
-                "rules": p,
-                "candidates": self.candidates,
-                "slices": self.slices,
-                "last_day": inside[-1].date(),
-                "hedge": p.hedge_config(self.costs),
-                "limits": self.risk,
-            },
-        )
-        pnl = strat.hedger.pnl_frame()
-        trades = pd.DataFrame(strat.trades)
-        info: dict[str, Any] = {
-            "market_source": f"chain:{p.chain_symbol}:{p.root}",
-            **{k: float(v) for k, v in strat.counts.items()},
-            "positions": float(len(trades)),
-            "stale_marks": float(len(strat.broker.stale_marks)),
-            "rejections": float(len(strat.broker.rejections)),
-            "sa_trades": trades,
-            "pnl_breakdown": pnl,
-            "risk_events": strat.risk.events_frame(),
-            "killed": strat.risk.killed,
-            **sleeve_info(strat),
-            "closed_trades": strat.book.closed_trades(strat.broker),
-        }
-        for col in ("option_pnl", "hedge_pnl", "costs"):
-            if col in pnl:
-                info[col] = float(pnl[col].sum())
-        log = pd.DataFrame(strat.log_rows).assign(kind="day")
-        if len(trades):  # one row per position on its entry date (the runner counts "traded")
+        """``info["positions"]`` (positions opened in the window) and, in the daily log, one
+        ``kind = "position"`` row per position on its entry date next to the ``kind = "day"``
+        rows (the runner counts the ``traded`` ones)."""
+        trades = result.info["sa_trades"]
+        result.info["positions"] = float(len(trades))
+        log = result.daily_log.assign(kind="day")
+        if len(trades):
             pos = trades.assign(
                 kind="position",
                 date=trades["entry_date"],
@@ -843,33 +777,24 @@ class SurfaceArbitrage(StrategyPlugin):
             log = pd.concat([log, pos], ignore_index=True).sort_values(
                 "date", kind="stable", ignore_index=True
             )
-        return BacktestResult(
-            returns=returns,
-            value=value,
-            trades=strat.broker.fills_frame(),
-            daily_log=log,
-            info=info,
-        )
+        result.daily_log = log
+        return result
 
     def data_fingerprint(self) -> str:
         """Hash of the underlying and of every date's candidate gaps."""
         gaps = pd.concat(
             [c[["strike", "model_iv", "gap"]].assign(d=str(d)) for d, c in self.candidates.items()]
         ).set_index("d")
-        return fingerprint(self.underlying[["open", "high", "low", "close"]]) + fingerprint(
-            gaps.fillna(-1.0)
-        )
+        return self.fingerprint_with(gaps.fillna(-1.0))
 
     def write_artifacts(self, folder: Path) -> dict[str, float]:
         """``surface_arbitrage/fit_report.csv`` (per date: counts, RMSE, candidates passing the
         base params), ``passing.csv`` (those candidates, scored) and ``report.txt``; returns the
         mean candidates per day and the median band RMSE (vol points)."""
-        out = Path(folder) / "surface_arbitrage"
-        out.mkdir(parents=True, exist_ok=True)
+        out = self.report_folder(folder, "surface_arbitrage")
         self.fit_report.to_csv(out / "fit_report.csv")
         passing = [select_trades(c, self.base).assign(date=d) for d, c in self.candidates.items()]
         pd.concat(passing).to_csv(out / "passing.csv", index=False)
-        (out / "report.txt").write_text("\n".join(self.reports) + "\n")
         return {
             "sa_candidates_per_day": float(self.fit_report["passing_base"].mean()),
             "sa_median_rmse_vol_pts": float(self.fit_report["median_rmse_band"].median()),

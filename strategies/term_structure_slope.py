@@ -50,24 +50,19 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from data_feeds import SnapshotCache
 from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot, Combo, QuoteUnavailable
 from data_feeds.contracts import OptionQuote
-from data_feeds.ohlc import fingerprint
 from indicators.term_structure import CURVE_STATUS, ROLE_FRONT, ROLE_NEXT, FrontCurve, front_curve
 from indicators.term_structure import OUTPUTS as CURVE_OUTPUTS
-from strategies.base import BacktestResult, StrategyParams, StrategyPlugin
-from strategies.option_strategy import OptionStrategy, run_chain_cerebro
+from strategies.base import BacktestResult, StrategyParams
+from strategies.option_strategy import ChainPlugin, ChainStrategy
 from strategies.params import AccountRisk, Contracts, ExitDte, MaxContracts, MaxHoldDays, StopLoss
 from strategies.risk import (
     OptionRiskMixin,
     RiskConfig,
     RiskLimits,
     max_loss_contracts,
-    sleeve_by_prefix,
-    sleeve_info,
-    track_sleeves,
 )
 
 __all__ = [
@@ -393,7 +388,7 @@ class TermStructureSlopeParams(StrategyParams):
         return limits.risk_config(stop_loss=self.stop_loss)
 
 
-class TermStructureSlopeStrategy(OptionRiskMixin, OptionStrategy):
+class TermStructureSlopeStrategy(OptionRiskMixin, ChainStrategy):
     """backtrader face: one calendar at a time, opened and closed on the day's signal, under the
     risk layer (module docstring).
 
@@ -418,19 +413,9 @@ class TermStructureSlopeStrategy(OptionRiskMixin, OptionStrategy):
     layer --, net P&L in dollars of its trade in :attr:`book`).
     """
 
-    params = (("rules", None), ("signals", None), ("last_day", None), ("limits", None))
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rules: TermStructureSlopeParams = self.p.rules or TermStructureSlopeParams()
-        self.signals: Mapping[dt.date, dict[str, Any]] = self.p.signals or {}
-        self.last_day: dt.date = self.p.last_day or dt.date.max
-        self.log_rows: list[dict[str, Any]] = []
-        self.trades: list[dict[str, Any]] = []
-        self.open_trade: dict[str, Any] | None = None
-        self.counts = {"exit_deferred": 0, "trades": 0}
-        self.setup_risk(self.rules.risk_config(self.p.limits or RiskLimits()))
-        track_sleeves(self, sleeve_by_prefix())
+    rules_cls = TermStructureSlopeParams
+    counters = ("exit_deferred", "trades")
+    sync_on_finish = True
 
     def next_chain(self, snapshot: ChainSnapshot) -> None:
         """Risk step, manage the open calendar, then decide on a new one (class docstring)."""
@@ -511,7 +496,7 @@ class TermStructureSlopeStrategy(OptionRiskMixin, OptionStrategy):
                 reason = "stop_loss"
             if reason != "settled":
                 row.update(status="closed", exit_reason=reason)
-            self._finish(day, reason)
+            self.finish_trade(day, reason)
             return
         r = self.rules
         reason = None
@@ -533,7 +518,7 @@ class TermStructureSlopeStrategy(OptionRiskMixin, OptionStrategy):
             return
         row["status"] = "closed"
         row["exit_reason"] = reason
-        self._finish(day, reason)
+        self.finish_trade(day, reason)
 
     def _size(self, combo: Combo, side: int, snap: ChainSnapshot) -> tuple[int, float]:
         """Calendars and the loss budgeted per unit (dollars) under ``sizing = "max_loss"``.
@@ -561,40 +546,8 @@ class TermStructureSlopeStrategy(OptionRiskMixin, OptionStrategy):
         )
         return n, loss
 
-    def _finish(self, day: dt.date, reason: str) -> None:
-        """Log the exit with the book's net P&L of the calendar's trade (:attr:`book`: its fills,
-        commissions and share of settlements; at the broker's marks while still open)."""
-        t = self.open_trade
-        assert t is not None
-        self.book.sync(self.obroker)  # share trades placed since the last sync
-        self.book.note(t["trade_id"], reason)
-        trade = self.book.trade(t["trade_id"])
-        pnl = trade.net_pnl(self.obroker)
-        t["row"].update(status="traded", exit_date=day, exit_reason=reason, net_pnl=pnl)
-        self.trades.append(
-            {
-                **{k: v for k, v in t.items() if k not in ("bars", "row")},
-                "exit_date": day,
-                "exit_reason": reason,
-                "bars_held": t["bars"],
-                "commissions": trade.commission,
-                "net_pnl": pnl,
-            }
-        )
-        self.open_trade = None
 
-    def stop(self) -> None:
-        """A calendar still open after the last bar (an exit deferred) is logged with its
-        P&L at the last marks (``exit_reason = open_at_end``; the window-end close that follows
-        happens at the same marks)."""
-        if self.open_trade is None:
-            return
-        t = self.open_trade
-        day = self.snapshot.quote_date if self.snapshot is not None else t["entry_date"]
-        self._finish(day, "open_at_end")
-
-
-class TermStructureSlope(StrategyPlugin):
+class TermStructureSlope(ChainPlugin):
     """Plugin wiring :func:`term_signal_table` and :class:`TermStructureSlopeStrategy`.
 
     Parameters
@@ -610,6 +563,12 @@ class TermStructureSlope(StrategyPlugin):
     Params = TermStructureSlopeParams
     required_data = ("underlying", "chains")
     risk_limits = frozenset({"max_drawdown", "max_daily_loss"})
+    strategy_cls = TermStructureSlopeStrategy
+    feed_target_dte = 30.0
+    signal_source = "_signals"
+    signals_as_records = False
+    info_counts = ("exit_deferred",)
+    info_tables: ClassVar[Mapping[str, str]] = {"calendar_trades": "trades"}
 
     def prepare(self, data: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> None:
         """The signal table of every quote date inside the underlying's sessions.
@@ -628,14 +587,8 @@ class TermStructureSlope(StrategyPlugin):
             A load-time parameter in the search space, or no quote date of
             ``chain_symbol`` / ``root`` inside the underlying's sessions.
         """
-        self.check_search_space(grid)
-        p = TermStructureSlopeParams(**self.fixed)
-        self.base = p
-        self.underlying = data["underlying"]
-        self.source = SnapshotCache(data["chains"])
-        self.quote_dates = self.chain_quote_dates(
-            self.source, p.chain_symbol, p.root, self.underlying.index
-        )
+        p = self.setup_chains(data, grid)
+        assert isinstance(p, TermStructureSlopeParams)
         self.table = term_signal_table(
             self.source,
             p.chain_symbol,
@@ -660,71 +613,23 @@ class TermStructureSlope(StrategyPlugin):
             d: rec for d, rec in zip(self.quote_dates, self.table.to_dict("records"), strict=True)
         }
 
-    def trading_days(self) -> pd.DatetimeIndex:
-        """Every quote date inside the underlying's sessions."""
-        return pd.DatetimeIndex([pd.Timestamp(d) for d in self.quote_dates]).tz_localize(TZ)
-
-    def backtest(
-        self, params: StrategyParams, start: pd.Timestamp, end: pd.Timestamp, *, cash: float
+    def finish_backtest(
+        self, result: BacktestResult, strat: Any, params: Any
     ) -> BacktestResult:
-        """One Cerebro over the snapshots of ``[start, end]`` with the options broker."""
-        assert isinstance(params, TermStructureSlopeParams)
-        p = params
-        inside = self.window_days(start, end)
-        strat, value, returns = run_chain_cerebro(
-            TermStructureSlopeStrategy,
-            self.source,
-            p.chain_symbol,
-            p.root,
-            inside,
-            settlement=self.underlying[["open", "close"]],
-            broker_params=self.broker_params,
-            cash=cash,
-            target_dte=30.0,
-            rate=p.rate,
-            strategy_kwargs={
-                "rules": p,
-                "signals": self._signals,
-                "last_day": inside[-1].date(),
-                "limits": self.risk,
-            },
-        )
-        info = {
-            "market_source": f"chain:{p.chain_symbol}:{p.root}",
-            "trades": float(len(strat.trades)),
-            "exit_deferred": float(strat.counts["exit_deferred"]),
-            "stale_marks": float(len(strat.broker.stale_marks)),
-            "rejections": float(len(strat.broker.rejections)),
-            "risk_events": strat.risk.events_frame(),
-            "killed": strat.risk.killed,
-            **sleeve_info(strat),
-            "closed_trades": strat.book.closed_trades(strat.broker),
-        }
-        log = pd.DataFrame(strat.log_rows)
-        result = BacktestResult(
-            returns=returns,
-            value=value,
-            trades=strat.broker.fills_frame(),
-            daily_log=log,
-            info=info,
-        )
-        result.info["calendar_trades"] = pd.DataFrame(strat.trades)
+        """``info["trades"]``: the calendars logged in the window (closed or open at its end)."""
+        result.info["trades"] = float(len(strat.trades))
         return result
 
     def data_fingerprint(self) -> str:
         """Hash of the underlying and the signal table's numeric columns."""
         num = self.table[["front_iv", "next_iv", "fair_front_iv", "residual"]]
-        return fingerprint(self.underlying[["open", "high", "low", "close"]]) + fingerprint(num)
+        return self.fingerprint_with(num)
 
     def write_artifacts(self, folder: Any) -> dict[str, float]:
         """``term_signals.csv`` and ``term_report.txt`` into ``folder/term_structure``; returns
         the share of quote dates with a signal and the residual's mean and sd."""
-        from pathlib import Path
-
-        out = Path(folder) / "term_structure"
-        out.mkdir(parents=True, exist_ok=True)
+        out = self.report_folder(folder, "term_structure", "term_report.txt")
         self.table.to_csv(out / "term_signals.csv")
-        (out / "term_report.txt").write_text("\n".join(self.reports) + "\n")
         ok = self.table[self.table["status"] == "ok"]["residual"]
         metrics = {
             "term_signal_days_share": float(len(ok) / max(len(self.table), 1)),

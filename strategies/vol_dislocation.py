@@ -72,23 +72,19 @@ from data_feeds.auction import (
 from data_feeds.calendar import MINUTES_PER_YEAR, TZ
 from data_feeds.chains import ChainSnapshot, Combo, QuoteUnavailable, settlement_time
 from data_feeds.minute_bars import load_minute_bars
-from data_feeds.ohlc import fingerprint
 from data_feeds.snapshot_feed import ChainSnapshotFeed, RecordedSnapshots
 from indicators import DAILY_ESTIMATORS, Estimator
 from indicators.har import har_forecast
 from indicators.realized_vol import TRADING_DAYS
-from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
+from strategies.base import BacktestResult, StrategyParams, run_cerebro
 from strategies.book import TradeBook
 from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
+from strategies.option_strategy import ChainPlugin, ChainStrategy
 from strategies.params import AccountRisk, MaxContracts, StopLoss, TakeProfit
 from strategies.risk import (
     UNATTRIBUTED,
     OptionRiskMixin,
-    RiskLimits,
     max_loss_contracts,
-    sleeve_by_prefix,
-    sleeve_info,
-    track_sleeves,
 )
 
 __all__ = [
@@ -378,7 +374,7 @@ def with_forward_price(snapshot: ChainSnapshot, root: str) -> tuple[ChainSnapsho
 # --------------------------------------------------------------------------------------
 
 
-class VolDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
+class VolDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy, ChainStrategy):
     """backtrader face of ``vol_dislocation`` (module docstring, steps 3-6).
 
     Parameters (backtrader ``params``)
@@ -399,20 +395,14 @@ class VolDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
     with it: :meth:`hedge_tag`) and ``net_pnl`` (dollars).
     """
 
-    params = (("rules", None), ("signals", None), ("limits", None))
-
+    rules_cls = VolDislocationParams
+    counters = ("exit_deferred", "hedge_flattened")
     #: Tag prefix of the positions (the attribution sleeve).
     tag_prefix: ClassVar[str] = "vol"
 
     def __init__(self) -> None:
         super().__init__()
-        self.rules: VolDislocationParams = self.p.rules or VolDislocationParams()
-        self.signals: Mapping[dt.date, dict[str, Any]] = self.p.signals or {}
-        self.setup_risk((self.p.limits or RiskLimits()).risk_config())
-        track_sleeves(self, sleeve_by_prefix())
         self.trade: dict[str, Any] | None = None
-        self.log_rows: list[dict[str, Any]] = []
-        self.counts = {"exit_deferred": 0, "hedge_flattened": 0}
         self._day: dt.date | None = None
 
     # -- the bar ----------------------------------------------------------------------------------
@@ -633,10 +623,7 @@ class VolDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         self.book.note(t["trade_id"], reason)
         trade = self.book.trade(t["trade_id"])
         net = trade.net_pnl(broker)
-        option = trade.option_cash + trade.settlement
-        for c, q in trade.legs.items():
-            mark = broker.option_positions.get(c)
-            option += q * (mark.mark if mark is not None else 0.0) * c.multiplier
+        option = trade.option_pnl(broker)
         t["row"].update(
             status="traded",
             exit_reason=reason,
@@ -654,7 +641,7 @@ class VolDislocationStrategy(OptionRiskMixin, DeltaHedgedStrategy):
 # --------------------------------------------------------------------------------------
 
 
-class VolDislocation(StrategyPlugin):
+class VolDislocation(ChainPlugin):
     """Plugin: auction frame, HAR forecasts, minute snapshots of the tradable days, one Cerebro
     per window (module docstring).
 
@@ -674,17 +661,6 @@ class VolDislocation(StrategyPlugin):
     strategy_cls: ClassVar[type[VolDislocationStrategy]] = VolDislocationStrategy
     #: Signal-table parameters (searchable; one table per combination, built in ``prepare``).
     signal_keys: ClassVar[tuple[str, ...]] = ("rv_estimator",)
-
-    def __init__(
-        self,
-        fixed: Mapping[str, Any] | None = None,
-        broker: Mapping[str, Any] | None = None,
-        costs: CostsConfig | None = None,
-        risk: RiskLimits | None = None,
-    ) -> None:
-        super().__init__(fixed, broker, costs, risk)
-        self._tables: dict[tuple[Any, ...], pd.DataFrame] = {}
-        self._forecasts: dict[str, pd.DataFrame] = {}
 
     def prepare(self, data: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> None:
         """Auction frame, forecasts of the search space, minute snapshots of tradable days.
@@ -716,6 +692,7 @@ class VolDislocation(StrategyPlugin):
         self.base = p
         self.underlying = data["underlying"]
         self.source = data["chains"]
+        self._forecasts: dict[str, pd.DataFrame] = {}
         self.quotes_file = data["option_quotes"]
         self.minute_file = data.get("index_minute")
         quotes = load_option_minute_quotes(self.quotes_file)
@@ -740,7 +717,7 @@ class VolDislocation(StrategyPlugin):
                 f"no date of {self.quotes_file} inside the [data] underlying sessions "
                 f"{min(sessions)}..{max(sessions)}"
             )
-        for combo in _grid_product(grid, p, self.signal_keys):
+        for combo in self.grid_combos(grid, p, self.signal_keys):
             self.signal_table(p.model_copy(update=combo))
         base = self.signal_table(p)
         ok = base["gap"].notna() & base.index.isin(list(sessions))
@@ -848,10 +825,7 @@ class VolDislocation(StrategyPlugin):
         """
         assert isinstance(params, VolDislocationParams)
         p = params
-        days = self.trading_days()
-        inside = days[(days >= start) & (days <= end)]
-        if len(inside) == 0:
-            raise ValueError(f"no session of {self.name} between {start} and {end}")
+        inside = self.window_days(start, end)
         lo, hi = inside[0].date(), inside[-1].date()
         snaps = [s for d, v in self.day_snapshots.items() if lo <= d <= hi for s in v]
         broker = OptionsBroker(
@@ -874,35 +848,24 @@ class VolDislocation(StrategyPlugin):
                 daily_log=flat_log,
                 info=info,
             )
-        table = self.signal_table(p)
-        signals = {d: rec for d, rec in zip(table.index, table.to_dict("records"), strict=True)}
         feed = ChainSnapshotFeed(snapshots=snaps, live=False, features=False)
         strat, value, _ = run_cerebro(
-            self.strategy_cls,
-            [feed],
-            broker,
-            cash=cash,
-            strategy_kwargs={
-                "rules": p,
-                "signals": signals,
-                "hedge": p.hedge_config(self.costs),
-                "limits": self.risk,
-            },
-        )
+            self.strategy_cls, [feed], broker, cash=cash,
+            strategy_kwargs=self.strategy_kwargs(p, inside),
+        )  # fmt: skip
         value = value.reindex(inside).ffill().fillna(cash)
         prev = np.concatenate([[cash], value.to_numpy()[:-1]])
         returns = pd.Series(value.to_numpy() / prev - 1.0, index=inside, name="returns")
         log = pd.DataFrame(strat.log_rows)
         flat_log = flat_log[~flat_log["date"].isin(set(log["date"]) if len(log) else set())]
         daily_log = pd.concat([flat_log, log], ignore_index=True).sort_values("date")
-        pnl = strat.hedger.pnl_frame()
-        sleeves = sleeve_info(strat)
+        info.update(self.backtest_info(strat, p), market_source=info["market_source"])
         # daily sleeve P&L from the per-bar breakdown (options incl. their costs / hedge incl.
         # its costs): strategies.risk.SleevePnL keeps one bar per date, not the day's sum, on
         # intraday feeds
         day_pnl = strat.hedger.daily_pnl()
         day_pnl.index = pd.DatetimeIndex(pd.to_datetime(list(day_pnl.index)), name="date")
-        sleeves["sleeve_pnl"] = pd.DataFrame(
+        info["sleeve_pnl"] = pd.DataFrame(
             {
                 self.strategy_cls.tag_prefix: day_pnl["option_pnl"]
                 + day_pnl["option_commission"]
@@ -913,24 +876,9 @@ class VolDislocation(StrategyPlugin):
                 UNATTRIBUTED: 0.0,
             }
         )
-        sleeves["sleeve_pnl"] = (
-            sleeves["sleeve_pnl"].reindex(pd.DatetimeIndex(inside.date, name="date")).fillna(0.0)
+        info["sleeve_pnl"] = (
+            info["sleeve_pnl"].reindex(pd.DatetimeIndex(inside.date, name="date")).fillna(0.0)
         )
-        info.update(
-            {
-                **{k: float(v) for k, v in strat.counts.items()},
-                "stale_marks": float(len(broker.stale_marks)),
-                "rejections": float(len(broker.rejections)),
-                "risk_events": strat.risk.events_frame(),
-                "killed": strat.risk.killed,
-                "pnl_breakdown": pnl,
-                **sleeves,
-                "closed_trades": strat.book.closed_trades(broker),
-            }
-        )
-        for col in ("option_pnl", "hedge_pnl", "costs"):
-            if col in pnl:
-                info[col] = float(pnl[col].sum())
         return BacktestResult(
             returns=returns,
             value=value.rename("value"),
@@ -942,28 +890,11 @@ class VolDislocation(StrategyPlugin):
     def data_fingerprint(self) -> str:
         """Hash of the daily bars and the auction frame."""
         cols = ["atm_strike", "straddle_bid", "straddle_ask", "implied_vol", "overnight_return"]
-        return (
-            fingerprint(self.underlying[["open", "high", "low", "close"]])
-            + "-"
-            + fingerprint(self.auction[cols].fillna(-1.0))
-        )
+        return self.fingerprint_with(self.auction[cols].fillna(-1.0), sep="-")
 
     def write_artifacts(self, folder: Path) -> dict[str, float]:
         """``<name>/signals.csv`` (the fixed parameters' table) and ``<name>/report.txt``;
         returns the number of tradable days."""
-        out = Path(folder) / self.name
-        out.mkdir(parents=True, exist_ok=True)
+        out = self.report_folder(folder, self.name)
         self.signal_table().to_csv(out / "signals.csv", index_label="date")
-        (out / "report.txt").write_text("\n".join(self.reports) + "\n")
         return {f"{self.name}_tradable_days": float(len(self.tradable))}
-
-
-def _grid_product(
-    grid: Mapping[str, Sequence[Any]], base: StrategyParams, keys: Sequence[str]
-) -> list[dict[str, Any]]:
-    """Every combination of the signal-table parameters ``keys`` present in ``grid``."""
-    combos: list[dict[str, Any]] = [{}]
-    for k in keys:
-        values = list(grid.get(k, [getattr(base, k)]))
-        combos = [{**c, k: v} for c in combos for v in values]
-    return combos

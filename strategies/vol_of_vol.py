@@ -49,8 +49,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
-from itertools import product
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -59,28 +58,23 @@ import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from brokers.cost_config import CostsConfig
-from data_feeds import SnapshotCache
 from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot, QuoteUnavailable
-from data_feeds.ohlc import fingerprint
 from indicators import vvix_signals
 from indicators.regression import OUTPUTS as OLS_OUTPUTS
 from indicators.regression import PastOLS, past_ols
 from indicators.vol_signals import PastZScore, past_zscore_nb
-from strategies.base import BacktestResult, StrategyParams, StrategyPlugin
+from strategies.base import BacktestResult, StrategyParams
 from strategies.book import TradeBook
 from strategies.evaluation import signal_evaluation
 from strategies.hedging import DeltaHedgedStrategy, HedgeConfig
-from strategies.option_strategy import run_chain_cerebro
+from strategies.option_strategy import ChainPlugin, ChainStrategy
 from strategies.params import AccountRisk, ExitDte, MaxContracts, MaxHoldDays, StopLoss, TakeProfit
 from strategies.risk import (
     OptionRiskMixin,
-    RiskLimits,
     base_tag,
     combo_max_loss_at_fill,
     max_loss_contracts,
-    sleeve_info,
-    track_sleeves,
 )
 
 __all__ = [
@@ -420,7 +414,7 @@ def _sleeve_of(tag: str) -> str:
     return "straddle" if tag.startswith("vov") else "delta_hedge"
 
 
-class VolOfVolStrategy(OptionRiskMixin, DeltaHedgedStrategy):
+class VolOfVolStrategy(OptionRiskMixin, DeltaHedgedStrategy, ChainStrategy):
     """backtrader face of ``vol_of_vol``: one long straddle at a time, delta-hedged.
 
     Parameters (backtrader ``params``)
@@ -441,19 +435,16 @@ class VolOfVolStrategy(OptionRiskMixin, DeltaHedgedStrategy):
     commissions, settlements of its legs). ``trades``: one row per straddle.
     """
 
-    params = (("rules", None), ("signals", None), ("last_day", None), ("limits", None))
+    rules_cls = VolOfVolParams
+    counters = ("stale_mark_days", "exit_deferred")
 
     def __init__(self) -> None:
         super().__init__()
-        self.rules: VolOfVolParams = self.p.rules or VolOfVolParams()
-        self.signals: Mapping[dt.date, dict[str, Any]] = self.p.signals or {}
-        self.last_day: dt.date = self.p.last_day or dt.date.max
-        self.setup_risk((self.p.limits or RiskLimits()).risk_config())
-        track_sleeves(self, _sleeve_of)
-        self.log_rows: list[dict[str, Any]] = []
-        self.trades: list[dict[str, Any]] = []
         self.position_open: dict[str, Any] | None = None
-        self.counts = {"stale_mark_days": 0, "exit_deferred": 0}
+
+    def sleeve_of(self) -> Callable[[str], str]:
+        """Attribution sleeves: :func:`_sleeve_of`."""
+        return _sleeve_of
 
     def next_chain(self, snapshot: ChainSnapshot) -> None:
         """:meth:`next_options`, then the hedge when ``delta_hedge``."""
@@ -606,10 +597,7 @@ class VolOfVolStrategy(OptionRiskMixin, DeltaHedgedStrategy):
         self.book.sync(self.obroker)  # share trades placed since the last sync
         self.book.note(pos["trade_id"], reason)
         trade = self.book.trade(pos["trade_id"])
-        pnl = trade.option_cash + trade.settlement
-        for c, q in trade.legs.items():
-            mark = broker.option_positions.get(c)
-            pnl += q * (mark.mark if mark is not None else 0.0) * c.multiplier
+        pnl = trade.option_pnl(broker)
         fills = [f for f in broker.option_fills if base_tag(f.tag) == pos["tag"]]
         pos["row"].update(status="traded", exit_date=day, exit_reason=reason, option_pnl=pnl)
         self.trades.append(
@@ -636,7 +624,7 @@ class VolOfVolStrategy(OptionRiskMixin, DeltaHedgedStrategy):
 # --------------------------------------------------------------------------------------
 
 
-class VolOfVolGamma(StrategyPlugin):
+class VolOfVolGamma(ChainPlugin):
     """Plugin: VIX/VVIX signal tables for the search space, one hedged Cerebro per window.
 
     Parameters
@@ -652,16 +640,8 @@ class VolOfVolGamma(StrategyPlugin):
     Params = VolOfVolParams
     required_data = ("underlying", "vix", "vvix", "chains")
     risk_limits = frozenset({"max_drawdown", "max_daily_loss"})
-
-    def __init__(
-        self,
-        fixed: Mapping[str, Any] | None = None,
-        broker: Mapping[str, Any] | None = None,
-        costs: CostsConfig | None = None,
-        risk: RiskLimits | None = None,
-    ) -> None:
-        super().__init__(fixed, broker, costs, risk)
-        self._tables: dict[tuple[Any, ...], pd.DataFrame] = {}
+    strategy_cls = VolOfVolStrategy
+    signal_source = "decision_table"
 
     def prepare(self, data: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> None:
         """VIX/VVIX panel, quote dates and the signal table of every searched setting.
@@ -681,15 +661,12 @@ class VolOfVolGamma(StrategyPlugin):
             A load-time parameter is searched; no quote date with a previous session in the
             underlying.
         """
-        self.check_search_space(grid)
-        p = VolOfVolParams(**self.fixed)
-        self.base = p
-        self.underlying = data["underlying"]
+        p = self.setup_chains(data, grid, quote_dates=False)
+        assert isinstance(p, VolOfVolParams)
         if data.get("vvix") is None:
-            raise ValueError("vol_of_vol needs the VVIX series: set [data.vvix] source = \"...\"")
+            raise ValueError('vol_of_vol needs the VVIX series: set [data.vvix] source = "..."')
         self.panel, lines = daily_panel(data["vix"], data["vvix"])
         self.reports.extend(lines)
-        self.source = SnapshotCache(data["chains"])
         sessions = self.underlying.index
         stored = self.source.quote_dates(p.chain_symbol, [p.root])
         pos = {d: i for i, d in enumerate(sessions.date)}
@@ -707,20 +684,15 @@ class VolOfVolGamma(StrategyPlugin):
                 f"{len(stored) - len(self.quote_dates)} quote dates without a previous "
                 "underlying session dropped"
             )
-        self._signal_tables([*self._grid(grid, p), {k: getattr(p, k) for k in SIGNAL_KEYS}])
+        combos = self.grid_combos(grid, p, SIGNAL_KEYS)  # min_fit > fit_window: refused
+        fits = [c for c in combos if c["min_fit"] <= c["fit_window"]]
+        self._signal_tables([*fits, {k: getattr(p, k) for k in SIGNAL_KEYS}])
         table = self.decision_table(p)
         counts = table["status"].value_counts().to_dict()
         self.reports.append(
             f"vol_of_vol signal on {len(table)} quote dates (closes of the previous session): "
             + ", ".join(f"{k}: {v}" for k, v in counts.items())
         )
-
-    @staticmethod
-    def _grid(grid: Mapping[str, Sequence[Any]], base: VolOfVolParams) -> list[dict[str, Any]]:
-        """Every combination of the :data:`SIGNAL_KEYS` in ``grid`` the params model accepts."""
-        values = [list(grid.get(k, [getattr(base, k)])) for k in SIGNAL_KEYS]
-        combos = [dict(zip(SIGNAL_KEYS, v, strict=True)) for v in product(*values)]
-        return [c for c in combos if c["min_fit"] <= c["fit_window"]]
 
     def signal_table(self, params: VolOfVolParams | None = None) -> pd.DataFrame:
         """:func:`vol_of_vol_signals` on the panel for ``params`` (default the fixed ones)."""
@@ -781,91 +753,36 @@ class VolOfVolGamma(StrategyPlugin):
         out.insert(1, "status", status)
         return out
 
-    def trading_days(self) -> pd.DatetimeIndex:
-        """Every quote date with a previous underlying session."""
-        return pd.DatetimeIndex([pd.Timestamp(d) for d in self.quote_dates]).tz_localize(TZ)
-
-    def backtest(
-        self, params: StrategyParams, start: pd.Timestamp, end: pd.Timestamp, *, cash: float
+    def finish_backtest(
+        self, result: BacktestResult, strat: Any, params: Any
     ) -> BacktestResult:
-        """One Cerebro over the snapshots of ``[start, end]`` with the options broker.
-
-        Raises
-        ------
-        ValueError
-            No trading day inside the window.
-        """
-        assert isinstance(params, VolOfVolParams)
-        p = params
-        inside = self.window_days(start, end)
-        table = self.decision_table(p)
-        signals = dict(zip(table.index, table.to_dict("records"), strict=True))
-        strat, value, returns = run_chain_cerebro(
-            VolOfVolStrategy,
-            self.source,
-            p.chain_symbol,
-            p.root,
-            inside,
-            settlement=self.underlying[["open", "close"]],
-            broker_params=self.broker_params,
-            cash=cash,
-            target_dte=p.target_dte,
-            rate=p.rate,
-            strategy_kwargs={
-                "rules": p,
-                "signals": signals,
-                "last_day": inside[-1].date(),
-                "hedge": p.hedge_config(self.costs),
-                "limits": self.risk,
-            },
+        """``info["vov_trades"]``: one row per straddle with its hedged P&L
+        (:func:`_with_hedge_pnl`), also put on its entry row of the daily log."""
+        trades = _with_hedge_pnl(
+            pd.DataFrame(strat.trades), result.info["pnl_breakdown"], strat.book
         )
-        pnl = strat.hedger.pnl_frame()
-        trades = _with_hedge_pnl(pd.DataFrame(strat.trades), pnl, strat.book)
-        log = pd.DataFrame(strat.log_rows)
+        log = result.daily_log
         if len(trades):  # the entry row of each straddle gets its hedged P&L
             by_entry = trades.set_index("entry_date")
             for col in ("hedge_pnl", "hedge_costs", "net_pnl"):
                 log[col] = log["date"].map(by_entry[col]).where(log["status"] == "traded")
-        info: dict[str, Any] = {
-            "market_source": f"chain:{p.chain_symbol}:{p.root}",
-            **{k: float(v) for k, v in strat.counts.items()},
-            "stale_marks": float(len(strat.broker.stale_marks)),
-            "rejections": float(len(strat.broker.rejections)),
-            "risk_events": strat.risk.events_frame(),
-            "killed": strat.risk.killed,
-            "vov_trades": trades,
-            "pnl_breakdown": pnl,
-            **sleeve_info(strat),
-            "closed_trades": strat.book.closed_trades(strat.broker),
-        }
-        for col in ("option_pnl", "hedge_pnl", "costs"):
-            info[col] = float(pnl[col].sum()) if len(pnl) else 0.0
-        return BacktestResult(
-            returns=returns,
-            value=value,
-            trades=strat.broker.fills_frame(),
-            daily_log=log,
-            info=info,
-        )
+        result.info["vov_trades"] = trades
+        return result
 
     def data_fingerprint(self) -> str:
         """Hash of the underlying bars and the VIX/VVIX panel."""
-        return fingerprint(self.underlying[["open", "high", "low", "close"]]) + fingerprint(
-            self.panel
-        )
+        return self.fingerprint_with(self.panel)
 
     def write_artifacts(self, folder: Path) -> dict[str, float]:
         """``vov/signals.csv`` (the fixed parameters' daily table from a year before the first
         quote date), ``vov/decisions.csv`` (per quote date) and ``vov/report.txt``; returns the
         number of quote dates whose signal fires with the fixed thresholds."""
-        out = Path(folder) / "vov"
-        out.mkdir(parents=True, exist_ok=True)
+        out = self.report_folder(folder, "vov")
         first = self.trading_days()[0] - pd.Timedelta(days=365)
         table = self.signal_table()
         table[table.index >= first].to_csv(out / "signals.csv", index_label="date")
         dec = self.decision_table()
         dec.to_csv(out / "decisions.csv")
-        (out / "report.txt").write_text("\n".join(self.reports) + "\n")
         p = self.base
         fires = (dec["vvix_stat"] > p.vvix_threshold) & (dec["residual_z"] < -p.residual_threshold)
         return {"vov_fire_dates": float(fires.sum()), "vov_quote_dates": float(len(dec))}

@@ -39,7 +39,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -48,26 +48,19 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from brokers import OptionFill
-from data_feeds.calendar import TZ
 from data_feeds.chains import ChainSnapshot, Combo, QuoteUnavailable
-from data_feeds.contracts import OptionContract
-from data_feeds.ohlc import fingerprint
 from indicators import Estimator, realized_vol
 from indicators.vol_signals import vrp_signals
 from pricing import implied_vol_chain
 from pricing.forwards import carry_forward
-from strategies.base import BacktestResult, StrategyParams, StrategyPlugin
+from strategies.base import StrategyParams
 from strategies.evaluation import signal_evaluation
-from strategies.option_strategy import OptionStrategy, run_chain_cerebro
+from strategies.option_strategy import ChainPlugin, ChainStrategy, ComboPosition
 from strategies.params import AccountRisk, ExitDte, MaxContracts, StopLoss, TakeProfit
 from strategies.risk import (
     OptionRiskMixin,
-    RiskLimits,
     VolManagedSizer,
     max_loss_contracts,
-    sleeve_by_prefix,
-    sleeve_info,
-    track_sleeves,
 )
 
 __all__ = [
@@ -336,40 +329,27 @@ def vrp_signal_table(
 # --------------------------------------------------------------------------------------
 
 
-@dataclass
-class VrpPosition:
-    """An open short straddle/strangle and its log row.
+@dataclass(kw_only=True)
+class VrpPosition(ComboPosition):
+    """An open short straddle/strangle (:class:`~strategies.option_strategy.ComboPosition`:
+    ``tag``, ``row``, ``trade_id``, ``closing_reason``, ``contract_set``) and its terms.
 
     Attributes
     ----------
-    tag : str
-        Book tag; fills carry ``tag`` and ``close <tag>``.
     expiration : datetime.date
         Expiry of the legs.
     contracts : int
         Units sold.
     credit : float
         Per-unit credit received at the fills (index points / dollars per share, > 0).
-    row : dict
-        The entry day's log row, completed at the exit.
-    trade_id : int
-        Its trade in the strategy's :class:`~strategies.book.TradeBook` (cash, settlements,
-        assignment shares and their sale, window-end close: the book's allocation).
-    contract_set : frozenset of OptionContract
-        Its legs.
     """
 
-    tag: str
     expiration: dt.date
     contracts: int
     credit: float
-    row: dict[str, Any]
-    trade_id: int = 0
-    closing_reason: str | None = None
-    contract_set: frozenset[OptionContract] = field(default_factory=frozenset)
 
 
-class VrpHarvestStrategy(OptionRiskMixin, OptionStrategy):
+class VrpHarvestStrategy(OptionRiskMixin, ChainStrategy):
     """backtrader face of ``vrp_harvest`` (module docstring, steps 4-6).
 
     Parameters (backtrader ``params``)
@@ -389,37 +369,19 @@ class VrpHarvestStrategy(OptionRiskMixin, OptionStrategy):
     ``D``.
     """
 
-    params = (
-        ("rules", None),
-        ("signals", None),
-        ("returns", None),
-        ("last_day", None),
-        ("limits", None),
-    )
+    params = (("returns", None),)
+    rules_cls = VrpHarvestParams
+    counters = ("stale_mark_days", "exit_deferred", "settled_legs", "shares_closed")
 
     def __init__(self) -> None:
         super().__init__()
-        self.rules: VrpHarvestParams = self.p.rules or VrpHarvestParams()
-        self.signals: pd.DataFrame = self.p.signals
         self.returns: pd.Series = self.p.returns
-        self.last_day: dt.date = self.p.last_day or dt.date.max
-        self.setup_risk((self.p.limits or RiskLimits()).risk_config())
-        track_sleeves(self, sleeve_by_prefix())
-        self.positions_open: dict[str, VrpPosition] = {}
-        self.positions_done: list[VrpPosition] = []
-        self.log_rows: list[dict[str, Any]] = []
-        self.counts = {
-            "stale_mark_days": 0,
-            "exit_deferred": 0,
-            "settled_legs": 0,
-            "shares_closed": 0,
-        }
 
     def next_chain(self, snapshot: ChainSnapshot) -> None:
         """Risk step, settlements, exits, then the entry decision."""
         day = snapshot.quote_date
         self.risk_step()
-        self._finish_settled(day)
+        self.finish_gone_positions(day)
         self._close_shares(snapshot)
         for tag in list(self.positions_open):
             self._manage(self.positions_open[tag], snapshot, day)
@@ -431,21 +393,7 @@ class VrpHarvestStrategy(OptionRiskMixin, OptionStrategy):
         """Log positions still open after the last bar; every row's ``net_pnl`` is its trade's
         in the book at the last marks (the window-end close, at those marks, keeps it)."""
         self.counts["settled_legs"] = len(self.obroker.option_settlements)
-        for pos in self.positions_open.values():
-            pos.row["status"] = "open_at_end"
-        for pos in [*self.positions_done, *self.positions_open.values()]:
-            pos.row["net_pnl"] = self.book.net_pnl(pos.trade_id, self.obroker)
-
-    def _finish_settled(self, day: dt.date) -> None:
-        """Finish positions whose legs are all gone (settled, or closed by the risk layer)."""
-        for tag in list(self.positions_open):
-            if tag not in self.combos:
-                pos = self.positions_open[tag]
-                settled = self.book.trade(pos.trade_id).settled_legs > 0
-                pos.closing_reason = pos.closing_reason or (
-                    "settled" if settled else "risk: " + (self.risk.kill_reason or "closed")
-                )
-                self._finish(pos, day)
+        self.book_positions_at_end()
 
     def _close_shares(self, snapshot: ChainSnapshot) -> None:
         """Sell/buy back shares delivered by physical settlement (SPY assignment) at the
@@ -458,20 +406,6 @@ class VrpHarvestStrategy(OptionRiskMixin, OptionStrategy):
             fill = broker.close_underlying(symbol, price, snapshot.quote_time, tag="assigned")
             self.counts["shares_closed"] += abs(fill.quantity)
         self.book.sync(broker)
-
-    def _finish(self, pos: VrpPosition, day: dt.date) -> None:
-        """Log the exit; ``net_pnl`` is the book's (refreshed in :meth:`stop` for shares sold
-        after the legs settled)."""
-        self.positions_open.pop(pos.tag, None)
-        self.positions_done.append(pos)
-        reason = pos.closing_reason or "closed"
-        self.book.note(pos.trade_id, reason)
-        pos.row.update(
-            status="traded",
-            exit_reason=reason,
-            exit_date=day,
-            net_pnl=self.book.net_pnl(pos.trade_id, self.obroker),
-        )
 
     def _manage(self, pos: VrpPosition, snap: ChainSnapshot, day: dt.date) -> None:
         legs = self.combos.get(pos.tag, {})
@@ -498,7 +432,7 @@ class VrpHarvestStrategy(OptionRiskMixin, OptionStrategy):
         self.close_combo(pos.tag)
         pos.closing_reason = pos.closing_reason or reason
         if pos.tag not in self.combos:
-            self._finish(pos, day)
+            self.finish_position(pos, day)
 
     def _decide(self, snap: ChainSnapshot, day: dt.date, row: dict[str, Any]) -> None:
         r = self.rules
@@ -597,7 +531,11 @@ def _unit_price(fills: Sequence[OptionFill], contracts: int) -> float:
 # --------------------------------------------------------------------------------------
 
 
-class VrpHarvest(StrategyPlugin):
+SIGNAL_KEYS = ("rv_estimator", "rv_window", "z_window", "z_min_periods")
+"""Parameters of the VRP table (:meth:`VrpHarvest.signals`), in the order of its key."""
+
+
+class VrpHarvest(ChainPlugin):
     """Plugin: ATM IV per quote date, VRP z-scores for the search space, one Cerebro per window.
 
     Parameters
@@ -613,6 +551,9 @@ class VrpHarvest(StrategyPlugin):
     Params = VrpHarvestParams
     required_data = ("underlying", "chains")
     risk_limits = frozenset({"max_drawdown", "max_daily_loss"})
+    strategy_cls = VrpHarvestStrategy
+    signal_source = "signals"
+    signals_as_records = False
 
     def prepare(self, data: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> None:
         """ATM IV of every quote date and the VRP table of every searched signal setting.
@@ -631,11 +572,8 @@ class VrpHarvest(StrategyPlugin):
             A load-time parameter is searched; no quote date inside the underlying's sessions;
             no quote date with an ATM implied vol.
         """
-        self.check_search_space(grid)
-        p = VrpHarvestParams(**self.fixed)
-        self.base = p
-        self.underlying = data["underlying"]
-        self.source = data["chains"]
+        p = self.setup_chains(data, grid, cache=False, quote_dates=False)
+        assert isinstance(p, VrpHarvestParams)
         index = self.underlying.index
         sessions = {d: ts for ts, d in zip(index, index.date, strict=True)}
         all_dates = self.source.quote_dates(p.chain_symbol, [p.root])
@@ -677,21 +615,8 @@ class VrpHarvest(StrategyPlugin):
         if not atm["atm_iv"].notna().any():
             raise ValueError(f"no {p.chain_symbol}/{p.root} quote date has an ATM implied vol")
         self.chain_price = pd.Series(chain_px, name="chain")
-        keys = {
-            "rv_estimator": [p.rv_estimator],
-            "rv_window": [p.rv_window],
-            "z_window": [p.z_window],
-            "z_min_periods": [p.z_min_periods],
-        }
-        for k in keys:
-            if k in grid:
-                keys[k] = list(grid[k])
-        self._tables: dict[tuple[Any, ...], pd.DataFrame] = {}
-        for est in keys["rv_estimator"]:
-            for w in keys["rv_window"]:
-                for zw in keys["z_window"]:
-                    for zm in keys["z_min_periods"]:
-                        self._table(est, int(w), int(zw), int(zm))
+        for c in self.grid_combos(grid, p, SIGNAL_KEYS):
+            self._table(c["rv_estimator"], *(int(c[k]) for k in SIGNAL_KEYS[1:]))
         self.returns = self.underlying["close"].pct_change().dropna()
         self.returns.index = self.returns.index.date
         if p.settlement_source == "chain":
@@ -721,67 +646,9 @@ class VrpHarvest(StrategyPlugin):
         p = params or self.base
         return self._table(p.rv_estimator, p.rv_window, p.z_window, p.z_min_periods)
 
-    def trading_days(self) -> pd.DatetimeIndex:
-        """Quote dates with an ATM implied vol."""
-        return pd.DatetimeIndex([pd.Timestamp(d) for d in self.quote_dates]).tz_localize(TZ)
-
-    def backtest(
-        self, params: StrategyParams, start: pd.Timestamp, end: pd.Timestamp, *, cash: float
-    ) -> BacktestResult:
-        """One Cerebro over the chain snapshots of ``[start, end]`` with the options broker.
-
-        Raises
-        ------
-        ValueError
-            No trading day inside the window.
-        """
-        assert isinstance(params, VrpHarvestParams)
-        p = params
-        inside = self.window_days(start, end)
-        strat, value, returns = run_chain_cerebro(
-            VrpHarvestStrategy,
-            self.source,
-            p.chain_symbol,
-            p.root,
-            inside,
-            settlement=self.settlement,
-            broker_params=self.broker_params,
-            cash=cash,
-            target_dte=p.target_dte,
-            rate=p.rate,
-            strategy_kwargs={
-                "rules": p,
-                "limits": self.risk,
-                "signals": self.signals(p),
-                "returns": self.returns,
-                "last_day": inside[-1].date(),
-            },
-        )
-        info = {
-            "market_source": f"chain:{p.chain_symbol}:{p.root}",
-            **{k: float(v) for k, v in strat.counts.items()},
-            "stale_marks": float(len(strat.broker.stale_marks)),
-            "rejections": float(len(strat.broker.rejections)),
-            "risk_events": strat.risk.events_frame(),
-            "killed": strat.risk.killed,
-            **sleeve_info(strat),
-            "closed_trades": strat.book.closed_trades(strat.broker),
-        }
-        return BacktestResult(
-            returns=returns,
-            value=value,
-            trades=strat.broker.fills_frame(),
-            daily_log=pd.DataFrame(strat.log_rows),
-            info=info,
-        )
-
     def data_fingerprint(self) -> str:
         """Hash of the underlying bars and the chain's ATM implied vols."""
-        return (
-            fingerprint(self.underlying[["open", "high", "low", "close"]])
-            + "-"
-            + fingerprint(self.atm[["atm_iv"]].fillna(-1.0))
-        )
+        return self.fingerprint_with(self.atm[["atm_iv"]].fillna(-1.0), sep="-")
 
     def write_artifacts(self, folder: Path) -> dict[str, float]:
         """``vrp/atm_iv.csv`` (per quote date, with the IV source) and ``vrp/signals.csv`` (the

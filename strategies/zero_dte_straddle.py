@@ -33,7 +33,6 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from brokers import MarginError, OptionsBroker, quotes_snapshot, underlying_of
-from brokers.cost_config import CostsConfig
 from data_feeds import (
     MARKET_COLUMNS,
     OptionContract,
@@ -44,15 +43,14 @@ from data_feeds import (
     vix_proxy_market_table,
 )
 from data_feeds.calendar import TZ
-from data_feeds.chains import QUOTE_COLUMNS, ChainSnapshot, settlement_time
-from data_feeds.ohlc import fingerprint
+from data_feeds.chains import settlement_time
+from data_feeds.market import chain_market_report
 from indicators import DAILY_ESTIMATORS, Estimator, RealizedVol, har_forecast
 from pricing.black_scholes import straddle_price_nb
 from strategies.base import BacktestResult, StrategyParams, StrategyPlugin, run_cerebro
 from strategies.book import TradeBook
 from strategies.evaluation import error_stats, outcome_table
 from strategies.params import Contracts
-from strategies.risk import RiskLimits
 
 QUADRANTS = {
     (True, True): "model_iv_above_model_straddle_above",
@@ -181,22 +179,16 @@ class ZeroDteStraddleStrategy(bt.Strategy):
     calendar (13:00 on half days): legs expiring today settle at the day's close. A trade whose
     expiration is after ``last_day_ordinal`` (the end of the backtest window) is not opened, so no
     position outlives the window.
+
+    Parameters (backtrader ``params``): ``rules`` (:class:`ZeroDteStraddleParams`, the trial's
+    parameters; default the model's defaults), ``market_source`` (label logged on every row)
+    and ``last_day_ordinal`` (proleptic ordinal of the window's last session, or None).
     """
 
-    params = (
-        ("short_threshold", 0.10),
-        ("long_threshold", 0.10),
-        ("allow_short", True),
-        ("allow_long", True),
-        ("contracts", 1),
-        ("rate", 0.0),
-        ("div_yield", 0.0),
-        ("root", "SPXW"),
-        ("market_source", "vix_proxy"),
-        ("last_day_ordinal", None),
-    )
+    params = (("rules", None), ("market_source", "vix_proxy"), ("last_day_ordinal", None))
 
     def start(self) -> None:
+        self.rules: ZeroDteStraddleParams = self.p.rules or ZeroDteStraddleParams()
         self.log_rows: list[dict[str, Any]] = []
         self.open_trades: dict[dt.date, dict[str, Any]] = {}  # expiration -> its log row
         self._settled_seen = len(self.broker.option_settlements)
@@ -242,15 +234,15 @@ class ZeroDteStraddleStrategy(bt.Strategy):
         expiry = dt.date.fromordinal(int(d.expiration_ordinal[0]))
         model_iv = math.sqrt(forecast_vol**2 / 252.0 * horizon / tte)
         model_straddle = float(
-            straddle_price_nb(spot, strike, tte, self.p.rate, self.p.div_yield, model_iv)
+            straddle_price_nb(spot, strike, tte, self.rules.rate, self.rules.div_yield, model_iv)
         )
         market_straddle = d.straddle_mid[0]
         iv_edge = market_iv / model_iv - 1.0
         quadrant = QUADRANTS[(model_iv > market_iv, model_straddle > market_straddle)]
         position = 0
-        if self.p.allow_short and iv_edge > self.p.short_threshold:
+        if self.rules.allow_short and iv_edge > self.rules.short_threshold:
             position = -1
-        elif self.p.allow_long and iv_edge < -self.p.long_threshold:
+        elif self.rules.allow_long and iv_edge < -self.rules.long_threshold:
             position = 1
         row.update(
             expiration=expiry,
@@ -281,11 +273,11 @@ class ZeroDteStraddleStrategy(bt.Strategy):
         if pd.Timestamp(trade_time).tz_localize(TZ) >= _session_close(expiry):
             row["status"] = "quote_after_settlement"  # e.g. a 15:45 quote on a 13:00 half day
             return
-        call = OptionContract(self.p.root, expiry, strike, "C")
-        put = OptionContract(self.p.root, expiry, strike, "P")
+        call = OptionContract(self.rules.root, expiry, strike, "C")
+        put = OptionContract(self.rules.root, expiry, strike, "P")
         # the market table's straddle legs, one row per leg, through the broker's one order path
         snapshot = quotes_snapshot(
-            underlying_of(self.p.root),
+            underlying_of(self.rules.root),
             trade_time,
             spot,
             {
@@ -297,7 +289,7 @@ class ZeroDteStraddleStrategy(bt.Strategy):
         tag = f"open {expiry:%Y-%m-%d}"  # one straddle per expiration (already_holding_expiry)
         try:
             fills = self.broker.execute_snapshot(
-                [(call, 1), (put, 1)], position * self.p.contracts, snapshot, tag=tag
+                [(call, 1), (put, 1)], position * self.rules.contracts, snapshot, tag=tag
             )
         except MarginError as exc:  # the account cannot carry the short straddle: no trade
             row.update(status="margin_rejected", reason=exc.reason)
@@ -368,17 +360,7 @@ class ZeroDteStraddle(StrategyPlugin):
     required_data = ("underlying", "vix")
     """Data needed with the default ``market_source = "vix_proxy"``; ``chain`` needs
     ``("underlying", "chains")`` (see :meth:`data_needed`)."""
-
-    def __init__(
-        self,
-        fixed: Mapping[str, Any] | None = None,
-        broker: Mapping[str, Any] | None = None,
-        costs: CostsConfig | None = None,
-        risk: RiskLimits | None = None,
-    ) -> None:
-        super().__init__(fixed, broker, costs, risk)
-        self._rolling: dict[tuple[str, int], np.ndarray] = {}
-        self._har: dict[str, np.ndarray] = {}
+    quote_table = "market"
 
     def data_needed(self) -> tuple[str, ...]:
         """``[data]`` entries this configuration needs (depends on ``market_source``)."""
@@ -407,6 +389,8 @@ class ZeroDteStraddle(StrategyPlugin):
         self.check_search_space(grid)
         base = ZeroDteStraddleParams(**self.fixed)
         self.underlying = data["underlying"]
+        self._rolling: dict[tuple[str, int], np.ndarray] = {}
+        self._har: dict[str, np.ndarray] = {}
         if base.market_source == "chain":
             self.market = chain_market_table(
                 data["chains"],
@@ -416,7 +400,9 @@ class ZeroDteStraddle(StrategyPlugin):
                 expiry=base.chain_expiry,
                 rate=base.rate,
             )
-            self.reports.append(_chain_table_report(self.market, base))
+            self.reports.append(
+                chain_market_report(self.market, base.chain_symbol, base.root, base.chain_expiry)
+            )
         else:
             vix, report = align_to_index(
                 data["vix"]["close"], self.underlying.index, max_fill=1, name="vix"
@@ -466,56 +452,6 @@ class ZeroDteStraddle(StrategyPlugin):
         """Where the market straddle comes from (``vix_proxy`` or ``chain:<root>:<expiry>``)."""
         return str(self.market["source"].iloc[0])
 
-    def recorded_quotes(
-        self, params: StrategyParams, start: pd.Timestamp, end: pd.Timestamp
-    ) -> list[ChainSnapshot]:
-        """The market table as the replay venue's quotes (paper contract): one snapshot per
-        session at its ``trade_minute`` with the straddle's two legs (bid/ask of the table, VIX
-        proxy or chain) and the legs still held from the previous session (at their mids, for a
-        kill-switch flatten)."""
-        assert isinstance(params, ZeroDteStraddleParams)
-        table = self.market.loc[start:end]
-        root, out = params.root, []
-        held_expiry: dt.date | None = None
-        for day, row in table.iterrows():
-            legs = []
-            if np.isfinite(row["expiration_ordinal"]) and np.isfinite(row["strike"]):
-                expiry = dt.date.fromordinal(int(row["expiration_ordinal"]))
-                for right in ("C", "P"):
-                    side = "call" if right == "C" else "put"
-                    bid, ask = row[f"{side}_bid"], row[f"{side}_ask"]
-                    legs.append((expiry, row["strike"], right, bid, ask))
-            else:
-                expiry = None
-            held = held_expiry is not None and held_expiry > day.date()
-            if held and np.isfinite(row["held_strike"]):
-                for right, mid in (("C", row["held_call_mid"]), ("P", row["held_put_mid"])):
-                    legs.append((held_expiry, row["held_strike"], right, mid, mid))
-            held_expiry = expiry if expiry is not None else held_expiry
-            if not legs or not np.isfinite(row["trade_minute"]):
-                continue
-            minute = int(row["trade_minute"])
-            clock = dt.time(minute // 60, minute % 60)
-            when = pd.Timestamp(dt.datetime.combine(day.date(), clock))
-            quotes = pd.DataFrame(legs, columns=["expiration", "strike", "right", "bid", "ask"])
-            quotes["expiration"] = pd.to_datetime(quotes["expiration"])
-            quotes.insert(0, "root", root)
-            quotes["mid"] = (quotes["bid"] + quotes["ask"]) / 2.0
-            for col in QUOTE_COLUMNS:
-                if col not in quotes:
-                    quotes[col] = True if col == "is_liquid" else np.nan
-            out.append(
-                ChainSnapshot(
-                    params.chain_symbol,
-                    when.tz_localize(TZ),
-                    float(row["spot"]),
-                    quotes[list(QUOTE_COLUMNS)],
-                    rate=params.rate,
-                    source=self.market_label(),
-                )
-            )
-        return out
-
     def trading_days(self) -> pd.DatetimeIndex:
         """Sessions with a market straddle (previous VIX known)."""
         return self.market.index[np.isfinite(self.market["market_iv"].to_numpy())]
@@ -541,38 +477,22 @@ class ZeroDteStraddle(StrategyPlugin):
         # at the close; read only by settle_due once a leg's settlement time has come)
         broker.set_settlement_prices(self.underlying[["open", "close"]], underlying_of(params.root))
         kwargs = {
-            k: getattr(params, k)
-            for k, _ in ZeroDteStraddleStrategy.params._gettuple()
-            if k != "last_day_ordinal"
+            "rules": params,
+            "market_source": self.market_label(),
+            "last_day_ordinal": self.underlying.loc[start:end].index[-1].date().toordinal(),
         }
-        kwargs["market_source"] = self.market_label()
-        kwargs["last_day_ordinal"] = self.underlying.loc[start:end].index[-1].date().toordinal()
         strat, value, returns = run_cerebro(
             ZeroDteStraddleStrategy, [feed], broker, cash=cash, strategy_kwargs=kwargs
         )
-        log = pd.DataFrame(strat.log_rows)
-        return BacktestResult(
-            returns=returns,
-            value=value,
-            trades=broker.fills_frame(),
-            daily_log=log,
-            info={
-                "market_source": self.market_label(),
-                "closed_trades": strat.book.closed_trades(broker),
-            },
-        )
+        info = {
+            "market_source": self.market_label(),
+            "closed_trades": strat.book.closed_trades(strat.broker),
+        }
+        return BacktestResult.of(strat, value, returns, info)
 
     def data_fingerprint(self) -> str:
         """Hash of the underlying and the market table."""
-        return fingerprint(
-            pd.concat(
-                [
-                    self.underlying[["open", "high", "low", "close"]],
-                    self.market[list(MARKET_LINES)],
-                ],
-                axis=1,
-            )
-        )
+        return self.fingerprint_with(self.market[list(MARKET_LINES)], side_by_side=True)
 
     # -- model evaluation (design doc 003: forecast vs realized, outcomes per quadrant) ----------
     def model_evaluation(self, daily_log: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -728,26 +648,3 @@ class ZeroDteStraddle(StrategyPlugin):
                 rows.append(row(f"{est} har", est, "har", "", *straddles(self._har[est][pos])))
         rows.append(row("market", "", "", "", logged("market_straddle"), logged("market_iv")))
         return pd.DataFrame(rows, columns=cols_out)
-
-
-def _chain_table_report(market: pd.DataFrame, params: ZeroDteStraddleParams) -> str:
-    """One line: what the chain market table holds between its first and last quote date."""
-    quoted = market.index[market["status"] != "no_snapshot"]
-    head = f"chain market table {params.chain_symbol}/{params.root}/{params.chain_expiry}: "
-    if len(quoted) == 0:
-        return head + "no snapshot on any session of the underlying"
-    inside = market.loc[quoted[0] : quoted[-1]]
-    counts = inside["status"].value_counts()
-    missing = inside.index[inside["status"] == "no_snapshot"]
-    line = (
-        f"{len(quoted)} quote dates {quoted[0]:%Y-%m-%d}..{quoted[-1]:%Y-%m-%d}, "
-        f"{int(counts.get('ok', 0))} with a two-sided ATM straddle"
-    )
-    others = [f"{k}: {v}" for k, v in counts.items() if k not in ("ok", "no_snapshot")]
-    if others:
-        line += " (" + ", ".join(others) + ")"
-    if len(missing):
-        line += f"; {len(missing)} sessions without a snapshot: " + ", ".join(
-            f"{d:%Y-%m-%d}" for d in missing
-        )
-    return head + line
