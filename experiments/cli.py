@@ -482,6 +482,9 @@ def _register_plugins() -> None:
     from experiments.summary import register as register_summary  # volsuite summary
 
     register_summary(app)
+    from experiments.cli_portfolio import register as register_portfolio  # portfolio, stress
+
+    register_portfolio(app)
 
 
 _register_plugins()
