@@ -342,6 +342,9 @@ def _write_run_files(
     metrics.update(plugin.write_artifacts(folder))
     wf.oos_returns.rename("oos_return").to_csv(folder / "oos_returns.csv", index_label="date")
     wf.trades.to_csv(folder / "trades.csv", index=False)
+    from experiments.tca import write_tca  # tca.csv, tca_summary.csv; cost_spread_fraction
+
+    metrics.update(write_tca(folder, wf.trades, config.strategy.name))
     wf.daily_log.to_csv(folder / "daily_log.csv", index=False)
     equity = wf.equity.copy()
     equity["date"] = pd.DatetimeIndex(equity["date"]).date
