@@ -652,9 +652,8 @@ def write_correlation_html(
         f"<li>{a['date']}: {a['pair']} rolling correlation {a['correlation']:.2f}</li>"
         for a in alerts
     )
-    alert_html = (
-        f"<h2>Alerts: |rolling correlation| crossing {level:.2f}</h2>"
-        + (f"<ul>{items}</ul>" if items else "<p>none</p>")
+    alert_html = f"<h2>Alerts: |rolling correlation| crossing {level:.2f}</h2>" + (
+        f"<ul>{items}</ul>" if items else "<p>none</p>"
     )
     body = fig.to_html(full_html=False, include_plotlyjs=True)
     html = (
@@ -732,10 +731,7 @@ def run_portfolio(
     signals = None
     if section.weighting == "signal_vote":
         signals = pd.DataFrame(
-            {
-                m.name: member_signals(_read_trades(m.run_dir), aligned.index)
-                for m in members
-            },
+            {m.name: member_signals(_read_trades(m.run_dir), aligned.index) for m in members},
             index=aligned.index,
         )
     book = combine(aligned, section, signals=signals)
@@ -781,8 +777,9 @@ def run_portfolio(
             signals.to_csv(tmp / "signals.csv", index_label="date")
         bench = benchmark_returns(section, aligned.index[0], aligned.index[-1])
         bench_name = f"{section.benchmark_root or Path(section.benchmark).stem} buy-and-hold"
-        _write_tearsheet(tmp / "tearsheet.html", port, bench, bench_name, metrics, book, members,
-                         section, alerts)
+        _write_tearsheet(
+            tmp / "tearsheet.html", port, bench, bench_name, metrics, book, members, section, alerts
+        )
         payload = {
             "experiment": f"portfolio/{section.name}",
             "strategy": f"portfolio:{section.weighting}",

@@ -131,9 +131,7 @@ class StressSpec(BaseModel):
     spot: list[float] = Field(
         default_factory=lambda: [-0.10, -0.05, -0.03, -0.01, 0.0, 0.01, 0.03, 0.05, 0.10]
     )
-    vol: list[float] = Field(
-        default_factory=lambda: [-0.10, -0.05, 0.0, 0.05, 0.10, 0.20, 0.30]
-    )
+    vol: list[float] = Field(default_factory=lambda: [-0.10, -0.05, 0.0, 0.05, 0.10, 0.20, 0.30])
     skew_rules: list[SkewRule] = Field(
         default_factory=lambda: ["sticky_strike", "sticky_moneyness"]
     )
@@ -473,12 +471,39 @@ def _mark_day(day, legs, store, rate, underlying_of, pos_rows) -> DayBook:
                 book.legs_unpriced += 1
                 continue
             rows.append(
-                {"kind": "share", "quantity": leg.quantity, "multiplier": 1.0, "spot": spot,
-                 "forward": spot, "strike": math.nan, "tte": 0.0, "rate": rate, "vol": math.nan,
-                 "right": "C", "slice": None}
+                {
+                    "kind": "share",
+                    "quantity": leg.quantity,
+                    "multiplier": 1.0,
+                    "spot": spot,
+                    "forward": spot,
+                    "strike": math.nan,
+                    "tte": 0.0,
+                    "rate": rate,
+                    "vol": math.nan,
+                    "right": "C",
+                    "slice": None,
+                }
             )
-            pos_rows.append([day.date(), leg.fold, leg.root, None, None, "stock", leg.quantity,
-                             1.0, spot, spot, 0.0, rate, None, None, spot])
+            pos_rows.append(
+                [
+                    day.date(),
+                    leg.fold,
+                    leg.root,
+                    None,
+                    None,
+                    "stock",
+                    leg.quantity,
+                    1.0,
+                    spot,
+                    spot,
+                    0.0,
+                    rate,
+                    None,
+                    None,
+                    spot,
+                ]
+            )
             continue
         snap = snaps.get(underlying_of(leg.root))
         exp = pd.Timestamp(leg.expiration).date()
@@ -502,8 +527,9 @@ def _mark_day(day, legs, store, rate, underlying_of, pos_rows) -> DayBook:
             book.slices[key] = Slice(
                 k[order],
                 ok["implied_vol"].to_numpy(float)[order],
-                None if fit is None else {n: float(fit[0][n]) for n in ("a", "b", "rho", "m",
-                                                                        "sigma")},
+                None
+                if fit is None
+                else {n: float(fit[0][n]) for n in ("a", "b", "rho", "m", "sigma")},
                 tte if fit is None else fit[1],
             )
         sl = book.slices[key]
@@ -520,13 +546,39 @@ def _mark_day(day, legs, store, rate, underlying_of, pos_rows) -> DayBook:
             source = "nearest_quote"
             book.legs_iv_fallback += 1
         rows.append(
-            {"kind": "option", "quantity": leg.quantity, "multiplier": 100.0,
-             "spot": float(snap.underlying_price), "forward": fwd, "strike": leg.strike,
-             "tte": tte, "rate": rate, "vol": vol, "right": leg.right, "slice": key}
+            {
+                "kind": "option",
+                "quantity": leg.quantity,
+                "multiplier": 100.0,
+                "spot": float(snap.underlying_price),
+                "forward": fwd,
+                "strike": leg.strike,
+                "tte": tte,
+                "rate": rate,
+                "vol": vol,
+                "right": leg.right,
+                "slice": key,
+            }
         )
-        pos_rows.append([day.date(), leg.fold, leg.root, exp, leg.strike, leg.right,
-                         leg.quantity, 100.0, float(snap.underlying_price), fwd, tte, rate, vol,
-                         source, float(hit["mid"].iloc[0])])
+        pos_rows.append(
+            [
+                day.date(),
+                leg.fold,
+                leg.root,
+                exp,
+                leg.strike,
+                leg.right,
+                leg.quantity,
+                100.0,
+                float(snap.underlying_price),
+                fwd,
+                tte,
+                rate,
+                vol,
+                source,
+                float(hit["mid"].iloc[0]),
+            ]
+        )
     book.legs = pd.DataFrame(rows)
     return book
 
@@ -573,8 +625,7 @@ def historical_shocks(history: pd.DataFrame, n: int) -> pd.DataFrame:
     dates = falls.union(jumps)
     out = history.loc[dates, ["spx_return", "vix_change"]].copy()
     out["reason"] = [
-        "+".join(r for r, s in (("spx_fall", falls), ("vix_jump", jumps)) if d in s)
-        for d in dates
+        "+".join(r for r, s in (("spx_fall", falls), ("vix_jump", jumps)) if d in s) for d in dates
     ]
     out.index.name = "date"
     return out.sort_values("spx_return").reset_index()
@@ -712,24 +763,50 @@ def _scenarios(spec: StressSpec, shocks: pd.DataFrame) -> list[dict[str, Any]]:
         for x in spec.spot:
             for v in spec.vol:
                 out.append(
-                    {"scenario": f"grid {rule} spot {x:+.0%} vol {v * 100:+.0f}pt",
-                     "kind": "grid", "rule": rule, "spot": x, "dvol": v, "beta": 0.0, "days": 0.0}
+                    {
+                        "scenario": f"grid {rule} spot {x:+.0%} vol {v * 100:+.0f}pt",
+                        "kind": "grid",
+                        "rule": rule,
+                        "spot": x,
+                        "dvol": v,
+                        "beta": 0.0,
+                        "days": 0.0,
+                    }
                 )
     out.append(
-        {"scenario": f"skew steepening beta {spec.skew_steepening:g}", "kind": "skew",
-         "rule": "sticky_strike", "spot": 0.0, "dvol": 0.0, "beta": spec.skew_steepening,
-         "days": 0.0}
+        {
+            "scenario": f"skew steepening beta {spec.skew_steepening:g}",
+            "kind": "skew",
+            "rule": "sticky_strike",
+            "spot": 0.0,
+            "dvol": 0.0,
+            "beta": spec.skew_steepening,
+            "days": 0.0,
+        }
     )
     out.append(
-        {"scenario": f"decay {spec.decay_days:g} day", "kind": "decay", "rule": "sticky_strike",
-         "spot": 0.0, "dvol": 0.0, "beta": 0.0, "days": spec.decay_days}
+        {
+            "scenario": f"decay {spec.decay_days:g} day",
+            "kind": "decay",
+            "rule": "sticky_strike",
+            "spot": 0.0,
+            "dvol": 0.0,
+            "beta": 0.0,
+            "days": spec.decay_days,
+        }
     )
     for s in shocks.itertuples():
         out.append(
-            {"scenario": f"historical {s.date.date()} ({s.reason}: SPX {s.spx_return:+.2%}, "
-             f"VIX {s.vix_change:+.2f})", "kind": "historical", "rule": "sticky_strike",
-             "spot": float(s.spx_return), "dvol": float(s.vix_change) / 100.0, "beta": 0.0,
-             "days": 1.0}
+            {
+                "scenario": f"historical {s.date.date()} ({s.reason}: SPX {s.spx_return:+.2%}, "
+                f"VIX {s.vix_change:+.2f})",
+                "kind": "historical",
+                "rule": "sticky_strike",
+                "spot": float(s.spx_return),
+                "dvol": float(s.vix_change) / 100.0,
+                "beta": 0.0,
+                "days": 1.0,
+            }
         )
     return out
 
@@ -794,16 +871,26 @@ def stress_target(
             if weights is not None:
                 nxt = weights.index[weights.index > day]
                 w_row = weights.loc[nxt[0]] if len(nxt) else weights.loc[day]
-                scale = float(w_row[m.name]) * float(port_equity.get(day, np.nan)) / float(
-                    m.equity.get(day, np.nan)
+                scale = (
+                    float(w_row[m.name])
+                    * float(port_equity.get(day, np.nan))
+                    / float(m.equity.get(day, np.nan))
                 )
                 if not math.isfinite(scale):
                     scale = 0.0
-            pnl = np.array([
-                scenario_pnl(book, np.array([s["spot"]]), np.array([s["dvol"]]), rule=s["rule"],
-                             steepening=s["beta"], days=s["days"])[0]
-                for s in scen
-            ])
+            pnl = np.array(
+                [
+                    scenario_pnl(
+                        book,
+                        np.array([s["spot"]]),
+                        np.array([s["dvol"]]),
+                        rule=s["rule"],
+                        steepening=s["beta"],
+                        days=s["days"],
+                    )[0]
+                    for s in scen
+                ]
+            )
             total += scale * pnl
             mc_total += scale * scenario_pnl(book, x_mc, dv_mc, days=1.0)
             for g, v in book_greeks(book).items():
@@ -819,25 +906,65 @@ def stress_target(
             equity = float(members[0].equity[day])
             peak = float(members[0].peak[day])
             limits = members[0].limits
-        common = {"date": day.date(), "equity": equity, **greeks, "legs": n_legs,
-                  "legs_unpriced": unpriced, "legs_iv_fallback": fallback}
+        common = {
+            "date": day.date(),
+            "equity": equity,
+            **greeks,
+            "legs": n_legs,
+            "legs_unpriced": unpriced,
+            "legs_iv_fallback": fallback,
+        }
         for s, p in zip(scen, total, strict=True):
-            rows.append({**common, "scenario": s["scenario"], "kind": s["kind"], "rule": s["rule"],
-                         "spot_shift": s["spot"], "vol_shift": s["dvol"], "pnl": p,
-                         "pnl_pct": p / equity,
-                         "breach": _breaches(p, equity, peak, greeks["vega"], limits)})
+            rows.append(
+                {
+                    **common,
+                    "scenario": s["scenario"],
+                    "kind": s["kind"],
+                    "rule": s["rule"],
+                    "spot_shift": s["spot"],
+                    "vol_shift": s["dvol"],
+                    "pnl": p,
+                    "pnl_pct": p / equity,
+                    "breach": _breaches(p, equity, peak, greeks["vega"], limits),
+                }
+            )
         for level in (0.95, 0.99):
             var, es = var_es(mc_total, level)
             for kind, val in (("var", var), ("es", es)):
-                rows.append({**common, "scenario": f"monte carlo {kind} {level:.0%}",
-                             "kind": kind, "rule": "sticky_strike", "spot_shift": math.nan,
-                             "vol_shift": math.nan, "pnl": -val, "pnl_pct": -val / equity,
-                             "breach": _breaches(-val, equity, peak, greeks["vega"], limits)})
+                rows.append(
+                    {
+                        **common,
+                        "scenario": f"monte carlo {kind} {level:.0%}",
+                        "kind": kind,
+                        "rule": "sticky_strike",
+                        "spot_shift": math.nan,
+                        "vol_shift": math.nan,
+                        "pnl": -val,
+                        "pnl_pct": -val / equity,
+                        "breach": _breaches(-val, equity, peak, greeks["vega"], limits),
+                    }
+                )
             if level == 0.99:
                 es_rows.append((day, -es, -es / equity))
-    cols = ["date", "scenario", "kind", "rule", "spot_shift", "vol_shift", "pnl", "pnl_pct",
-            "equity", "delta", "gamma", "vega", "theta", "legs", "legs_unpriced",
-            "legs_iv_fallback", "breach"]
+    cols = [
+        "date",
+        "scenario",
+        "kind",
+        "rule",
+        "spot_shift",
+        "vol_shift",
+        "pnl",
+        "pnl_pct",
+        "equity",
+        "delta",
+        "gamma",
+        "vega",
+        "theta",
+        "legs",
+        "legs_unpriced",
+        "legs_iv_fallback",
+        "breach",
+    ]
     table = pd.DataFrame(rows, columns=cols)
     csv = run_dir / "stress.csv"
     table.to_csv(csv, index=False)
@@ -847,8 +974,12 @@ def stress_target(
     es_worst = None
     if len(es_frame):
         r = es_frame.loc[es_frame["pnl"].idxmin()]
-        es_worst = {"date": str(r["date"].date()), "pnl": float(r["pnl"]),
-                    "pnl_pct": float(r["pnl_pct"]), "mean": float(-es_frame["pnl"].mean())}
+        es_worst = {
+            "date": str(r["date"].date()),
+            "pnl": float(r["pnl"]),
+            "pnl_pct": float(r["pnl_pct"]),
+            "mean": float(-es_frame["pnl"].mean()),
+        }
     notes = [
         f"target     {run_dir} ({len(members)} book(s), {len(days)} closes with positions)",
         f"monte carlo Merton fit on {mc.n_obs} SPX sessions to {mc.end.date()}: "

@@ -155,9 +155,7 @@ def tca_summary(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=cols)
     rows = []
-    for (strategy, root, bucket), g in frame.groupby(
-        ["strategy", "root", "dte_bucket"], sort=True
-    ):
+    for (strategy, root, bucket), g in frame.groupby(["strategy", "root", "dte_bucket"], sort=True):
         m = _weighted(g)
         rows.append(
             {

@@ -91,9 +91,7 @@ def test_weights_on_day_t_use_nothing_from_day_t(scheme: str, rebalance_days: in
     including day t do not move; the identity holds exactly on every day."""
     r = _random_returns()
     rng = np.random.default_rng(11)
-    signals = pd.DataFrame(
-        rng.choice([-1, 0, 1], size=r.shape), index=r.index, columns=r.columns
-    )
+    signals = pd.DataFrame(rng.choice([-1, 0, 1], size=r.shape), index=r.index, columns=r.columns)
     section = PortfolioSection(
         name="t",
         weighting=scheme,
@@ -123,9 +121,7 @@ def test_signal_vote_weights_the_supporting_members():
     a trade short, a and b get 1/2 on day 1; day 1 signals a long, b short -> conflict
     (score 0): cash on day 2."""
     r = _random_returns(t=3)
-    signals = pd.DataFrame(
-        [[-1, -1, 1], [1, -1, 0], [0, 0, 0]], index=r.index, columns=r.columns
-    )
+    signals = pd.DataFrame([[-1, -1, 1], [1, -1, 0], [0, 0, 0]], index=r.index, columns=r.columns)
     book = combine(r, PortfolioSection(name="t", weighting="signal_vote"), signals=signals)
     w = book.weights[list(r.columns)].to_numpy()
     assert w[0] == pytest.approx([0, 0, 0])
@@ -156,12 +152,16 @@ def test_member_signal_from_fills():
 
 def test_config_errors_name_the_field(tmp_path: Path):
     p = tmp_path / "p.toml"
-    p.write_text('[portfolio]\nname = "x"\n[[members]]\nconfig = "nope.toml"\n'
-                 '[[members]]\nconfig = "nope2.toml"\n')
+    p.write_text(
+        '[portfolio]\nname = "x"\n[[members]]\nconfig = "nope.toml"\n'
+        '[[members]]\nconfig = "nope2.toml"\n'
+    )
     with pytest.raises(PortfolioError, match=r"members\[0\]\.config: no file 'nope.toml'"):
         load_portfolio_config(p)
-    p.write_text('[portfolio]\nname = "x"\nweighting = "magic"\n[[members]]\nconfig = "a"\n'
-                 '[[members]]\nconfig = "b"\n')
+    p.write_text(
+        '[portfolio]\nname = "x"\nweighting = "magic"\n[[members]]\nconfig = "a"\n'
+        '[[members]]\nconfig = "b"\n'
+    )
     with pytest.raises(PortfolioError, match=r"portfolio\.weighting"):
         load_portfolio_config(p)
 

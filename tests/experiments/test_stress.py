@@ -173,9 +173,19 @@ def test_monte_carlo_of_a_share_book_is_lognormal_without_jumps():
     x, dv = model.draw(400_000, seed=3)
     assert dv == pytest.approx(-np.log1p(x))
     legs = pd.DataFrame(
-        {"kind": ["share"], "quantity": [100.0], "multiplier": [1.0], "spot": [3000.0],
-         "forward": [3000.0], "strike": [np.nan], "tte": [0.0], "rate": [0.0], "vol": [np.nan],
-         "right": ["C"], "slice": [None]}
+        {
+            "kind": ["share"],
+            "quantity": [100.0],
+            "multiplier": [1.0],
+            "spot": [3000.0],
+            "forward": [3000.0],
+            "strike": [np.nan],
+            "tte": [0.0],
+            "rate": [0.0],
+            "vol": [np.nan],
+            "right": ["C"],
+            "slice": [None],
+        }
     )
     pnl = scenario_pnl(DayBook(pd.Timestamp("2019-01-02"), legs), x, dv, days=1.0)
     var, _ = var_es(pnl, 0.99)

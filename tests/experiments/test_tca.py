@@ -12,26 +12,110 @@ import pytest
 from experiments.metrics import trade_stats
 from experiments.tca import dte_bucket, tca_frame, tca_metrics, tca_summary, write_tca
 
-COLS = ["time", "event", "root", "expiration", "strike", "right", "quantity", "price", "bid",
-        "ask", "commission", "cash_flow", "tag", "fold"]
+COLS = [
+    "time",
+    "event",
+    "root",
+    "expiration",
+    "strike",
+    "right",
+    "quantity",
+    "price",
+    "bid",
+    "ask",
+    "commission",
+    "cash_flow",
+    "tag",
+    "fold",
+]
 
 
 def trades() -> pd.DataFrame:
     rows = [
         # buy 2 at the ask: mid 10.25, spread 0.5 -> $50 vs mid, $0 vs touch, fraction 0.5
-        ("2019-06-03 15:45:00", "fill", "SPXW", "2019-06-28", 2800.0, "C", 2, 10.5, 10.0, 10.5,
-         2.0, -2102.0, "open", 0),
+        (
+            "2019-06-03 15:45:00",
+            "fill",
+            "SPXW",
+            "2019-06-28",
+            2800.0,
+            "C",
+            2,
+            10.5,
+            10.0,
+            10.5,
+            2.0,
+            -2102.0,
+            "open",
+            0,
+        ),
         # sell 1 at 9.9 inside 9.8/10.2: mid 10 -> $10 vs mid, -$10 vs touch, fraction 0.25
-        ("2019-06-03 15:45:00", "fill", "SPXW", "2019-06-28", 2700.0, "P", -1, 9.9, 9.8, 10.2,
-         1.0, 989.0, "open", 0),
+        (
+            "2019-06-03 15:45:00",
+            "fill",
+            "SPXW",
+            "2019-06-28",
+            2700.0,
+            "P",
+            -1,
+            9.9,
+            9.8,
+            10.2,
+            1.0,
+            989.0,
+            "open",
+            0,
+        ),
         # 0DTE sell without a quote: counted, not measured
-        ("2019-06-05 15:45:00", "fill", "SPXW", "2019-06-05", 2850.0, "P", -1, 1.0, None, None,
-         1.0, 99.0, "0dte", 0),
-        ("2019-06-05 15:45:00", "stock_fill", "SPX", None, None, None, 3, 2850.0, None, None,
-         0.1, -8550.1, "delta hedge", 0),
+        (
+            "2019-06-05 15:45:00",
+            "fill",
+            "SPXW",
+            "2019-06-05",
+            2850.0,
+            "P",
+            -1,
+            1.0,
+            None,
+            None,
+            1.0,
+            99.0,
+            "0dte",
+            0,
+        ),
+        (
+            "2019-06-05 15:45:00",
+            "stock_fill",
+            "SPX",
+            None,
+            None,
+            None,
+            3,
+            2850.0,
+            None,
+            None,
+            0.1,
+            -8550.1,
+            "delta hedge",
+            0,
+        ),
         # 45 DTE SPX buy at mid: $0, fraction 0
-        ("2019-06-05 15:45:00", "fill", "SPX", "2019-07-20", 2900.0, "C", 1, 20.0, 19.5, 20.5,
-         1.0, -2001.0, "open", 0),
+        (
+            "2019-06-05 15:45:00",
+            "fill",
+            "SPX",
+            "2019-07-20",
+            2900.0,
+            "C",
+            1,
+            20.0,
+            19.5,
+            20.5,
+            1.0,
+            -2001.0,
+            "open",
+            0,
+        ),
     ]
     return pd.DataFrame(rows, columns=COLS)
 
@@ -55,15 +139,15 @@ def test_dollars_vs_mid_equal_the_metrics_slippage():
     """tca's cost_vs_mid over the run equals experiments.metrics.trade_stats' cost_slippage
     (computed there independently from the raw fills)."""
     t = trades()
-    assert tca_frame(t, "x")["cost_vs_mid"].sum() == pytest.approx(
-        trade_stats(t)["cost_slippage"]
-    )
+    assert tca_frame(t, "x")["cost_vs_mid"].sum() == pytest.approx(trade_stats(t)["cost_slippage"])
 
 
 def test_summary_groups_by_strategy_root_and_dte_bucket():
     s = tca_summary(tca_frame(trades(), "demo"))
     assert list(zip(s["root"], s["dte_bucket"], strict=True)) == [
-        ("SPX", "31-60d"), ("SPXW", "0d"), ("SPXW", "8-30d")
+        ("SPX", "31-60d"),
+        ("SPXW", "0d"),
+        ("SPXW", "8-30d"),
     ]
     row = s[(s["root"] == "SPXW") & (s["dte_bucket"] == "8-30d")].iloc[0]
     assert row["contracts"] == 3 and row["cost_vs_mid"] == pytest.approx(60.0)
@@ -81,10 +165,19 @@ def test_bad_fill_row_is_named():
 
 def test_buckets_and_share_layout():
     assert [dte_bucket(d) for d in (0, 1, 7, 8, 30, 31, 60, 61, float("nan"))] == [
-        "0d", "1-7d", "1-7d", "8-30d", "8-30d", "31-60d", "31-60d", "61d+", "n/a"
+        "0d",
+        "1-7d",
+        "1-7d",
+        "8-30d",
+        "8-30d",
+        "31-60d",
+        "31-60d",
+        "61d+",
+        "n/a",
     ]
-    shares = pd.DataFrame({"date": ["2020-01-02"], "leg": ["y"], "size": [10], "price": [1.0],
-                           "commission": [0.0]})
+    shares = pd.DataFrame(
+        {"date": ["2020-01-02"], "leg": ["y"], "size": [10], "price": [1.0], "commission": [0.0]}
+    )
     assert tca_frame(shares, "ou").empty
     assert tca_metrics(tca_frame(shares, "ou"))["cost_spread_fraction"] is None
 
