@@ -9,6 +9,9 @@
     scenario grid, historical shocks and a Monte Carlo of one-day moves
     (:func:`experiments.stress.stress_target`); writes ``stress.csv`` and ``stress.html`` into the
     run folder.
+``volsuite tca FOLDER [--config CONFIG]``
+    transaction-cost analysis of a run folder or paper session (:func:`experiments.tca.tca_folder`;
+    every new run writes its ``tca.csv`` already).
 
 Heavy libraries are imported inside the commands. Wire it with ``register(app)``.
 """
@@ -101,10 +104,39 @@ def stress(
         console.print(line, highlight=False, soft_wrap=True)
 
 
+def tca(
+    folder: Annotated[
+        Path, typer.Argument(help="Run folder (trades.csv) or paper session (fills.csv).")
+    ],
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Experiment config whose [costs] the fills are compared to."),
+    ] = None,
+) -> None:
+    """Transaction-cost analysis of a run's or paper session's option fills (tca.csv)."""
+    from experiments.tca import tca_folder
+
+    try:
+        m = tca_folder(folder, config)
+    except (VolsuiteError, ValueError, OSError) as exc:
+        _fail(exc)
+        return
+    frac = m["cost_spread_fraction"]
+    line = (
+        f"fills      {int(m['tca_fills'])} ({int(m['tca_unquoted_fills'])} without a quote); "
+        f"mean cost vs mid {'n/a' if frac is None else f'{frac:.3f}'} of the spread"
+    )
+    if "tca_cost_vs_model" in m:
+        line += f"; vs the backtest cost model ${m['tca_cost_vs_model']:,.2f}"
+    console.print(line, highlight=False)
+    console.print(f"written    {folder / 'tca.csv'}\n           {folder / 'tca_summary.csv'}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``volsuite portfolio`` and ``volsuite stress`` to ``app``."""
+    """Add ``volsuite portfolio``, ``volsuite stress`` and ``volsuite tca`` to ``app``."""
     app.command("portfolio")(portfolio)
     app.command("stress")(stress)
+    app.command("tca")(tca)
 
 
-__all__ = ["portfolio", "register", "stress"]
+__all__ = ["portfolio", "register", "stress", "tca"]

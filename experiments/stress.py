@@ -385,6 +385,7 @@ class RunBook:
     peak: pd.Series
     limits: Any
     positions: pd.DataFrame
+    layout_ok: bool = True
 
 
 def load_run_books(run_dir: Path) -> RunBook:
@@ -435,6 +436,7 @@ def load_run_books(run_dir: Path) -> RunBook:
         equity.cummax(),
         config.risk,
         positions,
+        trades.empty or "event" in trades,
     )
 
 
@@ -987,6 +989,19 @@ def stress_target(
         f"{mc.fit.jump_mean:+.4f} sd {mc.fit.jump_vol:.4f}; VIX beta {mc.vix_beta:.3f}; "
         f"{spec.mc_paths} paths, seed {spec.mc_seed}",
     ]
+    for m in members:
+        unpriced = sum(b.legs_unpriced for b in m.books.values())
+        fallback = sum(b.legs_iv_fallback for b in m.books.values())
+        notes.append(
+            f"book       {m.name}: {len(m.books)} closes with positions, {len(m.positions)} "
+            f"marked legs, {unpriced} unpriced, {fallback} with a fallback vol"
+            + (
+                ""
+                if m.layout_ok
+                else "; trades.csv is not the options-broker layout (share "
+                "pairs): no position rebuilt, the book is not stressed"
+            )
+        )
     if worst is not None:
         worst["date"] = str(worst["date"])
     html = write_stress_html(run_dir / "stress.html", table, run_dir.name, notes)

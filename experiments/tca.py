@@ -15,6 +15,13 @@ expiration: :data:`DTE_BUCKETS`). Fills without a two-sided quote (missing bid/a
 ``ask <= bid``: no spread to measure) have NaN fractions and are counted in
 ``tca_unquoted_fills``, never dropped silently.
 
+With the backtest's cost model (``costs``: :class:`brokers.costs.OptionCostModel`, e.g. for a
+paper session, whose fills come from a venue), each fill is also compared with the price the
+backtest would have assumed on the same quote, :meth:`~brokers.costs.OptionCostModel.fill_price`
+(``mid ± f * spread``): ``model_price`` and ``cost_vs_model = q * (price - model_price) * 100``
+dollars (> 0: the venue filled worse than the backtest assumes). A paper session's fills are its
+``fills.csv`` (the same layout as ``trades.csv``): :func:`tca_folder`.
+
 The run's headline number, ``cost_spread_fraction``, is the contract-weighted mean
 ``sum |q| sign(q) (price - mid) / sum |q| spread`` over the quoted fills (computed once here, by
 :func:`tca_metrics`, stored in ``summary.json`` and shown by ``volsuite summary``).
@@ -57,6 +64,8 @@ TCA_COLUMNS = (
     "cost_vs_mid",
     "cost_vs_touch",
     "spread_fraction",
+    "model_price",
+    "cost_vs_model",
     "quoted",
     "tag",
 )
@@ -72,7 +81,7 @@ def dte_bucket(dte: int | float) -> str:
     return "n/a"
 
 
-def tca_frame(trades: pd.DataFrame, strategy: str) -> pd.DataFrame:
+def tca_frame(trades: pd.DataFrame, strategy: str, costs: Any = None) -> pd.DataFrame:
     """One row per option fill (module docstring), columns :data:`TCA_COLUMNS`.
 
     Parameters
@@ -82,6 +91,8 @@ def tca_frame(trades: pd.DataFrame, strategy: str) -> pd.DataFrame:
         fill and gives an empty frame).
     strategy : str
         Strategy name put on every row.
+    costs : brokers.costs.OptionCostModel, optional
+        The backtest cost model; without it ``model_price`` and ``cost_vs_model`` are NaN.
 
     Raises
     ------
@@ -108,6 +119,13 @@ def tca_frame(trades: pd.DataFrame, strategy: str) -> pd.DataFrame:
     mid = (bid + ask) / 2
     spread = ask - bid
     touch = np.where(q > 0, ask, bid)
+    model = pd.Series(np.nan, index=f.index)
+    if costs is not None:
+        from data_feeds.contracts import OptionQuote
+
+        for i in np.flatnonzero(quoted.to_numpy()):
+            quote = OptionQuote(float(bid.iloc[i]), float(ask.iloc[i]))
+            model.iloc[i] = costs.fill_price(quote, int(q.iloc[i]), str(f["root"].iloc[i]))
     day = pd.to_datetime(f["time"].astype(str).str[:10])
     dte = (pd.to_datetime(f["expiration"]) - day).dt.days
     out = pd.DataFrame(
@@ -131,6 +149,8 @@ def tca_frame(trades: pd.DataFrame, strategy: str) -> pd.DataFrame:
             "cost_vs_mid": (q * (price - mid) * OPTION_MULTIPLIER).where(quoted),
             "cost_vs_touch": (q * (price - touch) * OPTION_MULTIPLIER).where(quoted),
             "spread_fraction": (np.sign(q) * (price - mid) / spread).where(quoted),
+            "model_price": model,
+            "cost_vs_model": q * (price - model) * OPTION_MULTIPLIER,
             "quoted": quoted,
             "tag": f.get("tag", pd.Series("", index=f.index)),
         }
@@ -184,44 +204,81 @@ def _weighted(g: pd.DataFrame) -> float | None:
 
 def tca_metrics(frame: pd.DataFrame) -> dict[str, Any]:
     """``cost_spread_fraction`` (module docstring; None without a quoted fill),
-    ``tca_fills``, ``tca_unquoted_fills``."""
+    ``tca_fills``, ``tca_unquoted_fills`` and, when the frame was built with a cost model,
+    ``tca_cost_vs_model`` (dollars)."""
     if frame.empty:
         return {"cost_spread_fraction": None, "tca_fills": 0.0, "tca_unquoted_fills": 0.0}
-    return {
+    out = {
         "cost_spread_fraction": _weighted(frame),
         "tca_fills": float(len(frame)),
         "tca_unquoted_fills": float((~frame["quoted"].astype(bool)).sum()),
     }
+    if frame["model_price"].notna().any():
+        out["tca_cost_vs_model"] = float(frame["cost_vs_model"].sum())
+    return out
 
 
-def write_tca(folder: Path, trades: pd.DataFrame, strategy: str) -> dict[str, Any]:
+def write_tca(
+    folder: Path, trades: pd.DataFrame, strategy: str, costs: Any = None
+) -> dict[str, Any]:
     """Write ``tca.csv`` (per fill) and ``tca_summary.csv`` (per strategy, root, DTE bucket) into
     ``folder``; return :func:`tca_metrics` for ``summary.json``."""
-    frame = tca_frame(trades, strategy)
+    frame = tca_frame(trades, strategy, costs)
     frame.to_csv(folder / "tca.csv", index=False)
     tca_summary(frame).to_csv(folder / "tca_summary.csv", index=False)
     return tca_metrics(frame)
 
 
-def tca_run(run_dir: Path) -> dict[str, Any]:
-    """TCA of an existing run folder (``trades.csv`` and ``summary.json``'s strategy)."""
+def tca_folder(folder: Path, config: Path | None = None) -> dict[str, Any]:
+    """TCA of an existing run folder (``trades.csv``) or paper session (``fills.csv``).
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        ``results/<experiment>/<run id>/`` or ``results/paper/<session>/``.
+    config : pathlib.Path, optional
+        Experiment config whose ``[costs]`` give the backtest cost model (default: the run
+        folder's ``config.toml`` when there is one; a paper session has none).
+
+    Returns
+    -------
+    dict
+        :func:`tca_metrics`.
+
+    Raises
+    ------
+    FileNotFoundError
+        Neither ``trades.csv`` nor ``fills.csv`` in ``folder``.
+    """
     import json
 
-    summary = json.loads((run_dir / "summary.json").read_text())
+    from brokers.costs import OptionCostModel
+
+    fills = next((folder / n for n in ("trades.csv", "fills.csv") if (folder / n).exists()), None)
+    if fills is None:
+        raise FileNotFoundError(f"{folder}: no trades.csv (run) nor fills.csv (paper session)")
+    summary_path = folder / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    config = config or (folder / "config.toml" if (folder / "config.toml").exists() else None)
+    costs = None
+    if config is not None:
+        from experiments.config import load_config
+
+        costs = OptionCostModel(**load_config(config).costs.options_broker_params())
     try:
-        trades = pd.read_csv(run_dir / "trades.csv")
+        trades = pd.read_csv(fills)
     except pd.errors.EmptyDataError:
         trades = pd.DataFrame()
-    return write_tca(run_dir, trades, str(summary.get("strategy", "")))
+    return write_tca(folder, trades, str(summary.get("strategy", "")), costs)
 
 
 __all__ = [
     "DTE_BUCKETS",
     "TCA_COLUMNS",
     "dte_bucket",
+    "tca_folder",
     "tca_frame",
     "tca_metrics",
-    "tca_run",
     "tca_summary",
     "write_tca",
 ]

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from experiments.metrics import trade_stats
-from experiments.tca import dte_bucket, tca_frame, tca_metrics, tca_summary, write_tca
+from experiments.tca import dte_bucket, tca_folder, tca_frame, tca_metrics, tca_summary, write_tca
 
 COLS = [
     "time",
@@ -195,3 +195,29 @@ def test_summary_shows_the_stored_fraction(tmp_path: Path):
     assert row["cost_spread_fraction"] == pytest.approx(0.25)
     at = [c for c, _, _ in DISPLAY].index("cost_spread_fraction")
     assert display_cells(row)[at] == "0.25"
+
+
+def test_fills_against_the_backtest_cost_model_by_hand():
+    """Cost model f = 0.3: the backtest would buy at mid + 0.3 spread and sell at mid - 0.3
+    spread. Buy 2 at 10.5 vs 10.25 + 0.15 = 10.40: +$20; sell 1 at 9.9 vs 10 - 0.12 = 9.88: -$2;
+    buy 1 at 20.0 vs 20 + 0.3 = 20.3: -$30; the unquoted fill has no model price."""
+    from brokers.costs import OptionCostModel
+
+    f = tca_frame(trades(), "paper", OptionCostModel(slippage_spread_fraction=0.3))
+    assert f["model_price"].tolist()[:2] == pytest.approx([10.4, 9.88])
+    assert f["cost_vs_model"].tolist()[:2] == pytest.approx([20.0, -2.0])
+    assert f["cost_vs_model"].iloc[3] == pytest.approx(-30.0)
+    assert pd.isna(f["model_price"].iloc[2])
+    assert tca_metrics(f)["tca_cost_vs_model"] == pytest.approx(-12.0)
+
+
+def test_paper_session_folder(tmp_path: Path):
+    """A paper session folder holds fills.csv (same layout); no config: no model comparison."""
+    trades().to_csv(tmp_path / "fills.csv", index=False)
+    (tmp_path / "summary.json").write_text(json.dumps({"strategy": "vrp_harvest"}))
+    m = tca_folder(tmp_path)
+    assert m["tca_fills"] == 4 and "tca_cost_vs_model" not in m
+    out = pd.read_csv(tmp_path / "tca.csv")
+    assert set(out["strategy"]) == {"vrp_harvest"}
+    with pytest.raises(FileNotFoundError, match=r"no trades\.csv"):
+        tca_folder(tmp_path / "nothing")
