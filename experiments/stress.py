@@ -419,7 +419,7 @@ def load_run_books(run_dir: Path) -> RunBook:
     options = held[held["kind"] == "option"]
     if len(options) and config.data.chains is None:
         raise StressError(f"{run_dir}: option positions but no [data.chains] store to mark them")
-    store = ChainStore(config.data.chains.db, read_only=True) if len(options) else None
+    store = _open_store(ChainStore, config.data.chains.db) if len(options) else None
     try:
         for day, legs in held.groupby("date", sort=True):
             books[day] = _mark_day(day, legs, store, rate, underlying_of, pos_rows)
@@ -438,6 +438,20 @@ def load_run_books(run_dir: Path) -> RunBook:
         positions,
         trades.empty or "event" in trades,
     )
+
+
+def _open_store(cls: Any, path: str) -> Any:
+    """The chain store read-only; the default (read-write) configuration when this process
+    already holds it open that way (DuckDB refuses a second configuration of one file in a
+    process, e.g. after a run in the same process). Nothing is written either way."""
+    from data_feeds.errors import DataSourceError
+
+    try:
+        return cls(path, read_only=True)
+    except DataSourceError as exc:
+        if "different configuration" not in str(exc):
+            raise
+        return cls(path)
 
 
 def _mark_day(day, legs, store, rate, underlying_of, pos_rows) -> DayBook:
