@@ -69,6 +69,13 @@ def portfolio(
         f"{m['max_drawdown']:.2%}",
         highlight=False,
     )
+    for mem in out.members:
+        n = int((out.book.returns.index.difference(mem.returns.index)).size)
+        console.print(
+            f"member     {escape(mem.name)}: run {mem.run_dir.name}, {len(mem.returns)} days, "
+            f"{n} session(s) without a return counted as 0",
+            highlight=False,
+        )
     for a in out.alerts:
         console.print(
             f"[yellow]alert[/]      {a['date']} {escape(a['pair'])} rolling correlation "

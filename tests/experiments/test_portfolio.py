@@ -226,10 +226,12 @@ def test_identity_on_real_member_runs(
         if scheme == "signal_vote":
             assert (out.run_dir / "signals.csv").is_file()
         if scheme == "risk_parity":
-            _check_stress_on_real_books(out.run_dir, summary, tmp_path)
+            _check_stress_on_real_books(out.run_dir, summary, tmp_path, shared_data)
 
 
-def _check_stress_on_real_books(run_dir: Path, summary: dict, tmp_path: Path) -> None:
+def _check_stress_on_real_books(
+    run_dir: Path, summary: dict, tmp_path: Path, shared_data: Path
+) -> None:
     """Stress the real portfolio (small grid, 500 paths): the zero shock loses nothing on every
     close; every marked leg priced at its quote's implied vol reproduces the quote's mid
     (QuantLib's Black formula, independent of the project's kernels); positions.csv holds the
@@ -239,7 +241,10 @@ def _check_stress_on_real_books(run_dir: Path, summary: dict, tmp_path: Path) ->
     from experiments.stress import stress_target
 
     spec = tmp_path / "scen.toml"
-    spec.write_text("spot = [-0.05, 0.0, 0.05]\nvol = [0.0, 0.1]\nmc_paths = 500\n")
+    spec.write_text(
+        "spot = [-0.05, 0.0, 0.05]\nvol = [0.0, 0.1]\nmc_paths = 500\n"
+        f'history = "{shared_data}/index/spx_vix_spy_qqq_daily.csv"\n'
+    )
     out = stress_target(run_dir, scenarios=spec)
     t = out.table
     zero = t[(t["kind"] == "grid") & (t["spot_shift"] == 0) & (t["vol_shift"] == 0)]
