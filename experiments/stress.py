@@ -24,13 +24,16 @@ implied vols by ``dv`` (decimal vol; +0.10 = +10 vol points) under a skew rule, 
 ``days`` calendar days (``tte1 = max(tte - days / 365, 0)``)::
 
     sticky_strike     sigma1(K) = sigma0(K) + dv
-    sticky_moneyness  sigma1(K) = smile0(ln(K / F1)) + dv   (the smile moves with the forward)
+    sticky_moneyness  sigma1(K) = sigma0(K) + smile0(ln(K / F1)) - smile0(ln(K / F)) + dv
+                      (the smile moves with the forward; the leg keeps its own vol's offset
+                      from the smile, so a zero shock reprices at sigma0 exactly)
     skew steepening   sigma1(K) = sigma0(K) - beta * ln(K / F)   (beta = skew_steepening)
 
 ``smile0`` is the date's SVI slice, or the linear interpolation in log-moneyness of the slice's
-quote vols (flat beyond the last strikes). Vols are floored at 0.01. P&L (dollars) is
-``sum q * multiplier * (V1 - V0)`` with ``V0`` the model price at the unshocked inputs, so the
-P&L is the shock's alone.
+out-of-the-money quote vols (puts below the forward, calls at and above it; all quotes when fewer
+than two are out of the money; flat beyond the last strikes). Vols are floored at 0.01. P&L
+(dollars) is ``sum q * multiplier * (V1 - V0)`` with ``V0`` the model price at the unshocked
+inputs, so the P&L is the shock's alone.
 
 Scenarios
 ---------
@@ -256,7 +259,9 @@ def shocked_vols(
             continue
         k0 = math.log(leg.strike / leg.forward)
         if rule == "sticky_moneyness":
-            base = book.slices[leg.slice].vol(np.log(leg.strike / (leg.forward * (1 + spot_ret))))
+            smile = book.slices[leg.slice]
+            moved = smile.vol(np.log(leg.strike / (leg.forward * (1 + spot_ret))))
+            base = leg.vol + moved - float(smile.vol(np.array([k0]))[0])
         else:
             base = np.full(m, leg.vol)
         out[i] = np.maximum(base + dvol - beta * k0, VOL_FLOOR)
@@ -537,6 +542,9 @@ def _mark_day(day, legs, store, rate, underlying_of, pos_rows) -> DayBook:
         key = (leg.root, str(exp))
         if key not in book.slices:
             ok = table[table["implied_vol"].notna()]
+            below = ok["strike"] < fwd
+            otm = ok[(below & (ok["right"] == "P")) | (~below & (ok["right"] == "C"))]
+            ok = otm if len(otm) >= 2 else ok
             k = np.log(ok["strike"].to_numpy(float) / fwd)
             order = np.argsort(k)
             fit = svi.get(key)

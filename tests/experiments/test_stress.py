@@ -72,17 +72,20 @@ def test_sticky_strike_repricing_matches_quantlib(x: float, dv: float, days: flo
 
 
 def test_sticky_moneyness_and_steepening_match_quantlib():
-    """Sticky moneyness on a linear smile (20% at k=-0.1, 12% at k=+0.1): after a -5% move the
-    strike's log-moneyness is ln(1/0.95) = 0.05129, its vol 0.2 - 0.4 * (0.05129 + 0.1) =
-    0.13948, plus +5 vol points. Steepening beta 0.5 at k = 0 leaves ATM vols unchanged."""
+    """Sticky moneyness on a linear smile (20% at k=-0.1, 12% at k=+0.1, so 16% at k=0): after
+    a -5% move the strike's log-moneyness is ln(1/0.95) = 0.05129 where the smile is
+    0.2 - 0.4 * (0.05129 + 0.1) = 0.13948; each leg moves by 0.13948 - 0.16, plus +5 vol points.
+    A zero shock loses nothing. Steepening beta 0.5 at k = 0 leaves ATM vols unchanged."""
     book = straddle_book(-1.0)
     got = scenario_pnl(book, np.array([-0.05]), np.array([0.05]), rule="sticky_moneyness")[0]
     k1 = math.log(1 / 0.95)
-    vol1 = 0.2 + (0.12 - 0.2) * (k1 + 0.1) / 0.2 + 0.05
+    move = 0.2 + (0.12 - 0.2) * (k1 + 0.1) / 0.2 - 0.16
     want = sum(
-        -100 * (ql_value(F * 0.95, vol1, T, right) - ql_value(F, v, T, right))
+        -100 * (ql_value(F * 0.95, v + move + 0.05, T, right) - ql_value(F, v, T, right))
         for v, right in ((VOL_C, "C"), (VOL_P, "P"))
     )
+    zero = scenario_pnl(book, np.array([0.0]), np.array([0.0]), rule="sticky_moneyness")[0]
+    assert zero == pytest.approx(0.0, abs=1e-9)
     assert got == pytest.approx(want, rel=1e-9)
     assert scenario_pnl(book, np.array([0.0]), np.array([0.0]), steepening=0.5)[0] == (
         pytest.approx(0.0, abs=1e-9)
