@@ -235,7 +235,7 @@ def _check_stress_on_real_books(
     """Stress the real portfolio (small grid, 500 paths): the zero shock loses nothing on every
     close; every marked leg priced at its quote's implied vol reproduces the quote's mid
     (QuantLib's Black formula, independent of the project's kernels); positions.csv holds the
-    net contracts of trades.csv."""
+    net option contracts of trades.csv on the first fill day."""
     import QuantLib as ql
 
     from experiments.stress import stress_target
@@ -266,5 +266,5 @@ def _check_stress_on_real_books(
         if len(fills):
             first = str(fills["time"].iloc[0])[:10]
             same = fills[fills["time"].str[:10] == first]
-            held = pos[pos["date"] == first]
+            held = pos[(pos["date"] == first) & pos["right"].isin(["C", "P"])]
             assert held["quantity"].sum() == pytest.approx(same["quantity"].sum()), name
