@@ -514,6 +514,9 @@ def _register_plugins() -> None:
     from experiments.cli_fetch import register as register_fetch  # volsuite fetch / update
 
     register_fetch(app)
+    from experiments.cli_portfolio import register as register_portfolio  # portfolio, stress
+
+    register_portfolio(app)
 
 
 _register_plugins()

@@ -369,6 +369,9 @@ def _write_run_files(
     )
     if closed is not None:  # strategies with a strategies.book.TradeBook
         closed.to_csv(folder / "closed_trades.csv", index=False)
+    from experiments.tca import write_tca  # tca.csv, tca_summary.csv; cost_spread_fraction
+
+    metrics.update(write_tca(folder, wf.trades, config.strategy.name))
     wf.daily_log.to_csv(folder / "daily_log.csv", index=False)
     equity = wf.equity.copy()
     equity["date"] = pd.DatetimeIndex(equity["date"]).date

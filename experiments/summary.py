@@ -85,6 +85,7 @@ COLUMNS = [
     "cost_slippage",
     "cost_shares",
     "cost_hedge_spread",
+    "cost_spread_fraction",
     "status",
     "config",
     "run_dir",
@@ -407,6 +408,7 @@ DISPLAY = [
     ("gross_pnl", "gross P&L $", "money"),
     ("costs", "costs $", "money"),
     ("costs_share", "costs/|gross|", "pct"),
+    ("cost_spread_fraction", "fill/spread", "x"),
     ("status", "status", "text"),
 ]
 
@@ -433,7 +435,9 @@ def to_markdown(frame: pd.DataFrame) -> str:
         "in years for that many trials (Bailey et al. 2014). trades: opening "
         "orders. turnover: traded notional / mean equity, per year. costs: commissions + "
         "settlement fees + option slippage vs mid + share cost model + hedge half spreads; "
-        "gross P&L = net + costs. Definitions: docs/metrics.md.",
+        "gross P&L = net + costs. fill/spread: option fills' mean cost vs mid as a fraction of "
+        "the quoted spread, contract-weighted (0.5 = the touch; experiments/tca.py). "
+        "Definitions: docs/metrics.md.",
         "",
     ]
     return "\n".join(lines)
