@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
@@ -340,6 +340,59 @@ class ZeroDteStraddleStrategy(bt.Strategy):
             )
 
 
+def forecast_grid(
+    underlying: pd.DataFrame,
+    *,
+    estimators: Sequence[str],
+    windows: Sequence[int],
+    forecasts: Collection[str],
+    har_fit_window: int,
+) -> tuple[dict[tuple[str, int], np.ndarray], dict[str, np.ndarray]]:
+    """Every forecast vol a search grid can ask for, each value for session t from bars up to
+    t-1 only (decimal, 252-annualized).
+
+    Parameters
+    ----------
+    underlying : pandas.DataFrame
+        Daily OHLC (index points), one row per session.
+    estimators : sequence of str
+        Realized-variance estimators (:data:`indicators.Estimator`).
+    windows : sequence of int
+        Rolling windows, sessions.
+    forecasts : collection of {"rolling", "har"}
+        Forecast kinds searched.
+    har_fit_window : int
+        Sessions of the HAR regression (:func:`indicators.har.har_forecast`).
+
+    Returns
+    -------
+    rolling : dict
+        ``(estimator, window)`` -> array over the sessions: the rolling realized vol
+        (:class:`indicators.RealizedVol`, one broadcast call per estimator over every window)
+        shifted one session.
+    har : dict
+        ``estimator`` -> array: the HAR forecast (Corsi 2009, eqs. 8-9; ``yang_zhang`` has no
+        one-day variance and is left out).
+    """
+    rolling: dict[tuple[str, int], np.ndarray] = {}
+    har: dict[str, np.ndarray] = {}
+    o, h, lo, c = (underlying[k] for k in ("open", "high", "low", "close"))
+    if "rolling" in forecasts:
+        for est in estimators:
+            rv = RealizedVol.run(o, h, lo, c, window=list(windows), estimator=est).vol
+            rv = rv.to_frame() if isinstance(rv, pd.Series) else rv
+            for j, w in enumerate(windows):
+                col = rv.iloc[:, j].to_numpy(dtype=float)
+                rolling[(est, w)] = np.concatenate([[np.nan], col[:-1]])  # t uses <= t-1
+    if "har" in forecasts:
+        for est in estimators:
+            if est != "yang_zhang":
+                har[est] = har_forecast(
+                    underlying, estimator=est, fit_window=har_fit_window
+                ).to_numpy(float)
+    return rolling, har
+
+
 class ZeroDteStraddle(StrategyPlugin):
     """Plugin wiring :class:`ZeroDteStraddleStrategy` to data, indicators and the options broker.
 
@@ -389,8 +442,6 @@ class ZeroDteStraddle(StrategyPlugin):
         self.check_search_space(grid)
         base = ZeroDteStraddleParams(**self.fixed)
         self.underlying = data["underlying"]
-        self._rolling: dict[tuple[str, int], np.ndarray] = {}
-        self._har: dict[str, np.ndarray] = {}
         if base.market_source == "chain":
             self.market = chain_market_table(
                 data["chains"],
@@ -417,23 +468,13 @@ class ZeroDteStraddle(StrategyPlugin):
                 spread_fraction=base.proxy_spread_fraction,
                 min_leg_spread=base.proxy_min_leg_spread,
             )
-        estimators = list(grid.get("rv_estimator", [base.rv_estimator]))
-        windows = sorted({int(w) for w in grid.get("window", [base.window])})
-        forecasts = set(grid.get("forecast", [base.forecast]))
-        o, h, lo, c = (self.underlying[k] for k in ("open", "high", "low", "close"))
-        if "rolling" in forecasts:
-            for est in estimators:
-                rv = RealizedVol.run(o, h, lo, c, window=windows, estimator=est).vol
-                rv = rv.to_frame() if isinstance(rv, pd.Series) else rv
-                for j, w in enumerate(windows):
-                    col = rv.iloc[:, j].to_numpy(dtype=float)
-                    self._rolling[(est, w)] = np.concatenate([[np.nan], col[:-1]])  # t uses <= t-1
-        if "har" in forecasts:
-            for est in estimators:
-                if est != "yang_zhang":
-                    self._har[est] = har_forecast(
-                        self.underlying, estimator=est, fit_window=base.har_fit_window
-                    ).to_numpy(float)
+        self._rolling, self._har = forecast_grid(
+            self.underlying,
+            estimators=list(grid.get("rv_estimator", [base.rv_estimator])),
+            windows=sorted({int(w) for w in grid.get("window", [base.window])}),
+            forecasts=set(grid.get("forecast", [base.forecast])),
+            har_fit_window=base.har_fit_window,
+        )
 
     def forecast_series(self, params: ZeroDteStraddleParams) -> pd.Series:
         """The forecast vol (decimal, 252-annualized) for each session, from bars before it."""
