@@ -167,14 +167,16 @@ def encode_returns(returns: pd.Series) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``{"tz": str or None, "ns": [int, ...], "values": [float, ...]}``; floats round-trip
+        ``{"tz": str or None, "unit": "ns"/"us"/..., "ns": [int nanoseconds since the epoch,
+        UTC], "values": [float, ...]}``; floats round-trip
         exactly through JSON (``repr``), NaN included.
     """
     index = pd.DatetimeIndex(returns.index)
     tz = None if index.tz is None else str(index.tz)
-    ns = (index.tz_convert("UTC") if tz else index).asi8
+    ns = (index.tz_convert("UTC") if tz else index).as_unit("ns").asi8
     return {
         "tz": tz,
+        "unit": index.unit,
         "ns": [int(x) for x in ns],
         "values": [float(x) for x in np.asarray(returns, dtype=float)],
     }
@@ -182,7 +184,8 @@ def encode_returns(returns: pd.Series) -> dict[str, Any]:
 
 def decode_returns(blob: dict[str, Any]) -> pd.Series:
     """Inverse of :func:`encode_returns` (the index back in its time zone)."""
-    index = pd.DatetimeIndex(np.asarray(blob["ns"], dtype="int64"))
+    index = pd.DatetimeIndex(np.asarray(blob["ns"], dtype="datetime64[ns]"))
+    index = index.as_unit(blob.get("unit", "ns"))
     if blob.get("tz"):
         index = index.tz_localize("UTC").tz_convert(blob["tz"])
     return pd.Series(np.asarray(blob["values"], dtype=float), index=index)
