@@ -40,7 +40,8 @@ WORKER = textwrap.dedent(
     import optuna
     from experiments.workers import open_storage, run_trials
 
-    url, name, n, marker, sleep = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
+    url, name, n, marker, sleep = sys.argv[1:6]
+    n, sleep = int(n), float(sleep)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = open_storage(url, heartbeat_interval=1, grace_period=3)
     study = optuna.create_study(
@@ -118,8 +119,9 @@ def test_killed_worker_trial_is_failed_by_heartbeat_and_retried(tmp_path: Path) 
     victim.send_signal(signal.SIGKILL)  # mid-trial: its 2-second sleep has not ended
     victim.wait(timeout=30)
     killed_trial = int(
-        [ln for ln in marker.read_text().splitlines() if ln.startswith(str(victim.pid))][-1]
-        .split()[-1]
+        [ln for ln in marker.read_text().splitlines() if ln.startswith(str(victim.pid))][
+            -1
+        ].split()[-1]
     )
     out = survivor.communicate(timeout=300)[0]
     assert survivor.returncode == 0, out
