@@ -410,7 +410,8 @@ def run_experiment(
                 run_dir=run_dir,
             )
         except BaseException as exc:
-            why = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+            why = f"{type(exc).__name__}: {exc}" if str(exc).strip() else type(exc).__name__
+            why = why.splitlines()[0]
             mark_status(run_dir, f"incomplete: MLflow logging did not finish ({why})")
             raise
         mark_status(run_dir, STATUS_COMPLETE, mlflow_run_id=mlflow_id)

@@ -137,23 +137,25 @@ def open_storage(
         return None
     from sqlalchemy.exc import SQLAlchemyError
 
-    kwargs: dict[str, Any] = {
-        "heartbeat_interval": heartbeat_interval,
-        "grace_period": grace_period,
-        "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
-    }
     sqlite = url.startswith("sqlite:///")
-    if sqlite:
-        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     for attempt in range(attempts):
         try:
-            if sqlite:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5.1
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                kwargs: dict[str, Any] = {
+                    "heartbeat_interval": heartbeat_interval,
+                    "grace_period": grace_period,
+                    "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(
+                        max_retry=MAX_RETRY
+                    ),
+                }
+                if not sqlite:
+                    return RDBStorage(url, **kwargs)
+                kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
                 db = Path(url.removeprefix("sqlite:///"))
                 db.parent.mkdir(parents=True, exist_ok=True)
                 with file_lock(db):
                     return RDBStorage(url, **kwargs)
-            return RDBStorage(url, **kwargs)
         except SQLAlchemyError:
             if attempt == attempts - 1:
                 raise
@@ -271,7 +273,9 @@ def run_trials(
             if not wait:
                 return
             if heartbeat:
-                optuna.storages.fail_stale_trials(study)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)
             time.sleep(poll)
             continue
         study.optimize(
