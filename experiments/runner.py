@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import math
 import os
 import secrets
@@ -23,7 +24,6 @@ import pandas as pd
 from pydantic import ValidationError
 
 from data_feeds import load_ohlc
-from data_feeds.errors import VolsuiteError
 from experiments.config import (
     ChainSourceSpec,
     ConfigError,
@@ -49,6 +49,8 @@ from experiments.workers import (
 from strategies import get_strategy
 from strategies.base import StrategyPlugin
 from strategies.risk import write_run_attribution
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -244,6 +246,8 @@ def run_experiment(
         Processes evaluating trials: this one and ``workers - 1`` local ``volsuite worker``
         processes started at once (they load and prepare the data beside this process). More
         than one is not bit-reproducible with TPE (:data:`experiments.workers.NOT_REPRODUCIBLE`).
+        A worker that exits with an error adds a line to the outcome's ``load_reports`` (the
+        studies are complete regardless: this process waits for them).
     tracking_uri : str, optional
         MLflow tracking URI (default ``[tracking] mlflow_uri``, else
         ``sqlite:///<results>/mlflow.db``); e.g. ``http://host:5000`` of an ``mlflow server``.
@@ -261,8 +265,6 @@ def run_experiment(
     ------
     ConfigError, DataSourceError, DataValidationError
         Before anything is written to ``results/`` (``workers < 1`` too).
-    WorkerError
-        A local worker process exited with an error (its log's last line).
     """
     say = on_step or (lambda _msg: None)
     config_path = Path(config_path)
@@ -330,11 +332,13 @@ def run_experiment(
     finally:
         if procs:
             codes = stop_workers(procs, timeout=60.0 if ok else 0.0)
-            bad = [(i, c) for i, c in enumerate(codes, start=1) if c != 0]
-            if ok and bad:
-                i, code = bad[0]
-                tail = _last_line(log_dir / f"worker-{i}.log") if log_dir else ""
-                raise WorkerError(f"worker {i} exited with status {code}: {tail}")
+            for i, code in enumerate(codes, start=1):
+                if ok and code != 0 and log_dir is not None:
+                    # the studies are complete (this process waited for them): a note, not a failure
+                    note = f"worker {i} exited with status {code}: "
+                    note += _last_line(log_dir / f"worker-{i}.log")
+                    log.warning("%s", note)
+                    reports.append(note)
         if log_dir is not None:
             shutil.rmtree(log_dir, ignore_errors=True)
     say("computing metrics")
@@ -428,10 +432,6 @@ STATUS_MLFLOW_PENDING = (
 )
 #: File written last into a run folder: present only when the run is complete.
 COMPLETE_MARKER = "COMPLETE"
-
-
-class WorkerError(VolsuiteError, RuntimeError):
-    """A local worker process of ``volsuite run --workers N`` failed."""
 
 
 def _last_line(path: Path) -> str:
