@@ -373,9 +373,10 @@ def ingest_chains(
         _fail(exc)
         return
     with store:
-        for path in files:
+        for i, path in enumerate(files, start=1):
             try:
-                report = store.ingest(path, fmt, config=cfg, replace_dates=replace_dates)
+                with console.status(f"ingesting {path.name} ({i}/{len(files)} files)"):
+                    report = store.ingest(path, fmt, config=cfg, replace_dates=replace_dates)
             except VolsuiteError as exc:
                 if isinstance(exc, ReplaceRefusedError):
                     refused += 1
@@ -446,8 +447,9 @@ def ingest_underlying(
     try:
         if name is None:
             raise VolsuiteError("give --symbol (or --root for a long-format file)")
-        frame = load_ohlc(source, root=root)
-        with ChainStore(db) as store:
+        with console.status(f"reading {source}"):
+            frame = load_ohlc(source, root=root)
+        with ChainStore(db) as store, console.status(f"writing {name} bars into {db}"):
             report = store.ingest_underlying(frame, name, data_source=str(source))
     except VolsuiteError as exc:
         _fail(exc)
