@@ -1,6 +1,8 @@
 """The ``volsuite`` command line (typer + rich).
 
-``volsuite run CONFIG [--trials N] [--seed S] [--storage URL]`` runs an experiment config;
+``volsuite run CONFIG [--trials N] [--seed S] [--storage URL] [--workers N] [--tracking-uri URI]``
+runs an experiment config; ``volsuite worker CONFIG --storage URL`` joins its studies from another
+process or machine (``experiments/cli_worker.py``, ``docs/scaling.md``);
 ``volsuite list`` shows the registered strategies and the configs in ``experiments/configs``;
 ``volsuite paper CONFIG [--from-run RUN] [--speed X] [--until T]`` paper-trades a config on the
 venue of its ``[broker] kind``; ``volsuite paper stop [--no-flatten] [--clear]`` triggers the kill
