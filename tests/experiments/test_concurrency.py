@@ -155,7 +155,24 @@ def test_run_folder_complete_only_after_mlflow(tmp_path: Path, monkeypatch) -> N
     assert not (broken / "COMPLETE").exists()
 
     monkeypatch.undo()
-    outcome = runner.run_experiment(config)  # same config: its studies are reused
+    steps: list[str] = []
+    trials: list[tuple[int, int]] = []
+    outcome = runner.run_experiment(  # same config: its studies are reused
+        config, on_step=steps.append, on_trial=lambda k, n: trials.append((k, n))
+    )
+    # progress from the first step to the last, in order
+    want = [
+        "loading data",
+        "loading underlying (builtin:sp500)",
+        "loading vix (builtin:vix)",
+        "preparing zero_dte_straddle",
+        "optimizing",
+        "computing metrics",
+        "writing tearsheet and run files",
+        "logging to MLflow",
+    ]
+    assert [s for s in steps if s in want] == want
+    assert (0, 2) in trials and (1, 2) in trials  # COMPLETE trials per fold study
     assert outcome.run_dir != broken and outcome.mlflow_run_id
     summary = json.loads((outcome.run_dir / "summary.json").read_text())
     assert summary["status"] == "complete"
@@ -221,3 +238,15 @@ def test_two_chain_runs_and_chains_info_side_by_side(tmp_path: Path, shared_data
         assert (run / "COMPLETE").is_file()
     with ChainStore(db, read_only=True) as store:  # ingested once: the second run found it done
         assert len(store.ingest_log()) == 1
+
+
+def test_plugin_progress_reaches_the_runner() -> None:
+    from strategies import get_strategy
+
+    plugin = get_strategy("zero_dte_straddle")()
+    plugin.progress("nothing listens")  # a no-op without a listener
+    seen: list[str] = []
+    plugin.on_progress = seen.append
+    plugin.progress("XGBoost fold", 3, 8)
+    plugin.progress("features")
+    assert seen == ["zero_dte_straddle: XGBoost fold 3/8", "zero_dte_straddle: features"]
