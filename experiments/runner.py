@@ -34,7 +34,7 @@ from experiments.config import (
 from experiments.metrics import fold_pbo, run_metrics
 from experiments.summary import write_atomic
 from experiments.tearsheet import write_tearsheet
-from experiments.tracking import git_commit, log_run
+from experiments.tracking import code_version, git_commit, log_run
 from experiments.walkforward import WalkForwardResult, make_folds, run_walkforward
 from experiments.workers import (
     GRACE_PERIOD,
@@ -310,7 +310,10 @@ def run_experiment(
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         run_id = f"{stamp}-{secrets.token_hex(3)}"  # unique for runs started in the same second
         prefix = study_prefix(
-            config.experiment.name, config.model_dump(mode="json"), plugin.data_fingerprint()
+            config.experiment.name,
+            config.model_dump(mode="json"),
+            plugin.data_fingerprint(),
+            code_version(),
         )
         say("optimizing")
         wf = run_walkforward(
@@ -499,7 +502,10 @@ def run_worker(
     plugin = build_plugin(config, data, on_step=say)
     folds = make_folds(plugin.trading_days(), config.walkforward)
     prefix = study_prefix(
-        config.experiment.name, config.model_dump(mode="json"), plugin.data_fingerprint()
+        config.experiment.name,
+        config.model_dump(mode="json"),
+        plugin.data_fingerprint(),
+        code_version(),
     )
     say(f"joining studies {prefix}-fold0..{len(folds) - 1}")
     if on_start:

@@ -46,6 +46,42 @@ def git_commit(cwd: Path | None = None) -> str:
         return "unknown"
 
 
+def code_version(root: Path | None = None) -> str:
+    """The source the trials run: ``git rev-parse HEAD``, plus ``-dirty-<12 hex>`` (sha256 of
+    ``git diff HEAD``, tracked files) when the tree has uncommitted changes; ``unknown`` outside
+    a git checkout.
+
+    Parameters
+    ----------
+    root : pathlib.Path, optional
+        A folder of the checkout (default: the one holding this module).
+
+    Returns
+    -------
+    str
+        Part of the study names (:func:`experiments.workers.study_prefix`): changed code gets
+        new studies instead of reusing trials the old code scored.
+    """
+    import hashlib
+
+    root = root or Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        diff = subprocess.run(
+            ["git", "diff", "HEAD"], cwd=root, capture_output=True, check=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return sha + (f"-dirty-{hashlib.sha256(diff).hexdigest()[:12]}" if diff.strip() else "")
+
+
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
     if isinstance(value, dict):
         for k, v in value.items():

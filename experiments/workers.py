@@ -1,7 +1,8 @@
 """Many worker processes on one walk-forward study: storage, exact trial counts, local workers.
 
 Every fold's Optuna study has a deterministic name, ``{experiment}-{config hash}-fold{k}``
-(:func:`study_prefix`: a hash of the effective config and the data fingerprint), and is created
+(:func:`study_prefix`: a hash of the effective config, the data fingerprint and the source
+version), and is created
 with ``load_if_exists=True``; so any process that loads the same config and data joins the same
 studies: the ``volsuite run`` process itself, the workers ``--workers N`` starts beside it, and
 ``volsuite worker CONFIG --storage URL`` on other machines (docs/scaling.md). A re-run of an
@@ -74,7 +75,9 @@ class SurplusTrial(Exception):
     """A trial asked for after the study already had its budget of trials."""
 
 
-def study_prefix(experiment: str, config: dict[str, Any], data_fingerprint: str) -> str:
+def study_prefix(
+    experiment: str, config: dict[str, Any], data_fingerprint: str, code: str = ""
+) -> str:
     """The deterministic study-name prefix of a run: ``{experiment}-{12 hex digits}``.
 
     Parameters
@@ -86,6 +89,9 @@ def study_prefix(experiment: str, config: dict[str, Any], data_fingerprint: str)
         ``tracking`` and ``report`` sections are left out (they do not change any trial).
     data_fingerprint : str
         :meth:`strategies.base.StrategyPlugin.data_fingerprint` of the prepared plugin.
+    code : str
+        The source version (:func:`experiments.tracking.code_version`): other code, other
+        studies.
 
     Returns
     -------
@@ -93,7 +99,9 @@ def study_prefix(experiment: str, config: dict[str, Any], data_fingerprint: str)
         Study ``k`` is ``f"{prefix}-fold{k}"``.
     """
     kept = {k: v for k, v in config.items() if k not in ("tracking", "report")}
-    blob = json.dumps({"config": kept, "data": data_fingerprint}, sort_keys=True, default=str)
+    blob = json.dumps(
+        {"config": kept, "data": data_fingerprint, "code": code}, sort_keys=True, default=str
+    )
     return f"{experiment}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 

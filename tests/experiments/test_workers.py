@@ -174,6 +174,20 @@ def test_study_prefix_ignores_tracking_but_not_trials() -> None:
     assert a == study_prefix("x", same, "fp")
     assert a != study_prefix("x", other, "fp") and a != study_prefix("x", base, "fp2")
     assert a.startswith("x-") and len(a) == len("x-") + 12
+    assert a != study_prefix("x", base, "fp", "other code")
+
+
+def test_code_version_names_the_checkout(tmp_path: Path) -> None:
+    from experiments.tracking import code_version
+
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    version = code_version()
+    assert version.split("-dirty-")[0] == head
+    dirty = subprocess.run(["git", "diff", "HEAD", "--quiet"], cwd=REPO).returncode != 0
+    assert ("-dirty-" in version) == dirty
+    assert code_version(tmp_path) == "unknown"  # not a git checkout
 
 
 def test_fresh_sqlite_storage_created_by_racing_processes(tmp_path: Path) -> None:
