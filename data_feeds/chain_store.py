@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,9 @@ from data_feeds.chain_ingest import (
 )
 from data_feeds.chains import QUOTE_COLUMNS, ChainSnapshot
 from data_feeds.errors import DataSourceError, DataValidationError, VolsuiteError
+from data_feeds.file_lock import LockTimeoutError, acquire, release
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
 """Version of the table layout written to ``meta``; a store of another version is refused."""
@@ -358,36 +362,78 @@ class ChainStore:
         created with its tables when missing (unless ``read_only``).
     read_only : bool
         Open read-only (several processes may read one file; no ingest).
+    wait : float or None, optional
+        Seconds to wait for the store's lock (see Notes). Default: a reader waits as long as an
+        ingest takes (``None``); a writer does not wait (``0``).
+    on_wait : callable, optional
+        Called once when the lock is busy and the store waits for it (e.g. print a line).
 
     Raises
     ------
     DataSourceError
         ``read_only`` and the file does not exist; the file is not a DuckDB database or another
-        process holds it; the store was written by another schema version.
+        process holds it; the store was written by another schema version; a writer did not get
+        the lock within ``wait`` seconds because other processes read the store (one line naming
+        the file).
 
     Notes
     -----
     Use as a context manager (``with ChainStore(path) as store: ...``) or call :meth:`close`.
+
+    DuckDB lets many processes open a file read-only, or one process read-write, never both.
+    Every volsuite process therefore takes an advisory lock on ``<path>.lock``
+    (:mod:`data_feeds.file_lock`) for as long as the store is open: shared when read-only (runs,
+    ``chains info``, surface reads, paper replays), exclusive when writing (``ingest``). A
+    reader started during an ingest waits for it to finish; ``volsuite ingest`` started while
+    another process reads the store stops at once with a one-line error (docs/scaling.md).
     """
 
-    def __init__(self, path: str | Path = DEFAULT_PATH, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path = DEFAULT_PATH,
+        read_only: bool = False,
+        *,
+        wait: float | None = -1.0,
+        on_wait: Callable[[], None] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.read_only = read_only
         self._index: dict[tuple[str, dt.date], _DateIndex] | None = None
+        self._lock: str | None = None
         if read_only and not self.path.is_file():
             raise DataSourceError(f"{self.path}: chain store not found (ingest chains first)")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        if wait is not None and wait < 0:  # the default of each mode
+            wait = None if read_only else 0.0
+        try:
+            self._lock = acquire(self.path, shared=read_only, wait=wait, on_wait=on_wait)
+        except LockTimeoutError:
+            raise DataSourceError(
+                f"{self.path}: the chain store is being read by another volsuite process (a run, "
+                "chains info, a surface command or a paper replay); write to it when they finish"
+                if not read_only
+                else f"{self.path}: an ingest is writing the chain store; gave up after {wait} s"
+            ) from None
+        except OSError as exc:  # no lock file possible (read-only folder): DuckDB still guards
+            log.warning("%s: no lock file (%s); opening without it", self.path, exc)
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
+            self._unlock()
             raise DataSourceError(f"{self.path}: cannot open the chain store ({exc})") from exc
         try:
             self._con.execute("SET enable_progress_bar = false")
             self._init_schema()
         except BaseException:
             self._con.close()
+            self._unlock()
             raise
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            release(self._lock)
+            self._lock = None
 
     # -- lifecycle --------------------------------------------------------------------------------
     def _init_schema(self) -> None:
@@ -426,8 +472,9 @@ class ChainStore:
         return self._con
 
     def close(self) -> None:
-        """Close the connection (idempotent)."""
+        """Close the connection and release the store's lock (idempotent)."""
         self._con.close()
+        self._unlock()
 
     def __enter__(self) -> ChainStore:
         return self
@@ -562,6 +609,51 @@ class ChainStore:
         ]
         reports[0].notes.extend(f"skipped {f.name}: {r}" for f, r in skipped)
         return reports
+
+    def pending(
+        self, files: Sequence[str | Path], format: str, config: ChainIngestConfig | None = None
+    ) -> list[Path]:
+        """The files an :meth:`ingest` would still change (read-only check; a run calls it so
+        that an already-ingested store is only ever opened read-only).
+
+        A file is current when ``ingest_log`` has its sha256 with this ``format`` and ingest
+        config fingerprint, and every partition that ingest stored or kept still belongs to its
+        data source (no later file replaced one).
+
+        Parameters
+        ----------
+        files : sequence of path
+            Chain files (not directories: see :func:`data_feeds.chain_ingest.discover_files`).
+        format : str
+            Their layout.
+        config : ChainIngestConfig, optional
+            The ingest settings they would be ingested with.
+
+        Returns
+        -------
+        list of pathlib.Path
+            The files not current, in the given order.
+        """
+        config = config or ChainIngestConfig()
+        fingerprint = f"{SCHEMA_VERSION}|{format}|{config.fingerprint()}"
+        out = []
+        for f in files:
+            row = self._con.execute(
+                """
+                SELECT data_source, partitions_new + partitions_replaced + partitions_unchanged
+                FROM ingest_log WHERE sha256 = ? AND format = ? AND config_fingerprint = ?
+                ORDER BY ingest_id DESC LIMIT 1
+                """,
+                [file_sha256(Path(f)), format, fingerprint],
+            ).fetchall()
+            if row:
+                held = self._con.execute(
+                    "SELECT count(*) FROM chain_partitions WHERE data_source = ?", [row[0][0]]
+                ).fetchall()[0][0]
+                if held >= row[0][1]:
+                    continue
+            out.append(Path(f))
+        return out
 
     def _plan(self, data_source: str, fingerprint: str) -> None:
         """Partitions of the staged file and what happens to each (``_plan``)."""

@@ -1,6 +1,8 @@
 """The ``volsuite`` command line (typer + rich).
 
-``volsuite run CONFIG [--trials N] [--seed S] [--storage URL]`` runs an experiment config;
+``volsuite run CONFIG [--trials N] [--seed S] [--storage URL] [--workers N] [--tracking-uri URI]``
+runs an experiment config; ``volsuite worker CONFIG --storage URL`` joins its studies from another
+process or machine (``experiments/cli_worker.py``, ``docs/scaling.md``);
 ``volsuite list`` shows the registered strategies and the configs in ``experiments/configs``;
 ``volsuite paper CONFIG [--from-run RUN] [--speed X] [--until T]`` paper-trades a config on the
 venue of its ``[broker] kind``; ``volsuite paper stop [--no-flatten] [--clear]`` triggers the kill
@@ -39,6 +41,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -96,32 +100,35 @@ def run(
     mlflow: Annotated[
         bool, typer.Option("--mlflow/--no-mlflow", help="Log the run to MLflow.")
     ] = True,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Processes evaluating trials (this one + N-1 local workers; N > 1 is not "
+            "bit-reproducible with TPE)."
+        ),
+    ] = 1,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI (e.g. http://host:5000).")
+    ] = None,
+    heartbeat_interval: Annotated[
+        int, typer.Option(help="Seconds between a running trial's heartbeats.", hidden=True)
+    ] = 5,
+    grace_period: Annotated[
+        int, typer.Option(help="Seconds before a silent trial is failed and retried.", hidden=True)
+    ] = 20,
 ) -> None:
-    """Walk-forward optimize CONFIG, then write the tearsheet and log the run to MLflow."""
+    """Walk-forward optimize CONFIG, then write the tearsheet and log the run to MLflow.
+
+    Studies are shared: `volsuite worker CONFIG --storage URL` on other machines joins them
+    (docs/scaling.md).
+    """
     os.environ.setdefault("MPLBACKEND", "Agg")
     logging.basicConfig(level=logging.WARNING)
     from experiments.runner import run_experiment
 
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
-    task = None
-
-    def on_start(total: int) -> None:
-        nonlocal task
-        task = progress.add_task("walk-forward trials", total=total)
-
-    def on_trial(fold: int, number: int) -> None:
-        if task is not None:
-            progress.update(task, advance=1, description=f"fold {fold} trial {number}")
-
+    progress, on_step, on_start, on_trial = run_progress()
     try:
-        with progress:
+        with progress, quiet_on_error(progress):
             outcome = run_experiment(
                 config,
                 trials=trials,
@@ -130,7 +137,13 @@ def run(
                 on_start=on_start,
                 on_trial=on_trial,
                 track=mlflow,
+                workers=workers,
+                tracking_uri=tracking_uri,
+                on_step=on_step,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
             )
+            on_step("done")
     except VolsuiteError as exc:
         _fail(exc)
         return
@@ -147,6 +160,71 @@ def run(
         highlight=False,
         soft_wrap=True,
     )
+    if workers > 1:
+        from experiments.workers import NOT_REPRODUCIBLE
+
+        console.print(f"note       {NOT_REPRODUCIBLE}", highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def quiet_on_error(progress: Progress) -> Iterator[None]:
+    """Erase the progress display when the body raises (an error stays one line)."""
+    try:
+        yield
+    except BaseException:
+        progress.live.transient = True
+        raise
+
+
+def run_progress() -> tuple[Progress, Any, Any, Any]:
+    """A rich progress display for a run or worker: a step line (what is happening now, with
+    its elapsed time) from the first second, and the trial bar (COMPLETE trials of all workers).
+
+    Returns
+    -------
+    progress : rich.progress.Progress
+        Use as a context manager.
+    on_step : callable
+        ``(text)``: the current step.
+    on_start : callable
+        ``(total trials)``: adds the trial bar.
+    on_trial : callable
+        ``(fold, completed)``: the fold study's COMPLETE trials (any worker's).
+    """
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    state: dict[str, Any] = {"task": None, "per_fold": {}, "step": None, "text": None}
+
+    def on_step(text: str) -> None:
+        if text == state["text"]:
+            return
+        if state["step"] is not None:  # a finished step stays on screen with its time
+            progress.update(state["step"], total=1, completed=1)
+        state["text"] = text
+        state["step"] = progress.add_task(text, total=1 if text == "done" else None)
+        if text == "done":
+            progress.update(state["step"], completed=1)
+
+    def on_start(total: int) -> None:
+        state["task"] = progress.add_task("trials (all workers)", total=total)
+
+    def on_trial(fold: int, completed: int) -> None:
+        per_fold = state["per_fold"]
+        per_fold[fold] = max(per_fold.get(fold, 0), completed)
+        if state["task"] is not None:
+            progress.update(
+                state["task"],
+                completed=sum(per_fold.values()),
+                description=f"trials (all workers), fold {fold}",
+            )
+
+    return progress, on_step, on_start, on_trial
 
 
 def run_table(outcome: Any) -> Table:
@@ -323,9 +401,10 @@ def ingest_chains(
         _fail(exc)
         return
     with store:
-        for path in files:
+        for i, path in enumerate(files, start=1):
             try:
-                report = store.ingest(path, fmt, config=cfg, replace_dates=replace_dates)
+                with console.status(f"ingesting {path.name} ({i}/{len(files)} files)"):
+                    report = store.ingest(path, fmt, config=cfg, replace_dates=replace_dates)
             except VolsuiteError as exc:
                 if isinstance(exc, ReplaceRefusedError):
                     refused += 1
@@ -396,8 +475,9 @@ def ingest_underlying(
     try:
         if name is None:
             raise VolsuiteError("give --symbol (or --root for a long-format file)")
-        frame = load_ohlc(source, root=root)
-        with ChainStore(db) as store:
+        with console.status(f"reading {source}"):
+            frame = load_ohlc(source, root=root)
+        with ChainStore(db) as store, console.status(f"writing {name} bars into {db}"):
             report = store.ingest_underlying(frame, name, data_source=str(source))
     except VolsuiteError as exc:
         _fail(exc)
@@ -502,9 +582,11 @@ def _register_plugins() -> None:
     """Command groups living in their own modules (``experiments/cli_<area>.py``)."""
     from experiments.cli_paper import register as register_paper
     from experiments.cli_surface import register as register_surface
+    from experiments.cli_worker import register as register_worker
 
     register_paper(app)
     register_surface(app)
+    register_worker(app)
     from experiments.summary import register as register_summary  # volsuite summary
 
     register_summary(app)

@@ -8,10 +8,11 @@ run leaves no half-written folder.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
+import logging
 import math
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -31,13 +32,26 @@ from experiments.config import (
     load_config,
 )
 from experiments.metrics import fold_pbo, run_metrics
+from experiments.summary import write_atomic
 from experiments.tearsheet import write_tearsheet
-from experiments.tracking import git_commit, log_run
+from experiments.tracking import code_version, git_commit, log_run
 from experiments.walkforward import WalkForwardResult, make_folds, run_walkforward
+from experiments.workers import (
+    GRACE_PERIOD,
+    HEARTBEAT_INTERVAL,
+    NOT_REPRODUCIBLE,
+    open_storage,
+    start_workers,
+    stop_workers,
+    study_prefix,
+    worker_command,
+)
 from strategies import get_strategy
 from strategies.base import StrategyPlugin
 from strategies.book import closed_trades_csv
 from strategies.risk import write_run_attribution
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,8 +68,16 @@ class RunOutcome:
     market_source: str
 
 
-def load_data(config: ExperimentConfig) -> tuple[dict[str, pd.DataFrame], list[str]]:
-    """Load and validate every ``[data]`` source (no file is written).
+def load_data(
+    config: ExperimentConfig, *, on_step: Callable[[str], None] | None = None
+) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """Load and validate every ``[data]`` source (no file is written but a chain store ingest).
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+    on_step : callable, optional
+        Called with a one-line status per source (and the chain store's ingest steps).
 
     Returns
     -------
@@ -71,8 +93,10 @@ def load_data(config: ExperimentConfig) -> tuple[dict[str, pd.DataFrame], list[s
     reports : list of str
         One summary line per source (rows kept, dropped per reason).
     """
+    say = on_step or (lambda _msg: None)
     data, reports = {}, []
     for name, spec in config.data.sources().items():
+        say(f"loading {name} ({spec.source})")
         frame = load_ohlc(
             spec.source,
             root=spec.root,
@@ -86,6 +110,7 @@ def load_data(config: ExperimentConfig) -> tuple[dict[str, pd.DataFrame], list[s
         from data_feeds.spread_feed import load_pair_leg
 
         for name, leg in config.data.legs.items():
+            say(f"loading leg {name} ({leg.source})")
             frame = load_pair_leg(
                 leg.source,
                 root=leg.root,
@@ -97,7 +122,8 @@ def load_data(config: ExperimentConfig) -> tuple[dict[str, pd.DataFrame], list[s
             data[f"leg_{name}"] = frame
             reports.append(frame.attrs["load_report"].summary())
     if config.data.chains is not None:
-        data["chains"], chain_reports = open_chain_store(config.data.chains)
+        say(f"opening chain store {config.data.chains.db}")
+        data["chains"], chain_reports = open_chain_store(config.data.chains, progress=say)
         reports.extend(chain_reports)
     for name in ("option_quotes", "index_minute"):  # read by the strategy's own loader
         spec = getattr(config.data, name)
@@ -116,34 +142,76 @@ def load_data(config: ExperimentConfig) -> tuple[dict[str, pd.DataFrame], list[s
     return data, reports
 
 
-def open_chain_store(spec: ChainSourceSpec) -> tuple[Any, list[str]]:
-    """Open the ``[data.chains]`` store, ingesting the listed files first (idempotent).
+def open_chain_store(
+    spec: ChainSourceSpec, *, progress: Callable[[str], None] | None = None
+) -> tuple[Any, list[str]]:
+    """Open the ``[data.chains]`` store read-only, ingesting the listed files first when needed.
+
+    The store is written only when a listed file is not yet in it (or was replaced since,
+    :meth:`data_feeds.chain_store.ChainStore.pending`): then this process takes the store's
+    exclusive lock, waiting for other readers to close it (``progress`` says so), ingests those
+    files (one transaction each) and reopens read-only, so runs of chain configs, ``chains info``,
+    surface reads and paper replays share the file.
+
+    Parameters
+    ----------
+    spec : ChainSourceSpec
+        The config's ``[data.chains]``.
+    progress : callable, optional
+        Called with a one-line status (waiting for the lock, ingesting a file).
 
     Returns
     -------
     store : data_feeds.chain_store.ChainStore
+        Open read-only.
     reports : list of str
         One line per ingested file (rows added / unchanged / quarantined).
+
+    Raises
+    ------
+    DataSourceError, DataValidationError
+        A listed file is missing or invalid (as ``volsuite ingest chains``).
     """
-    from data_feeds.chain_ingest import load_ingest_config
+    from data_feeds.chain_ingest import discover_files, load_ingest_config
     from data_feeds.chain_store import ChainStore
 
+    say = progress or (lambda _msg: None)
     ingest_config = load_ingest_config(spec.ingest_config) if spec.ingest_config else None
-    Path(spec.db).parent.mkdir(parents=True, exist_ok=True)
-    store = ChainStore(spec.db)
+    db = Path(spec.db)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    files = discover_files(spec.ingest, spec.format, ingest_config)[0] if spec.ingest else []
+
+    def waiting_ingest() -> None:
+        say(f"waiting for an ingest into {db} to finish")
+
+    if db.is_file() and files:
+        with ChainStore(db, read_only=True, on_wait=waiting_ingest) as ro:
+            files = ro.pending(files, spec.format, ingest_config)
     reports = []
-    for path in spec.ingest:
-        for report in store.ingest_path(path, spec.format, config=ingest_config):
-            reports.append(report.summary())
+    if files or not db.is_file():
+        with ChainStore(
+            db, wait=None, on_wait=lambda: say(f"waiting for readers of {db} to close it")
+        ) as store:
+            for path in store.pending(files, spec.format, ingest_config):
+                say(f"ingesting {Path(path).name} into {db}")
+                report = store.ingest(path, spec.format, config=ingest_config)
+                reports.append(report.summary())
+    store = ChainStore(db, read_only=True, on_wait=waiting_ingest)
     return store, reports
 
 
-def build_plugin(config: ExperimentConfig, data: dict[str, pd.DataFrame]) -> StrategyPlugin:
+def build_plugin(
+    config: ExperimentConfig,
+    data: dict[str, pd.DataFrame],
+    *,
+    on_step: Callable[[str], None] | None = None,
+) -> StrategyPlugin:
     """Instantiate and prepare the configured strategy plugin (all indicators computed here).
 
     The plugin gets ``[strategy.params]`` as its fixed parameters and, apart from them, the
     config's costs (``config.costs``; its :class:`brokers.OptionsBroker` params too) and risk
-    limits (``config.risk``).
+    limits (``config.risk``). ``on_step`` receives the steps the plugin reports while preparing
+    (:meth:`strategies.base.StrategyPlugin.progress`, e.g. XGBoost folds).
     """
     cls = get_strategy(config.strategy.name)
     plugin = cls(
@@ -156,6 +224,8 @@ def build_plugin(config: ExperimentConfig, data: dict[str, pd.DataFrame]) -> Str
     if missing:
         raise ConfigError(f"[data] is missing {missing} needed by strategy {cls.name}")
     grid = {k: dim.values() for k, dim in config.strategy.search_space.items()}
+    if on_step is not None:
+        plugin.on_progress = on_step
     plugin.prepare(data, grid)
     return plugin
 
@@ -169,6 +239,11 @@ def run_experiment(
     on_start: Callable[[int], None] | None = None,
     on_trial: Callable[[int, int], None] | None = None,
     track: bool = True,
+    workers: int = 1,
+    tracking_uri: str | None = None,
+    on_step: Callable[[str], None] | None = None,
+    heartbeat_interval: int = HEARTBEAT_INTERVAL,
+    grace_period: int = GRACE_PERIOD,
 ) -> RunOutcome:
     """Run an experiment config end to end.
 
@@ -179,13 +254,30 @@ def run_experiment(
     trials, seed : int, optional
         Override ``[optimize] trials`` / ``seed``.
     storage : str, optional
-        Optuna storage URL (default ``sqlite:///<results>/optuna.db``).
+        Optuna storage URL (default ``[tracking] optuna_storage``, else
+        ``sqlite:///<results>/optuna.db``). Studies are named
+        ``{experiment}-{config hash}-fold{k}`` (:func:`experiments.workers.study_prefix`), so
+        ``volsuite worker`` processes on the same storage join them.
     on_start : callable, optional
         Called with the total number of trials (folds x trials) before optimizing.
     on_trial : callable, optional
-        Called ``(fold, trial)`` after each trial.
+        Called ``(fold, completed)`` with the fold study's COMPLETE trials (all workers).
     track : bool
         Log to MLflow (default True).
+    workers : int
+        Processes evaluating trials: this one and ``workers - 1`` local ``volsuite worker``
+        processes started at once (they load and prepare the data beside this process). More
+        than one is not bit-reproducible with TPE (:data:`experiments.workers.NOT_REPRODUCIBLE`).
+        A worker that exits with an error adds a line to the outcome's ``load_reports`` (the
+        studies are complete regardless: this process waits for them).
+    tracking_uri : str, optional
+        MLflow tracking URI (default ``[tracking] mlflow_uri``, else
+        ``sqlite:///<results>/mlflow.db``); e.g. ``http://host:5000`` of an ``mlflow server``.
+    on_step : callable, optional
+        Called with a one-line status at each step (loading data, ingest, prepare steps the
+        plugin reports, tearsheet, MLflow).
+    heartbeat_interval, grace_period : int
+        Seconds; see :mod:`experiments.workers`.
 
     Returns
     -------
@@ -194,41 +286,87 @@ def run_experiment(
     Raises
     ------
     ConfigError, DataSourceError, DataValidationError
-        Before anything is written to ``results/``.
+        Before anything is written to ``results/`` (``workers < 1`` too).
     """
+    say = on_step or (lambda _msg: None)
     config_path = Path(config_path)
     config = load_config(config_path)
+    if workers < 1:
+        raise ConfigError(f"--workers: must be >= 1 (got {workers})")
     if trials is not None or seed is not None:
         config.optimize = checked_overrides(config_path, config, trials=trials, seed=seed)
-    data, reports = load_data(config)
-    plugin = build_plugin(config, data)
-    reports.extend(getattr(plugin, "reports", []))
-    folds = make_folds(plugin.trading_days(), config.walkforward)
-    if on_start:
-        on_start(len(folds) * config.optimize.trials)
-
     results_dir = Path(config.tracking.results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    digest = hashlib.sha256(f"{stamp}{config_path.resolve()}".encode()).hexdigest()[:6]
-    run_id = f"{stamp}-{digest}"
     storage_url = (
         storage
         or config.tracking.optuna_storage
         or f"sqlite:///{(results_dir / 'optuna.db').resolve()}"
     )
-    wf = run_walkforward(
-        plugin,
-        fixed=config.strategy.params,
-        space=config.strategy.search_space,
-        wf=config.walkforward,
-        opt=config.optimize,
-        cash=config.experiment.initial_cash,
-        storage=storage_url,
-        study_prefix=f"{config.experiment.name}-{run_id}",
-        on_trial=on_trial,
-        folds=folds,
-    )
+    procs: list[Any] = []
+    log_dir = Path(tempfile.mkdtemp(prefix="volsuite-workers-")) if workers > 1 else None
+    if log_dir is not None:
+        say(f"starting {workers - 1} worker process(es); {NOT_REPRODUCIBLE}")
+        commands = [
+            worker_command(
+                config_path,
+                storage=storage_url,
+                trials=trials,
+                seed=seed,
+                index=i,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+            )
+            for i in range(1, workers)
+        ]
+        procs = start_workers(commands, log_dir)
+    ok = False
+    try:
+        say("loading data")
+        data, reports = load_data(config, on_step=say)
+        say(f"preparing {config.strategy.name}")
+        plugin = build_plugin(config, data, on_step=say)
+        reports.extend(getattr(plugin, "reports", []))
+        folds = make_folds(plugin.trading_days(), config.walkforward)
+        if on_start:
+            on_start(len(folds) * config.optimize.trials)
+        results_dir.mkdir(parents=True, exist_ok=True)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+        run_id = f"{stamp}-{secrets.token_hex(3)}"  # unique for runs started in the same second
+        prefix = study_prefix(
+            config.experiment.name,
+            config.model_dump(mode="json"),
+            plugin.data_fingerprint(),
+            code_version(),
+        )
+        say("optimizing")
+        wf = run_walkforward(
+            plugin,
+            fixed=config.strategy.params,
+            space=config.strategy.search_space,
+            wf=config.walkforward,
+            opt=config.optimize,
+            cash=config.experiment.initial_cash,
+            storage=open_storage(
+                storage_url, heartbeat_interval=heartbeat_interval, grace_period=grace_period
+            ),
+            study_prefix=prefix,
+            on_trial=on_trial,
+            folds=folds,
+        )
+        assert wf is not None
+        ok = True
+    finally:
+        if procs:
+            codes = stop_workers(procs, timeout=60.0 if ok else 0.0)
+            for i, code in enumerate(codes, start=1):
+                if ok and code != 0 and log_dir is not None:
+                    # the studies are complete (this process waited for them): a note, not a failure
+                    note = f"worker {i} exited with status {code}: "
+                    note += _last_line(log_dir / f"worker-{i}.log")
+                    log.warning("%s", note)
+                    reports.append(note)
+        if log_dir is not None:
+            shutil.rmtree(log_dir, ignore_errors=True)
+    say("computing metrics")
     pbos = [fold_pbo(fr.trial_returns) for fr in wf.folds]
     metrics = run_metrics(
         wf.oos_returns,
@@ -249,9 +387,21 @@ def run_experiment(
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; a run folder is as readable as any folder
+    say("writing tearsheet and run files")
     try:
         _write_run_files(
-            tmp, config_path, config, plugin, wf, metrics, market_source, reports, pbos
+            tmp,
+            config_path,
+            config,
+            plugin,
+            wf,
+            metrics,
+            market_source,
+            reports,
+            pbos,
+            status=STATUS_MLFLOW_PENDING if track else STATUS_COMPLETE,
+            study_prefix=prefix,
+            workers=workers,
         )
         run_dir = exp_dir / run_id
         tmp.rename(run_dir)
@@ -260,7 +410,12 @@ def run_experiment(
         raise
     mlflow_id = None
     if track:
-        uri = config.tracking.mlflow_uri or f"sqlite:///{(results_dir / 'mlflow.db').resolve()}"
+        say("logging to MLflow")
+        uri = (
+            tracking_uri
+            or config.tracking.mlflow_uri
+            or f"sqlite:///{(results_dir / 'mlflow.db').resolve()}"
+        )
         tags = {
             "git_commit": git_commit(Path.cwd()),
             "data_fingerprint": plugin.data_fingerprint(),
@@ -268,23 +423,132 @@ def run_experiment(
             "strategy": config.strategy.name,
             "config_path": str(config_path),
             "results_dir": str(run_dir),
+            "study_prefix": prefix,
+            "workers": str(workers),
         }
-        mlflow_id = log_run(
-            tracking_uri=uri,
-            artifact_root=(results_dir / "mlflow-artifacts").resolve(),
-            experiment=config.experiment.name,
-            run_name=run_id,
-            config=config.model_dump(mode="json"),
-            metrics=metrics,
-            tags=tags,
-            result=wf,
-            run_dir=run_dir,
-        )
-        summary_path = run_dir / "summary.json"
-        payload = json.loads(summary_path.read_text())
-        payload["mlflow_run_id"] = mlflow_id
-        summary_path.write_text(json.dumps(payload, indent=2))
+        try:
+            mlflow_id = log_run(
+                tracking_uri=uri,
+                artifact_root=(results_dir / "mlflow-artifacts").resolve(),
+                experiment=config.experiment.name,
+                run_name=run_id,
+                config=config.model_dump(mode="json"),
+                metrics=metrics,
+                tags=tags,
+                result=wf,
+                run_dir=run_dir,
+            )
+        except BaseException as exc:
+            why = f"{type(exc).__name__}: {exc}" if str(exc).strip() else type(exc).__name__
+            why = why.splitlines()[0]
+            mark_status(run_dir, f"incomplete: MLflow logging did not finish ({why})")
+            raise
+        mark_status(run_dir, STATUS_COMPLETE, mlflow_run_id=mlflow_id)
+    write_atomic(run_dir / COMPLETE_MARKER, dt.datetime.now(dt.UTC).isoformat() + "\n")
     return RunOutcome(config, run_id, run_dir, mlflow_id, metrics, wf, reports, market_source)
+
+
+#: ``summary.json`` ``status`` of a run folder whose every output, MLflow included, is written.
+STATUS_COMPLETE = "complete"
+#: ``summary.json`` ``status`` while MLflow logging runs (left there if the process is killed).
+STATUS_MLFLOW_PENDING = (
+    "incomplete: MLflow logging not finished (if no volsuite process is writing this run, it "
+    "was interrupted)"
+)
+#: File written last into a run folder: present only when the run is complete.
+COMPLETE_MARKER = "COMPLETE"
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "(no log)"
+    return lines[-1] if lines else "(empty log)"
+
+
+def mark_status(run_dir: Path, status: str, **fields: Any) -> None:
+    """Set ``status`` (and ``fields``) in a run folder's ``summary.json`` (atomic rewrite)."""
+    path = run_dir / "summary.json"
+    payload = json.loads(path.read_text())
+    payload.update(fields)
+    payload["status"] = status
+    write_atomic(path, json.dumps(payload, indent=2))
+
+
+def run_worker(
+    config_path: str | Path,
+    *,
+    storage: str,
+    trials: int | None = None,
+    seed: int | None = None,
+    index: int | None = None,
+    heartbeat_interval: int = HEARTBEAT_INTERVAL,
+    grace_period: int = GRACE_PERIOD,
+    on_step: Callable[[str], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_trial: Callable[[int, int], None] | None = None,
+) -> int:
+    """Join the studies of a config as a worker: evaluate trials of every fold, write nothing else.
+
+    Parameters
+    ----------
+    config_path : str or pathlib.Path
+        The same config (and ``trials``/``seed`` overrides) as the ``volsuite run`` it helps;
+        the data must be the same too (the study names hash the config and data fingerprint).
+    storage : str
+        Optuna storage URL shared with the run (``postgresql+psycopg://...`` across machines).
+    trials, seed : int, optional
+        As ``volsuite run``.
+    index : int or None
+        Worker index (sampler seeds, see :func:`experiments.walkforward.run_walkforward`);
+        None seeds from the operating system.
+    heartbeat_interval, grace_period : int
+        Seconds; must match the run's.
+    on_step, on_start, on_trial : callable, optional
+        Progress (as :func:`run_experiment`).
+
+    Returns
+    -------
+    int
+        The number of folds whose studies this worker visited.
+    """
+    say = on_step or (lambda _msg: None)
+    config_path = Path(config_path)
+    config = load_config(config_path)
+    if trials is not None or seed is not None:
+        config.optimize = checked_overrides(config_path, config, trials=trials, seed=seed)
+    say("loading data")
+    data, _ = load_data(config, on_step=say)
+    say(f"preparing {config.strategy.name}")
+    plugin = build_plugin(config, data, on_step=say)
+    folds = make_folds(plugin.trading_days(), config.walkforward)
+    prefix = study_prefix(
+        config.experiment.name,
+        config.model_dump(mode="json"),
+        plugin.data_fingerprint(),
+        code_version(),
+    )
+    say(f"joining studies {prefix}-fold0..{len(folds) - 1}")
+    if on_start:
+        on_start(len(folds) * config.optimize.trials)
+    run_walkforward(
+        plugin,
+        fixed=config.strategy.params,
+        space=config.strategy.search_space,
+        wf=config.walkforward,
+        opt=config.optimize,
+        cash=config.experiment.initial_cash,
+        storage=open_storage(
+            storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period
+        ),
+        study_prefix=prefix,
+        on_trial=on_trial,
+        folds=folds,
+        worker=index,
+        optimize_only=True,
+    )
+    return len(folds)
 
 
 def checked_overrides(
@@ -359,6 +623,10 @@ def _write_run_files(
     market_source: str,
     reports: list[str],
     pbos: list[tuple[float | None, str]],
+    *,
+    status: str = "complete",
+    study_prefix: str = "",
+    workers: int = 1,
 ) -> None:
     shutil.copyfile(config_path, folder / "config.toml")
     metrics.update(plugin.write_artifacts(folder))
@@ -439,6 +707,9 @@ def _write_run_files(
                     "data": reports,
                     "seed": config.optimize.seed,
                     "trials": config.optimize.trials,
+                    "study_prefix": study_prefix,
+                    "workers": workers,
+                    "status": status,
                 }
             ),
             indent=2,

@@ -2,7 +2,9 @@
 
 The default store is SQLite under ``results/`` (``sqlite:///results/mlflow.db``) with artifacts in
 ``results/mlflow-artifacts/``; browse it with ``mlflow ui --backend-store-uri
-sqlite:///results/mlflow.db``. Broker credentials never reach MLflow: only the validated config
+sqlite:///results/mlflow.db``. Several machines log into one ``mlflow server`` backed by
+PostgreSQL (``volsuite run --tracking-uri http://host:5000``, docs/scaling.md).
+Broker credentials never reach MLflow: only the validated config
 (which has no secret fields) and computed results are logged.
 """
 
@@ -12,9 +14,11 @@ import json
 import logging
 import math
 import subprocess
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from data_feeds.file_lock import file_lock
 from experiments.walkforward import WalkForwardResult
 
 
@@ -40,6 +44,42 @@ def git_commit(cwd: Path | None = None) -> str:
         return sha + ("-dirty" if dirty.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def code_version(root: Path | None = None) -> str:
+    """The source the trials run: ``git rev-parse HEAD``, plus ``-dirty-<12 hex>`` (sha256 of
+    ``git diff HEAD``, tracked files) when the tree has uncommitted changes; ``unknown`` outside
+    a git checkout.
+
+    Parameters
+    ----------
+    root : pathlib.Path, optional
+        A folder of the checkout (default: the one holding this module).
+
+    Returns
+    -------
+    str
+        Part of the study names (:func:`experiments.workers.study_prefix`): changed code gets
+        new studies instead of reusing trials the old code scored.
+    """
+    import hashlib
+
+    root = root or Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        diff = subprocess.run(
+            ["git", "diff", "HEAD"], cwd=root, capture_output=True, check=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return sha + (f"-dirty-{hashlib.sha256(diff).hexdigest()[:12]}" if diff.strip() else "")
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -86,9 +126,12 @@ def log_run(
     Parameters
     ----------
     tracking_uri : str
-        MLflow tracking URI (e.g. ``sqlite:////abs/results/mlflow.db``).
+        MLflow tracking URI: ``sqlite:////abs/results/mlflow.db`` (written under an exclusive
+        lock on ``mlflow.db.lock``, so concurrent runs never race creating it),
+        ``postgresql+psycopg://...`` (the store directly) or ``http://host:5000`` (an ``mlflow
+        server``, which then chooses where artifacts go).
     artifact_root : pathlib.Path
-        Folder for artifacts of a newly created MLflow experiment.
+        Folder for artifacts of a newly created MLflow experiment (local stores).
     experiment : str
         MLflow experiment name (the config's ``experiment.name``).
     run_name : str
@@ -114,16 +157,66 @@ def log_run(
     for name in ("alembic", "mlflow"):  # after the import: mlflow sets its own levels on import
         logging.getLogger(name).setLevel(logging.WARNING)
 
-    mlflow.set_tracking_uri(tracking_uri)
-    client = mlflow.MlflowClient()
+    lock: AbstractContextManager[None] = nullcontext()
+    if tracking_uri.startswith("sqlite:///"):
+        # one writer at a time on a SQLite store: two runs creating a fresh mlflow.db (or its
+        # experiment) at once would race on the schema and on the experiment's unique name
+        db = Path(tracking_uri.removeprefix("sqlite:///"))
+        db.parent.mkdir(parents=True, exist_ok=True)
+        lock = file_lock(db)
+    with lock:
+        mlflow.set_tracking_uri(tracking_uri)
+        client = mlflow.MlflowClient()
+        remote = tracking_uri.startswith(("http://", "https://"))
+        exp_id = experiment_id(client, experiment, None if remote else artifact_root)
+        return _log(mlflow, exp_id, run_name, config, metrics, tags, result, run_dir)
+
+
+def experiment_id(client: Any, experiment: str, artifact_root: Path | None) -> str:
+    """The id of MLflow experiment ``experiment``, created if missing (a concurrent creation by
+    another process is read back, not an error).
+
+    Parameters
+    ----------
+    client : mlflow.MlflowClient
+    experiment : str
+        Experiment name.
+    artifact_root : pathlib.Path or None
+        Local folder for a new experiment's artifacts; None lets the tracking server choose
+        (``mlflow server --artifacts-destination``).
+
+    Returns
+    -------
+    str
+    """
+    from mlflow.exceptions import MlflowException
+
     found = client.get_experiment_by_name(experiment)
-    if found is None:
+    if found is not None:
+        return str(found.experiment_id)
+    location = None
+    if artifact_root is not None:
         artifact_root.mkdir(parents=True, exist_ok=True)
-        exp_id = client.create_experiment(
-            experiment, artifact_location=(artifact_root / experiment).as_uri()
-        )
-    else:
-        exp_id = found.experiment_id
+        location = (artifact_root / experiment).as_uri()
+    try:
+        return str(client.create_experiment(experiment, artifact_location=location))
+    except MlflowException:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            raise
+        return str(found.experiment_id)
+
+
+def _log(
+    mlflow: Any,
+    exp_id: str,
+    run_name: str,
+    config: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    result: WalkForwardResult,
+    run_dir: Path,
+) -> str:
     params: dict[str, Any] = {}
     _flatten("", config, params)
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as parent:

@@ -34,6 +34,13 @@ from data_feeds.errors import VolsuiteError
 from experiments.config import Choice, Dimension, FloatRange, IntRange, OptimizeConfig
 from experiments.config import WalkForwardConfig as WFConfig
 from experiments.metrics import OBJECTIVES, summary
+from experiments.workers import (
+    RETURNS_ATTR,
+    completed_trials,
+    decode_returns,
+    encode_returns,
+    run_trials,
+)
 from strategies.base import BacktestResult, StrategyPlugin
 
 
@@ -199,11 +206,13 @@ def run_walkforward(
     wf: WFConfig,
     opt: OptimizeConfig,
     cash: float,
-    storage: str | None,
+    storage: str | optuna.storages.BaseStorage | None,
     study_prefix: str,
     on_trial: Callable[[int, int], None] | None = None,
     folds: Sequence[Fold] | None = None,
-) -> WalkForwardResult:
+    worker: int | None = 0,
+    optimize_only: bool = False,
+) -> WalkForwardResult | None:
     """Run the walk-forward loop.
 
     Parameters
@@ -218,24 +227,38 @@ def run_walkforward(
         Fold geometry.
     opt : OptimizeConfig
         Trials, objective, sampler and seed. Fold ``k``'s sampler is seeded with ``seed + k``, so a
-        config and seed give the same studies every time (single-threaded Optuna).
+        config and seed give the same studies every time with one process (several workers: see
+        :mod:`experiments.workers`). Each fold's study ends with exactly ``trials`` COMPLETE
+        trials (pruned trials do not count; :func:`experiments.workers.run_trials`).
     cash : float
         Dollars: the starting cash of every in-sample trial and of fold 0's test backtest; fold
         ``k``'s test backtest starts with fold ``k - 1``'s final equity.
-    storage : str or None
-        Optuna storage URL (``sqlite:///results/optuna.db``) or None for in-memory.
+    storage : str, optuna.storages.BaseStorage or None
+        Optuna storage (URL ``sqlite:///results/optuna.db``, or one opened by
+        :func:`experiments.workers.open_storage` with heartbeats) or None for in-memory.
     study_prefix : str
-        Study names are ``{study_prefix}-fold{k}``.
+        Study names are ``{study_prefix}-fold{k}``, loaded if they exist (other workers' trials
+        count).
     on_trial : callable, optional
-        Called ``(fold_index, trial_number)`` after each trial (progress bars).
+        Called ``(fold_index, completed)`` with the fold study's COMPLETE trial count (all
+        workers) after each trial and while waiting for other workers (progress bars).
     folds : sequence of Fold, optional
         Folds already cut by the caller (default: :func:`make_folds` on the plugin's days).
+    worker : int or None
+        This process's worker index: 0 (the run itself) seeds fold ``k``'s sampler with
+        ``seed + k``; worker ``i`` with ``seed + k + 7919 i`` (other draws than the run's);
+        None seeds from the operating system (a worker joining from another machine).
+    optimize_only : bool
+        A worker: evaluate trials of every fold's study and return None, without waiting for
+        other workers' trials or running out-of-sample backtests.
 
     Returns
     -------
-    WalkForwardResult
+    WalkForwardResult or None
+        None when ``optimize_only``.
     """
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # ERROR: a worker's surplus trial (experiments.workers) is a FAIL Optuna would warn about
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     objective_fn = OBJECTIVES[opt.objective]
     folds = list(folds) if folds is not None else make_folds(plugin.trading_days(), wf)
     results: list[FoldResult] = []
@@ -257,10 +280,11 @@ def run_walkforward(
             kept[trial.number] = res.returns
             return objective_fn(res.returns)
 
+        seed = None if worker is None else opt.seed + fold.index + 7919 * worker
         sampler = (
-            optuna.samplers.TPESampler(seed=opt.seed + fold.index)
+            optuna.samplers.TPESampler(seed=seed)
             if opt.sampler == "tpe"
-            else optuna.samplers.RandomSampler(seed=opt.seed + fold.index)
+            else optuna.samplers.RandomSampler(seed=seed)
         )
         name = f"{study_prefix}-fold{fold.index}"
         study = optuna.create_study(
@@ -268,15 +292,31 @@ def run_walkforward(
             sampler=sampler,
             storage=storage,
             study_name=name,
-            load_if_exists=False,
+            load_if_exists=True,
         )
-        callbacks = [lambda s, t, k=fold.index: on_trial(k, t.number)] if on_trial else []
-        study.optimize(objective, n_trials=opt.trials, callbacks=callbacks, n_jobs=1)
-        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        complete_ids = {t.number for t in complete}
+
+        def scored(
+            trial: optuna.Trial,
+            fold_objective: Callable[..., float] = objective,
+            kept: dict[int, pd.Series] = trial_returns,
+        ) -> float:
+            # the trial's in-sample returns go to the storage, so any worker's trials reach the PBO
+            value = fold_objective(trial)
+            trial.set_user_attr(RETURNS_ATTR, encode_returns(kept.pop(trial.number)))
+            return value
+
+        progress = (lambda n, k=fold.index: on_trial(k, n)) if on_trial else None
+        run_trials(study, scored, opt.trials, wait=not optimize_only, on_progress=progress)
+        if optimize_only:
+            continue
+        complete = completed_trials(study)
+        n_pruned = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,)))
+        for t in complete:
+            trial_returns[t.number] = decode_returns(t.user_attrs[RETURNS_ATTR])
         if complete:
-            best_params, best_value = dict(study.best_params), float(study.best_value)
-            in_sample = dict(study.best_trial.user_attrs["in_sample"])
+            best = max(complete, key=lambda t: (t.value, -t.number))
+            best_params, best_value = dict(best.params), float(best.value)
+            in_sample = dict(best.user_attrs["in_sample"])
             params = plugin.Params(**{**fixed, **best_params})
         else:  # every trial pruned: fall back to the fixed params and defaults
             best_params, best_value = {}, float("nan")
@@ -292,18 +332,18 @@ def run_walkforward(
                 fold=fold,
                 best_params=params.model_dump(),
                 best_value=best_value,
-                n_trials=len(study.trials),
-                n_pruned=len(study.trials) - len(complete),
+                n_trials=len(complete) + n_pruned,
+                n_pruned=n_pruned,
                 in_sample=in_sample,
                 out_of_sample=oos,
                 oos_metrics=summary(oos.returns, oos.trades),
                 study_name=name,
                 start_equity=start_equity,
-                trial_returns=pd.DataFrame(
-                    {k: trial_returns[k] for k in sorted(trial_returns) if k in complete_ids}
-                ),
+                trial_returns=pd.DataFrame({t.number: trial_returns[t.number] for t in complete}),
             )
         )
+    if optimize_only:
+        return None
     trades = pd.concat(
         [r.out_of_sample.trades.assign(fold=r.fold.index) for r in results], ignore_index=True
     )

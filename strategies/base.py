@@ -244,6 +244,17 @@ class StrategyPlugin(ABC):
         self.reports: list[str] = []
         #: Signal tables :meth:`prepare` builds, by the parameter values they depend on.
         self._tables: dict[Any, pd.DataFrame] = {}
+        #: Set by the runner: receives :meth:`progress` lines (None: progress goes nowhere).
+        self.on_progress: Callable[[str], None] | None = None
+
+    def progress(self, step: str, done: int | None = None, total: int | None = None) -> None:
+        """Report a step of :meth:`prepare` (e.g. ``progress("XGBoost fold", 3, 8)``) to the
+        runner's progress display; a no-op when nothing listens. Call it from long preparations
+        (model folds, leave-one-out fits) so a user sees work from the first second."""
+        listener = getattr(self, "on_progress", None)  # a subclass may skip __init__
+        if listener is not None:
+            count = f" {done}/{total}" if done is not None and total is not None else ""
+            listener(f"{self.name}: {step}{count}")
 
     def data_needed(self) -> tuple[str, ...]:
         """``[data]`` entries this instance needs (default :attr:`required_data`; a plugin whose

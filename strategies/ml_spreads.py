@@ -1346,6 +1346,7 @@ class MlSpreads(ChainPlugin):
         )
         self.reports.append(report.summary())
         self.vix = vix
+        self.progress("features (GARCH refits)")
         self.features = market_features(
             self.underlying,
             vix,
@@ -1380,6 +1381,7 @@ class MlSpreads(ChainPlugin):
         first = before_first if p.ml_start is None else pd.Timestamp(p.ml_start).tz_localize(TZ)
         last = pd.Timestamp(dates[-1]).tz_localize(TZ)
         table = model_features(self.features, self.underlying["close"])
+        self.progress("XGBoost walk-forward models (direction, volatility)")
         self.models: WalkForwardModels = train_walk_forward(
             table,
             self.underlying["close"],
@@ -1406,6 +1408,7 @@ class MlSpreads(ChainPlugin):
             f"{m['direction_top_confidence_accuracy']:.3f}; VIX-rank RMSE {m['vol_rmse']:.3f} "
             f"(persistence {m['vol_persistence_rmse']:.3f}), MAE {m['vol_mae']:.3f}"
         )
+        self.progress("signals and chain snapshots")
         self._signals = self._build_signals()
         snaps = {
             d: self.source.snapshot(p.chain_symbol, d, None, [p.root], False, p.rate) for d in dates

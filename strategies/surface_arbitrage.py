@@ -720,7 +720,8 @@ class SurfaceArbitrage(ChainPlugin):
         self.candidates: dict[dt.date, pd.DataFrame] = {}
         self.slices: dict[dt.date, pd.DataFrame] = {}
         rows = []
-        for d in self.quote_dates:
+        for i, d in enumerate(self.quote_dates, start=1):
+            self.progress(f"{p.model.upper()} fits, quote date", i, len(self.quote_dates))
             snap = self.source.snapshot(p.chain_symbol, d, None, [p.root], False, p.rate)
             cand, slices, counts = snapshot_candidates(snap, p)
             self.candidates[d], self.slices[d] = cand, slices
