@@ -234,7 +234,7 @@ name = "zero_dte_straddle"
 [strategy.params]
 contracts = 1
 [strategy.search_space]
-estimator = { choices = ["rogers_satchell", "yang_zhang"] }
+rv_estimator = { choices = ["rogers_satchell", "yang_zhang"] }
 window = { low = 5, high = 30 }
 forecast = { choices = ["rolling", "har"] }
 short_threshold = { low = 0.0, high = 1.0 }
