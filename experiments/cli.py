@@ -69,6 +69,13 @@ def run(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Sampler seed (overrides config).")] = None,
     storage: Annotated[str | None, typer.Option(help="Optuna storage URL.")] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="In-sample trial engine: backtrader or vectorbt (overrides [optimize] engine; "
+            "out-of-sample runs are always backtrader)."
+        ),
+    ] = None,
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Skip MLflow logging.")] = False,
 ) -> None:
     """Walk-forward optimize CONFIG, then write the tearsheet and log the run to MLflow."""
@@ -101,6 +108,7 @@ def run(
                 trials=trials,
                 seed=seed,
                 storage=storage,
+                engine=engine,
                 on_start=on_start,
                 on_trial=on_trial,
                 track=not no_mlflow,

@@ -144,6 +144,7 @@ def run_experiment(
     trials: int | None = None,
     seed: int | None = None,
     storage: str | None = None,
+    engine: str | None = None,
     on_start: Callable[[int], None] | None = None,
     on_trial: Callable[[int, int], None] | None = None,
     track: bool = True,
@@ -156,6 +157,8 @@ def run_experiment(
         TOML experiment config.
     trials, seed : int, optional
         Override ``[optimize] trials`` / ``seed``.
+    engine : {"backtrader", "vectorbt"}, optional
+        Override ``[optimize] engine`` (in-sample trial scoring, docs/engines.md).
     storage : str, optional
         Optuna storage URL (default ``sqlite:///<results>/optuna.db``).
     on_start : callable, optional
@@ -176,8 +179,10 @@ def run_experiment(
     """
     config_path = Path(config_path)
     config = load_config(config_path)
-    if trials is not None or seed is not None:
-        config.optimize = checked_overrides(config_path, config, trials=trials, seed=seed)
+    if trials is not None or seed is not None or engine is not None:
+        config.optimize = checked_overrides(
+            config_path, config, trials=trials, seed=seed, engine=engine
+        )
     data, reports = load_data(config)
     plugin = build_plugin(config, data)
     reports.extend(getattr(plugin, "reports", []))
@@ -266,7 +271,12 @@ def run_experiment(
 
 
 def checked_overrides(
-    config_path: Path, config: ExperimentConfig, *, trials: int | None, seed: int | None
+    config_path: Path,
+    config: ExperimentConfig,
+    *,
+    trials: int | None,
+    seed: int | None,
+    engine: str | None = None,
 ) -> OptimizeConfig:
     """``[optimize]`` with the command line's ``--trials`` / ``--seed`` applied and validated.
 
@@ -283,6 +293,8 @@ def checked_overrides(
         if seed < 0:
             raise ConfigError(f"{config_path}: --seed: must be >= 0 (got {seed})")
         updates["seed"] = seed
+    if engine is not None:
+        updates["engine"] = engine
     try:
         return OptimizeConfig.model_validate({**config.optimize.model_dump(), **updates})
     except ValidationError as exc:
