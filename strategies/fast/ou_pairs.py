@@ -1,5 +1,5 @@
-"""Vectorized ``ou_pairs`` trials: the pair-spread simulation of backtrader's ``BackBroker`` with the
-share cost model and the risk layer, in one numba loop.
+"""Vectorized ``ou_pairs`` trials: the pair-spread simulation of backtrader's ``BackBroker`` with
+the share cost model and the risk layer, in one numba loop.
 
 :func:`pair_values_nb` replays, bar by bar over the backtest feed (the window plus its warm-up
 sessions, :meth:`strategies.ou_pairs.OUPairs.feed_lines`), what

@@ -12,8 +12,8 @@ when every straddle expires on its trade date (``market_source = "vix_proxy"``, 
    minus the requirement of :func:`brokers.margin.book_requirement`, which the glue computes once
    per session and size with the broker's own :meth:`~brokers.OptionsBroker.margin_report`):
    a refused order is no trade;
-3. fill both legs at ``mid +- f * spread`` (sells floored at 0, :class:`brokers.costs.OptionCostModel`)
-   with the per-contract commission;
+3. fill both legs at ``mid +- f * spread`` (sells floored at 0,
+   :class:`brokers.costs.OptionCostModel`) with the per-contract commission;
 4. cash-settle both legs at the session close (``q * max(+-(S_T - K), 0) * multiplier`` less the
    settlement fee).
 
