@@ -55,4 +55,10 @@ class VectorTrial:
     trades: int
 
 
-__all__ = ["ENGINES", "VectorEngineUnsupported", "VectorTrial"]
+def session_index(sessions: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """The index :func:`strategies.base.run_cerebro` gives a backtest's value and returns: the
+    sessions' dates, localized to America/New_York (same values and dtype)."""
+    return pd.DatetimeIndex(pd.to_datetime(list(sessions.date))).tz_localize("America/New_York")
+
+
+__all__ = ["ENGINES", "VectorEngineUnsupported", "VectorTrial", "session_index"]

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from strategies.fast import VectorTrial
+from strategies.fast import VectorTrial, session_index
 
 if TYPE_CHECKING:
     from strategies.ou_pairs import OUPairs, OUPairsParams
@@ -502,9 +502,7 @@ class OUPairsVectorEngine:
             res = plugin.backtest(params, start, end, cash=cash)
             return VectorTrial(res.returns, res.value, int(trade_stats(res.trades)["trades"]))
         # the index run_cerebro gives: the bars' dates, localized to New York
-        index = pd.DatetimeIndex(pd.to_datetime(lines.index.date)).tz_localize(
-            "America/New_York"
-        )
+        index = session_index(lines.index)
         prev = np.concatenate([[float(cash)], values[:-1]])
         value = pd.Series(values, index=index, name="value", dtype=float)
         returns = pd.Series(values / prev - 1.0, index=index, name="returns")

@@ -35,7 +35,8 @@ from numba import njit
 from data_feeds.calendar import TZ
 from data_feeds.chains import settlement_time
 from data_feeds.contracts import OptionContract, OptionQuote
-from strategies.fast import VectorEngineUnsupported, VectorTrial
+from data_feeds.market import MARKET_COLUMNS
+from strategies.fast import VectorEngineUnsupported, VectorTrial, session_index
 
 if TYPE_CHECKING:
     from strategies.zero_dte_straddle import ZeroDteStraddle, ZeroDteStraddleParams
@@ -227,7 +228,7 @@ class ZeroDteVectorEngine:
         index = plugin.underlying.index
         self.index = index
         self.ordinals = np.array([d.toordinal() for d in index.date], dtype=np.int64)
-        col = {c: market[c].to_numpy(dtype=float) for c in market.columns if c != "source"}
+        col = {c: market[c].to_numpy(dtype=float) for c in MARKET_COLUMNS}
         self.col = col
         self.expiry_ord = np.where(
             np.isfinite(col["expiration_ordinal"]), col["expiration_ordinal"], -1.0
@@ -363,6 +364,7 @@ class ZeroDteVectorEngine:
 
 def _trial(index: pd.DatetimeIndex, values: np.ndarray, cash: float, trades: int) -> VectorTrial:
     """Value and returns as :func:`strategies.base.run_cerebro` reports them."""
+    index = session_index(index)
     value = pd.Series(values, index=index, name="value", dtype=float)
     prev = np.concatenate([[cash], values[:-1]])
     returns = pd.Series(values / prev - 1.0, index=index, name="returns")
