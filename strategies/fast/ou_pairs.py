@@ -382,6 +382,7 @@ class OUPairsVectorEngine:
 
         self.plugin = plugin
         self.fallbacks = 0
+        self._lines: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}
         shares = plugin.costs.shares
         kw = shares.trade_cost_kwargs()
         self.cost_params = np.array(
@@ -432,6 +433,52 @@ class OUPairsVectorEngine:
                 "position_stop_loss; this [risk] sets another limit"
             )
 
+    def lines(
+        self, params: OUPairsParams, start: pd.Timestamp, end: pd.Timestamp, cash: float
+    ) -> tuple[slice, dict[str, np.ndarray]]:
+        """The feed lines :meth:`OUPairs.feed_lines` gives the backtest of ``[start, end]``, as
+        arrays, and the rows of the legs' frames they cover (``start`` less the warm-up .. ``end``).
+
+        The lines other than ``tradable`` are computed on the whole history and only sliced by a
+        window, so they are built once per (formation, health, levels) key through
+        :meth:`OUPairs.feed_lines` itself and cached; ``tradable`` follows its window rule (1 on
+        ``start ..`` the third-to-last session).
+        """
+        from strategies.ou_pairs import FEED_LINES, LEVEL_COLUMNS, WARMUP_SESSIONS
+
+        key = (
+            params.formation_days,
+            params.refit_days,
+            params.max_pvalue,
+            params.max_half_life_days,
+            params.max_half_life_drift,
+            params.level_method,
+            params.discount_rate,
+            params.stop_loss_std,
+            params.bertram_rf,
+            params.gross_fraction,
+            round(cash, 2),
+        )
+        full = self._lines.get(key)
+        index = self.index
+        if full is None:
+            frame = self.plugin.feed_lines(params, index[0], index[-1], cash)
+            if not frame.index.equals(index):
+                raise RuntimeError("ou_pairs: feed lines do not cover the legs' sessions")
+            full = {c: frame[c].to_numpy(dtype=float) for c in FEED_LINES if c != "tradable"}
+            full["levels"] = np.ascontiguousarray(frame[list(LEVEL_COLUMNS)].to_numpy(float))
+            self._lines[key] = full
+        if (index.get_indexer([start, end]) < 0).any():  # as feed_lines: snap to sessions
+            start = index[index.searchsorted(start)]
+            end = index[min(index.searchsorted(end, side="right") - 1, len(index) - 1)]
+        i0 = max(index.get_loc(start) - WARMUP_SESSIONS, 0)
+        rows = slice(i0, index.get_loc(end) + 1)
+        out = {c: v[rows] for c, v in full.items()}
+        window = index[rows]
+        last_ok = window[-2] if len(window) >= 2 else window[0]
+        out["tradable"] = ((window >= start) & (window < last_ok)).astype(float)
+        return rows, out
+
     def run(
         self, params: OUPairsParams, start: pd.Timestamp, end: pd.Timestamp, cash: float
     ) -> VectorTrial:
@@ -440,28 +487,24 @@ class OUPairsVectorEngine:
         from strategies.risk import VolManagedSizer
 
         plugin = self.plugin
-        lines = plugin.feed_lines(params, start, end, cash)
-        pos = self.index.get_indexer(lines.index)
+        rows, lines = self.lines(params, start, end, cash)
         ok_leg = []
         arrays = {}
         for leg in ("y", "x"):
             o, c = self.prices[leg]
             vol, adv = self.vol_adv[leg]
-            arrays[leg] = (o[pos], c[pos], vol[pos], adv[pos])
+            arrays[leg] = (o[rows], c[rows], vol[rows], adv[rows])
             # ShareCostScheme.impact_inputs raises without a positive average volume
-            ok_leg.append(np.isfinite(vol[pos]) & (adv[pos] > 0))
-        feed_pos = np.arange(len(pos))
-        cost_ok = ok_leg[0] & ok_leg[1] & (feed_pos + 1 >= self.window + 2)
-        from strategies.ou_pairs import LEVEL_COLUMNS
-
-        levels = lines[list(LEVEL_COLUMNS)].to_numpy(dtype=float)
+            ok_leg.append(np.isfinite(vol[rows]) & (adv[rows] > 0))
+        n = len(lines["spread"])
+        cost_ok = ok_leg[0] & ok_leg[1] & (np.arange(n) + 1 >= self.window + 2)
         sizer_floor, vol_window = 0.2, 21
-        past_var = np.full(len(pos), np.nan)
+        past_var = np.full(n, np.nan)
         if params.vol_target > 0:
             sizer = VolManagedSizer(target_vol=params.vol_target, cap=1.0 / params.gross_fraction)
             sizer_floor, vol_window = float(sizer.floor), int(sizer.window)
-            ret = lines["spread_ret"].to_numpy(dtype=float)
-            for k in range(vol_window, len(pos)):
+            ret = lines["spread_ret"]
+            for k in range(vol_window, n):
                 last = ret[k - vol_window : k]
                 if np.isfinite(last).all():
                     mean = last.mean() if sizer.demean else 0.0
@@ -478,11 +521,11 @@ class OUPairsVectorEngine:
             arrays["x"][2],
             arrays["x"][3],
             cost_ok,
-            lines["spread"].to_numpy(dtype=float),
-            lines["beta"].to_numpy(dtype=float),
-            lines["healthy"].to_numpy(dtype=float),
-            lines["tradable"].to_numpy(dtype=float),
-            np.ascontiguousarray(levels),
+            lines["spread"],
+            lines["beta"],
+            lines["healthy"],
+            lines["tradable"],
+            lines["levels"],
             past_var,
             self.cost_params,
             bool(params.allow_long),
@@ -502,7 +545,7 @@ class OUPairsVectorEngine:
             res = plugin.backtest(params, start, end, cash=cash)
             return VectorTrial(res.returns, res.value, int(trade_stats(res.trades)["trades"]))
         # the index run_cerebro gives: the bars' dates, localized to New York
-        index = session_index(lines.index)
+        index = session_index(self.index[rows])
         prev = np.concatenate([[float(cash)], values[:-1]])
         value = pd.Series(values, index=index, name="value", dtype=float)
         returns = pd.Series(values / prev - 1.0, index=index, name="returns")
