@@ -417,6 +417,7 @@ def _write_run_files(
                     "data": reports,
                     "seed": config.optimize.seed,
                     "trials": config.optimize.trials,
+                    "engine": config.optimize.engine,
                 }
             ),
             indent=2,
