@@ -302,3 +302,20 @@ def test_optimize_engine_default_and_values() -> None:
     assert OptimizeConfig(engine="vectorbt").engine == "vectorbt"
     with pytest.raises(ValueError, match="engine"):
         OptimizeConfig(engine="zipline")
+
+
+def test_cli_engine_flag_is_validated_and_writes_nothing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from experiments.cli import app
+
+    results = tmp_path / "results"
+    text = (CONFIGS / "zero_dte_straddle.toml").read_text()
+    config = tmp_path / "zds.toml"
+    tracking = f'[tracking]\nresults_dir = "{results}"\n\n[broker]'
+    config.write_text(text.replace("[broker]", tracking))
+    out = CliRunner().invoke(app, ["run", str(config), "--engine", "zipline"])
+    assert out.exit_code == 2
+    lines = [ln for ln in out.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "--engine" in lines[0] and "vectorbt" in lines[0]
+    assert not results.exists()
