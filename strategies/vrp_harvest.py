@@ -49,6 +49,7 @@ from pydantic import Field, model_validator
 
 from brokers import OptionFill
 from data_feeds.calendar import TZ
+from data_feeds.chain_feed import SnapshotCache
 from data_feeds.chains import ChainSnapshot, Combo, QuoteUnavailable
 from data_feeds.contracts import OptionContract
 from data_feeds.ohlc import fingerprint
@@ -632,7 +633,7 @@ class VrpHarvest(StrategyPlugin):
         p = VrpHarvestParams(**self.fixed)
         self.base = p
         self.underlying = data["underlying"]
-        self.source = data["chains"]
+        self.source = SnapshotCache(data["chains"])  # every trial re-reads the same snapshots
         index = self.underlying.index
         sessions = {d: ts for ts, d in zip(index, index.date, strict=True)}
         all_dates = self.source.quote_dates(p.chain_symbol, [p.root])
