@@ -399,6 +399,7 @@ class OUPairsVectorEngine:
         )
         self.window = int(shares.window_days)
         y, x = plugin.y, plugin.x
+        self.legs = (id(y), id(x))
         self.index = y.index
         n, w = len(y), self.window
         self.prices = {
@@ -554,9 +555,10 @@ class OUPairsVectorEngine:
 
 
 def engine_for(plugin: Any) -> OUPairsVectorEngine:
-    """The plugin's :class:`OUPairsVectorEngine`, built on first use and kept on the plugin."""
+    """The plugin's :class:`OUPairsVectorEngine`, built on first use and kept on the plugin
+    (rebuilt when ``prepare`` has aligned new legs since)."""
     engine = getattr(plugin, "_vector_engine", None)
-    if engine is None:
+    if engine is None or engine.legs != (id(plugin.y), id(plugin.x)):
         engine = OUPairsVectorEngine(plugin)
         plugin._vector_engine = engine
     return engine

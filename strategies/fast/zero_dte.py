@@ -225,6 +225,7 @@ class ZeroDteVectorEngine:
         self.plugin = plugin
         self.base = base
         market = plugin.market
+        self.market = market
         index = plugin.underlying.index
         self.index = index
         self.ordinals = np.array([d.toordinal() for d in index.date], dtype=np.int64)
@@ -372,9 +373,10 @@ def _trial(index: pd.DatetimeIndex, values: np.ndarray, cash: float, trades: int
 
 
 def engine_for(plugin: Any) -> ZeroDteVectorEngine:
-    """The plugin's :class:`ZeroDteVectorEngine`, built on first use and kept on the plugin."""
+    """The plugin's :class:`ZeroDteVectorEngine`, built on first use and kept on the plugin
+    (rebuilt when ``prepare`` has built a new market table since)."""
     engine = getattr(plugin, "_vector_engine", None)
-    if engine is None:
+    if engine is None or engine.market is not plugin.market:
         engine = ZeroDteVectorEngine(plugin)
         plugin._vector_engine = engine
     return engine
