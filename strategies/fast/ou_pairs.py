@@ -399,7 +399,7 @@ class OUPairsVectorEngine:
         )
         self.window = int(shares.window_days)
         y, x = plugin.y, plugin.x
-        self.legs = (id(y), id(x))
+        self.legs = (y, x)  # the frames it was built from
         self.index = y.index
         n, w = len(y), self.window
         self.prices = {
@@ -558,7 +558,7 @@ def engine_for(plugin: Any) -> OUPairsVectorEngine:
     """The plugin's :class:`OUPairsVectorEngine`, built on first use and kept on the plugin
     (rebuilt when ``prepare`` has aligned new legs since)."""
     engine = getattr(plugin, "_vector_engine", None)
-    if engine is None or engine.legs != (id(plugin.y), id(plugin.x)):
+    if engine is None or engine.legs[0] is not plugin.y or engine.legs[1] is not plugin.x:
         engine = OUPairsVectorEngine(plugin)
         plugin._vector_engine = engine
     return engine
