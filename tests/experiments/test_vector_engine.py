@@ -199,6 +199,28 @@ def test_ou_pairs_parity_50(shared_data: Path, name: str) -> None:
     _assert_parity(plugin, config, n=50, seed=11)
 
 
+@pytest.mark.slow
+@pytest.mark.shared_data
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"vol_target": 0.1},
+        {"vol_target": 0.3, "gross_fraction": 0.9, "level_method": "bertram_return"},
+        {"gross_fraction": 1.0, "level_method": "bertram_sharpe", "stop_loss_std": 3.0},
+        {"allow_long": False, "level_method": "bertram_return"},
+    ],
+)
+def test_ou_pairs_parity_off_the_shipped_grid(gld_gdx, extra: dict) -> None:
+    """Volatility-managed sizing, a full-equity gross, one side only: still the Cerebro."""
+    plugin, config = gld_gdx
+    params = plugin.Params(**{**config.strategy.params, **extra})
+    fold = make_folds(plugin.trading_days(), config.walkforward)[1]
+    ref = plugin.backtest(params, fold.train_start, fold.train_end, cash=1e5)
+    vec = plugin.vector_backtest(params, fold.train_start, fold.train_end, cash=1e5)
+    np.testing.assert_allclose(vec.value.to_numpy(), ref.value.to_numpy(), rtol=RTOL)
+    assert vec.trades == summary(ref.returns, ref.trades)["trades"]
+
+
 # -- the kernels: look-ahead, cost formula, refusal ----------------------------------------------
 def test_share_cost_kernel_equals_share_trade_cost() -> None:
     rng = np.random.default_rng(5)
