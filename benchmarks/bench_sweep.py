@@ -2,7 +2,8 @@
 
 Usage::
 
-    python benchmarks/bench_sweep.py [--bt-trials 8] [--vec-trials 200] [--shared-run]
+    python benchmarks/bench_sweep.py [--bt-trials 8] [--vec-trials 200]
+        [--shared-run [both|vectorbt|backtrader]] [--no-rates]
 
 Run from the repository root (the configs name ``../shared/data`` relative to it). One run prints:
 
@@ -126,8 +127,13 @@ def main() -> None:
     ap.add_argument("--vec-trials", type=int, default=200, help="vectorbt trials per strategy")
     ap.add_argument(
         "--shared-run",
-        action="store_true",
-        help="also time volsuite run on zero_dte_straddle_shared.toml with both engines",
+        nargs="?",
+        const="both",
+        choices=["both", "vectorbt", "backtrader"],
+        help="also time volsuite run on zero_dte_straddle_shared.toml with both engines (or one)",
+    )
+    ap.add_argument(
+        "--no-rates", action="store_true", help="skip the trials/s part (only --shared-run)"
     )
     args = ap.parse_args()
     from data_feeds.errors import VolsuiteError
@@ -141,7 +147,7 @@ def main() -> None:
         f"{'strategy (config)':44s} {'backtrader/s':>12s} {'vectorbt/s':>11s} {'ratio':>7s} "
         f"{'warm-up s':>9s} {'fallbacks':>9s}"
     )
-    for name in ("zero_dte_straddle.toml", "ou_pairs_gld_gdx.toml"):
+    for name in () if args.no_rates else ("zero_dte_straddle.toml", "ou_pairs_gld_gdx.toml"):
         try:
             r = trial_rates(name, args.bt_trials, args.vec_trials)
         except (FileNotFoundError, VolsuiteError) as exc:  # no ../shared/data
@@ -152,7 +158,8 @@ def main() -> None:
             f"{r['vec_rate'] / r['bt_rate']:6.1f}x {r['warmup_s']:9.2f} {r['fallbacks']:9.0f}"
         )
     if args.shared_run:
-        for engine in ("vectorbt", "backtrader"):
+        both = ("vectorbt", "backtrader")
+        for engine in both if args.shared_run == "both" else (args.shared_run,):
             print(f"zero_dte_straddle_shared.toml engine={engine}: {shared_run(engine):.1f} s wall")
 
 
