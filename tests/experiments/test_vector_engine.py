@@ -341,3 +341,33 @@ def test_cli_engine_flag_is_validated_and_writes_nothing(tmp_path: Path) -> None
     lines = [ln for ln in out.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and "--engine" in lines[0] and "vectorbt" in lines[0]
     assert not results.exists()
+
+
+@pytest.mark.shared_data
+def test_chain_features_are_computed_once_per_snapshot(chain_store_2019, monkeypatch) -> None:
+    """A SnapshotCache keeps each snapshot's chain-feed features (every chain strategy's trial
+    builds the same feed): the rows equal a fresh computation and a second feed computes none."""
+    import importlib
+
+    from data_feeds import SnapshotCache
+
+    cf = importlib.import_module("data_feeds.chain_feed")  # the package exports a function too
+
+    args = ("SPX", ["SPXW"], "2019-05-01", "2019-05-31", 7.0)
+    plain = cf.chain_features(chain_store_2019, *args)
+    cache = SnapshotCache(chain_store_2019)
+    first = cf.chain_features(cache, *args)
+    calls: list[int] = []
+    real = cf.snapshot_features
+
+    def spy(*a: object, **k: object) -> object:
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(cf, "snapshot_features", spy)
+    again = cf.chain_features(cache, *args)
+    other = cf.chain_features(cache, "SPX", ["SPXW"], "2019-05-01", "2019-05-31", 14.0)
+    pd.testing.assert_frame_equal(first, plain)
+    pd.testing.assert_frame_equal(again, plain)
+    assert again.attrs["report"].missing == plain.attrs["report"].missing
+    assert len(calls) == len(other) > 0  # a new target_dte is computed, the old one is not
