@@ -91,6 +91,9 @@ class SnapshotCache:
     def __init__(self, source: SnapshotSource) -> None:
         self.source = source
         self._cache: dict[tuple[object, ...], ChainSnapshot] = {}
+        #: :func:`chain_features` rows of the snapshots served (every trial's chain feed asks
+        #: for the same features: computed once per snapshot and feature arguments)
+        self.feature_memo: dict[tuple[object, ...], tuple[object, ...]] = {}
 
     def quote_dates(self, underlying: str, roots: Sequence[str] | None = None) -> list[dt.date]:
         """Quote dates of the source (ascending)."""
@@ -300,14 +303,22 @@ def chain_features(
     report = ChainFeatureReport(underlying, missing={name: [] for name in CHAIN_FEED_LINES})
     rows: list[dict[str, object]] = []
     index: list[pd.Timestamp] = []
+    memo = getattr(source, "feature_memo", None)  # SnapshotCache: computed once per snapshot
     for d in dates:
-        snap = source.snapshot(underlying, d, quote_time, roots, liquid_only, rate)
-        values, errors = snapshot_features(
-            snap, target_dte=target_dte, far_dte=far_dte, root=feature_root
-        )
+        key = (underlying, d, quote_time, tuple(roots or ()), liquid_only, rate, target_dte,
+               far_dte, feature_root)  # fmt: skip
+        hit = None if memo is None else memo.get(key)
+        if hit is None:
+            snap = source.snapshot(underlying, d, quote_time, roots, liquid_only, rate)
+            values, errors = snapshot_features(
+                snap, target_dte=target_dte, far_dte=far_dte, root=feature_root
+            )
+            hit = (values, errors, float(snap.underlying_price), _bar_time(snap))
+            if memo is not None:
+                memo[key] = hit
+        values, errors, price, when = hit
         for name, reason in errors.items():
             report.missing[name].append((d, reason))
-        price = float(snap.underlying_price)
         rows.append(
             {
                 "open": price,
@@ -319,7 +330,7 @@ def chain_features(
                 **values,
             }
         )
-        index.append(_bar_time(snap))
+        index.append(when)
         report.n_snapshots += 1
     frame = pd.DataFrame(rows, index=pd.DatetimeIndex(index, name="datetime"))
     if not frame.index.is_monotonic_increasing or frame.index.has_duplicates:

@@ -116,6 +116,13 @@ def run(
     grace_period: Annotated[
         int, typer.Option(help="Seconds before a silent trial is failed and retried.", hidden=True)
     ] = 20,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="In-sample trial engine: backtrader or vectorbt (overrides [optimize] engine; "
+            "out-of-sample runs are always backtrader)."
+        ),
+    ] = None,
 ) -> None:
     """Walk-forward optimize CONFIG, then write the tearsheet and log the run to MLflow.
 
@@ -134,6 +141,7 @@ def run(
                 trials=trials,
                 seed=seed,
                 storage=storage,
+                engine=engine,
                 on_start=on_start,
                 on_trial=on_trial,
                 track=mlflow,

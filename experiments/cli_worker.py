@@ -33,6 +33,7 @@ def worker(
     ],
     trials: Annotated[int | None, typer.Option(help="As the run's --trials.")] = None,
     seed: Annotated[int | None, typer.Option(help="As the run's --seed.")] = None,
+    engine: Annotated[str | None, typer.Option(help="As the run's --engine.")] = None,
     index: Annotated[
         int | None,
         typer.Option(help="Worker index for sampler seeds (default: seeded by the OS)."),
@@ -63,6 +64,7 @@ def worker(
                 storage=storage,
                 trials=trials,
                 seed=seed,
+                engine=engine,
                 index=index,
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period,

@@ -261,12 +261,19 @@ class WalkForwardConfig(_Strict):
 
 
 class OptimizeConfig(_Strict):
-    """``[optimize]``: the per-fold Optuna study."""
+    """``[optimize]``: the per-fold Optuna study.
+
+    ``engine`` scores the in-sample trials: ``backtrader`` (a Cerebro per trial, the default) or
+    ``vectorbt`` (the strategy's numba kernel, same fills, costs and settlement; only strategies
+    with a kernel, docs/engines.md). The out-of-sample run of each fold's best parameters always
+    goes through backtrader.
+    """
 
     trials: int = Field(30, ge=1, le=10_000)
     objective: Literal["sharpe", "sortino", "cagr", "calmar", "total_return"] = "sharpe"
     sampler: Literal["tpe", "random"] = "tpe"
     seed: int = Field(42, ge=0)
+    engine: Literal["backtrader", "vectorbt"] = "backtrader"
 
 
 def _timestamp_like(value: Any) -> Any:

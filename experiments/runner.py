@@ -236,6 +236,7 @@ def run_experiment(
     trials: int | None = None,
     seed: int | None = None,
     storage: str | None = None,
+    engine: str | None = None,
     on_start: Callable[[int], None] | None = None,
     on_trial: Callable[[int, int], None] | None = None,
     track: bool = True,
@@ -253,6 +254,8 @@ def run_experiment(
         TOML experiment config.
     trials, seed : int, optional
         Override ``[optimize] trials`` / ``seed``.
+    engine : {"backtrader", "vectorbt"}, optional
+        Override ``[optimize] engine`` (in-sample trial scoring, docs/engines.md).
     storage : str, optional
         Optuna storage URL (default ``[tracking] optuna_storage``, else
         ``sqlite:///<results>/optuna.db``). Studies are named
@@ -293,8 +296,10 @@ def run_experiment(
     config = load_config(config_path)
     if workers < 1:
         raise ConfigError(f"--workers: must be >= 1 (got {workers})")
-    if trials is not None or seed is not None:
-        config.optimize = checked_overrides(config_path, config, trials=trials, seed=seed)
+    if trials is not None or seed is not None or engine is not None:
+        config.optimize = checked_overrides(
+            config_path, config, trials=trials, seed=seed, engine=engine
+        )
     results_dir = Path(config.tracking.results_dir)
     storage_url = (
         storage
@@ -311,6 +316,7 @@ def run_experiment(
                 storage=storage_url,
                 trials=trials,
                 seed=seed,
+                engine=engine,
                 index=i,
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period,
@@ -482,6 +488,7 @@ def run_worker(
     storage: str,
     trials: int | None = None,
     seed: int | None = None,
+    engine: str | None = None,
     index: int | None = None,
     heartbeat_interval: int = HEARTBEAT_INTERVAL,
     grace_period: int = GRACE_PERIOD,
@@ -500,6 +507,8 @@ def run_worker(
         Optuna storage URL shared with the run (``postgresql+psycopg://...`` across machines).
     trials, seed : int, optional
         As ``volsuite run``.
+    engine : {"backtrader", "vectorbt"}, optional
+        As ``volsuite run --engine`` (part of the study names: it must match the run's).
     index : int or None
         Worker index (sampler seeds, see :func:`experiments.walkforward.run_walkforward`);
         None seeds from the operating system.
@@ -516,8 +525,10 @@ def run_worker(
     say = on_step or (lambda _msg: None)
     config_path = Path(config_path)
     config = load_config(config_path)
-    if trials is not None or seed is not None:
-        config.optimize = checked_overrides(config_path, config, trials=trials, seed=seed)
+    if trials is not None or seed is not None or engine is not None:
+        config.optimize = checked_overrides(
+            config_path, config, trials=trials, seed=seed, engine=engine
+        )
     say("loading data")
     data, _ = load_data(config, on_step=say)
     say(f"preparing {config.strategy.name}")
@@ -552,7 +563,12 @@ def run_worker(
 
 
 def checked_overrides(
-    config_path: Path, config: ExperimentConfig, *, trials: int | None, seed: int | None
+    config_path: Path,
+    config: ExperimentConfig,
+    *,
+    trials: int | None,
+    seed: int | None,
+    engine: str | None = None,
 ) -> OptimizeConfig:
     """``[optimize]`` with the command line's ``--trials`` / ``--seed`` applied and validated.
 
@@ -569,6 +585,8 @@ def checked_overrides(
         if seed < 0:
             raise ConfigError(f"{config_path}: --seed: must be >= 0 (got {seed})")
         updates["seed"] = seed
+    if engine is not None:
+        updates["engine"] = engine
     try:
         return OptimizeConfig.model_validate({**config.optimize.model_dump(), **updates})
     except ValidationError as exc:
@@ -710,6 +728,7 @@ def _write_run_files(
                     "study_prefix": study_prefix,
                     "workers": workers,
                     "status": status,
+                    "engine": config.optimize.engine,
                 }
             ),
             indent=2,

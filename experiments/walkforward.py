@@ -226,10 +226,13 @@ def run_walkforward(
     wf : WalkForwardConfig
         Fold geometry.
     opt : OptimizeConfig
-        Trials, objective, sampler and seed. Fold ``k``'s sampler is seeded with ``seed + k``, so a
-        config and seed give the same studies every time with one process (several workers: see
-        :mod:`experiments.workers`). Each fold's study ends with exactly ``trials`` COMPLETE
-        trials (pruned trials do not count; :func:`experiments.workers.run_trials`).
+        Trials, objective, sampler, seed and engine. Fold ``k``'s sampler is seeded with
+        ``seed + k``, so a config and seed give the same studies every time with one process
+        (several workers: see :mod:`experiments.workers`). Each fold's study ends with exactly
+        ``trials`` COMPLETE trials (pruned trials do not count;
+        :func:`experiments.workers.run_trials`). ``engine = "vectorbt"`` scores in-sample trials
+        with :meth:`StrategyPlugin.vector_backtest` (the out-of-sample run is always
+        backtrader's).
     cash : float
         Dollars: the starting cash of every in-sample trial and of fold 0's test backtest; fold
         ``k``'s test backtest starts with fold ``k - 1``'s final equity.
@@ -260,6 +263,8 @@ def run_walkforward(
     # ERROR: a worker's surplus trial (experiments.workers) is a FAIL Optuna would warn about
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     objective_fn = OBJECTIVES[opt.objective]
+    if opt.engine == "vectorbt":
+        plugin.check_vector_engine()  # VectorEngineUnsupported before any study
     folds = list(folds) if folds is not None else make_folds(plugin.trading_days(), wf)
     results: list[FoldResult] = []
     equity = float(cash)
@@ -274,11 +279,17 @@ def run_walkforward(
                 params = plugin.Params(**values)
             except ValidationError as exc:  # an invalid combination of values: skip the trial
                 raise optuna.TrialPruned(str(exc.errors()[0]["msg"])) from None
-            res = plugin.backtest(params, fold.train_start, fold.train_end, cash=cash)
+            if opt.engine == "vectorbt":  # the strategy's numba kernel (docs/engines.md)
+                vec = plugin.vector_backtest(params, fold.train_start, fold.train_end, cash=cash)
+                returns = vec.returns
+                in_sample = {**summary(vec.returns), "trades": float(vec.trades)}
+            else:
+                res = plugin.backtest(params, fold.train_start, fold.train_end, cash=cash)
+                returns, in_sample = res.returns, summary(res.returns, res.trades)
             # kept on the trial so the best one's in-sample run need not be repeated
-            trial.set_user_attr("in_sample", summary(res.returns, res.trades))
-            kept[trial.number] = res.returns
-            return objective_fn(res.returns)
+            trial.set_user_attr("in_sample", in_sample)
+            kept[trial.number] = returns
+            return objective_fn(returns)
 
         seed = None if worker is None else opt.seed + fold.index + 7919 * worker
         sampler = (

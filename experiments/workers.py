@@ -310,6 +310,7 @@ def worker_command(
     index: int,
     heartbeat_interval: int = HEARTBEAT_INTERVAL,
     grace_period: int = GRACE_PERIOD,
+    engine: str | None = None,
 ) -> list[str]:
     """The ``volsuite worker`` command line of local worker ``index`` (``python -m
     experiments.cli worker ...``, this interpreter)."""
@@ -320,6 +321,8 @@ def worker_command(
         cmd += ["--trials", str(trials)]
     if seed is not None:
         cmd += ["--seed", str(seed)]
+    if engine is not None:
+        cmd += ["--engine", engine]
     return cmd
 
 

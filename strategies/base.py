@@ -41,6 +41,7 @@ from brokers.cost_config import CostsConfig
 from data_feeds.calendar import TZ
 from data_feeds.chains import QUOTE_COLUMNS, ChainSnapshot, settlement_time
 from data_feeds.ohlc import fingerprint
+from strategies.fast import VectorEngineUnsupported, VectorTrial
 
 if TYPE_CHECKING:  # strategies.risk imports this module (run_cerebro)
     from strategies.risk.limits import RiskLimits
@@ -312,6 +313,34 @@ class StrategyPlugin(ABC):
         self, params: StrategyParams, start: pd.Timestamp, end: pd.Timestamp, *, cash: float
     ) -> BacktestResult:
         """Run one backtest over sessions ``start..end`` (inclusive) with ``cash`` dollars."""
+
+    def check_vector_engine(self) -> None:
+        """Refuse ``[optimize] engine = "vectorbt"`` when this plugin (or its configuration) has
+        no vectorized trial kernel (docs/engines.md); the default has none.
+
+        Raises
+        ------
+        strategies.fast.VectorEngineUnsupported
+            No kernel (a ``ValueError``).
+        """
+        raise VectorEngineUnsupported(
+            f"{self.name}: no vectorized trial engine; use [optimize] engine = \"backtrader\""
+        )
+
+    def vector_backtest(
+        self, params: StrategyParams, start: pd.Timestamp, end: pd.Timestamp, *, cash: float
+    ) -> VectorTrial:
+        """An in-sample trial over ``start..end`` scored by the plugin's numba kernel: the daily
+        returns :meth:`backtest` would produce (same fills, costs, settlement, sizing, risk
+        limits), without a Cerebro (``[optimize] engine = "vectorbt"``, docs/engines.md).
+
+        Raises
+        ------
+        strategies.fast.VectorEngineUnsupported
+            The plugin has no kernel (the default).
+        """
+        self.check_vector_engine()
+        raise VectorEngineUnsupported(f"{self.name}: no vectorized trial engine")
 
     def benchmark(self) -> pd.Series:
         """Daily returns of the underlying held long (the tearsheet's benchmark).

@@ -740,6 +740,23 @@ class OUPairs(StrategyPlugin):
             },
         )
 
+    def check_vector_engine(self) -> None:
+        """The vectorbt engine replays this strategy (:mod:`strategies.fast.ou_pairs`); raises
+        ``VectorEngineUnsupported`` for a ``[risk]`` limit it does not replay."""
+        from strategies.fast.ou_pairs import engine_for
+
+        engine_for(self)
+
+    def vector_backtest(
+        self, params: StrategyParams, start: pd.Timestamp, end: pd.Timestamp, *, cash: float
+    ) -> Any:
+        """:meth:`backtest`'s daily returns from the numba kernel
+        (:class:`strategies.fast.ou_pairs.OUPairsVectorEngine`)."""
+        from strategies.fast.ou_pairs import engine_for
+
+        assert isinstance(params, OUPairsParams)
+        return engine_for(self).run(params, start, end, cash)
+
     @property
     def benchmark_label(self) -> str:
         """Name of the tearsheet benchmark: leg ``y`` held long."""

@@ -572,7 +572,7 @@ class VrpHarvest(ChainPlugin):
             A load-time parameter is searched; no quote date inside the underlying's sessions;
             no quote date with an ATM implied vol.
         """
-        p = self.setup_chains(data, grid, cache=False, quote_dates=False)
+        p = self.setup_chains(data, grid, quote_dates=False)
         assert isinstance(p, VrpHarvestParams)
         index = self.underlying.index
         sessions = {d: ts for ts, d in zip(index, index.date, strict=True)}

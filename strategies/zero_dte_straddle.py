@@ -489,6 +489,23 @@ class ZeroDteStraddle(StrategyPlugin):
             )
         return pd.Series(values, index=self.underlying.index, name="forecast_vol")
 
+    def check_vector_engine(self) -> None:
+        """The vectorbt engine covers same-day straddles (VIX proxy, chain ``0dte``), see
+        :mod:`strategies.fast.zero_dte`; raises ``VectorEngineUnsupported`` otherwise."""
+        from strategies.fast.zero_dte import engine_for
+
+        engine_for(self)
+
+    def vector_backtest(
+        self, params: StrategyParams, start: pd.Timestamp, end: pd.Timestamp, *, cash: float
+    ) -> Any:
+        """:meth:`backtest`'s daily returns from the numba kernel
+        (:class:`strategies.fast.zero_dte.ZeroDteVectorEngine`)."""
+        from strategies.fast.zero_dte import engine_for
+
+        assert isinstance(params, ZeroDteStraddleParams)
+        return engine_for(self).run(params, start, end, cash)
+
     def market_label(self) -> str:
         """Where the market straddle comes from (``vix_proxy`` or ``chain:<root>:<expiry>``)."""
         return str(self.market["source"].iloc[0])
