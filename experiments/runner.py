@@ -207,19 +207,7 @@ def run_experiment(
         on_trial=on_trial,
         folds=folds,
     )
-    pbos = [fold_pbo(fr.trial_returns) for fr in wf.folds]
-    metrics = run_metrics(
-        wf.oos_returns,
-        initial_cash=wf.initial_cash,
-        final_equity=wf.final_equity,
-        trades=wf.trades,
-        trial_sharpes=wf.trial_sharpes(),
-        fold_pbos=[p for p, _ in pbos],
-        is_sharpes=[fr.in_sample.get("sharpe", float("nan")) for fr in wf.folds],
-        min_trades=config.report.min_trades,
-        min_days=config.report.min_days,
-        costs=reported_costs(wf),
-    )
+    metrics, pbos = walkforward_metrics(config, wf)
     market_source = str(wf.info.get("market_source", "n/a"))
     exp_dir = results_dir / config.experiment.name
     exp_dir.mkdir(parents=True, exist_ok=True)
@@ -263,6 +251,53 @@ def run_experiment(
         payload["mlflow_run_id"] = mlflow_id
         summary_path.write_text(json.dumps(payload, indent=2))
     return RunOutcome(config, run_id, run_dir, mlflow_id, metrics, wf, reports, market_source)
+
+
+def walkforward_metrics(
+    config: ExperimentConfig, wf: WalkForwardResult
+) -> tuple[dict[str, Any], list[tuple[float | None, str]]]:
+    """Every reported number of a walk-forward, once (:func:`experiments.metrics.run_metrics`).
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+        Its ``[report]`` thresholds of an insufficient sample.
+    wf : WalkForwardResult
+        The walk-forward (out-of-sample returns, trades, every trial's in-sample returns).
+
+    Returns
+    -------
+    metrics : dict
+        :func:`experiments.metrics.run_metrics` output (Sharpe and its interval, DSR, PBO, MinBTL
+        in years, OOS/IS ratio, trades, costs in dollars, the sample note).
+    pbos : list of (float or None, str)
+        Per fold, the PBO by CSCV and its method note (:func:`experiments.metrics.fold_pbo`).
+    """
+    pbos = [fold_pbo(fr.trial_returns) for fr in wf.folds]
+    metrics = run_metrics(
+        wf.oos_returns,
+        initial_cash=wf.initial_cash,
+        final_equity=wf.final_equity,
+        trades=wf.trades,
+        trial_sharpes=wf.trial_sharpes(),
+        fold_pbos=[p for p, _ in pbos],
+        is_sharpes=[fr.in_sample.get("sharpe", float("nan")) for fr in wf.folds],
+        min_trades=config.report.min_trades,
+        min_days=config.report.min_days,
+        costs=reported_costs(wf),
+    )
+    return metrics, pbos
+
+
+def write_books(folder: Path, wf: WalkForwardResult) -> None:
+    """Write the run's books: ``oos_returns.csv``, ``trades.csv``, ``daily_log.csv`` and
+    ``equity.csv`` (dollars; the byte layout ``volsuite audit`` compares between runs)."""
+    wf.oos_returns.rename("oos_return").to_csv(folder / "oos_returns.csv", index_label="date")
+    wf.trades.to_csv(folder / "trades.csv", index=False)
+    wf.daily_log.to_csv(folder / "daily_log.csv", index=False)
+    equity = wf.equity.copy()
+    equity["date"] = pd.DatetimeIndex(equity["date"]).date
+    equity.to_csv(folder / "equity.csv", index=False, float_format="%.6f")
 
 
 def checked_overrides(
@@ -340,12 +375,7 @@ def _write_run_files(
 ) -> None:
     shutil.copyfile(config_path, folder / "config.toml")
     metrics.update(plugin.write_artifacts(folder))
-    wf.oos_returns.rename("oos_return").to_csv(folder / "oos_returns.csv", index_label="date")
-    wf.trades.to_csv(folder / "trades.csv", index=False)
-    wf.daily_log.to_csv(folder / "daily_log.csv", index=False)
-    equity = wf.equity.copy()
-    equity["date"] = pd.DatetimeIndex(equity["date"]).date
-    equity.to_csv(folder / "equity.csv", index=False, float_format="%.6f")
+    write_books(folder, wf)
     rows: list[dict[str, Any]] = []
     for fr, (pbo, pbo_note) in zip(wf.folds, pbos, strict=True):
         is_sr, oos_sr = fr.in_sample.get("sharpe"), fr.oos_metrics.get("sharpe")
