@@ -179,8 +179,9 @@ class Perturbation:
             "scale": f"inputs after {self.cut.date()} scaled by {SCALE}",
             "shuffle": f"inputs after {self.cut.date()} shuffled / chains from a shifted day",
             "intraday": (
-                f"session {self.cut.date()} after {_clock(self.decision_time)} (high/low/close, "
-                "later snapshots and minute bars) and every later input scaled"
+                f"session {self.cut.date()} after {_clock(self.decision_time)} (high/low/close "
+                "reflected about the open, later snapshots and minute bars scaled) and every later "
+                "input scaled"
             ),
         }[self.variant]
         return what if self.only is None else f"{what} (input {self.only})"
@@ -195,9 +196,7 @@ def _et_stamps(index: pd.Index) -> pd.DatetimeIndex:
     return idx.tz_convert(TZ) if idx.tz is not None else idx.tz_localize(TZ)
 
 
-def perturb_frame(
-    frame: pd.DataFrame | pd.Series, p: Perturbation
-) -> pd.DataFrame | pd.Series:
+def perturb_frame(frame: pd.DataFrame | pd.Series, p: Perturbation) -> pd.DataFrame | pd.Series:
     """``frame`` with the rows after ``p.cut`` perturbed as ``p.variant`` says.
 
     Parameters
@@ -225,18 +224,15 @@ def perturb_frame(
     out = frame.copy()
     out.attrs = dict(frame.attrs)
     mask = after.copy()
-    same_day_cols: list[Any] | None = None
     if p.variant == "intraday":
         today = np.asarray(day == cut_day)
         intraday = bool((stamps.hour != 0).any() | (stamps.minute != 0).any())
         if intraday and p.decision_time is not None:
             mask |= today & np.asarray(stamps > p.decision_time)
         elif isinstance(out, pd.DataFrame):
-            same_day_cols = [c for c in out.columns if str(c).lower() != "open"]
-            rows = np.flatnonzero(today)
-            for c in same_day_cols:
-                if pd.api.types.is_float_dtype(out[c]):
-                    out.iloc[rows, out.columns.get_loc(c)] = out[c].to_numpy()[rows] * SCALE
+            _reflect_session(out, np.flatnonzero(today))
+        else:  # a daily series (a close) is known at the session's end
+            mask |= today
     rows = np.flatnonzero(mask)
     if len(rows) == 0:
         return out
@@ -256,6 +252,37 @@ def perturb_frame(
         if pd.api.types.is_float_dtype(out[c]):
             out.iloc[rows, j] = out[c].to_numpy()[rows] * SCALE
     return out
+
+
+#: Daily-bar fields reflected about the open in the ``intraday`` variant (case-insensitive).
+REFLECTED = ("high", "low", "close", "adj close", "adj_close")
+
+
+def _reflect_session(frame: pd.DataFrame, rows: np.ndarray) -> None:
+    """In place: on ``rows`` (one session's daily bar), every field known only after the open
+    changes while the open stays: high/low/close reflected about the open (``2 * open - x``,
+    high and low swapped so the bar stays valid: any sign of ``close - open`` flips), every other
+    float field but ``open`` times :data:`SCALE`."""
+    if len(rows) == 0:
+        return
+    cols = {str(c).lower(): c for c in frame.columns}
+    opens = frame[cols["open"]].to_numpy(dtype=float)[rows] if "open" in cols else None
+    original = {
+        c: frame[c].to_numpy()[rows].astype(float)
+        for c in frame.columns
+        if pd.api.types.is_float_dtype(frame[c])
+    }
+    for c, values in original.items():
+        low = str(c).lower()
+        if low == "open":
+            continue
+        j = frame.columns.get_loc(c)
+        if opens is not None and low in REFLECTED:
+            partner = {"high": "low", "low": "high"}.get(low)
+            src = original.get(cols[partner], values) if partner in cols else values
+            frame.iloc[rows, j] = 2.0 * opens - src
+        else:
+            frame.iloc[rows, j] = values * SCALE
 
 
 #: Quote columns of a :class:`data_feeds.chains.ChainSnapshot` changed by a perturbation.
@@ -328,9 +355,7 @@ class PerturbedChainSource:
                 return _scaled_snapshot(snap)
         return snap
 
-    def _shifted(
-        self, snap: Any, underlying: str, day: dt.date, args: tuple, kwargs: dict
-    ) -> Any:
+    def _shifted(self, snap: Any, underlying: str, day: dt.date, args: tuple, kwargs: dict) -> Any:
         later = [d for d in self._store.quote_dates(underlying) if d > self._p.cut.date()]
         if len(later) < 2:
             return _scaled_snapshot(snap)
@@ -580,8 +605,10 @@ def first_difference(
             times = _trade_times(t)
             if strict and p.decision_time is not None:
                 limit = p.decision_time.tz_localize(None)
-                ok = times.dt.tz_localize(None) <= limit if times.dt.tz is not None else (
-                    times <= limit
+                ok = (
+                    times.dt.tz_localize(None) <= limit
+                    if times.dt.tz is not None
+                    else (times <= limit)
                 )
             else:
                 ok = pd.Series(times.dt.date <= cut, index=t.index)
@@ -602,7 +629,8 @@ def first_difference(
         tables.append((pd.Timestamp(diff["date"]).date(), diff))
     if not tables:
         return None
-    return min(tables, key=lambda x: (x[0], ("daily_log", "trades", "value").index(x[1]["table"])))[1]
+    order = ("daily_log", "trades", "value")
+    return min(tables, key=lambda x: (x[0], order.index(x[1]["table"])))[1]
 
 
 # -- the audit --------------------------------------------------------------------------------
@@ -774,7 +802,11 @@ def check_look_ahead(
         for p in variants:
             if on_step:
                 on_step(f"look-ahead {day.date()} {p.variant}")
-            entry: dict[str, Any] = {"date": str(day.date()), "variant": p.variant}
+            entry: dict[str, Any] = {
+                "date": str(day.date()),
+                "variant": p.variant,
+                "perturbation": p.describe(),
+            }
             if p.decision_time is not None:
                 entry["decision_time"] = _clock(p.decision_time)
             try:
@@ -807,7 +839,7 @@ def check_look_ahead(
             (
                 f"decision on {ch['date']} changed ({ch['table']}.{ch['field']}: "
                 f"{ch['baseline']} -> {ch['perturbed']}) when input {f['input']!r} was "
-                f"perturbed after {f['date']} ({f['variant']})"
+                f"perturbed: {f['perturbation']}"
             ),
         )
     compared = [r for r in runs if "error" not in r]
@@ -853,9 +885,7 @@ def check_determinism(
     choices (each of its out-of-sample folds reproduced from its parameters on the first run's
     plugin)."""
     same = {name: first.files[name] == second.files[name] for name in BOOK_FILES}
-    digests = {
-        name: hashlib.sha256(first.files[name]).hexdigest()[:16] for name in BOOK_FILES
-    }
+    digests = {name: hashlib.sha256(first.files[name]).hexdigest()[:16] for name in BOOK_FILES}
     reproduced, chosen_differs, mismatch = 0, 0, None
     for fr_a, fr_c in zip(first.wf.folds, other_seed.wf.folds, strict=True):
         if fr_a.best_params != fr_c.best_params:
@@ -917,7 +947,9 @@ def check_books(wf: Any) -> CheckResult:
         return CheckResult("books", "INSUFFICIENT", {}, "no out-of-sample equity")
     if "cash_flow" not in trades and len(trades):
         return CheckResult(
-            "books", "INSUFFICIENT", {"columns": list(trades.columns)},
+            "books",
+            "INSUFFICIENT",
+            {"columns": list(trades.columns)},
             "trades carry no cash_flow column: the books cannot be reconciled",
         )
     rows, worst = [], 0.0
@@ -1011,12 +1043,17 @@ def check_costs_and_fills(
     if not len(t) or "event" not in t:
         evidence["note"] = "no option fills (share strategy or no trade): option checks not run"
         status: Status = "FAIL" if problems else "PASS"
-        return CheckResult("costs_and_fills", status, evidence, "; ".join(problems) or (
-            "no cost or risk field searched; no option fills to recompute"
-        ))
+        return CheckResult(
+            "costs_and_fills",
+            status,
+            evidence,
+            "; ".join(problems) or ("no cost or risk field searched; no option fills to recompute"),
+        )
     fills = t[t["event"] == "fill"]
     quoted = fills[fills["bid"].notna() & fills["ask"].notna()]
-    frac = quoted["root"].map(lambda r: costs.slippage_by_root.get(r, costs.slippage_spread_fraction))
+    frac = quoted["root"].map(
+        lambda r: costs.slippage_by_root.get(r, costs.slippage_spread_fraction)
+    )
     mid = 0.5 * (quoted["bid"] + quoted["ask"])
     want = mid + np.sign(quoted["quantity"]) * frac * (quoted["ask"] - quoted["bid"])
     price_gap = (quoted["price"] - want).abs()
@@ -1079,7 +1116,9 @@ def check_costs_and_fills(
             else:
                 off.append(f"{stamp} {r['root']} {r['strike']}{r['right']}")
         evidence["store_sample"] = {
-            "checked": len(pick), "matched": matched, "not_in_store": missing,
+            "checked": len(pick),
+            "matched": matched,
+            "not_in_store": missing,
             "different_quote": len(off),
         }
         if off:
@@ -1130,8 +1169,10 @@ def check_costs_and_fills(
         if problem is None and not math.isclose(intrinsic, float(r["price"]), abs_tol=1e-6):
             problem = f"paid {r['price']} per unit, intrinsic is {intrinsic}"
         fee = costs.settlement_fee_per_contract * abs(float(r["quantity"]))
-        if problem is None and "commission" in r and not math.isclose(
-            float(r["commission"] or 0.0), fee, abs_tol=1e-9
+        if (
+            problem is None
+            and "commission" in r
+            and not math.isclose(float(r["commission"] or 0.0), fee, abs_tol=1e-9)
         ):
             problem = f"settlement fee {r['commission']}, configured {fee}"
         checked += 1
@@ -1162,9 +1203,19 @@ def check_evidence(metrics: Mapping[str, Any]) -> CheckResult:
     from experiments.overfitting import PERIODS
 
     keys = (
-        "days", "trades", "sharpe", "sharpe_ci_low", "sharpe_ci_high", "deflated_sharpe",
-        "n_trials", "pbo", "cscv_folds", "min_backtest_years", "is_sharpe_mean",
-        "oos_is_sharpe_ratio", "sample",
+        "days",
+        "trades",
+        "sharpe",
+        "sharpe_ci_low",
+        "sharpe_ci_high",
+        "deflated_sharpe",
+        "n_trials",
+        "pbo",
+        "cscv_folds",
+        "min_backtest_years",
+        "is_sharpe_mean",
+        "oos_is_sharpe_ratio",
+        "sample",
     )
     ev = {k: metrics.get(k) for k in keys}
     years = float(metrics.get("days") or 0.0) / PERIODS
@@ -1186,7 +1237,9 @@ def check_evidence(metrics: Mapping[str, Any]) -> CheckResult:
             "evidence", "INSUFFICIENT", ev, "insufficient evidence: " + "; ".join(reasons)
         )
     return CheckResult(
-        "evidence", "PASS", ev,
+        "evidence",
+        "PASS",
+        ev,
         f"Sharpe {metrics['sharpe']:.2f} [{metrics['sharpe_ci_low']:.2f}, "
         f"{metrics['sharpe_ci_high']:.2f}], DSR {dsr:.3f}, PBO {pbo:.2f}, {years:.1f} OOS years",
     )
@@ -1265,7 +1318,9 @@ def check_data(
     if problems:
         return CheckResult("data", "INSUFFICIENT", ev, "; ".join(problems))
     return CheckResult(
-        "data", "PASS", ev,
+        "data",
+        "PASS",
+        ev,
         f"fingerprint {str(fp)[:12]}; at most {worst:.1%} of OOS sessions miss an input; "
         f"{quarantined_touching or 0} quarantined quotes touch traded contracts",
     )
@@ -1279,6 +1334,7 @@ def run_audit(
     dates: int = 3,
     folds: int | None = None,
     write: bool = True,
+    results_dir: str | Path | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> AuditReport:
     """Audit one experiment config (module docstring).
@@ -1295,6 +1351,8 @@ def run_audit(
         Audit only the last ``folds`` walk-forward folds (default all).
     write : bool
         Write ``<results_dir>/<experiment>/audit/<audit id>/{audit.json, audit.md}``.
+    results_dir : str or pathlib.Path, optional
+        Default the config's ``[tracking] results_dir``.
     on_step : callable, optional
         Called with a short description before each step.
 
@@ -1354,7 +1412,8 @@ def run_audit(
     digest = hashlib.sha256(f"{stamp}{config_path.resolve()}".encode()).hexdigest()[:6]
     report = AuditReport(str(config_path), f"{stamp}-{digest}", checks)
     if write:
-        report.folder = write_report(report, Path(config.tracking.results_dir), config)
+        root = Path(results_dir) if results_dir is not None else Path(config.tracking.results_dir)
+        report.folder = write_report(report, root, config)
     return report
 
 

@@ -482,6 +482,9 @@ def _register_plugins() -> None:
     from experiments.summary import register as register_summary  # volsuite summary
 
     register_summary(app)
+    from experiments.cli_audit import register as register_audit  # volsuite audit
+
+    register_audit(app)
 
 
 _register_plugins()
