@@ -334,10 +334,10 @@ class PerturbedChainSource:
 
         Raises
         ------
-        data_feeds.errors.SnapshotNotFoundError
+        data_feeds.chain_store.SnapshotNotFoundError
             As the store, and for every date after the cut when truncating.
         """
-        from data_feeds.errors import SnapshotNotFoundError
+        from data_feeds.chain_store import SnapshotNotFoundError
 
         day = pd.Timestamp(quote_date).date()
         cut = self._p.cut.date()
@@ -829,8 +829,11 @@ def check_look_ahead(
         "errors": sum("error" in r for r in runs),
         "runs": runs,
     }
-    if failures:
-        f = failures[0]
+    if failures:  # the earliest changed decision, a changed field before a missing row
+        f = min(
+            failures,
+            key=lambda e: (e["changed"]["field"] == "(row)", e["changed"]["date"]),
+        )
         ch = f["changed"]
         return CheckResult(
             "look_ahead",
@@ -1040,7 +1043,8 @@ def check_costs_and_fills(
     problems: list[str] = []
     if searched:
         problems.append(f"cost/risk fields in the search space: {searched}")
-    if not len(t) or "event" not in t:
+    option_cols = {"event", "bid", "ask", "price", "quantity", "commission", "root"}
+    if not len(t) or not option_cols <= set(t.columns) or not (t["event"] == "fill").any():
         evidence["note"] = "no option fills (share strategy or no trade): option checks not run"
         status: Status = "FAIL" if problems else "PASS"
         return CheckResult(
@@ -1225,13 +1229,14 @@ def check_evidence(metrics: Mapping[str, Any]) -> CheckResult:
         reasons.append(str(metrics["sample"]))
     minbtl = metrics.get("min_backtest_years")
     if minbtl is None or not math.isfinite(float(minbtl)) or years < float(minbtl):
-        reasons.append(f"{years:.2f} OOS years < MinBTL {minbtl}")
+        shown = "n/a" if minbtl is None else f"{float(minbtl):.2f}"
+        reasons.append(f"{years:.2f} OOS years < MinBTL {shown} years")
     dsr = metrics.get("deflated_sharpe")
     if dsr is None or not math.isfinite(float(dsr)) or float(dsr) < 0.95:
-        reasons.append(f"DSR {dsr} < 0.95")
+        reasons.append("DSR n/a" if dsr is None else f"DSR {float(dsr):.3f} < 0.95")
     pbo = metrics.get("pbo")
     if pbo is None or not math.isfinite(float(pbo)) or float(pbo) > 0.5:
-        reasons.append(f"PBO {pbo} > 0.5 or unknown")
+        reasons.append("PBO n/a" if pbo is None else f"PBO {float(pbo):.2f} > 0.5")
     if reasons:
         return CheckResult(
             "evidence", "INSUFFICIENT", ev, "insufficient evidence: " + "; ".join(reasons)
