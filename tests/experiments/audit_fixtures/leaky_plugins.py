@@ -8,6 +8,9 @@ with a signal that uses information not available at the open:
   chain's underlying price from ``d``'s snapshot to the next stored quote date's, a feature table
   built in ``prepare`` from the chain store.
 
+:class:`Unseeded` is no leak but draws unseeded random numbers in ``prepare``: the
+determinism check must fail it.
+
 Registered by the tests only (``strategies.STRATEGIES``), never shipped.
 """
 
@@ -48,3 +51,16 @@ class ChainPeek(DayTrader):
             for d, nxt in itertools.pairwise(dates)
         }
         return pd.Series(moves, dtype=float)
+
+
+class Unseeded(DayTrader):
+    """Not a leak: an unseeded random tilt of the signal, so two runs differ (check 2 fixture)."""
+
+    name: ClassVar[str] = "unseeded_noise"
+    description: ClassVar[str] = "BROKEN test fixture: unseeded randomness in prepare"
+
+    def open_signal(self, data: Mapping[str, Any]) -> pd.Series:
+        import numpy as np
+
+        base = super().open_signal(data)
+        return base + np.random.default_rng().normal(0.0, 1e-3, len(base))
