@@ -1253,8 +1253,9 @@ def check_evidence(metrics: Mapping[str, Any]) -> CheckResult:
 def check_data(
     plugin: StrategyPlugin, data: Mapping[str, Any], wf: Any, reports: Sequence[str]
 ) -> CheckResult:
-    """Check 6: fingerprint, share of out-of-sample sessions missing from each input, quarantined
-    quotes of traded contracts on their trade dates, fills and window-end marks without a quote."""
+    """Check 6: fingerprint, share of the sessions of the out-of-sample span (the underlying's
+    calendar, else the out-of-sample days) missing from each input, quarantined quotes of traded
+    contracts on their trade dates, fills without a quote and window-end marks."""
     from data_feeds.contracts import underlying_of
     from experiments.metrics import trade_stats
 
@@ -1262,7 +1263,15 @@ def check_data(
         fp = plugin.data_fingerprint()
     except TypeError as exc:
         fp = f"n/a ({exc})"
-    sessions = set(_et_stamps(wf.oos_returns.index).date)
+    oos = _et_stamps(wf.oos_returns.index)
+    calendar = data.get("underlying")
+    if isinstance(calendar, pd.DataFrame) and isinstance(calendar.index, pd.DatetimeIndex):
+        # the underlying's sessions over the out-of-sample span: a session the strategy could not
+        # trade for lack of another input counts as missing it
+        stamps = _et_stamps(calendar.index)
+        sessions = set(stamps[(stamps >= oos.min()) & (stamps <= oos.max())].date)
+    else:
+        sessions = set(oos.date)
     missing: dict[str, float] = {}
     for name, value in data.items():
         if isinstance(value, pd.DataFrame | pd.Series) and isinstance(
