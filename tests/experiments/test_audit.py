@@ -115,6 +115,14 @@ def _snapshot(date: str, price: float) -> ChainSnapshot:
             "ask": [1.2],
             "mid": [1.1],
             "last": [1.1],
+            "volume": [10.0],
+            "open_interest": [100.0],
+            "vendor_implied_vol": [0.2],
+            "vendor_delta": [0.5],
+            "vendor_gamma": [0.01],
+            "vendor_theta": [-1.0],
+            "vendor_vega": [1.0],
+            "is_liquid": [True],
         }
     )
     stamp = pd.Timestamp(f"{date} 15:45").tz_localize(TZ)
