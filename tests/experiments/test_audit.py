@@ -452,3 +452,15 @@ def test_cli_audit_passes_a_shipped_chain_config(
     _assert_cli_passes_1_to_4(out, payload)
     fills = {c["name"]: c for c in payload["checks"]}["costs_and_fills"]["evidence"]
     assert fills["store_sample"]["matched"] == fills["store_sample"]["checked"] > 0
+
+
+@pytest.mark.slow
+def test_cli_audit_full_arch_config_three_trials(tmp_path: Path) -> None:
+    """The issue's acceptance run: every fold, 3 trials, 3 look-ahead dates (minutes)."""
+    results = tmp_path / "results"
+    args = ["experiments/configs/zero_dte_straddle.toml", "--trials", "3"]
+    out = _run_cli([*args, "--results-dir", str(results)])
+    payload = _audit_json(results, "zero_dte_straddle")
+    _assert_cli_passes_1_to_4(out, payload)
+    look = {c["name"]: c for c in payload["checks"]}["look_ahead"]["evidence"]
+    assert len(look["dates"]) == 3
