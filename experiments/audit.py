@@ -444,7 +444,10 @@ def perturbed_loaders(
         if module is None or module.__name__ in ("builtins", "abc", "strategies.base"):
             continue
         for attr, value in list(vars(module).items()):
-            label = known.get(value) if callable(value) else None
+            try:
+                label = known.get(value) if callable(value) else None
+            except TypeError:  # an unhashable callable is no loader
+                label = None
             if label is None:
                 continue
 
