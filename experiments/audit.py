@@ -1434,6 +1434,24 @@ def run_audit(
     return report
 
 
+#: Rows of the evidence table: (metric of check 5, label).
+EVIDENCE_ROWS = (
+    ("days", "OOS days"),
+    ("oos_years", "OOS years"),
+    ("trades", "trades"),
+    ("min_backtest_years", "MinBTL (years)"),
+    ("sharpe", "Sharpe"),
+    ("sharpe_ci_low", "Sharpe 95% low"),
+    ("sharpe_ci_high", "Sharpe 95% high"),
+    ("deflated_sharpe", "deflated Sharpe"),
+    ("n_trials", "trials (DSR)"),
+    ("pbo", "PBO"),
+    ("is_sharpe_mean", "IS Sharpe (mean)"),
+    ("oos_is_sharpe_ratio", "OOS / IS Sharpe"),
+    ("sample", "sample note"),
+)
+
+
 def render_markdown(report: AuditReport) -> str:
     """``audit.md``: the verdict, one table row per check, then each check's evidence."""
     lines = [
@@ -1446,6 +1464,16 @@ def render_markdown(report: AuditReport) -> str:
     ]
     for c in report.checks:
         lines.append(f"| {c.name} | {c.status} | {c.message.replace('|', '/')} |")
+    ev = (
+        report.check("evidence").evidence
+        if any(c.name == "evidence" for c in report.checks)
+        else {}
+    )
+    lines += ["", "| evidence | value |", "|---|---|"]
+    for key, label in EVIDENCE_ROWS:
+        value = ev.get(key)
+        shown = "n/a" if value is None else f"{value:.4g}" if isinstance(value, float) else value
+        lines.append(f"| {label} | {shown} |")
     payload = report.to_json()
     for c in payload["checks"]:
         lines += ["", f"## {c['name']}: {c['status']}", "", "```json"]

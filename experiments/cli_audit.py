@@ -28,23 +28,6 @@ ERROR_EXIT = 2
 
 STYLE = {"PASS": "green", "FAIL": "bold red", "INSUFFICIENT": "yellow"}
 
-#: Rows of the evidence table: (metric of check 5, label).
-EVIDENCE_ROWS = (
-    ("days", "OOS days"),
-    ("oos_years", "OOS years"),
-    ("trades", "trades"),
-    ("min_backtest_years", "MinBTL (years)"),
-    ("sharpe", "Sharpe"),
-    ("sharpe_ci_low", "Sharpe 95% low"),
-    ("sharpe_ci_high", "Sharpe 95% high"),
-    ("deflated_sharpe", "deflated Sharpe"),
-    ("n_trials", "trials (DSR)"),
-    ("pbo", "PBO"),
-    ("is_sharpe_mean", "IS Sharpe (mean)"),
-    ("oos_is_sharpe_ratio", "OOS / IS Sharpe"),
-    ("sample", "sample note"),
-)
-
 
 def _cell(value: Any) -> str:
     if value is None:
@@ -76,7 +59,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Audit CONFIG's strategy: look-ahead, determinism, books, costs, evidence, data."""
         from data_feeds.errors import VolsuiteError
-        from experiments.audit import run_audit
+        from experiments.audit import EVIDENCE_ROWS, run_audit
 
         try:
             with console.status("audit") as status:

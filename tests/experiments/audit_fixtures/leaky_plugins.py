@@ -63,4 +63,4 @@ class Unseeded(DayTrader):
         import numpy as np
 
         base = super().open_signal(data)
-        return base + np.random.default_rng().normal(0.0, 1e-3, len(base))
+        return base + np.random.default_rng().normal(0.0, 0.02, len(base))
