@@ -531,25 +531,32 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _first_row_difference(
-    base: pd.DataFrame, other: pd.DataFrame, when: pd.Series, table: str
+    base: pd.DataFrame,
+    other: pd.DataFrame,
+    when: pd.Series,
+    table: str,
+    when_other: pd.Series | None = None,
 ) -> dict[str, Any] | None:
+    """First row (in order) and field where ``other`` differs from ``base``; a column one frame
+    lacks counts as NaN there (a log built from dicts has no column no row filled)."""
     base = base.reset_index(drop=True)
     other = other.reset_index(drop=True)
     when = when.reset_index(drop=True)
+    when_other = when.copy() if when_other is None else when_other.reset_index(drop=True)
+    columns = [*base.columns, *(c for c in other.columns if c not in base.columns)]
     for i in range(max(len(base), len(other))):
         if i >= len(base) or i >= len(other):
-            row = base if i < len(base) else other
-            stamp = when.iloc[i] if i < len(when) else None
+            stamps = when if i < len(base) else when_other
             return {
                 "table": table,
-                "date": str(stamp if stamp is not None else row.index[i]),
+                "date": str(stamps.iloc[i]) if i < len(stamps) else "n/a",
                 "field": "(row)",
                 "baseline": "present" if i < len(base) else "absent",
                 "perturbed": "present" if i < len(other) else "absent",
             }
-        for col in base.columns:
-            a = base.at[i, col]
-            b = other.at[i, col] if col in other.columns else "(no column)"
+        for col in columns:
+            a = base.at[i, col] if col in base.columns else np.nan
+            b = other.at[i, col] if col in other.columns else np.nan
             if not _same(a, b):
                 return {
                     "table": table,
@@ -559,6 +566,11 @@ def _first_row_difference(
                     "perturbed": _plain(b),
                 }
     return None
+
+
+def _diff_day(diff: Mapping[str, Any]) -> dt.date:
+    stamp = pd.to_datetime(diff["date"], errors="coerce")
+    return dt.date.min if pd.isna(stamp) else stamp.date()
 
 
 def _plain(value: Any) -> Any:
@@ -596,9 +608,9 @@ def first_difference(
     if len(lb) or len(lo):
         db, do = _log_dates(lb), _log_dates(lo)
         a, b = lb[keep_days(db).to_numpy()], lo[keep_days(do).to_numpy()]
-        diff = _first_row_difference(a, b, db[keep_days(db)], "daily_log")
+        diff = _first_row_difference(a, b, db[keep_days(db)], "daily_log", do[keep_days(do)])
         if diff:
-            tables.append((pd.Timestamp(diff["date"]).date(), diff))
+            tables.append((_diff_day(diff), diff))
     tb, to = base.trades, other.trades
     if len(tb) or len(to):
 
@@ -619,17 +631,18 @@ def first_difference(
 
         a, b = sel(tb), sel(to)
         when = _trade_times(a) if len(a) else pd.Series(dtype="datetime64[ns]")
-        diff = _first_row_difference(a, b, when, "trades")
+        when_b = _trade_times(b) if len(b) else pd.Series(dtype="datetime64[ns]")
+        diff = _first_row_difference(a, b, when, "trades", when_b)
         if diff:
-            tables.append((pd.Timestamp(diff["date"]).date(), diff))
+            tables.append((_diff_day(diff), diff))
     vb, vo = base.value, other.value
     db = pd.Series(_et_stamps(vb.index).date, index=vb.index)
     do = pd.Series(_et_stamps(vo.index).date, index=vo.index)
     a = vb[keep_days(db).to_numpy()].to_frame("value").assign(date=db[keep_days(db)].astype(str))
     b = vo[keep_days(do).to_numpy()].to_frame("value").assign(date=do[keep_days(do)].astype(str))
-    diff = _first_row_difference(a, b, db[keep_days(db)], "value")
+    diff = _first_row_difference(a, b, db[keep_days(db)], "value", do[keep_days(do)])
     if diff:
-        tables.append((pd.Timestamp(diff["date"]).date(), diff))
+        tables.append((_diff_day(diff), diff))
     if not tables:
         return None
     order = ("daily_log", "trades", "value")

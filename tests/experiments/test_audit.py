@@ -195,6 +195,14 @@ def test_first_difference_names_the_first_changed_decision() -> None:
         "baseline": 0.2,
         "perturbed": 0.25,
     }
+    # a column no row filled is absent from a log built from dicts: NaN either way, no change
+    no_action = base.daily_log.assign(action=np.nan)
+    same = BacktestResult(base.returns, base.value, base.trades, no_action)
+    assert first_difference(same, base, Perturbation("truncate", day("2020-01-06"))) is None
+    acted = base.daily_log.assign(action=[np.nan, "buy", np.nan])
+    moved = BacktestResult(base.returns, base.value, base.trades, acted)
+    diff = first_difference(base, moved, Perturbation("truncate", day("2020-01-06")))
+    assert (diff["date"], diff["field"], diff["perturbed"]) == ("2020-01-03", "action", "buy")
 
 
 # -- checks 3 and 4 on hand-made books -----------------------------------------------------------
