@@ -472,3 +472,12 @@ def test_cli_audit_full_arch_config_three_trials(tmp_path: Path) -> None:
     _assert_cli_passes_1_to_4(out, payload)
     look = {c["name"]: c for c in payload["checks"]}["look_ahead"]["evidence"]
     assert len(look["dates"]) == 3
+
+
+def test_cli_refuses_bad_options_with_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    config = "experiments/configs/zero_dte_straddle.toml"
+    out = _run_cli([config, "--dates", "0", "--results-dir", str(results)])
+    assert out.returncode == 2
+    assert "--dates: must be >= 1 (got 0)" in out.stderr
+    assert not results.exists()
