@@ -586,10 +586,12 @@ def first_difference(
 ) -> dict[str, Any] | None:
     """The first decision, fill or account value at or before the cut that ``other`` changed.
 
-    What is compared: ``truncate``/``scale``/``shuffle``: daily-log rows, trades (not the
-    ``window_end`` closes of a window ended early) and account values dated on or before
-    ``p.cut``; ``intraday``: daily-log rows and values before ``p.cut`` and the trades up to
-    ``p.decision_time``.
+    What is compared: ``scale``/``shuffle``: daily-log rows, trades and account values dated on
+    or before ``p.cut``; ``truncate``: those dated before ``p.cut`` (the truncated window ends at
+    the cut, and a strategy may legitimately act differently on its window's last session, e.g.
+    close its positions: ``scale`` and ``shuffle`` cover the cut session itself); ``intraday``:
+    daily-log rows and values before ``p.cut`` and the trades up to ``p.decision_time``.
+    ``window_end`` rows (positions closed at their marks after a window) are never compared.
 
     Returns
     -------
@@ -598,7 +600,7 @@ def first_difference(
         ``perturbed``; None when nothing changed.
     """
     cut = p.cut.date()
-    strict = p.variant == "intraday"
+    strict = p.variant in ("intraday", "truncate")
 
     def keep_days(days: pd.Series) -> pd.Series:
         return (days < cut) if strict else (days <= cut)
@@ -625,6 +627,8 @@ def first_difference(
                     if times.dt.tz is not None
                     else (times <= limit)
                 )
+            elif strict:
+                ok = pd.Series(times.dt.date < cut, index=t.index)
             else:
                 ok = pd.Series(times.dt.date <= cut, index=t.index)
             return t[ok.to_numpy() & ~_is_window_end(t).to_numpy()]

@@ -355,8 +355,10 @@ def test_reading_tomorrows_chain_fails_look_ahead(
     assert check.status == "FAIL"
     assert "input 'chains'" in check.message
     failing = [r for r in check.evidence["runs"] if r.get("changed")]
-    # every variant that touches the next day's chain changes the decision of the cut day or before
-    assert {r["variant"] for r in failing} == {"truncate", "scale", "shuffle", "intraday"}
+    # every variant that changes the next day's chain under the cut day's decision catches it
+    # (truncation compares the sessions before the cut only: the cut day's own signal reads the
+    # next day's chain, which truncation removes, but that day ends the truncated window)
+    assert {r["variant"] for r in failing} == {"scale", "shuffle", "intraday"}
     for r in failing:
         assert r["changed"]["date"][:10] <= r["date"]
     assert any(r["changed"]["date"][:10] in check.message for r in failing)
