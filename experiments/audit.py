@@ -581,17 +581,57 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+#: Daily-log columns holding a position's outcome, written when it exits (possibly after the
+#: cut) on the row of its entry: never compared (the fills and account values cover the money).
+#: A plugin names its own with a ``log_outcome_columns`` attribute (names or ``prefix*``).
+OUTCOME_COLUMNS = (
+    "exit_*",
+    "net_pnl",
+    "gross_pnl",
+    "pnl",
+    "realized_pnl",
+    "settlement_*",
+    "days_held",
+    "holding_days",
+)
+
+
+def outcome_columns(*logs: pd.DataFrame, patterns: Sequence[str] = OUTCOME_COLUMNS) -> list[str]:
+    """Columns of ``logs`` matching ``patterns`` (exact names, or ``prefix*``)."""
+    names = {str(c) for log in logs for c in log.columns}
+    out = []
+    for name in sorted(names):
+        for pat in patterns:
+            if (pat.endswith("*") and name.startswith(pat[:-1])) or name == pat:
+                out.append(name)
+                break
+    return out
+
+
 def first_difference(
-    base: BacktestResult, other: BacktestResult, p: Perturbation
+    base: BacktestResult,
+    other: BacktestResult,
+    p: Perturbation,
+    outcomes: Sequence[str] = OUTCOME_COLUMNS,
 ) -> dict[str, Any] | None:
     """The first decision, fill or account value at or before the cut that ``other`` changed.
 
     What is compared: ``scale``/``shuffle``: daily-log rows, trades and account values dated on
-    or before ``p.cut``; ``truncate``: those dated before ``p.cut`` (the truncated window ends at
-    the cut, and a strategy may legitimately act differently on its window's last session, e.g.
-    close its positions: ``scale`` and ``shuffle`` cover the cut session itself); ``intraday``:
-    daily-log rows and values before ``p.cut`` and the trades up to ``p.decision_time``.
-    ``window_end`` rows (positions closed at their marks after a window) are never compared.
+    or before ``p.cut``; ``truncate``: those dated before the session preceding ``p.cut`` (the
+    truncated window ends at the cut, and a strategy may legitimately act differently on its
+    window's last two sessions, e.g. order a close-out at the penultimate close that fills at the
+    last bar: ``scale`` and ``shuffle`` cover those sessions); ``intraday``: daily-log rows and
+    values before ``p.cut`` and the trades up to ``p.decision_time``. ``window_end`` rows
+    (positions closed at their marks after a window) and the daily log's outcome columns
+    (:data:`OUTCOME_COLUMNS`) are never compared.
+
+    Parameters
+    ----------
+    base, other : BacktestResult
+        The baseline and the perturbed rerun.
+    p : Perturbation
+    outcomes : sequence of str
+        Daily-log outcome columns not compared (names or ``prefix*``).
 
     Returns
     -------
@@ -601,6 +641,9 @@ def first_difference(
     """
     cut = p.cut.date()
     strict = p.variant in ("intraday", "truncate")
+    if p.variant == "truncate":  # the truncated window's last two sessions are its window end
+        before = sorted(d for d in _et_stamps(base.value.index).date if d < cut)
+        cut = before[-1] if before else cut
 
     def keep_days(days: pd.Series) -> pd.Series:
         return (days < cut) if strict else (days <= cut)
@@ -609,6 +652,11 @@ def first_difference(
     lb, lo = base.daily_log, other.daily_log
     if len(lb) or len(lo):
         db, do = _log_dates(lb), _log_dates(lo)
+        skip = outcome_columns(lb, lo, patterns=outcomes)
+        lb, lo = (
+            lb.drop(columns=skip, errors="ignore"),
+            lo.drop(columns=skip, errors="ignore"),
+        )
         a, b = lb[keep_days(db).to_numpy()], lo[keep_days(do).to_numpy()]
         diff = _first_row_difference(a, b, db[keep_days(db)], "daily_log", do[keep_days(do)])
         if diff:
@@ -794,6 +842,7 @@ def check_look_ahead(
     from experiments.runner import build_plugin
 
     cls = type(base_plugin)
+    outcomes = (*OUTCOME_COLUMNS, *getattr(cls, "log_outcome_columns", ()))
     picks = sample_decision_dates(wf, dates, seed)
     runs: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
@@ -835,10 +884,10 @@ def check_look_ahead(
                 entry["error"] = f"{type(exc).__name__}: {exc}"[:300]
                 runs.append(entry)
                 continue
-            diff = first_difference(base, other, p)
+            diff = first_difference(base, other, p, outcomes)
             entry["changed"] = diff
             if diff is not None:
-                entry["input"] = _attribute(p, data, loader_inputs, rerun, base, fr)
+                entry["input"] = _attribute(p, data, loader_inputs, rerun, base, fr, outcomes)
                 failures.append(entry)
             runs.append(entry)
     inputs_seen = set(data) | loader_inputs
@@ -888,6 +937,7 @@ def _attribute(
     rerun: Callable[[Perturbation, Any], BacktestResult],
     base: BacktestResult,
     fr: Any,
+    outcomes: Sequence[str] = OUTCOME_COLUMNS,
 ) -> str:
     """The first input whose perturbation alone reproduces a difference (or ``"all inputs"``)."""
     for name in [*data, *sorted(loader_inputs)]:
@@ -896,7 +946,7 @@ def _attribute(
             other = rerun(single, fr)
         except Exception:
             continue
-        if first_difference(base, other, single) is not None:
+        if first_difference(base, other, single, outcomes) is not None:
             return name
     return "all inputs together"
 

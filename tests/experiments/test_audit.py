@@ -198,11 +198,25 @@ def test_first_difference_names_the_first_changed_decision() -> None:
     # a column no row filled is absent from a log built from dicts: NaN either way, no change
     no_action = base.daily_log.assign(action=np.nan)
     same = BacktestResult(base.returns, base.value, base.trades, no_action)
-    assert first_difference(same, base, Perturbation("truncate", day("2020-01-06"))) is None
+    assert first_difference(same, base, Perturbation("scale", day("2020-01-03"))) is None
     acted = base.daily_log.assign(action=[np.nan, "buy", np.nan])
     moved = BacktestResult(base.returns, base.value, base.trades, acted)
-    diff = first_difference(base, moved, Perturbation("truncate", day("2020-01-06")))
+    diff = first_difference(base, moved, Perturbation("scale", day("2020-01-03")))
     assert (diff["date"], diff["field"], diff["perturbed"]) == ("2020-01-03", "action", "buy")
+    # a truncated window's last two sessions (01-03, 01-06) are its window end: not compared
+    assert first_difference(base, moved, Perturbation("truncate", day("2020-01-06"))) is None
+    early_act = base.daily_log.assign(action=["buy", np.nan, np.nan])
+    moved = BacktestResult(base.returns, base.value, base.trades, early_act)
+    diff = first_difference(base, moved, Perturbation("truncate", day("2020-01-06")))
+    assert (diff["date"], diff["field"]) == ("2020-01-02", "action")
+    # an outcome written on the entry row when the position exits later is not a decision
+    exits = base.daily_log.assign(exit_reason=["target", "stop", "target"], net_pnl=[1.0, 2, 3])
+    later = base.daily_log.assign(exit_reason=["target", "window_end", "x"], net_pnl=[1.0, 5, 3])
+    a = BacktestResult(base.returns, base.value, base.trades, exits)
+    b = BacktestResult(base.returns, base.value, base.trades, later)
+    assert first_difference(a, b, Perturbation("scale", day("2020-01-03"))) is None
+    diff = first_difference(a, b, Perturbation("scale", day("2020-01-03")), outcomes=())
+    assert (diff["date"], diff["field"]) == ("2020-01-03", "exit_reason")
 
 
 # -- checks 3 and 4 on hand-made books -----------------------------------------------------------
