@@ -607,6 +607,9 @@ def _register_plugins() -> None:
     from experiments.cli_portfolio import register as register_portfolio  # portfolio, stress
 
     register_portfolio(app)
+    from experiments.cli_audit import register as register_audit  # volsuite audit
+
+    register_audit(app)
 
 
 _register_plugins()

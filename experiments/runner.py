@@ -373,19 +373,7 @@ def run_experiment(
         if log_dir is not None:
             shutil.rmtree(log_dir, ignore_errors=True)
     say("computing metrics")
-    pbos = [fold_pbo(fr.trial_returns) for fr in wf.folds]
-    metrics = run_metrics(
-        wf.oos_returns,
-        initial_cash=wf.initial_cash,
-        final_equity=wf.final_equity,
-        trades=wf.trades,
-        trial_sharpes=wf.trial_sharpes(),
-        fold_pbos=[p for p, _ in pbos],
-        is_sharpes=[fr.in_sample.get("sharpe", float("nan")) for fr in wf.folds],
-        min_trades=config.report.min_trades,
-        min_days=config.report.min_days,
-        costs=reported_costs(wf),
-    )
+    metrics, pbos = walkforward_metrics(config, wf)
     market_source = str(wf.info.get("market_source", "n/a"))
     exp_dir = results_dir / config.experiment.name
     exp_dir.mkdir(parents=True, exist_ok=True)
@@ -560,6 +548,57 @@ def run_worker(
         optimize_only=True,
     )
     return len(folds)
+def walkforward_metrics(
+    config: ExperimentConfig, wf: WalkForwardResult
+) -> tuple[dict[str, Any], list[tuple[float | None, str]]]:
+    """Every reported number of a walk-forward, once (:func:`experiments.metrics.run_metrics`).
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+        Its ``[report]`` thresholds of an insufficient sample.
+    wf : WalkForwardResult
+        The walk-forward (out-of-sample returns, trades, every trial's in-sample returns).
+
+    Returns
+    -------
+    metrics : dict
+        :func:`experiments.metrics.run_metrics` output (Sharpe and its interval, DSR, PBO, MinBTL
+        in years, OOS/IS ratio, trades, costs in dollars, the sample note).
+    pbos : list of (float or None, str)
+        Per fold, the PBO by CSCV and its method note (:func:`experiments.metrics.fold_pbo`).
+    """
+    pbos = [fold_pbo(fr.trial_returns) for fr in wf.folds]
+    metrics = run_metrics(
+        wf.oos_returns,
+        initial_cash=wf.initial_cash,
+        final_equity=wf.final_equity,
+        trades=wf.trades,
+        trial_sharpes=wf.trial_sharpes(),
+        fold_pbos=[p for p, _ in pbos],
+        is_sharpes=[fr.in_sample.get("sharpe", float("nan")) for fr in wf.folds],
+        min_trades=config.report.min_trades,
+        min_days=config.report.min_days,
+        costs=reported_costs(wf),
+    )
+    return metrics, pbos
+
+
+def write_books(folder: Path, wf: WalkForwardResult) -> None:
+    """Write the run's books: ``oos_returns.csv``, ``trades.csv``, ``closed_trades.csv`` (a
+    strategy with a trade book), ``daily_log.csv`` and ``equity.csv`` (dollars; the byte layout
+    ``volsuite audit`` compares between runs)."""
+    wf.oos_returns.rename("oos_return").to_csv(folder / "oos_returns.csv", index_label="date")
+    wf.trades.to_csv(folder / "trades.csv", index=False)
+    closed = closed_trades_csv(
+        [fr.out_of_sample for fr in wf.folds], [fr.fold.index for fr in wf.folds]
+    )
+    if closed is not None:  # strategies with a strategies.book.TradeBook
+        closed.to_csv(folder / "closed_trades.csv", index=False)
+    wf.daily_log.to_csv(folder / "daily_log.csv", index=False)
+    equity = wf.equity.copy()
+    equity["date"] = pd.DatetimeIndex(equity["date"]).date
+    equity.to_csv(folder / "equity.csv", index=False, float_format="%.6f")
 
 
 def checked_overrides(
@@ -648,20 +687,10 @@ def _write_run_files(
 ) -> None:
     shutil.copyfile(config_path, folder / "config.toml")
     metrics.update(plugin.write_artifacts(folder))
-    wf.oos_returns.rename("oos_return").to_csv(folder / "oos_returns.csv", index_label="date")
-    wf.trades.to_csv(folder / "trades.csv", index=False)
-    closed = closed_trades_csv(
-        [fr.out_of_sample for fr in wf.folds], [fr.fold.index for fr in wf.folds]
-    )
-    if closed is not None:  # strategies with a strategies.book.TradeBook
-        closed.to_csv(folder / "closed_trades.csv", index=False)
+    write_books(folder, wf)
     from experiments.tca import write_tca  # tca.csv, tca_summary.csv; cost_spread_fraction
 
     metrics.update(write_tca(folder, wf.trades, config.strategy.name))
-    wf.daily_log.to_csv(folder / "daily_log.csv", index=False)
-    equity = wf.equity.copy()
-    equity["date"] = pd.DatetimeIndex(equity["date"]).date
-    equity.to_csv(folder / "equity.csv", index=False, float_format="%.6f")
     rows: list[dict[str, Any]] = []
     for fr, (pbo, pbo_note) in zip(wf.folds, pbos, strict=True):
         is_sr, oos_sr = fr.in_sample.get("sharpe"), fr.oos_metrics.get("sharpe")
