@@ -69,13 +69,15 @@ RUN_COLUMNS = [
     "max_drawdown",
     "days",
     "sample",
+    "audit",
     "oos_start",
     "oos_end",
     "status",
     "path",
 ]
 """Columns of :func:`list_runs` (the metrics as ``summary.json`` holds them: ratios decimal,
-``costs_share`` = costs / gross P&L, ``trades`` = opening orders; ``date`` the run's UTC start)."""
+``costs_share`` = costs / gross P&L, ``trades`` = opening orders; ``date`` the run's UTC start;
+``audit`` the verdict of the experiment's newest ``volsuite audit``, :func:`audit_verdict_path`)."""
 
 
 # -- run folders ----------------------------------------------------------------------------------
@@ -120,6 +122,12 @@ def list_runs(results_dir: str | Path) -> pd.DataFrame:
                 {k: summary.get(k) for k in ("strategy", "market_source", "oos_start", "oos_end")}
             )
             row["experiment"] = summary.get("experiment", row["experiment"])
+            verdict = audit_verdict_path(run_dir)
+            if verdict.is_file():
+                try:
+                    row["audit"] = json.loads(verdict.read_text(encoding="utf-8")).get("verdict")
+                except (OSError, ValueError) as exc:
+                    row["audit"] = f"unreadable: {type(exc).__name__}"
             for key in RUN_COLUMNS:
                 if key in metrics:
                     row[key] = metrics[key]
@@ -129,10 +137,13 @@ def list_runs(results_dir: str | Path) -> pd.DataFrame:
 
 
 def audit_verdict_path(run_dir: str | Path) -> Path:
-    """Where ``volsuite audit`` writes a run's verdict: ``results/<experiment>/audit/<run id>/
-    audit.json`` (``run_dir`` = ``results/<experiment>/<run id>``)."""
+    """The ``volsuite audit`` verdict shown beside a run: ``audit.json`` of the newest audit of
+    the run's experiment (``results/<experiment>/audit/<audit id>/``; an audit checks the config
+    with its own walk-forward, so it is the experiment's, not one run folder's). The path that
+    would be written when no audit exists yet (``run_dir`` = ``results/<experiment>/<run id>``)."""
     run = Path(run_dir)
-    return run.parent / "audit" / run.name / "audit.json"
+    audits = sorted((run.parent / "audit").glob("*/audit.json"))
+    return audits[-1] if audits else run.parent / "audit" / "<audit id>" / "audit.json"
 
 
 @dataclass

@@ -204,7 +204,8 @@ def test_runs_page_shows_the_summary_numbers_and_the_equity_curve(app_test, run_
     quadrants = {t["name"] for t in mvm["data"]} - {"model (model_iv)", "market IV"}
     assert quadrants == set(log["quadrant"].dropna().unique())
     # the marked spot for the audit verdict says where volsuite audit writes it
-    assert any("audit" in c.value and run_dir.name in c.value for c in at.caption)
+    where = f"{run_dir.parent.name}/audit/"
+    assert any("volsuite audit" in c.value and where in c.value for c in at.caption)
 
 
 def test_runs_page_shows_an_audit_verdict_when_present(app_test, run_dir):
@@ -214,6 +215,8 @@ def test_runs_page_shows_an_audit_verdict_when_present(app_test, run_dir):
     try:
         at = _open(app_test, "runs")
         assert any("needs-review" in md.value for md in at.markdown)
+        listed = at.dataframe[0].value  # the runs list: the experiment's verdict beside the run
+        assert set(listed.loc[listed["run_id"] == run_dir.name, "audit"]) == {"needs-review"}
     finally:
         shutil.rmtree(run_dir.parent / "audit")
 

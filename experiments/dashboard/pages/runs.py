@@ -102,12 +102,15 @@ with st.container(border=True):
     st.subheader("Audit verdict")
     if run.audit is not None:
         verdict = run.audit.get("verdict", run.audit.get("status", "see below"))
-        st.markdown(f"**verdict:** `{verdict}`")
+        st.markdown(
+            f"**verdict:** `{verdict}` (audit `{run.audit.get('run_id', '?')}` of "
+            f"`{run.audit.get('config', '?')}`: the experiment's newest `volsuite audit`)"
+        )
         st.json(run.audit, expanded=False)
     else:
         st.caption(
-            f"No audit yet: `volsuite audit` writes `{audit_verdict_path(run.path)}`; it shows "
-            "here when that file exists."
+            f"No audit yet: `volsuite audit CONFIG` writes `{audit_verdict_path(run.path)}`; "
+            "the experiment's newest verdict shows here and in the runs list."
         )
 
 tabs = st.tabs(["Equity", "Folds", "Parameters", "Trades", "Attribution", "Daily log", "Tearsheet"])
