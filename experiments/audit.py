@@ -755,7 +755,11 @@ def _book_bytes(wf: Any) -> dict[str, bytes]:
 
 
 def _fold_params(plugin: StrategyPlugin, fr: Any) -> Any:
-    return plugin.Params(**fr.best_params)
+    """The params a fold's out-of-sample run used (the validated model when the walk-forward
+    kept it: a dump with nested tables such as ``hedge`` carries their cost fields' defaults,
+    which the params model refuses as input)."""
+    params = getattr(fr, "params", None)
+    return params if params is not None else plugin.Params(**fr.best_params)
 
 
 def sample_decision_dates(wf: Any, k: int, seed: int) -> list[tuple[int, pd.Timestamp]]:
@@ -963,7 +967,7 @@ def check_determinism(
     for fr_a, fr_c in zip(first.wf.folds, other_seed.wf.folds, strict=True):
         if fr_a.best_params != fr_c.best_params:
             chosen_differs += 1
-        params = first.plugin.Params(**fr_c.best_params)
+        params = _fold_params(first.plugin, fr_c)
         res = first.plugin.backtest(
             params, fr_c.fold.test_start, fr_c.fold.test_end, cash=fr_c.start_equity
         )

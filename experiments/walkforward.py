@@ -149,6 +149,9 @@ class FoldResult:
     study_name: str
     start_equity: float = 0.0
     trial_returns: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: The validated params the out-of-sample run used (``best_params`` is their dump, which a
+    #: params model with nested cost-free tables, e.g. ``hedge``, does not take back as input).
+    params: Any = None
 
 
 @dataclass
@@ -351,6 +354,7 @@ def run_walkforward(
                 study_name=name,
                 start_equity=start_equity,
                 trial_returns=pd.DataFrame({t.number: trial_returns[t.number] for t in complete}),
+                params=params,
             )
         )
     if optimize_only:

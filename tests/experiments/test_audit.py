@@ -497,3 +497,20 @@ def test_cli_refuses_bad_options_with_one_line_and_writes_nothing(tmp_path: Path
     assert out.returncode == 2
     assert "--dates: must be >= 1 (got 0)" in out.stderr
     assert not results.exists()
+
+
+def test_fold_params_take_the_validated_model_back() -> None:
+    """A params dump with a nested table (vol_of_vol's ``hedge``) carries its cost fields'
+    defaults, which the params model refuses as input: the audit reruns a fold with the model
+    the walk-forward kept (this crashed the audit of vol_of_vol_spx2019 before)."""
+    import types
+
+    from experiments.audit import _fold_params
+    from strategies import get_strategy
+
+    plugin_cls = get_strategy("vol_of_vol")
+    params = plugin_cls.Params(hedge={"rule": "interval"})
+    with pytest.raises(ValueError, match="is a cost, not a parameter"):
+        plugin_cls.Params(**params.model_dump())
+    fold = types.SimpleNamespace(best_params=params.model_dump(), params=params)
+    assert _fold_params(types.SimpleNamespace(Params=plugin_cls.Params), fold) is params
