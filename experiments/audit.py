@@ -596,6 +596,20 @@ OUTCOME_COLUMNS = (
 )
 
 
+ENTRY_OUTCOMES = frozenset({"traded", "open_at_end"})
+"""Final ``status`` values an entry row gets from a later session
+(:meth:`strategies.option_strategy.ChainStrategy.finish_trade`: closed, or still open when the
+window ended): an outcome, compared as ``"entered"``. A decision that changed (``stand_aside``
+vs an entry) still differs, and the orders and fills at or before t are compared as well."""
+
+
+def _entry_status(log: pd.DataFrame) -> pd.DataFrame:
+    if "status" not in log or not len(log):
+        return log
+    status = log["status"].where(~log["status"].isin(ENTRY_OUTCOMES), "entered")
+    return log.assign(status=status)
+
+
 def outcome_columns(*logs: pd.DataFrame, patterns: Sequence[str] = OUTCOME_COLUMNS) -> list[str]:
     """Columns of ``logs`` matching ``patterns`` (exact names, or ``prefix*``)."""
     names = {str(c) for log in logs for c in log.columns}
@@ -658,6 +672,7 @@ def first_difference(
             lo.drop(columns=skip, errors="ignore"),
         )
         a, b = lb[keep_days(db).to_numpy()], lo[keep_days(do).to_numpy()]
+        a, b = _entry_status(a), _entry_status(b)
         diff = _first_row_difference(a, b, db[keep_days(db)], "daily_log", do[keep_days(do)])
         if diff:
             tables.append((_diff_day(diff), diff))

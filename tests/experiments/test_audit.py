@@ -514,3 +514,15 @@ def test_fold_params_take_the_validated_model_back() -> None:
         plugin_cls.Params(**params.model_dump())
     fold = types.SimpleNamespace(best_params=params.model_dump(), params=params)
     assert _fold_params(types.SimpleNamespace(Params=plugin_cls.Params), fold) is params
+
+
+def test_an_entry_rows_final_status_is_an_outcome() -> None:
+    """An entry row's final status (closed later: ``traded``; still open when a truncated window
+    ends: ``open_at_end``) is written by a later session: compared as ``entered``; a changed
+    decision (``stand_aside`` instead of an entry) still differs."""
+    from experiments.audit import _entry_status
+
+    a = pd.DataFrame({"date": ["2021-11-02", "2021-11-03"], "status": ["traded", "stand_aside"]})
+    b = pd.DataFrame({"date": ["2021-11-02", "2021-11-03"], "status": ["open_at_end", "open"]})
+    assert _entry_status(a)["status"].tolist() == ["entered", "stand_aside"]
+    assert _entry_status(b)["status"].tolist() == ["entered", "open"]
