@@ -591,6 +591,7 @@ OUTCOME_COLUMNS = (
     "pnl",
     "realized_pnl",
     "settlement_*",
+    "settled_*",
     "days_held",
     "holding_days",
 )

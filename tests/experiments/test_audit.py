@@ -526,3 +526,13 @@ def test_an_entry_rows_final_status_is_an_outcome() -> None:
     b = pd.DataFrame({"date": ["2021-11-02", "2021-11-03"], "status": ["open_at_end", "open"]})
     assert _entry_status(a)["status"].tolist() == ["entered", "stand_aside"]
     assert _entry_status(b)["status"].tolist() == ["entered", "open"]
+
+
+def test_settlement_fields_of_an_entry_row_are_outcomes() -> None:
+    """``settled_legs`` / ``settled_on`` are written on an entry row when its legs settle later
+    (:meth:`strategies.option_strategy.ChainStrategy.finish_gone_positions`): outcomes, never
+    compared as decisions (truncating ml_spreads_spy2021's data changed them)."""
+    from experiments.audit import outcome_columns
+
+    log = pd.DataFrame(columns=["date", "status", "settled_legs", "settled_on", "contracts"])
+    assert set(outcome_columns(log)) == {"settled_legs", "settled_on"}
