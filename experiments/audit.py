@@ -49,6 +49,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from data_feeds.chain_store import SnapshotNotFoundError, StoreKeyError
 from data_feeds.errors import VolsuiteError
 from experiments.config import COST_AND_RISK_KEYS, ExperimentConfig, load_config
 from strategies.base import BacktestResult, StrategyPlugin
@@ -1188,7 +1189,7 @@ def check_costs_and_fills(
                 snap = store.snapshot(
                     underlying_of(str(r["root"])), stamp.date(), stamp.time(), roots=[r["root"]]
                 )
-            except (KeyError, ValueError):
+            except SnapshotNotFoundError:  # counted: a fill whose snapshot is not stored
                 missing += 1
                 continue
             q = snap.quotes
@@ -1231,7 +1232,7 @@ def check_costs_and_fills(
             if store is not None:
                 try:
                     frame = store.underlying_ohlc(symbol)
-                except (KeyError, ValueError):
+                except StoreKeyError:  # no bars of symbol stored: the plugin's own bars below
                     frame = None
             if frame is None:
                 frame = getattr(plugin, "underlying", None)
