@@ -27,6 +27,7 @@ import typer
 from typer.testing import CliRunner
 
 from experiments.dashboard.screens import capture, chromium_path, serve
+from tests.experiments.test_runner import SMALL as RUNNER_SMALL
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "experiments" / "dashboard" / "app.py"
@@ -40,36 +41,10 @@ PAGES = {
     "paper": ("pages/paper.py", "Paper"),
 }
 
-SMALL = """
-[experiment]
-name = "dash_small"
-[data]
-start = "2010-01-01"
-[data.underlying]
-source = "builtin:sp500"
-[data.vix]
-source = "builtin:vix"
-[strategy]
-name = "zero_dte_straddle"
-[strategy.params]
-contracts = 1
-[strategy.search_space]
-rv_estimator = { choices = ["rogers_satchell", "yang_zhang"] }
-window = { low = 5, high = 30 }
-forecast = { choices = ["rolling", "har"] }
-short_threshold = { low = 0.0, high = 1.0 }
-long_threshold = { low = 0.0, high = 1.0 }
-[walkforward]
-train_days = 252
-test_days = 252
-start = "2015-01-01"
-end = "2017-12-31"
-[optimize]
-trials = 2
-seed = 7
-[tracking]
-results_dir = "{results}"
-"""
+# the runner tests' small config, under its own name and with 2 trials
+SMALL = RUNNER_SMALL.replace('name = "small"', 'name = "dash_small"').replace(
+    "trials = 4", "trials = 2"
+)
 
 
 @pytest.fixture(scope="module")
